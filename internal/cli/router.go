@@ -1,21 +1,109 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"bluegreen/internal/router"
 )
 
+type routerOptions struct {
+	config          string
+	shutdownTimeout time.Duration
+	logFormat       string
+}
+
 func newRouterCmd() *cobra.Command {
-	var config string
+	opts := routerOptions{}
 	cmd := &cobra.Command{
 		Use:   "router --config routes.yaml",
 		Short: "Run the router alone from a route file",
-		Args:  cobra.NoArgs,
+		Long: `Run the router alone, from a route file, for switching traffic from your own
+tooling. SIGHUP re-reads the file (an invalid file is logged and the running
+table stays). SIGTERM or SIGINT stops accepting, lets requests in flight finish
+within --shutdown-timeout, and exits.
+
+The admin listener (admin: in the file) serves GET /routes, PUT /routes (a new
+table as JSON of the file's shape, applied atomically), GET /stats, POST /drain
+and GET /metrics.`,
+		Example: `  bluegreen router --config routes.yaml
+  curl -s 127.0.0.1:9100/routes
+  curl -s -X PUT --data-binary @table.json 127.0.0.1:9100/routes
+  kill -HUP <pid>    # re-read routes.yaml`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return errors.New("router: not implemented yet")
+			if opts.config == "" {
+				return usageError{errors.New("router: --config FILE is required")}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runRouter(ctx, opts, cmd.ErrOrStderr())
 		},
 	}
-	cmd.Flags().StringVar(&config, "config", "", "route file (YAML)")
+	cmd.Flags().StringVar(&opts.config, "config", "", "route file (YAML)")
+	cmd.Flags().DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
+	cmd.Flags().StringVar(&opts.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
 	return cmd
+}
+
+func runRouter(ctx context.Context, opts routerOptions, stderr io.Writer) error {
+	log, err := newLogger(stderr, opts.logFormat)
+	if err != nil {
+		return usageError{err}
+	}
+	cfg, err := router.LoadFile(opts.config)
+	if err != nil {
+		return err
+	}
+	r := router.New(router.Options{Logger: log})
+	if _, err := r.Apply(cfg); err != nil {
+		r.Shutdown(context.Background())
+		return fmt.Errorf("%s: %w", opts.config, err)
+	}
+	if cfg.Admin != "" {
+		addr, err := r.ListenAdmin(cfg.Admin)
+		if err != nil {
+			r.Shutdown(context.Background())
+			return err
+		}
+		log.Info("admin API listening", "addr", addr.String())
+	}
+	log.Info("router ready", "config", opts.config, "listeners", r.ListenerAddrs())
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			next, err := router.LoadFile(opts.config)
+			if err == nil && next.Admin != cfg.Admin {
+				err = fmt.Errorf("admin: the admin address changed from %q to %q; restart the router to move it", cfg.Admin, next.Admin)
+			}
+			if err == nil {
+				_, err = r.Apply(next)
+			}
+			if err != nil {
+				log.Error("reload rejected; the running table stays", "config", opts.config, "err", err)
+				continue
+			}
+			log.Info("reloaded", "config", opts.config, "generation", r.Generation())
+		case <-ctx.Done():
+			log.Info("shutting down", "timeout", opts.shutdownTimeout.String())
+			sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
+			defer cancel()
+			if err := r.Shutdown(sctx); err != nil {
+				log.Warn("requests were still open at the shutdown deadline and were closed")
+			}
+			return nil
+		}
+	}
 }

@@ -1,0 +1,356 @@
+// Package router is bluegreen's data plane: listeners, an atomically swapped
+// routing table, weighted and sticky routing between fleets, health checks,
+// drain and per-fleet metrics.
+package router
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Router.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// Router carries production and test traffic for every app in its table.
+type Router struct {
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	table    atomic.Pointer[table]
+	unrouted atomic.Uint64
+	wg       sync.WaitGroup
+
+	mu         sync.Mutex // serialises changes of the table and of what it refers to
+	closed     bool
+	targets    map[string]*target
+	fleetStats map[string]*metrics
+	rr         map[string]*atomic.Uint64
+	listeners  map[string]*listener
+	admin      *http.Server
+	adminAddr  string
+}
+
+type listener struct {
+	addr string
+	tls  bool
+	cert atomic.Pointer[tls.Certificate]
+	srv  *http.Server
+}
+
+// New returns a router with an empty table and no listeners; Apply gives it both.
+func New(opts Options) *Router {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Router{
+		log: log, ctx: ctx, cancel: cancel,
+		targets:    map[string]*target{},
+		fleetStats: map[string]*metrics{},
+		rr:         map[string]*atomic.Uint64{},
+		listeners:  map[string]*listener{},
+	}
+	r.table.Store(&table{cfg: &Config{Apps: map[string]*AppConfig{}}, listeners: map[string]*listenerRoutes{},
+		apps: map[string]*app{}, reqID: DefaultRequestIDHeader})
+	return r
+}
+
+// Apply validates cfg and makes it the routing table in one atomic step. An
+// invalid table, or one whose listeners cannot be opened, is rejected and the
+// running table stays. It returns the new table's generation.
+func (r *Router) Apply(cfg *Config) (uint64, error) {
+	cfg = cfg.clone()
+	if err := cfg.Validate(); err != nil {
+		return 0, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0, errors.New("router is shut down")
+	}
+	return r.applyLocked(cfg)
+}
+
+// Config returns a copy of the running table.
+func (r *Router) Config() *Config { return r.table.Load().cfg.clone() }
+
+// Generation is the number of the running table; it rises with every Apply.
+func (r *Router) Generation() uint64 { return r.table.Load().gen }
+
+type listenSpec struct {
+	tls *TLSFiles
+	app string
+}
+
+func (r *Router) applyLocked(cfg *Config) (uint64, error) {
+	want := map[string]listenSpec{}
+	var p problems
+	for _, name := range sortedKeys(cfg.Apps) {
+		a := cfg.Apps[name]
+		for addr, files := range map[string]*TLSFiles{a.Production: a.ProductionTLS, a.Test: a.TestTLS} {
+			if addr == "" {
+				continue
+			}
+			if prev, ok := want[addr]; ok && !sameTLS(prev.tls, files) {
+				p.add("apps.%s: listener %s has other TLS files in app %s", name, addr, prev.app)
+			}
+			want[addr] = listenSpec{files, name}
+		}
+	}
+	if err := p.err(); err != nil {
+		return 0, err
+	}
+	certs := map[string]*tls.Certificate{}
+	for addr, spec := range want {
+		if l, ok := r.listeners[addr]; ok && l.tls != (spec.tls != nil) {
+			return 0, fmt.Errorf("listener %s cannot switch between TLS and plain HTTP while running", addr)
+		}
+		if spec.tls != nil {
+			c, err := tls.LoadX509KeyPair(spec.tls.CertFile, spec.tls.KeyFile)
+			if err != nil {
+				return 0, fmt.Errorf("listener %s: loading certificate: %w", addr, err)
+			}
+			certs[addr] = &c
+		}
+	}
+	var opened []*listener
+	var lns []net.Listener
+	for _, addr := range sortedKeys(want) {
+		if _, ok := r.listeners[addr]; ok {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return 0, fmt.Errorf("opening listener %s: %w", addr, err)
+		}
+		l := &listener{addr: addr, tls: want[addr].tls != nil}
+		opened = append(opened, l)
+		lns = append(lns, ln)
+	}
+
+	tbl := r.build(cfg)
+	for addr, c := range certs {
+		if l, ok := r.listeners[addr]; ok {
+			l.cert.Store(c)
+		}
+	}
+	for i, l := range opened {
+		l.cert.Store(certs[l.addr])
+		r.serve(l, lns[i])
+	}
+	r.table.Store(tbl)
+	for addr, l := range r.listeners {
+		if _, ok := want[addr]; !ok {
+			delete(r.listeners, addr)
+			r.shutdownListener(l)
+		}
+	}
+	r.log.Info("routing table applied", "generation", tbl.gen, "apps", len(cfg.Apps))
+	return tbl.gen, nil
+}
+
+func sameTLS(a, b *TLSFiles) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// build compiles cfg into a table, reusing the targets and metrics the running
+// table already has so that health and counters carry over.
+func (r *Router) build(cfg *Config) *table {
+	tbl := &table{
+		gen:       r.table.Load().gen + 1,
+		cfg:       cfg,
+		listeners: map[string]*listenerRoutes{},
+		apps:      map[string]*app{},
+		reqID:     http.CanonicalHeaderKey(cfg.RequestIDHeader),
+		trustXF:   cfg.TrustForwarded,
+	}
+	usedTargets, usedStats := map[string]bool{}, map[string]bool{}
+	for _, name := range sortedKeys(cfg.Apps) {
+		ac := cfg.Apps[name]
+		rr := r.rr[name]
+		if rr == nil {
+			rr = &atomic.Uint64{}
+			r.rr[name] = rr
+		}
+		a := &app{name: name, byName: map[string]*fleet{}, preview: ac.PreviewHeader, rr: rr}
+		if ac.Sticky {
+			a.cookie = ac.StickyCookie
+		}
+		for i, fname := range sortedKeys(ac.Fleets) {
+			fc := ac.Fleets[fname]
+			skey := name + "/" + fname + "/" + fc.Revision
+			st := r.fleetStats[skey]
+			if st == nil {
+				st = &metrics{}
+				r.fleetStats[skey] = st
+			}
+			usedStats[skey] = true
+			f := &fleet{app: a, name: fname, revision: fc.Revision, weight: fc.Weight, fenced: fc.Fenced, index: i, stats: st}
+			for _, addr := range fc.Targets {
+				key := name + "/" + fname + "/" + addr
+				t := r.targets[key]
+				if t == nil {
+					t = newTarget(name, fname, addr)
+					r.targets[key] = t
+				}
+				usedTargets[key] = true
+				t.setHealth(r.ctx, ac.Health, r.log)
+				f.targets = append(f.targets, t)
+				f.fencedT = append(f.fencedT, slices.Contains(fc.FencedTargets, addr))
+			}
+			a.fleets = append(a.fleets, f)
+			a.byName[fname] = f
+		}
+		a.scheds = make([]atomic.Pointer[[]uint8], 1<<(len(a.fleets)+1))
+		a.testFleet = a.byName[ac.TestFleet]
+		tbl.apps[name] = a
+		r.route(tbl, ac.Production, false, ac.ProductionTLS != nil, ac.Hosts, a)
+		if ac.Test != "" {
+			r.route(tbl, ac.Test, true, ac.TestTLS != nil, ac.Hosts, a)
+		}
+	}
+	for _, lr := range tbl.listeners {
+		sort.Slice(lr.wild, func(i, j int) bool { return len(lr.wild[i].suffix) > len(lr.wild[j].suffix) })
+	}
+	for key, t := range r.targets {
+		if !usedTargets[key] {
+			delete(r.targets, key)
+			t.retire()
+		}
+	}
+	for key := range r.fleetStats {
+		if !usedStats[key] {
+			delete(r.fleetStats, key)
+		}
+	}
+	return tbl
+}
+
+func (r *Router) route(tbl *table, addr string, test, isTLS bool, hosts []string, a *app) {
+	lr := tbl.listeners[addr]
+	if lr == nil {
+		lr = &listenerRoutes{addr: addr, test: test, tls: isTLS, exact: map[string]*app{}}
+		tbl.listeners[addr] = lr
+	}
+	for _, h := range hosts {
+		switch {
+		case h == "*":
+			lr.any = a
+		case strings.HasPrefix(h, "*."):
+			lr.wild = append(lr.wild, wildRoute{suffix: h[1:], app: a})
+		default:
+			lr.exact[h] = a
+		}
+	}
+}
+
+// Server-side limits of the listeners.
+const (
+	readHeaderTimeout = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+func (r *Router) serve(l *listener, ln net.Listener) {
+	l.srv = &http.Server{
+		Handler:           &handler{r: r, addr: l.addr},
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+		// HTTP/1.1 only: an empty map turns HTTP/2 off on TLS listeners.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	if l.tls {
+		ln = tls.NewListener(ln, &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"http/1.1"},
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return l.cert.Load(), nil
+			},
+		})
+	}
+	r.listeners[l.addr] = l
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.log.Error("listener stopped", "addr", l.addr, "err", err)
+		}
+	}()
+	r.log.Info("listening", "addr", l.addr, "tls", l.tls)
+}
+
+// shutdownListener stops accepting on a listener the table no longer names and
+// lets its requests finish.
+func (r *Router) shutdownListener(l *listener) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Minute)
+		defer cancel()
+		l.srv.Shutdown(ctx)
+	}()
+}
+
+// Shutdown stops accepting requests, waits for those in flight until ctx ends,
+// then closes what remains (upgraded connections included).
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	servers := []*http.Server{}
+	for _, l := range r.listeners {
+		servers = append(servers, l.srv)
+	}
+	if r.admin != nil {
+		servers = append(servers, r.admin)
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(ctx); err != nil {
+				s.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	r.mu.Lock()
+	for _, t := range r.targets {
+		t.closeAll()
+		t.retire()
+	}
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	return ctx.Err()
+}
+
+// ListenerAddrs returns the addresses the router is listening on.
+func (r *Router) ListenerAddrs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return sortedKeys(r.listeners)
+}

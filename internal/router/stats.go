@@ -1,0 +1,197 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Snapshot is what the router has seen, per app and fleet: the numbers the
+// deployment engine's checks read.
+type Snapshot struct {
+	Generation uint64                 `json:"generation"`
+	Time       time.Time              `json:"time"`
+	Unrouted   uint64                 `json:"unrouted"` // requests no fleet could take (unknown host, nothing healthy)
+	Apps       map[string]AppSnapshot `json:"apps"`
+}
+
+// AppSnapshot holds the fleets of one app.
+type AppSnapshot struct {
+	Fleets map[string]FleetSnapshot `json:"fleets"`
+}
+
+// FleetSnapshot is one fleet's state and traffic.
+type FleetSnapshot struct {
+	Revision  string                 `json:"revision,omitempty"`
+	Weight    int                    `json:"weight"`
+	Fenced    bool                   `json:"fenced"`
+	Test      bool                   `json:"test"` // served by the test listener
+	Healthy   int                    `json:"healthy_targets"`
+	InFlight  int64                  `json:"in_flight"`
+	Streaming int64                  `json:"streaming"`
+	Upgraded  int64                  `json:"upgraded"`
+	Windows   map[string]WindowStats `json:"windows"`
+	Totals    Totals                 `json:"totals"`
+	Targets   []TargetSnapshot       `json:"targets"`
+}
+
+// TargetSnapshot is one target's state and traffic.
+type TargetSnapshot struct {
+	Address   string                 `json:"address"`
+	Healthy   bool                   `json:"healthy"`
+	Suspect   bool                   `json:"suspect"`
+	Fenced    bool                   `json:"fenced"`
+	InFlight  int64                  `json:"in_flight"`
+	Streaming int64                  `json:"streaming"`
+	Upgraded  int64                  `json:"upgraded"`
+	Windows   map[string]WindowStats `json:"windows"`
+	Totals    Totals                 `json:"totals"`
+}
+
+// Stats takes a snapshot of every fleet of the running table.
+func (r *Router) Stats() Snapshot {
+	tbl := r.table.Load()
+	now := time.Now()
+	ns := now.UnixNano()
+	s := Snapshot{Generation: tbl.gen, Time: now, Unrouted: r.unrouted.Load(), Apps: map[string]AppSnapshot{}}
+	for name, a := range tbl.apps {
+		as := AppSnapshot{Fleets: map[string]FleetSnapshot{}}
+		for _, f := range a.fleets {
+			fs := FleetSnapshot{
+				Revision: f.revision, Weight: f.weight, Fenced: f.fenced, Test: a.testFleet == f,
+				InFlight: f.stats.inflight.Load(), Streaming: f.stats.streaming.Load(), Upgraded: f.stats.upgraded.Load(),
+				Windows: windows(f.stats, now), Totals: f.stats.totals(),
+			}
+			for i, t := range f.targets {
+				ts := TargetSnapshot{
+					Address: t.addr, Healthy: t.healthy.Load(), Suspect: !t.usable(ns) && t.healthy.Load(), Fenced: f.fencedT[i],
+					InFlight: t.stats.inflight.Load(), Streaming: t.stats.streaming.Load(), Upgraded: t.stats.upgraded.Load(),
+					Windows: windows(t.stats, now), Totals: t.stats.totals(),
+				}
+				if f.usableTarget(i, ns) {
+					fs.Healthy++
+				}
+				fs.Targets = append(fs.Targets, ts)
+			}
+			as.Fleets[f.name] = fs
+		}
+		s.Apps[name] = as
+	}
+	return s
+}
+
+func windows(m *metrics, now time.Time) map[string]WindowStats {
+	out := make(map[string]WindowStats, len(Windows))
+	for _, w := range Windows {
+		out[w.Name] = m.window(now, w.Dur)
+	}
+	return out
+}
+
+// DrainRequest fences a fleet, or one target of it, and waits for its work to end.
+type DrainRequest struct {
+	App     string   `json:"app"`
+	Fleet   string   `json:"fleet"`
+	Target  string   `json:"target,omitempty"`
+	Timeout Duration `json:"timeout"`
+}
+
+// DrainReport says how a drain ended. The counts are what was still open at the
+// deadline and was closed then; all zero when everything finished in time.
+type DrainReport struct {
+	App             string   `json:"app"`
+	Fleet           string   `json:"fleet"`
+	Target          string   `json:"target,omitempty"`
+	Waited          Duration `json:"waited"`
+	Complete        bool     `json:"complete"`
+	OpenRequests    int64    `json:"open_requests"`
+	OpenStreams     int64    `json:"open_streams"`
+	OpenConnections int64    `json:"open_connections"`
+}
+
+// ErrNotInTable reports a drain of an app, fleet or target the table does not have.
+var ErrNotInTable = errors.New("not in the routing table")
+
+// drainPoll is how often a drain looks at what is still in flight.
+const drainPoll = 20 * time.Millisecond
+
+// Drain fences the fleet (or target) so it takes no new requests, waits until its
+// in-flight requests, streams and upgraded connections are done or the timeout
+// passes, and then closes whatever is left.
+func (r *Router) Drain(ctx context.Context, req DrainRequest) (DrainReport, error) {
+	rep := DrainReport{App: req.App, Fleet: req.Fleet, Target: req.Target}
+	if req.Timeout < 0 {
+		return rep, errors.New("drain timeout must not be negative")
+	}
+	r.mu.Lock()
+	cfg := r.table.Load().cfg.clone()
+	ac := cfg.Apps[req.App]
+	if ac == nil {
+		r.mu.Unlock()
+		return rep, fmt.Errorf("app %q: %w", req.App, ErrNotInTable)
+	}
+	fc := ac.Fleets[req.Fleet]
+	if fc == nil {
+		r.mu.Unlock()
+		return rep, fmt.Errorf("fleet %q of app %q: %w", req.Fleet, req.App, ErrNotInTable)
+	}
+	addrs := fc.Targets
+	if req.Target != "" {
+		if !slices.Contains(fc.Targets, req.Target) {
+			r.mu.Unlock()
+			return rep, fmt.Errorf("target %s of fleet %q of app %q: %w", req.Target, req.Fleet, req.App, ErrNotInTable)
+		}
+		addrs = []string{req.Target}
+		if !slices.Contains(fc.FencedTargets, req.Target) {
+			fc.FencedTargets = append(fc.FencedTargets, req.Target)
+		}
+	} else {
+		fc.Fenced = true
+	}
+	if _, err := r.applyLocked(cfg); err != nil {
+		r.mu.Unlock()
+		return rep, fmt.Errorf("fencing: %w", err)
+	}
+	var targets []*target
+	for _, addr := range addrs {
+		targets = append(targets, r.targets[req.App+"/"+req.Fleet+"/"+addr])
+	}
+	r.mu.Unlock()
+
+	start := time.Now()
+	deadline := start.Add(req.Timeout.D())
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for {
+		var open, streams, upgraded int64
+		for _, t := range targets {
+			open += t.stats.inflight.Load()
+			streams += t.stats.streaming.Load()
+			upgraded += t.stats.upgraded.Load()
+		}
+		now := time.Now()
+		if open == 0 {
+			rep.Complete, rep.Waited = true, Duration(now.Sub(start))
+			return rep, nil
+		}
+		if !now.Before(deadline) {
+			rep.Waited = Duration(now.Sub(start))
+			rep.OpenConnections = upgraded
+			rep.OpenStreams = streams
+			rep.OpenRequests = open - upgraded
+			for _, t := range targets {
+				t.closeAll()
+			}
+			r.log.Warn("drain deadline closed open work", "app", req.App, "fleet", req.Fleet, "target", req.Target,
+				"requests", rep.OpenRequests, "streams", rep.OpenStreams, "connections", rep.OpenConnections)
+			return rep, nil
+		}
+		select {
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,250 @@
+package router
+
+import (
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// table is one immutable routing table. Requests load it once and keep it, so a
+// request in flight finishes where it started whatever is applied meanwhile.
+type table struct {
+	gen       uint64
+	cfg       *Config
+	listeners map[string]*listenerRoutes
+	apps      map[string]*app
+	reqID     string
+	trustXF   bool
+}
+
+// listenerRoutes maps the Host of a request on one listener to an app.
+type listenerRoutes struct {
+	addr  string
+	test  bool
+	tls   bool
+	exact map[string]*app
+	wild  []wildRoute // longest suffix first
+	any   *app
+}
+
+type wildRoute struct {
+	suffix string // ".example.com"
+	app    *app
+}
+
+func (l *listenerRoutes) lookup(host string) *app {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	if a, ok := l.exact[host]; ok {
+		return a
+	}
+	if a, ok := l.exact[strings.ToLower(host)]; ok {
+		return a
+	}
+	if len(l.wild) > 0 {
+		lh := strings.ToLower(host)
+		for _, w := range l.wild {
+			if strings.HasSuffix(lh, w.suffix) && len(lh) > len(w.suffix) {
+				return w.app
+			}
+		}
+	}
+	return l.any
+}
+
+type app struct {
+	name      string
+	fleets    []*fleet
+	byName    map[string]*fleet
+	testFleet *fleet
+	cookie    string // empty unless sticky
+	preview   string
+	rr        *atomic.Uint64
+	scheds    []atomic.Pointer[[]uint8] // indexed by eligible-fleet mask (+ a bit for equal shares)
+}
+
+type fleet struct {
+	app      *app
+	name     string
+	revision string
+	weight   int
+	fenced   bool
+	index    int
+	targets  []*target
+	fencedT  []bool
+	stats    *metrics
+}
+
+// usableTarget reports whether target i may take a new request.
+func (f *fleet) usableTarget(i int, now int64) bool {
+	return !f.fencedT[i] && f.targets[i].usable(now)
+}
+
+func (f *fleet) available(now int64) bool {
+	if f.fenced {
+		return false
+	}
+	for i := range f.targets {
+		if f.usableTarget(i, now) {
+			return true
+		}
+	}
+	return false
+}
+
+// pickTarget balances with the power of two choices on in-flight requests.
+func (f *fleet) pickTarget(exclude *target, now int64) *target {
+	n := 0
+	for i, t := range f.targets {
+		if t != exclude && f.usableTarget(i, now) {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		return f.nthUsable(0, exclude, now)
+	}
+	i := rand.IntN(n)
+	j := rand.IntN(n - 1)
+	if j >= i {
+		j++
+	}
+	a, b := f.nthUsable(i, exclude, now), f.nthUsable(j, exclude, now)
+	if b.stats.inflight.Load() < a.stats.inflight.Load() {
+		return b
+	}
+	return a
+}
+
+func (f *fleet) nthUsable(k int, exclude *target, now int64) *target {
+	for i, t := range f.targets {
+		if t != exclude && f.usableTarget(i, now) {
+			if k == 0 {
+				return t
+			}
+			k--
+		}
+	}
+	return nil
+}
+
+// pickFleet chooses a fleet for a request with no pin, by weight among the fleets
+// that can serve. A weighted fleet with no healthy target gives its share to the
+// others; when no weighted fleet can serve, any healthy unfenced fleet takes the
+// traffic in equal shares (blue kept warm at weight 0 rescues a broken green).
+func (a *app) pickFleet(now int64) *fleet {
+	var mask, fallback int
+	for i, f := range a.fleets {
+		if !f.available(now) {
+			continue
+		}
+		fallback |= 1 << i
+		if f.weight > 0 {
+			mask |= 1 << i
+		}
+	}
+	equal := false
+	if mask == 0 {
+		if fallback == 0 {
+			return nil
+		}
+		mask, equal = fallback, true
+	}
+	sched := a.schedule(mask, equal)
+	n := a.rr.Add(1) - 1
+	return a.fleets[sched[n%uint64(len(sched))]]
+}
+
+func (a *app) schedule(mask int, equal bool) []uint8 {
+	key := mask
+	if equal {
+		key |= 1 << len(a.fleets)
+	}
+	if s := a.scheds[key].Load(); s != nil {
+		return *s
+	}
+	weights := make([]int, len(a.fleets))
+	for i, f := range a.fleets {
+		if mask&(1<<i) != 0 {
+			weights[i] = f.weight
+			if equal {
+				weights[i] = 1
+			}
+		}
+	}
+	s := smoothSchedule(weights)
+	a.scheds[key].Store(&s)
+	return s
+}
+
+// smoothSchedule lays out one period of smooth weighted round robin (the nginx
+// algorithm): each index appears in proportion to its weight, interleaved rather
+// than bunched. The period is the weight total divided by the weights' common divisor.
+func smoothSchedule(weights []int) []uint8 {
+	g, total := 0, 0
+	for _, w := range weights {
+		g = gcd(g, w)
+		total += w
+	}
+	if total == 0 {
+		return nil
+	}
+	period := total / g
+	current := make([]int, len(weights))
+	out := make([]uint8, 0, period)
+	for range period {
+		best := -1
+		for i, w := range weights {
+			if w == 0 {
+				continue
+			}
+			current[i] += w
+			if best < 0 || current[i] > current[best] {
+				best = i
+			}
+		}
+		current[best] -= total
+		out = append(out, uint8(best))
+	}
+	return out
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// routeProduction decides the fleet of a production request: preview header, then
+// the sticky pin, then the weights. It returns the fleet and whether to (re)pin.
+func (a *app) routeProduction(req *http.Request, now int64) (f *fleet, pin bool) {
+	if a.preview != "" {
+		if name := req.Header.Get(a.preview); name != "" {
+			if f := a.byName[name]; f != nil && f.available(now) {
+				return f, false
+			}
+		}
+	}
+	if a.cookie != "" {
+		if c, err := req.Cookie(a.cookie); err == nil && c.Value != "" {
+			name := c.Value
+			if f := a.byName[name]; f != nil && f.weight > 0 && f.available(now) {
+				return f, false
+			}
+		}
+		f := a.pickFleet(now)
+		return f, f != nil
+	}
+	return a.pickFleet(now), false
+}
+
+// nanotime is the clock of suspicion deadlines.
+func nanotime() int64 { return time.Now().UnixNano() }

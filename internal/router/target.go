@@ -1,0 +1,279 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	dialTimeout      = 5 * time.Second
+	idleConnTimeout  = 30 * time.Second // below the keep-alive timeout of common servers
+	maxIdlePerTarget = 512
+	suspectFor       = 2 * time.Second
+)
+
+// target is one backend address of a fleet. It outlives tables: health, pooled
+// connections and metrics carry over when a new table names the same target.
+type target struct {
+	key, app, fleet, addr string
+
+	healthy      atomic.Bool
+	suspectUntil atomic.Int64 // unix nanos; 0 when not suspect
+	stats        *metrics
+
+	health atomic.Pointer[HealthConfig]
+	stop   context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	idle     []*upConn
+	all      map[*upConn]struct{}
+	upgraded map[io.Closer]struct{}
+	removed  bool
+}
+
+func newTarget(app, fleet, addr string) *target {
+	t := &target{
+		key: app + "/" + fleet + "/" + addr, app: app, fleet: fleet, addr: addr,
+		stats:    &metrics{},
+		all:      map[*upConn]struct{}{},
+		upgraded: map[io.Closer]struct{}{},
+	}
+	t.healthy.Store(true)
+	return t
+}
+
+func (t *target) usable(now int64) bool {
+	if !t.healthy.Load() {
+		return false
+	}
+	s := t.suspectUntil.Load()
+	return s == 0 || now >= s
+}
+
+// markSuspect takes the target out of rotation for a moment after a failed
+// connection; an active check that passes clears it sooner.
+func (t *target) markSuspect() {
+	t.suspectUntil.Store(time.Now().Add(suspectFor).UnixNano())
+}
+
+// upConn is a persistent connection to a target.
+type upConn struct {
+	net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	t        *target
+	lastUsed time.Time
+}
+
+// getConn returns a pooled connection (reused = true) or dials a new one.
+func (t *target) getConn(ctx context.Context) (c *upConn, reused bool, err error) {
+	now := time.Now()
+	t.mu.Lock()
+	for len(t.idle) > 0 {
+		c = t.idle[len(t.idle)-1]
+		t.idle = t.idle[:len(t.idle)-1]
+		if now.Sub(c.lastUsed) < idleConnTimeout {
+			t.mu.Unlock()
+			return c, true, nil
+		}
+		delete(t.all, c)
+		c.Conn.Close()
+	}
+	t.mu.Unlock()
+
+	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	c = &upConn{Conn: nc, br: bufio.NewReaderSize(nc, 8<<10), bw: bufio.NewWriterSize(nc, 8<<10), t: t}
+	t.mu.Lock()
+	if t.removed {
+		t.mu.Unlock()
+		nc.Close()
+		return nil, false, errTargetRemoved
+	}
+	t.all[c] = struct{}{}
+	t.mu.Unlock()
+	return c, false, nil
+}
+
+func (t *target) putConn(c *upConn) {
+	c.lastUsed = time.Now()
+	t.mu.Lock()
+	if t.removed || len(t.idle) >= maxIdlePerTarget {
+		delete(t.all, c)
+		t.mu.Unlock()
+		c.Conn.Close()
+		return
+	}
+	t.idle = append(t.idle, c)
+	t.mu.Unlock()
+}
+
+func (t *target) dropConn(c *upConn) {
+	c.Conn.Close()
+	t.mu.Lock()
+	delete(t.all, c)
+	t.mu.Unlock()
+}
+
+func (t *target) trackUpgrade(c io.Closer) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.removed {
+		return false
+	}
+	t.upgraded[c] = struct{}{}
+	return true
+}
+
+func (t *target) untrackUpgrade(c io.Closer) {
+	t.mu.Lock()
+	delete(t.upgraded, c)
+	t.mu.Unlock()
+}
+
+// closeAll closes every connection of the target, in use or idle, and every
+// upgraded connection: what a drain does at its deadline.
+func (t *target) closeAll() {
+	t.mu.Lock()
+	conns := make([]io.Closer, 0, len(t.all)+len(t.upgraded))
+	for c := range t.all {
+		conns = append(conns, c.Conn)
+	}
+	for c := range t.upgraded {
+		conns = append(conns, c)
+	}
+	t.idle = nil
+	t.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// retire stops the health check and closes idle connections; connections in use
+// are closed when their request ends.
+func (t *target) retire() {
+	t.mu.Lock()
+	t.removed = true
+	idle := t.idle
+	t.idle = nil
+	for _, c := range idle {
+		delete(t.all, c)
+	}
+	t.mu.Unlock()
+	for _, c := range idle {
+		c.Conn.Close()
+	}
+	t.stopHealth()
+}
+
+func (t *target) stopHealth() {
+	if t.stop != nil {
+		t.stop()
+		<-t.done
+		t.stop = nil
+	}
+}
+
+// setHealth starts, changes or stops the active check of the target.
+func (t *target) setHealth(parent context.Context, hc *HealthConfig, log *slog.Logger) {
+	if hc == nil {
+		t.stopHealth()
+		t.health.Store(nil)
+		t.healthy.Store(true)
+		return
+	}
+	old := t.health.Swap(hc)
+	if t.stop != nil && old != nil && reflect.DeepEqual(old, hc) {
+		return
+	}
+	t.stopHealth()
+	ctx, cancel := context.WithCancel(parent)
+	t.stop, t.done = cancel, make(chan struct{})
+	go t.runHealth(ctx, hc, log)
+}
+
+func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logger) {
+	defer close(t.done)
+	client := &http.Client{
+		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	defer client.CloseIdleConnections()
+	var okRun, failRun int
+	tick := time.NewTicker(hc.Interval.D())
+	defer tick.Stop()
+	for {
+		err := probe(ctx, client, t.addr, hc)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			okRun, failRun = okRun+1, 0
+			t.suspectUntil.Store(0)
+			if okRun >= hc.HealthyThreshold && !t.healthy.Load() {
+				t.healthy.Store(true)
+				log.Info("target healthy", "app", t.app, "fleet", t.fleet, "target", t.addr)
+			}
+		} else {
+			okRun, failRun = 0, failRun+1
+			if failRun >= hc.UnhealthyThreshold && t.healthy.Load() {
+				t.healthy.Store(false)
+				log.Warn("target unhealthy", "app", t.app, "fleet", t.fleet, "target", t.addr, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func probe(ctx context.Context, client *http.Client, addr string, hc *HealthConfig) error {
+	ctx, cancel := context.WithTimeout(ctx, hc.Timeout.D())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+hc.Path, nil)
+	if err != nil {
+		return err
+	}
+	if hc.Host != "" {
+		req.Host = hc.Host
+	}
+	req.Header.Set("User-Agent", "bluegreen-health")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if !statusAccepted(resp.StatusCode, hc.Status) {
+		return &badStatusError{resp.StatusCode}
+	}
+	return nil
+}
+
+type badStatusError struct{ code int }
+
+func (e *badStatusError) Error() string { return "health check answered " + http.StatusText(e.code) }
+
+func statusAccepted(code int, accepted []int) bool {
+	if len(accepted) == 0 {
+		return code >= 200 && code < 400
+	}
+	return slices.Contains(accepted, code)
+}
