@@ -1,0 +1,318 @@
+package router
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// session is one browser: its own cookie jar.
+func session(t *testing.T) *http.Client {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar}
+}
+
+func TestStickySessionsAcrossShift(t *testing.T) {
+	blue, green := newBackend(t, "blue"), newBackend(t, "green")
+	cfg := twoFleets(blue.addr(), green.addr(), 90, 10)
+	cfg.Apps["shop"].Sticky = true
+	r := startRouter(t, cfg)
+
+	// 10 %: 200 sessions arrive; each is pinned where it first landed.
+	sessions := make([]*http.Client, 200)
+	pinned := make([]string, len(sessions))
+	newGreen := 0
+	for i := range sessions {
+		sessions[i] = session(t)
+		_, pinned[i] = get(t, sessions[i], prodURL(r))
+		if pinned[i] == "green" {
+			newGreen++
+		}
+	}
+	if newGreen < 15 || newGreen > 25 {
+		t.Fatalf("at 10%% green, %d of 200 new sessions went green, want 20±5", newGreen)
+	}
+	checkPinned := func(stage string) {
+		for i, c := range sessions {
+			for range 3 {
+				if _, got := get(t, c, prodURL(r)); got != pinned[i] {
+					t.Fatalf("%s: session %d pinned to %s was served by %s", stage, i, pinned[i], got)
+				}
+			}
+		}
+	}
+	checkPinned("10%")
+
+	// 50 %: old sessions keep their fleet; new sessions follow the weights.
+	setWeights(t, r, "shop", map[string]int{"blue": 50, "green": 50})
+	checkPinned("50%")
+	newGreen = 0
+	for range 200 {
+		if _, got := get(t, session(t), prodURL(r)); got == "green" {
+			newGreen++
+		}
+	}
+	if newGreen < 90 || newGreen > 110 {
+		t.Fatalf("at 50%%, %d of 200 new sessions went green, want 100±10: stickiness drifts the split", newGreen)
+	}
+
+	// 100 %: blue has no weight, so its sessions are re-pinned to green, once.
+	setWeights(t, r, "shop", map[string]int{"blue": 0, "green": 100})
+	for i := range pinned {
+		pinned[i] = "green"
+	}
+	checkPinned("100%")
+}
+
+func TestStickyClientRepinnedWhenFleetFenced(t *testing.T) {
+	blue, green := newBackend(t, "blue"), newBackend(t, "green")
+	cfg := twoFleets(blue.addr(), green.addr(), 50, 50)
+	cfg.Apps["shop"].Sticky = true
+	r := startRouter(t, cfg)
+	var c *http.Client
+	for {
+		c = session(t)
+		if _, got := get(t, c, prodURL(r)); got == "blue" {
+			break
+		}
+	}
+	cfg = r.Config()
+	cfg.Apps["shop"].Fleets["blue"].Fenced = true
+	if _, err := r.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	resp, got := get(t, c, prodURL(r))
+	if got != "green" || !strings.Contains(resp.Header.Get("Set-Cookie"), "bg_shop=green") {
+		t.Fatalf("after fencing blue: served by %s, Set-Cookie %q", got, resp.Header.Get("Set-Cookie"))
+	}
+}
+
+func TestPreviewHeader(t *testing.T) {
+	blue, green := newBackend(t, "blue"), newBackend(t, "green")
+	cfg := twoFleets(blue.addr(), green.addr(), 100, 0)
+	cfg.Apps["shop"].PreviewHeader = "X-Bluegreen-Fleet"
+	r := startRouter(t, cfg)
+	c := &http.Client{}
+	if _, got := get(t, c, prodURL(r), "X-Bluegreen-Fleet", "green"); got != "green" {
+		t.Fatalf("preview green got %s", got)
+	}
+	if _, got := get(t, c, prodURL(r)); got != "blue" {
+		t.Fatalf("no header got %s", got)
+	}
+	if _, got := get(t, c, prodURL(r), "X-Bluegreen-Fleet", "purple"); got != "blue" {
+		t.Fatalf("unknown fleet got %s", got)
+	}
+
+	// Off unless configured.
+	cfg = r.Config()
+	cfg.Apps["shop"].PreviewHeader = ""
+	if _, err := r.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := get(t, c, prodURL(r), "X-Bluegreen-Fleet", "green"); got != "blue" {
+		t.Fatalf("preview header honoured while not configured: got %s", got)
+	}
+}
+
+func routesHealth(r *Router, addr string) (healthy bool) {
+	for _, ts := range r.Routes().Targets {
+		if ts.Address == addr {
+			return ts.Healthy
+		}
+	}
+	return false
+}
+
+func TestHealthTransitions(t *testing.T) {
+	b1, b2 := newBackend(t, "one"), newBackend(t, "two")
+	cfg := &Config{Apps: map[string]*AppConfig{"shop": {
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{b1.addr(), b2.addr()}}},
+		Health: &HealthConfig{Path: "/healthz", Interval: Duration(20 * time.Millisecond), HealthyThreshold: 2, UnhealthyThreshold: 2},
+	}}}
+	r := startRouter(t, cfg)
+	c := &http.Client{}
+
+	b2.failing.Store(true)
+	waitFor(t, 5*time.Second, "target two to turn unhealthy", func() bool { return !routesHealth(r, b2.addr()) })
+	before := b2.hits.Load()
+	for range 50 {
+		if _, got := get(t, c, prodURL(r)); got != "one" {
+			t.Fatalf("unhealthy target served a request")
+		}
+	}
+	if b2.hits.Load() != before {
+		t.Fatal("unhealthy target got traffic")
+	}
+
+	b2.failing.Store(false)
+	waitFor(t, 5*time.Second, "target two to recover", func() bool { return routesHealth(r, b2.addr()) })
+	waitFor(t, 5*time.Second, "target two to get traffic again", func() bool {
+		get(t, c, prodURL(r))
+		return b2.hits.Load() > before
+	})
+}
+
+func TestTargetDiesAndComesBack(t *testing.T) {
+	b1 := newBackend(t, "one")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr2 := ln.Addr().String()
+	serve := func(ln net.Listener) *http.Server {
+		s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "two") })}
+		go s.Serve(ln)
+		return s
+	}
+	s2 := serve(ln)
+	cfg := &Config{Apps: map[string]*AppConfig{"shop": {
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{b1.addr(), addr2}}},
+		Health: &HealthConfig{Path: "/healthz", Interval: Duration(20 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 1},
+	}}}
+	r := startRouter(t, cfg)
+	c := &http.Client{}
+	waitFor(t, 5*time.Second, "both targets to serve", func() bool {
+		_, got := get(t, c, prodURL(r))
+		return got == "two"
+	})
+
+	s2.Close() // the target dies: its pooled connections and its port are gone
+	for range 100 {
+		resp, got := get(t, c, prodURL(r))
+		if resp.StatusCode != 200 || got != "one" {
+			t.Fatalf("while a target is dead, GET answered %d %q: the request should have gone to the live target", resp.StatusCode, got)
+		}
+	}
+	waitFor(t, 5*time.Second, "dead target to be marked unhealthy", func() bool { return !routesHealth(r, addr2) })
+
+	ln, err = net.Listen("tcp", addr2)
+	if err != nil {
+		t.Skipf("port %s was taken meanwhile: %v", addr2, err)
+	}
+	s2 = serve(ln)
+	defer s2.Close()
+	waitFor(t, 5*time.Second, "target to come back", func() bool { return routesHealth(r, addr2) })
+	waitFor(t, 5*time.Second, "target to get traffic again", func() bool {
+		_, got := get(t, c, prodURL(r))
+		return got == "two"
+	})
+}
+
+// resetter accepts connections, reads one request head and closes: a target that
+// received the request and died before answering.
+func resetter(t *testing.T) (addr string, received *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	received = &atomic.Int64{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err == nil {
+					received.Add(1)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), received
+}
+
+func TestRetryRefusedButNeverReplaySentUnlessIdempotent(t *testing.T) {
+	good := newBackend(t, "good")
+	dead := freeAddr(t) // nothing listens: connection refused
+
+	// Refused before anything was sent: retried on the other target, for any method.
+	r := startRouter(t, &Config{Apps: map[string]*AppConfig{"shop": {
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{dead, good.addr()}}},
+	}}})
+	c := &http.Client{}
+	for i := range 20 {
+		resp, err := c.Post(prodURL(r), "text/plain", strings.NewReader(fmt.Sprint("body ", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST with one refusing target answered %d", resp.StatusCode)
+		}
+	}
+
+	// Sent, then the target died: a POST is not replayed, a GET is.
+	bad, received := resetter(t)
+	r2 := startRouter(t, &Config{Apps: map[string]*AppConfig{"shop": {
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{bad, good.addr()}}},
+	}}})
+	posts502 := 0
+	for i := range 40 {
+		resp, err := c.Post(prodURL(r2), "text/plain", strings.NewReader(fmt.Sprint("body ", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusBadGateway {
+			posts502++
+		}
+		// the passive mark would hide the bad target: clear it to keep testing it
+		for _, tg := range r2.table.Load().apps["shop"].fleets[0].targets {
+			tg.suspectUntil.Store(0)
+		}
+	}
+	if posts502 == 0 || int64(posts502) != received.Load() {
+		t.Fatalf("POSTs: %d answered 502, the dying target received %d: each POST it received must fail, not be replayed", posts502, received.Load())
+	}
+	before := received.Load()
+	for range 40 {
+		resp, body := get(t, c, prodURL(r2))
+		if resp.StatusCode != 200 || body != "good" {
+			t.Fatalf("GET answered %d %q: an idempotent request should have been replayed on the live target", resp.StatusCode, body)
+		}
+		for _, tg := range r2.table.Load().apps["shop"].fleets[0].targets {
+			tg.suspectUntil.Store(0)
+		}
+	}
+	if received.Load() == before {
+		t.Fatal("the dying target never received a GET: the test proved nothing")
+	}
+}
+
+func TestNoHealthyFleetFallsBackThen503(t *testing.T) {
+	blue, green := newBackend(t, "blue"), newBackend(t, "green")
+	cfg := twoFleets(blue.addr(), green.addr(), 100, 0)
+	cfg.Apps["shop"].Health = &HealthConfig{Path: "/healthz", Interval: Duration(20 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 1}
+	r := startRouter(t, cfg)
+	c := &http.Client{}
+
+	blue.failing.Store(true)
+	waitFor(t, 5*time.Second, "blue unhealthy", func() bool { return !routesHealth(r, blue.addr()) })
+	for range 10 {
+		if resp, got := get(t, c, prodURL(r)); got != "green" {
+			t.Fatalf("blue (weight 100) unhealthy: got %d %q, want the healthy green", resp.StatusCode, got)
+		}
+	}
+	green.failing.Store(true)
+	waitFor(t, 5*time.Second, "green unhealthy", func() bool { return !routesHealth(r, green.addr()) })
+	resp, body := get(t, c, prodURL(r))
+	if resp.StatusCode != http.StatusServiceUnavailable || body != "bluegreen: no healthy target for app shop\n" {
+		t.Fatalf("nothing healthy: got %d %q", resp.StatusCode, body)
+	}
+}
