@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 )
@@ -27,6 +29,9 @@ type runResult struct {
 	// ProxyCPU is nil for the direct row, which has no proxy.
 	ProxyCPU   *float64 `json:"proxy_cpu_us_per_req"`
 	BackendCPU float64  `json:"backend_cpu_us_per_req"`
+	// OtherCPUPct is the CPU used by processes outside the benchmark during
+	// the run, in percent of all cores.
+	OtherCPUPct float64 `json:"other_cpu_pct"`
 }
 
 type bench struct {
@@ -173,7 +178,7 @@ func (b *bench) measure(ctx context.Context) error {
 		fmt.Printf("\nwarm-up: %ds per proxy and connection count (not recorded)\n", b.opts.warmup)
 		for _, c := range b.active {
 			for _, conns := range b.opts.conns {
-				if _, err := runWrk(ctx, b.opts.threads, conns, b.opts.warmup, c.url); ctx.Err() != nil {
+				if _, _, err := runWrk(ctx, b.opts.threads, conns, b.opts.warmup, c.url); ctx.Err() != nil {
 					return ctx.Err()
 				} else if err != nil {
 					fmt.Printf("  %s warm-up at %d connections: %v\n", c.name, conns, err)
@@ -226,7 +231,11 @@ func (b *bench) measureOne(ctx context.Context, c *contender, conns, round int) 
 		}
 	}
 	backBefore := b.backendTicks()
-	out, err := runWrk(ctx, b.opts.threads, conns, b.opts.seconds, c.url)
+	busyBefore, _ := machineBusyTicks()
+	started := time.Now()
+	out, wrkCPU, err := runWrk(ctx, b.opts.threads, conns, b.opts.seconds, c.url)
+	elapsed := time.Since(started)
+	busyAfter, _ := machineBusyTicks()
 	backAfter := b.backendTicks()
 	var proxyAfter map[int]uint64
 	if c.proc != nil {
@@ -257,14 +266,21 @@ func (b *bench) measureOne(ctx context.Context, c *contender, conns, round int) 
 	}
 	r.BackendCPU = perReq(backTicks)
 	cpu := "-"
+	var proxyTicks uint64
 	if c.proc != nil {
-		v := perReq(ticksDelta(proxyBefore, proxyAfter))
+		proxyTicks = ticksDelta(proxyBefore, proxyAfter)
+		v := perReq(proxyTicks)
 		r.ProxyCPU = &v
 		cpu = fmt.Sprintf("%.1f", v)
 	}
+	// What the machine's processes used beyond this benchmark's own, as a
+	// share of all cores: a noise gauge for a shared machine.
+	ours := float64(proxyTicks+backTicks)/b.clk + wrkCPU.Seconds()
+	other := (float64(busyAfter-busyBefore)/b.clk - ours) / (elapsed.Seconds() * float64(runtime.NumCPU())) * 100
+	r.OtherCPUPct = math.Max(0, other)
 	b.runs = append(b.runs, r)
-	fmt.Printf("  round %d  c=%-4d %-10s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  proxy %5s µs/req  errors %d\n",
-		round, conns, c.name, res.ReqPerSec, res.P50Ms, res.P99Ms, cpu, r.ErrorsTotal)
+	fmt.Printf("  round %d  c=%-4d %-10s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  proxy %5s µs/req  errors %d  other load %.0f%%\n",
+		round, conns, c.name, res.ReqPerSec, res.P50Ms, res.P99Ms, cpu, r.ErrorsTotal, r.OtherCPUPct)
 	return nil
 }
 

@@ -271,3 +271,26 @@ func ticksDelta(before, after map[int]uint64) uint64 {
 	}
 	return sum
 }
+
+// machineBusyTicks is the CPU time all processes of the machine have used
+// (user, nice and system in /proc/stat), in clock ticks.
+func machineBusyTicks() (uint64, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 4 || f[0] != "cpu" {
+		return 0, errors.New("unexpected /proc/stat")
+	}
+	var sum uint64
+	for _, s := range f[1:4] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
+}

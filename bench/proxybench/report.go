@@ -48,8 +48,11 @@ type row struct {
 	Errors     int64    `json:"errors"` // summed over rounds
 	ProxyCPU   *float64 `json:"proxy_cpu_us_per_req,omitempty"`
 	BackendCPU float64  `json:"backend_cpu_us_per_req"`
-	RPSRatio   *float64 `json:"req_per_s_vs_haproxy,omitempty"`
-	CPURatio   *float64 `json:"cpu_per_req_vs_haproxy,omitempty"`
+	// OtherCPUMax is the highest share of the machine other processes used
+	// during any of the rounds, in percent.
+	OtherCPUMax float64  `json:"other_cpu_max_pct"`
+	RPSRatio    *float64 `json:"req_per_s_vs_haproxy,omitempty"`
+	CPURatio    *float64 `json:"cpu_per_req_vs_haproxy,omitempty"`
 }
 
 type target struct {
@@ -96,6 +99,7 @@ func summarize(runs []runResult, name string, conns int) (row, bool) {
 		p50 = append(p50, run.P50Ms)
 		p99 = append(p99, run.P99Ms)
 		back = append(back, run.BackendCPU)
+		r.OtherCPUMax = max(r.OtherCPUMax, run.OtherCPUPct)
 		if run.ProxyCPU != nil {
 			cpu = append(cpu, *run.ProxyCPU)
 		}
@@ -179,18 +183,21 @@ func (b *bench) judge(tables []table) target {
 
 func (r report) print(w io.Writer) {
 	s := r.Settings
+	var noisiest float64
 	for _, t := range r.Tables {
 		if len(t.Rows) == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "\n== %d connections: wrk -t%d -c%d -d%ds --latency, median of %d rounds (errors summed)\n",
 			t.Connections, s.Threads, t.Connections, s.Seconds, s.Rounds)
-		fmt.Fprintf(w, "%-10s %9s %8s %8s %7s %13s %15s  %16s  %17s\n",
-			"proxy", "req/s", "p50 ms", "p99 ms", "errors", "proxy µs/req", "backend µs/req", "req/s vs HAProxy", "µs/req vs HAProxy")
+		fmt.Fprintf(w, "%-10s %9s %8s %8s %7s %13s %15s  %16s  %17s  %11s\n",
+			"proxy", "req/s", "p50 ms", "p99 ms", "errors", "proxy µs/req", "backend µs/req", "req/s vs HAProxy", "µs/req vs HAProxy", "other load")
 		for _, row := range t.Rows {
-			fmt.Fprintf(w, "%-10s %9.0f %8.2f %8.2f %7d %13s %15.1f  %16s  %17s\n",
+			fmt.Fprintf(w, "%-10s %9.0f %8.2f %8.2f %7d %13s %15.1f  %16s  %17s  %10.0f%%\n",
 				row.Proxy, row.ReqPerSec, row.P50Ms, row.P99Ms, row.Errors,
-				optional(row.ProxyCPU, "%.1f"), row.BackendCPU, optional(row.RPSRatio, "%.2fx"), optional(row.CPURatio, "%.2fx"))
+				optional(row.ProxyCPU, "%.1f"), row.BackendCPU, optional(row.RPSRatio, "%.2fx"), optional(row.CPURatio, "%.2fx"),
+				row.OtherCPUMax)
+			noisiest = max(noisiest, row.OtherCPUMax)
 		}
 	}
 	if len(r.Failures) > 0 {
@@ -203,6 +210,9 @@ func (r report) print(w io.Writer) {
 		for _, n := range names {
 			fmt.Fprintf(w, "  %s: %s\n", n, r.Failures[n])
 		}
+	}
+	if noisiest > 10 {
+		fmt.Fprintf(w, "\nwarning: other processes used up to %.0f%% of the machine during some runs; these numbers are noisy\n", noisiest)
 	}
 	if r.Interrupted {
 		fmt.Fprintln(w, "\ninterrupted: the tables cover the runs completed so far")

@@ -25,8 +25,9 @@ type wrkResult struct {
 // Errors counts failed requests: socket errors plus non-2xx/3xx answers.
 func (r wrkResult) Errors() int64 { return r.SocketErrors + r.BadStatus }
 
-// runWrk drives url for the given duration and returns wrk's output.
-func runWrk(ctx context.Context, threads, conns, seconds int, url string) (string, error) {
+// runWrk drives url for the given duration and returns wrk's output and the
+// CPU time wrk itself used.
+func runWrk(ctx context.Context, threads, conns, seconds int, url string) (string, time.Duration, error) {
 	// wrk stops by itself; the extra margin only guards against a hang.
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+30)*time.Second)
 	defer cancel()
@@ -34,10 +35,14 @@ func runWrk(ctx context.Context, threads, conns, seconds int, url string) (strin
 		"-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(seconds)+"s",
 		"--latency", url)
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("wrk: %w: %s", err, strings.TrimSpace(string(out)))
+	var cpu time.Duration
+	if cmd.ProcessState != nil {
+		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-	return string(out), nil
+	if err != nil {
+		return string(out), cpu, fmt.Errorf("wrk: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return string(out), cpu, nil
 }
 
 var (
