@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -21,6 +22,7 @@ type bodyWriter struct {
 	uc   *upConn
 	gate chan bool // nil unless the client sent Expect: 100-continue
 	done chan error
+	over atomic.Bool // set just before done is sent
 	once sync.Once
 }
 
@@ -36,6 +38,7 @@ func startBody(uc *upConn, req *http.Request) *bodyWriter {
 func (b *bodyWriter) run(req *http.Request) {
 	if b.gate != nil {
 		if err := b.uc.bw.Flush(); err != nil {
+			b.over.Store(true)
 			b.done <- err
 			return
 		}
@@ -44,6 +47,7 @@ func (b *bodyWriter) run(req *http.Request) {
 		case ok := <-b.gate:
 			t.Stop()
 			if !ok {
+				b.over.Store(true)
 				b.done <- errBodySkipped
 				return
 			}
@@ -55,8 +59,12 @@ func (b *bodyWriter) run(req *http.Request) {
 		// Unblock the reader of the response: this request cannot complete.
 		b.uc.Conn.Close()
 	}
+	b.over.Store(true)
 	b.done <- err
 }
+
+// running reports whether the body is still being sent.
+func (b *bodyWriter) running() bool { return !b.over.Load() }
 
 // release lets the body go (ok) or tells it the upstream answered without it.
 func (b *bodyWriter) release(ok bool) {
@@ -78,11 +86,20 @@ func (b *bodyWriter) finish(w http.ResponseWriter) bool {
 	return false
 }
 
-// abort stops the body: the upstream connection is closed and a read blocked on
-// the client is woken.
+// abort stops the body: the upstream connection is closed, which ends a write
+// to it; a read still blocked on the client is woken by a read deadline. That
+// deadline spoils the client connection for later requests (net/http cancels
+// the connection's context), so the response must close it: writeResponse says
+// "Connection: close" whenever the body is still running when the head goes out.
 func (b *bodyWriter) abort(w http.ResponseWriter) {
 	b.release(false)
 	b.uc.Conn.Close()
+	select {
+	case <-b.done:
+		return
+	default:
+	}
+	w.Header().Set("Connection", "close")
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	<-b.done
 }

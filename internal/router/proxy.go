@@ -230,6 +230,11 @@ func (x *exchange) try(t *target) (outcome, failure) {
 		return done, failure{}
 	}
 	x.t = t
+	if body != nil && body.running() {
+		// The upstream answered before taking the whole body: the client connection
+		// cannot carry another request reliably.
+		x.w.Header().Set("Connection", "close")
+	}
 	eof := x.writeResponse(resp)
 	ok := stop()
 	if body != nil && !body.finish(x.w) {

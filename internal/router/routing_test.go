@@ -284,7 +284,7 @@ func TestRetryRefusedButNeverReplaySentUnlessIdempotent(t *testing.T) {
 	for range 40 {
 		resp, body := get(t, c, prodURL(r2))
 		if resp.StatusCode != 200 || body != "good" {
-			t.Fatalf("GET answered %d %q: an idempotent request should have been replayed on the live target", resp.StatusCode, body)
+			t.Fatalf("GET answered %d %q %v: an idempotent request should have been replayed on the live target", resp.StatusCode, body, resp.Header)
 		}
 		for _, tg := range r2.table.Load().apps["shop"].fleets[0].targets {
 			tg.suspectUntil.Store(0)
