@@ -280,6 +280,6 @@ func environment() map[string]string {
 		firstLine("nginx", p, "-v")
 	}
 	firstLine("wrk", "wrk", "-v")
-	firstLine("commit", "git", "rev-parse", "--short", "HEAD")
+	firstLine("commit", "git", "describe", "--always", "--dirty")
 	return env
 }
