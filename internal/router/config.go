@@ -223,31 +223,20 @@ func (c *Config) Validate() error {
 		if !nameRe.MatchString(name) {
 			p.add("%s: app name must be 1-63 characters of a-z, 0-9 and '-'", at)
 		}
-		if a.Production == "" {
-			a.Production = c.Production
-		} else {
+		if a.Production != "" {
 			checkListener(&p, at+".production", a.Production)
 		}
-		if a.Test == "" {
-			a.Test = c.Test
-		} else {
+		if a.Test != "" {
 			checkListener(&p, at+".test", a.Test)
 		}
-		if a.ProductionTLS == nil {
-			a.ProductionTLS = c.ProductionTLS
-		} else {
-			checkTLS(&p, at+".production_tls", a.ProductionTLS)
-		}
-		if a.TestTLS == nil {
-			a.TestTLS = c.TestTLS
-		} else {
-			checkTLS(&p, at+".test_tls", a.TestTLS)
-		}
-		if a.Production == "" {
+		checkTLS(&p, at+".production_tls", a.ProductionTLS)
+		checkTLS(&p, at+".test_tls", a.TestTLS)
+		l := c.listenersOf(a)
+		if l.production == "" {
 			p.add("%s: no production listener (set production at the top or in the app)", at)
 		}
-		if a.Production != "" && a.Production == a.Test {
-			p.add("%s: production and test listeners are the same address %s", at, a.Production)
+		if l.production != "" && l.production == l.test {
+			p.add("%s: production and test listeners are the same address %s", at, l.production)
 		}
 		if len(a.Hosts) == 0 {
 			a.Hosts = []string{"*"}
@@ -259,7 +248,7 @@ func (c *Config) Validate() error {
 				p.add("%s.hosts[%d]: %q is not a host name, a *.suffix wildcard or *", at, i, h)
 			}
 		}
-		for kind, addr := range map[string]string{"production": a.Production, "test": a.Test} {
+		for kind, addr := range map[string]string{"production": l.production, "test": l.test} {
 			if addr == "" {
 				continue
 			}
@@ -289,7 +278,7 @@ func (c *Config) Validate() error {
 			if _, ok := a.Fleets[a.TestFleet]; !ok {
 				p.add("%s.test_fleet: no fleet named %q", at, a.TestFleet)
 			}
-			if a.Test == "" {
+			if l.test == "" {
 				p.add("%s.test_fleet: set but there is no test listener", at)
 			}
 		}
@@ -307,6 +296,31 @@ func (c *Config) Validate() error {
 		}
 	}
 	return p.err()
+}
+
+// appListeners are an app's listeners after the top-level defaults apply.
+type appListeners struct {
+	production, test       string
+	productionTLS, testTLS *TLSFiles
+}
+
+// listenersOf resolves an app's listeners; the defaults are not copied into the
+// app, so that changing a top-level listener changes every app that uses it.
+func (c *Config) listenersOf(a *AppConfig) appListeners {
+	l := appListeners{a.Production, a.Test, a.ProductionTLS, a.TestTLS}
+	if l.production == "" {
+		l.production = c.Production
+	}
+	if l.test == "" {
+		l.test = c.Test
+	}
+	if l.productionTLS == nil {
+		l.productionTLS = c.ProductionTLS
+	}
+	if l.testTLS == nil {
+		l.testTLS = c.TestTLS
+	}
+	return l
 }
 
 // maxFleets bounds fleets per app so that the weight schedules can be cached per subset.

@@ -100,8 +100,8 @@ func (r *Router) applyLocked(cfg *Config) (uint64, error) {
 	want := map[string]listenSpec{}
 	var p problems
 	for _, name := range sortedKeys(cfg.Apps) {
-		a := cfg.Apps[name]
-		for addr, files := range map[string]*TLSFiles{a.Production: a.ProductionTLS, a.Test: a.TestTLS} {
+		l := cfg.listenersOf(cfg.Apps[name])
+		for addr, files := range map[string]*TLSFiles{l.production: l.productionTLS, l.test: l.testTLS} {
 			if addr == "" {
 				continue
 			}
@@ -224,9 +224,10 @@ func (r *Router) build(cfg *Config) *table {
 		a.scheds = make([]atomic.Pointer[[]uint8], 1<<(len(a.fleets)+1))
 		a.testFleet = a.byName[ac.TestFleet]
 		tbl.apps[name] = a
-		r.route(tbl, ac.Production, false, ac.ProductionTLS != nil, ac.Hosts, a)
-		if ac.Test != "" {
-			r.route(tbl, ac.Test, true, ac.TestTLS != nil, ac.Hosts, a)
+		l := cfg.listenersOf(ac)
+		r.route(tbl, l.production, false, l.productionTLS != nil, ac.Hosts, a)
+		if l.test != "" {
+			r.route(tbl, l.test, true, l.testTLS != nil, ac.Hosts, a)
 		}
 	}
 	for _, lr := range tbl.listeners {
