@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -24,6 +25,8 @@ type bodyWriter struct {
 	done chan error
 	over atomic.Bool // set just before done is sent
 	once sync.Once
+	// clientErr is set, before over, when the client's body was at fault.
+	clientErr error
 }
 
 func startBody(uc *upConn, req *http.Request) *bodyWriter {
@@ -55,6 +58,10 @@ func (b *bodyWriter) run(req *http.Request) {
 		}
 	}
 	err := copyRequestBody(b.uc.bw, req)
+	var ce clientBodyError
+	if errors.As(err, &ce) {
+		b.clientErr = ce.err
+	}
 	if err != nil {
 		// Unblock the reader of the response: this request cannot complete.
 		b.uc.Conn.Close()
@@ -136,7 +143,7 @@ func copyRequestBody(bw interface {
 			break
 		}
 		if rerr != nil {
-			return rerr
+			return clientBodyError{rerr}
 		}
 	}
 	if chunked {
@@ -152,6 +159,11 @@ func copyRequestBody(bw interface {
 	}
 	return bw.Flush()
 }
+
+// clientBodyError is a failure to read the request body from the client.
+type clientBodyError struct{ err error }
+
+func (e clientBodyError) Error() string { return "reading request body: " + e.err.Error() }
 
 func contextAfterFunc(req *http.Request, f func()) func() bool {
 	return context.AfterFunc(req.Context(), f)

@@ -37,6 +37,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		plainError(w, tbl, "", http.StatusNotFound, "no routes on this listener")
 		return
 	}
+	if g, ok := req.Context().Value(guardKey{}).(*guardConn); ok {
+		if v, ok := g.pop(req.Method, req.RequestURI); ok && v.refuse != "" {
+			h.r.unrouted.Add(1)
+			w.Header().Set("Connection", "close")
+			plainError(w, tbl, "", http.StatusBadRequest, v.refuse)
+			return
+		}
+	}
 	if req.Method == http.MethodConnect {
 		h.r.unrouted.Add(1)
 		plainError(w, tbl, "", http.StatusMethodNotAllowed, "CONNECT is not supported")
@@ -200,6 +208,10 @@ func (x *exchange) try(t *target) (outcome, failure) {
 			return done, failure{}
 		}
 		f := failure{http.StatusBadGateway, "no response from " + t.addr + ": " + shortErr(err)}
+		if body != nil && body.clientErr != nil {
+			x.w.Header().Set("Connection", "close")
+			f = failure{http.StatusBadRequest, "reading the request body: " + body.clientErr.Error()}
+		}
 		if replayable {
 			if reused {
 				return retrySame, f

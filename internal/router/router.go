@@ -281,6 +281,7 @@ func (r *Router) serve(l *listener, ln net.Listener) {
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 		// HTTP/1.1 only: an empty map turns HTTP/2 off on TLS listeners.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		ConnContext:  guardContext,
 	}
 	if l.tls {
 		ln = tls.NewListener(ln, &tls.Config{
@@ -291,6 +292,7 @@ func (r *Router) serve(l *listener, ln net.Listener) {
 			},
 		})
 	}
+	ln = guardListener{ln}
 	r.listeners[l.addr] = l
 	r.wg.Add(1)
 	go func() {

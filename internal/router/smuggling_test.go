@@ -1,0 +1,63 @@
+package router
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestSmugglingVectorsAreRefused(t *testing.T) {
+	be := newBackend(t, "blue")
+	r := startRouter(t, oneFleet(be.addr()))
+	addr := r.Config().Production
+	smuggled := "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, tc := range []struct {
+		name, req, want string
+	}{
+		{"CL then TE", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, "HTTP/1.1 400"},
+		{"TE then CL", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n" + smuggled, "HTTP/1.1 400"},
+		{"TE in other case", "POST / HTTP/1.1\r\nHost: x\r\ncontent-length: 4\r\ntransfer-ENCODING: chunked\r\n\r\n0\r\n\r\n", "HTTP/1.1 400"},
+		{"two different CL", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc" + smuggled, "HTTP/1.1 400"},
+		{"CL list", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 40\r\n\r\nabc", "HTTP/1.1 400"},
+		{"CL with sign", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", "HTTP/1.1 400"},
+		{"unknown coding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", "HTTP/1.1 501"},
+		{"chunked not last", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", "HTTP/1.1 501"},
+		{"two TE fields", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "HTTP/1.1 501"},
+		{"space before colon", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\nabc", "HTTP/1.1 400"},
+		{"obs-fold", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-A: a\r\n b\r\n\r\nabc", "HTTP/1.1 400"},
+		{"bad chunk size", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", "HTTP/1.1 400"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := be.hits.Load()
+			out := rawExchange(t, addr, tc.req)
+			if !strings.HasPrefix(out, tc.want) {
+				t.Fatalf("got %q, want %s", out, tc.want)
+			}
+			if strings.Contains(out, "HTTP/1.1 200") {
+				t.Fatalf("a second response came back: %q", out)
+			}
+			// "bad chunk size" reaches the upstream before its body turns out bad.
+			if tc.name != "bad chunk size" && be.hits.Load() != before {
+				t.Fatalf("the upstream saw %d requests", be.hits.Load()-before)
+			}
+		})
+	}
+}
+
+func TestGuardFollowsPipelinedFraming(t *testing.T) {
+	be := newBackend(t, "blue")
+	r := startRouter(t, oneFleet(be.addr()))
+	// A chunked body holding what looks like a conflicting head, then a
+	// fixed-length body, then a real conflict: only the last is refused.
+	fakeHead := "POST /x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	chunk := strconv.FormatInt(int64(len(fakeHead)), 16)
+	out := rawExchange(t, r.Config().Production,
+		"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"+chunk+";ext=1\r\n"+fakeHead+"\r\n0\r\nX-Trailer: t\r\n\r\n",
+		"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789",
+		"GET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+	if n := strings.Count(out, "HTTP/1.1 200"); n != 3 || !strings.HasSuffix(strings.TrimSpace(out), "bluegreen: a request may not carry both Content-Length and Transfer-Encoding") {
+		t.Fatalf("want three answers then a refusal, got %q", out)
+	}
+}
+
