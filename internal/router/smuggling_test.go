@@ -60,4 +60,3 @@ func TestGuardFollowsPipelinedFraming(t *testing.T) {
 		t.Fatalf("want three answers then a refusal, got %q", out)
 	}
 }
-
