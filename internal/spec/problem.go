@@ -8,10 +8,10 @@ import (
 
 // Problem is one thing wrong with a spec, and where.
 type Problem struct {
-	File   string
-	Line   int // 1-based; 0 when the problem has no place in the file (a missing key)
-	Column int
-	Path   string // key path such as strategy.steps[2].weight; empty for the whole file
+	File    string
+	Line    int // 1-based; 0 when the problem has no place in the file (a missing key)
+	Column  int
+	Path    string // key path such as strategy.steps[2].weight; empty for the whole file
 	Message string
 }
 

@@ -33,7 +33,7 @@ type Spec struct {
 	Retire   Retire   `yaml:"retire" json:"retire"`
 	Params   []string `yaml:"params" json:"params"`
 
-	file string         // where the spec was read from, for problems found after parsing
+	file  string          // where the spec was read from, for problems found after parsing
 	pos   map[string]pos  // key path → position of its value, filled by the decoder
 	given map[string]bool // key paths written in the file with a non-empty value
 }
@@ -138,10 +138,10 @@ type Strategy struct {
 
 // Approval modes and actions on approval timeout.
 const (
-	ApprovalAuto     = "auto"
-	ApprovalManual   = "manual"
-	TimeoutRollback  = "rollback"
-	TimeoutContinue  = "continue"
+	ApprovalAuto    = "auto"
+	ApprovalManual  = "manual"
+	TimeoutRollback = "rollback"
+	TimeoutContinue = "continue"
 )
 
 // Step is one move of the strategy: set green's weight (percent of production
@@ -198,9 +198,9 @@ type WebhookRule struct {
 
 // Retire says how the old fleet leaves once green has all the traffic.
 type Retire struct {
-	KeepBlue           Duration `yaml:"keep_blue" json:"keep_blue"`
-	DrainTimeout       Duration `yaml:"drain_timeout" json:"drain_timeout"`
-	KeepGreenOnRollback bool    `yaml:"keep_green_on_rollback" json:"keep_green_on_rollback"`
+	KeepBlue            Duration `yaml:"keep_blue" json:"keep_blue"`
+	DrainTimeout        Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	KeepGreenOnRollback bool     `yaml:"keep_green_on_rollback" json:"keep_green_on_rollback"`
 }
 
 // Parse decodes data strictly, fills defaults and validates. filename is
