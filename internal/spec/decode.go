@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,8 @@ import (
 // expansion again, so that a small file of nested aliases cannot make the
 // decoder walk millions of nodes. Real specs have a few hundred.
 const nodeBudget = 20000
+
+const budgetMessage = "the file has too many values"
 
 // decoder walks a yaml.Node tree into Go values through reflection, so that
 // it can go on after a problem and report all of them, and record where each
@@ -49,6 +52,12 @@ func decode(data []byte, file string) (*Spec, *Errors) {
 	}
 	s := &Spec{file: file, pos: d.pos, given: d.given}
 	d.value(root, reflect.ValueOf(s).Elem(), "")
+	if d.budget <= 0 {
+		// Only the budget problem is worth reading; the rest is noise
+		// from values that were never decoded.
+		d.probs = slices.DeleteFunc(d.probs, func(p Problem) bool { return !strings.HasPrefix(p.Message, budgetMessage) })
+		return nil, d.err().(*Errors)
+	}
 	if root.Kind != yaml.MappingNode && root.Kind != yaml.AliasNode {
 		return nil, d.err().(*Errors)
 	}
@@ -119,7 +128,7 @@ func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
 	}
 	d.budget--
 	if d.budget == 0 {
-		d.at(pos{n.Line, n.Column}, path, "the file expands to too many values (aliases nested too deep?)")
+		d.at(pos{n.Line, n.Column}, path, "%s (over %d, counting each use of an alias)", budgetMessage, nodeBudget)
 	}
 	if d.budget <= 0 {
 		return nil
@@ -172,6 +181,9 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		if n.Kind != yaml.SequenceNode {
 			d.add(path, "want a list, got %s", describe(n))
 			return
+		}
+		if len(n.Content) == 0 {
+			return // nil, like a list left out, so that equal specs compare equal
 		}
 		v.Set(reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content)))
 		for i, item := range n.Content {
@@ -259,6 +271,8 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		switch {
 		case known:
 			d.value(val, v.Field(idx), kpath)
+		case path == "" && strings.HasPrefix(key, "x-"):
+			// Extension keys, as in Compose files: a place for anchors.
 		case path == "" && unsupportedSections[key]:
 			d.at(pos{k.Line, k.Column}, kpath, "platform %s is not supported yet; only %q is", key, PlatformProcess)
 		default:
@@ -287,6 +301,9 @@ func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
 		d.add(path, "want a mapping of names to values, got %s", describe(n))
 		return
+	}
+	if len(n.Content) == 0 {
+		return // nil, like a mapping left out
 	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
 	seen := map[string]int{}

@@ -70,12 +70,14 @@ func (c *collector) add(path, format string, args ...any) {
 }
 
 func (c *collector) lookup(path string) pos {
-	for p := path; p != ""; p = parentPath(p) {
+	for p := path; ; p = parentPath(p) {
 		if at, ok := c.pos[p]; ok {
 			return at
 		}
+		if p == "" {
+			return pos{}
+		}
 	}
-	return pos{}
 }
 
 // parentPath drops the last element of a key path: a.b[2] → a.b → a → "".
@@ -86,6 +88,10 @@ func parentPath(p string) string {
 	}
 	return p[:i]
 }
+
+// maxProblems bounds a report: past this many, the rest are counted, so that
+// a generated file with thousands of bad entries gives a readable answer.
+const maxProblems = 50
 
 // err returns the problems sorted by place, or nil.
 func (c *collector) err() error {
@@ -99,6 +105,11 @@ func (c *collector) err() error {
 		}
 		return a.Column < b.Column
 	})
+	if n := len(c.probs); n > maxProblems {
+		last := c.probs[maxProblems-1]
+		c.probs = append(c.probs[:maxProblems:maxProblems], Problem{File: last.File, Line: last.Line, Column: last.Column,
+			Message: fmt.Sprintf("and %d more problems", n-maxProblems)})
+	}
 	return &Errors{Problems: c.probs}
 }
 

@@ -49,6 +49,8 @@ func validateSteps(c *collector, steps []Step) {
 	last := steps[len(steps)-1]
 	p := fmt.Sprintf("strategy.steps[%d]", len(steps)-1)
 	switch {
+	case last.Weight != nil && (*last.Weight < 0 || *last.Weight > 100):
+		// already reported as out of range
 	case last.Weight == nil || *last.Weight != 100:
 		c.add(p, "the last step must set weight 100, so that green ends with all the traffic")
 	case last.Pause != nil:
