@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func stepsString(steps []Step) string {
 	for _, st := range steps {
 		w := "-"
 		if st.Weight != nil {
-			w = strings.TrimSpace(strings.Repeat(" ", 0) + itoa(*st.Weight))
+			w = strconv.Itoa(*st.Weight)
 		}
 		switch {
 		case st.Pause == nil:
@@ -67,8 +68,6 @@ func stepsString(steps []Step) string {
 	}
 	return strings.Join(parts, " ")
 }
-
-func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 // TestDefaults pins the effective spec of a minimal file: every default is
 // visible in it.
@@ -90,13 +89,20 @@ func TestValidSpecs(t *testing.T) {
 		check      func(*Spec) bool
 	}{
 		{"explicit zero kept", base + "bake: 0s\nretire: {keep_blue: 0s, drain_timeout: 0s}\nchecks: {min_requests: 0}\n",
-			func(s *Spec) bool { return s.Bake == 0 && s.Retire.KeepBlue == 0 && s.Retire.DrainTimeout == 0 && s.Checks.MinRequests == 0 }},
+			func(s *Spec) bool {
+				return s.Bake == 0 && s.Retire.KeepBlue == 0 && s.Retire.DrainTimeout == 0 && s.Checks.MinRequests == 0
+			}},
 		{"null leaves defaults", base + "bake:\nhealth:\nhooks:\n  on_rollback:\n",
 			func(s *Spec) bool { return s.Bake.D() == DefaultBake && s.Health.Path == DefaultHealthPath }},
 		{"env numbers kept as written", base + "  env: {A: 1, B: 1.50, C: true, D: 0x1F}\n",
-			func(s *Spec) bool { e := s.Process.Env; return e["A"] == "1" && e["B"] == "1.50" && e["C"] == "true" && e["D"] == "0x1F" }},
+			func(s *Spec) bool {
+				e := s.Process.Env
+				return e["A"] == "1" && e["B"] == "1.50" && e["C"] == "true" && e["D"] == "0x1F"
+			}},
 		{"aliases", "x-hook: &h {run: ./hooks/a.sh, timeout: 1m}\n" + base + "hooks:\n  before_install: [*h]\n  on_rollback: [*h, *h]\n",
-			func(s *Spec) bool { return len(s.Hooks.OnRollback) == 2 && s.Hooks.BeforeInstall[0].Timeout.D() == time.Minute }},
+			func(s *Spec) bool {
+				return len(s.Hooks.OnRollback) == 2 && s.Hooks.BeforeInstall[0].Timeout.D() == time.Minute
+			}},
 		{"extension keys ignored", base + "x-notes: {anything: [1, 2]}\n", func(s *Spec) bool { return s.App == "shop" }},
 		{"indefinite pause", base + "strategy:\n  steps: [{weight: 1}, {pause: {}}, {weight: 100}]\n",
 			func(s *Spec) bool { return stepsString(s.Strategy.Steps) == "1 -/{} 100" }},
@@ -133,26 +139,26 @@ func TestValidSpecs(t *testing.T) {
 
 func TestPresets(t *testing.T) {
 	cases := map[string]string{
-		"AllAtOnce":                                       "100",
-		"ECSAllAtOnce":                                    "100",
-		"CodeDeployDefault.ECSAllAtOnce":                  "100",
-		"CodeDeployDefault.LambdaAllAtOnce":               "100",
-		"Canary10Percent5Minutes":                         "10/5m 100",
-		"Canary10Percent10Minutes":                        "10/10m 100",
-		"Canary10Percent15Minutes":                        "10/15m 100",
-		"Canary10Percent30Minutes":                        "10/30m 100",
-		"ECSCanary10Percent5Minutes":                      "10/5m 100",
-		"CodeDeployDefault.ECSCanary10Percent15Minutes":   "10/15m 100",
-		"LambdaCanary10Percent30Minutes":                  "10/30m 100",
-		"Canary25Percent90Minutes":                        "25/1h30m 100",
-		"Linear10PercentEvery1Minute":                     "10/1m 20/1m 30/1m 40/1m 50/1m 60/1m 70/1m 80/1m 90/1m 100",
-		"Linear10PercentEvery2Minutes":                    "10/2m 20/2m 30/2m 40/2m 50/2m 60/2m 70/2m 80/2m 90/2m 100",
-		"Linear10PercentEvery3Minutes":                    "10/3m 20/3m 30/3m 40/3m 50/3m 60/3m 70/3m 80/3m 90/3m 100",
-		"Linear10PercentEvery10Minutes":                   "10/10m 20/10m 30/10m 40/10m 50/10m 60/10m 70/10m 80/10m 90/10m 100",
-		"ECSLinear10PercentEvery1Minutes":                 "10/1m 20/1m 30/1m 40/1m 50/1m 60/1m 70/1m 80/1m 90/1m 100",
+		"AllAtOnce":                                         "100",
+		"ECSAllAtOnce":                                      "100",
+		"CodeDeployDefault.ECSAllAtOnce":                    "100",
+		"CodeDeployDefault.LambdaAllAtOnce":                 "100",
+		"Canary10Percent5Minutes":                           "10/5m 100",
+		"Canary10Percent10Minutes":                          "10/10m 100",
+		"Canary10Percent15Minutes":                          "10/15m 100",
+		"Canary10Percent30Minutes":                          "10/30m 100",
+		"ECSCanary10Percent5Minutes":                        "10/5m 100",
+		"CodeDeployDefault.ECSCanary10Percent15Minutes":     "10/15m 100",
+		"LambdaCanary10Percent30Minutes":                    "10/30m 100",
+		"Canary25Percent90Minutes":                          "25/1h30m 100",
+		"Linear10PercentEvery1Minute":                       "10/1m 20/1m 30/1m 40/1m 50/1m 60/1m 70/1m 80/1m 90/1m 100",
+		"Linear10PercentEvery2Minutes":                      "10/2m 20/2m 30/2m 40/2m 50/2m 60/2m 70/2m 80/2m 90/2m 100",
+		"Linear10PercentEvery3Minutes":                      "10/3m 20/3m 30/3m 40/3m 50/3m 60/3m 70/3m 80/3m 90/3m 100",
+		"Linear10PercentEvery10Minutes":                     "10/10m 20/10m 30/10m 40/10m 50/10m 60/10m 70/10m 80/10m 90/10m 100",
+		"ECSLinear10PercentEvery1Minutes":                   "10/1m 20/1m 30/1m 40/1m 50/1m 60/1m 70/1m 80/1m 90/1m 100",
 		"CodeDeployDefault.ECSLinear10PercentEvery3Minutes": "10/3m 20/3m 30/3m 40/3m 50/3m 60/3m 70/3m 80/3m 90/3m 100",
-		"Linear30PercentEvery1Minute":                     "30/1m 60/1m 90/1m 100",
-		"Linear50PercentEvery1Minute":                     "50/1m 100",
+		"Linear30PercentEvery1Minute":                       "30/1m 60/1m 90/1m 100",
+		"Linear50PercentEvery1Minute":                       "50/1m 100",
 	}
 	for name, want := range cases {
 		steps, err := ExpandPreset(name)
