@@ -42,11 +42,11 @@ var (
 func decode(data []byte, file string) (*Spec, *Errors) {
 	d := &decoder{collector: collector{file: file, pos: map[string]pos{}}, given: map[string]bool{}, budget: nodeBudget}
 	root, err := parseDocument(data)
-	switch {
-	case err != nil:
+	if err != nil {
 		d.yamlError(err)
 		return nil, d.err().(*Errors)
-	case root == nil:
+	}
+	if root == nil || (root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null") {
 		d.at(pos{}, "", "the file is empty; at least app and process.command are needed")
 		return nil, d.err().(*Errors)
 	}
@@ -58,10 +58,10 @@ func decode(data []byte, file string) (*Spec, *Errors) {
 		d.probs = slices.DeleteFunc(d.probs, func(p Problem) bool { return !strings.HasPrefix(p.Message, budgetMessage) })
 		return nil, d.err().(*Errors)
 	}
-	if root.Kind != yaml.MappingNode && root.Kind != yaml.AliasNode {
-		return nil, d.err().(*Errors)
-	}
 	if err := d.err(); err != nil {
+		if root.Kind != yaml.MappingNode {
+			return nil, err.(*Errors) // nothing was decoded
+		}
 		return s, err.(*Errors)
 	}
 	return s, nil
