@@ -1,0 +1,39 @@
+package spec
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestDocsNameEveryKey keeps docs/spec.md in step with the types: every key
+// of the spec appears in it.
+func TestDocsNameEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/spec.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(reflect.Type, string)
+	walk = func(typ reflect.Type, path string) {
+		for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+			typ = typ.Elem()
+		}
+		if typ.Kind() != reflect.Struct || typ == durationType || typ == pauseType {
+			return
+		}
+		f := fieldsOf(typ)
+		for _, name := range f.names {
+			if !strings.Contains(string(doc), "`"+name+"`") {
+				t.Errorf("docs/spec.md does not describe %s", join(path, name))
+			}
+			walk(typ.Field(f.index[name]).Type, join(path, name))
+		}
+	}
+	walk(reflect.TypeFor[Spec](), "")
+	for _, p := range Presets {
+		if !strings.Contains(string(doc), "`"+p+"`") {
+			t.Errorf("docs/spec.md does not list preset %s", p)
+		}
+	}
+}
