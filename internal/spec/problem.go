@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -15,23 +16,24 @@ type Problem struct {
 	Message string
 }
 
-// String formats the problem as file:line:column: path: message.
+// String formats the problem as file:line:column: path: message, leaving
+// out what is unknown (a spec built in Go has no file).
 func (p Problem) String() string {
-	var b strings.Builder
-	b.WriteString(p.File)
-	if p.Line > 0 {
-		fmt.Fprintf(&b, ":%d", p.Line)
-		if p.Column > 0 {
-			fmt.Fprintf(&b, ":%d", p.Column)
+	var parts []string
+	if p.File != "" {
+		at := p.File
+		if p.Line > 0 {
+			at += ":" + strconv.Itoa(p.Line)
+			if p.Column > 0 {
+				at += ":" + strconv.Itoa(p.Column)
+			}
 		}
+		parts = append(parts, at)
 	}
-	b.WriteString(": ")
 	if p.Path != "" {
-		b.WriteString(p.Path)
-		b.WriteString(": ")
+		parts = append(parts, p.Path)
 	}
-	b.WriteString(p.Message)
-	return b.String()
+	return strings.Join(append(parts, p.Message), ": ")
 }
 
 // Errors is every problem found in one spec, in file order.
