@@ -36,35 +36,31 @@ var (
 	pauseType    = reflect.TypeFor[Pause]()
 )
 
-// decode parses data into a Spec without defaults or cross-field rules. The
-// spec is nil when the file is not YAML or not a mapping; otherwise it holds
-// whatever could be decoded, beside the problems.
-func decode(data []byte, file string) (*Spec, *Errors) {
+// decode parses data into a Spec without defaults or cross-field rules, and
+// returns the problems found, unsorted. The spec is nil when nothing could be
+// decoded (not YAML, not a mapping); otherwise it holds whatever could be.
+func decode(data []byte, file string) (*Spec, []Problem) {
 	d := &decoder{collector: collector{file: file, pos: map[string]pos{}}, given: map[string]bool{}, budget: nodeBudget}
 	root, err := parseDocument(data)
 	if err != nil {
 		d.yamlError(err)
-		return nil, d.err().(*Errors)
+		return nil, d.probs
 	}
 	if root == nil || (root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null") {
 		d.at(pos{}, "", "the file is empty; at least app and process.command are needed")
-		return nil, d.err().(*Errors)
+		return nil, d.probs
 	}
 	s := &Spec{file: file, pos: d.pos, given: d.given}
 	d.value(root, reflect.ValueOf(s).Elem(), "")
-	if d.budget <= 0 {
+	switch {
+	case d.budget <= 0:
 		// Only the budget problem is worth reading; the rest is noise
 		// from values that were never decoded.
-		d.probs = slices.DeleteFunc(d.probs, func(p Problem) bool { return !strings.HasPrefix(p.Message, budgetMessage) })
-		return nil, d.err().(*Errors)
+		return nil, slices.DeleteFunc(d.probs, func(p Problem) bool { return !strings.HasPrefix(p.Message, budgetMessage) })
+	case root.Kind != yaml.MappingNode && len(d.probs) > 0:
+		return nil, d.probs
 	}
-	if err := d.err(); err != nil {
-		if root.Kind != yaml.MappingNode {
-			return nil, err.(*Errors) // nothing was decoded
-		}
-		return s, err.(*Errors)
-	}
-	return s, nil
+	return s, d.probs
 }
 
 // parseDocument returns the root node of the only document in data, or nil

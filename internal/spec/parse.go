@@ -13,31 +13,23 @@ import (
 // only used in problems. The error, if any, is an *Errors listing every
 // problem found.
 func Parse(data []byte, filename string) (*Spec, error) {
-	s, decodeErrs := decode(data, filename)
-	if s == nil {
-		return nil, decodeErrs
-	}
-	s.ApplyDefaults()
-	err := s.Validate()
-	if decodeErrs == nil {
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
-	// Rules are still checked after decoding problems so that one run shows
-	// everything, but a value that could not be decoded would only be
-	// reported again as missing or zero: drop what overlaps.
-	all := decodeErrs.Problems
-	if ve, ok := err.(*Errors); ok {
-		for _, p := range ve.Problems {
-			if !overlaps(p.Path, decodeErrs.Problems) {
-				all = append(all, p)
+	s, probs := decode(data, filename)
+	if s != nil {
+		s.ApplyDefaults()
+		// Rules are checked even after decoding problems, so that one run
+		// shows everything; but a value that could not be decoded would
+		// only be reported again as missing or zero: drop what overlaps.
+		for _, p := range s.problems() {
+			if !overlaps(p.Path, probs) {
+				probs = append(probs, p)
 			}
 		}
 	}
-	c := collector{probs: all}
-	return nil, c.err()
+	c := collector{probs: probs}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // overlaps reports whether path is, contains or sits under the path of one

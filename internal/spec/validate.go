@@ -32,6 +32,12 @@ var StopSignals = []string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", 
 // Validate checks every rule of the spec and returns an *Errors listing all
 // problems, or nil. It expects ApplyDefaults to have run.
 func (s *Spec) Validate() error {
+	c := &collector{probs: s.problems()}
+	return c.err()
+}
+
+// problems returns what Validate reports, unsorted and unbounded.
+func (s *Spec) problems() []Problem {
 	c := &collector{file: s.file, pos: s.pos}
 	s.validateApp(c)
 	s.validateProcess(c)
@@ -44,7 +50,7 @@ func (s *Spec) Validate() error {
 	positive(c, "retire.keep_blue", s.Retire.KeepBlue, true)
 	positive(c, "retire.drain_timeout", s.Retire.DrainTimeout, true)
 	s.validateParams(c)
-	return c.err()
+	return c.probs
 }
 
 // positive reports a duration of zero unless zero is allowed. Negative
