@@ -19,8 +19,9 @@ func Parse(data []byte, filename string) (*Spec, error) {
 		// Rules are checked even after decoding problems, so that one run
 		// shows everything; but a value that could not be decoded would
 		// only be reported again as missing or zero: drop what overlaps.
+		decoded := probs
 		for _, p := range s.problems() {
-			if !overlaps(p.Path, probs) {
+			if !overlaps(p.Path, decoded) {
 				probs = append(probs, p)
 			}
 		}
