@@ -46,7 +46,7 @@ func decode(data []byte, file string) (*Spec, []Problem) {
 		d.yamlError(err)
 		return nil, d.probs
 	}
-	if root == nil || (root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null") {
+	if root == nil || isNull(root) {
 		d.at(pos{}, "", "the file is empty; at least app and process.command are needed")
 		return nil, d.probs
 	}
@@ -81,12 +81,19 @@ func parseDocument(data []byte) (root *yaml.Node, err error) {
 		}
 		return nil, err
 	}
-	var next yaml.Node
-	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+	for {
+		// Empty documents after the first (a trailing ---) are harmless.
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
 		if err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("yaml: line %d: a spec is one YAML document; remove the second one", next.Line)
+		if len(next.Content) > 0 && !isNull(next.Content[0]) {
+			return nil, fmt.Errorf("yaml: line %d: a spec is one YAML document; remove the second one", next.Content[0].Line)
+		}
 	}
 	if len(doc.Content) == 0 {
 		return nil, nil
@@ -98,13 +105,6 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // yamlError turns the YAML library's syntax errors into problems.
 func (d *decoder) yamlError(err error) {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		for _, e := range te.Errors {
-			d.at(pos{}, "", "%s", e)
-		}
-		return
-	}
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
@@ -132,6 +132,8 @@ func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
 	return n
 }
 
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
 func join(path, key string) string {
 	if path == "" {
 		return key
@@ -145,7 +147,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	d.pos[path] = pos{n.Line, n.Column}
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+	if isNull(n) {
 		return // an empty value leaves the default
 	}
 	d.given[path] = true

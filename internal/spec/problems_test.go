@@ -26,7 +26,7 @@ var problemCases = []struct {
 	{"tab indent", "app: shop\nprocess:\n\tcommand: [x]\n", "bad YAML"},
 	{"top level list", "- app: shop\n", "want a mapping of keys, got a list"},
 	{"top level string", "shop\n", "want a mapping of keys, got the string"},
-	{"two documents", base + "---\napp: other\n", "one YAML document"},
+	{"two documents", base + "---\n---\napp: other\n", "one YAML document"},
 	{"anchor under unknown key", "defaults: &d {instances: 2}\n" + base, "unknown key"},
 	{"too many problems", base + "params: [" + strings.Repeat("x, ", 60) + "x]\n", "and 11 more problems"},
 	{"merge into process", "app: shop\nprocess:\n  <<: {instances: 2}\n  command: [x]\n", "merge keys (<<) are not supported"},

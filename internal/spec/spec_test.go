@@ -125,6 +125,7 @@ func TestValidSpecs(t *testing.T) {
 		{"dollar escapes", "app: shop\nprocess:\n  command: [sh, -c, \"echo $$HOME $1 ${PORT}\"]\n",
 			func(s *Spec) bool { return s.Process.Command[2] == "echo $$HOME $1 ${PORT}" }},
 		{"single segment param", base + "params: [/TOKEN, /shop/db.v1/URL]\n", func(s *Spec) bool { return len(s.Params) == 2 }},
+		{"trailing document marker", "---\n" + base + "---\n", func(s *Spec) bool { return s.App == "shop" }},
 		{"crlf line ends", strings.ReplaceAll(base, "\n", "\r\n"), func(s *Spec) bool { return s.App == "shop" }},
 	}
 	for _, tc := range cases {
