@@ -247,3 +247,39 @@ func TestDurationString(t *testing.T) {
 		}
 	}
 }
+
+// TestBuiltInGo covers specs made without a file, as other packages' tests
+// make them: zero values take defaults and problems carry no position.
+func TestBuiltInGo(t *testing.T) {
+	s := &Spec{App: "shop", Process: &Process{Command: []string{"./shop"}}}
+	s.ApplyDefaults()
+	if err := s.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if s.Process.Instances != DefaultInstances || s.Bake.D() != DefaultBake || stepsString(s.Strategy.Steps) != "100" {
+		t.Errorf("defaults not applied: %+v", s)
+	}
+	w := 120
+	s.Strategy.Steps = []Step{{Weight: &w}}
+	err := s.Validate()
+	want := "strategy.steps[0].weight: weight must be between 0 and 100, got 120"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Validate = %v, want %q", err, want)
+	}
+}
+
+func TestPauseJSON(t *testing.T) {
+	w := 10
+	steps := []Step{{Weight: &w, Pause: &Pause{Duration: Duration(90 * time.Second)}}, {Pause: &Pause{Indefinite: true}}}
+	js, err := json.Marshal(steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `[{"weight":10,"pause":"1m30s"},{"pause":{}}]`; string(js) != want {
+		t.Fatalf("JSON = %s, want %s", js, want)
+	}
+	var back []Step
+	if err := json.Unmarshal(js, &back); err != nil || !reflect.DeepEqual(back, steps) {
+		t.Fatalf("back = %+v, %v", back, err)
+	}
+}
