@@ -37,3 +37,19 @@ func TestDocsNameEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsExampleParses keeps the example of docs/spec.md valid.
+func TestDocsExampleParses(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/spec.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "## Example\n\n```yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/spec.md has no yaml block under ## Example")
+	}
+	if _, err := Parse([]byte(example), "docs/spec.md#example"); err != nil {
+		t.Fatal(err)
+	}
+}
