@@ -22,7 +22,7 @@ type validateOptions struct {
 func newValidateCmd() *cobra.Command {
 	var opts validateOptions
 	cmd := &cobra.Command{
-		Use:   "validate [DIR] [-f FILE] [--print]",
+		Use:   "validate [DIR]",
 		Short: "Check an app's bluegreen.yaml and the hook files it names",
 		Long: `Check DIR/bluegreen.yaml (DIR defaults to the current directory), or the
 file given with -f. Every problem is printed, one per line, as
