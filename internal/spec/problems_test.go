@@ -91,6 +91,7 @@ var problemCases = []struct {
 	{"listener port zero", base + "router:\n  production: 127.0.0.1:0\n", "want 1 to 65535"},
 	{"listener port too big", base + "router:\n  production: 127.0.0.1:99999\n", "want 1 to 65535"},
 	{"listener bad host", base + "router:\n  production: \"bad host:80\"\n", `bad host "bad host"`},
+	{"listener wildcard name", base + "router:\n  production: \"*.example.com:80\"\n", `bad host "*.example.com"`},
 	{"listeners equal", base + "router:\n  production: 127.0.0.1:9000\n  test: 127.0.0.1:9000\n", "must differ"},
 	{"listeners wildcard overlap", base + "router:\n  production: \":9000\"\n  test: 127.0.0.1:9000\n", "must differ"},
 	{"listener default clash", base + "router:\n  production: 127.0.0.1:8081\n", "must differ"},

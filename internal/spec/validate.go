@@ -194,7 +194,7 @@ func listener(c *collector, p, addr string) (hostPort, bool) {
 		c.add(p, "bad port %s in %s: want 1 to 65535", quote(portStr), quote(addr))
 		return hostPort{}, false
 	}
-	if host != "" && net.ParseIP(host) == nil && !hostName.MatchString(host) {
+	if host != "" && net.ParseIP(host) == nil && (!hostName.MatchString(host) || strings.HasPrefix(host, "*")) {
 		c.add(p, "bad host %s in %s", quote(host), quote(addr))
 		return hostPort{}, false
 	}
