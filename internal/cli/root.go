@@ -55,6 +55,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newRouterCmd(),
+		newValidateCmd(),
 	)
 	return root
 }

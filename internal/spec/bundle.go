@@ -1,0 +1,62 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+// CheckBundle checks the spec against the bundle it will run from: every hook
+// and command check whose first word is a relative path (./hooks/smoke.sh)
+// must be an executable file inside the bundle. The spec's positions are
+// kept, so problems point at the run: line. The error is an *Errors or nil.
+func (s *Spec) CheckBundle(fsys fs.FS) error {
+	c := &collector{file: s.file, pos: s.pos}
+	check := func(p, run string) {
+		if msg := bundleFileProblem(fsys, run); msg != "" {
+			c.add(p, "%s", msg)
+		}
+	}
+	for _, ev := range s.Hooks.Events() {
+		for i, h := range ev.Hooks {
+			check(hookPath(ev.Name, i)+".run", h.Run)
+		}
+	}
+	for i, r := range s.Checks.Rules {
+		if r.Command != nil {
+			check(rulePath(i)+".command.run", r.Command.Run)
+		}
+	}
+	return c.err()
+}
+
+// bundleFileProblem checks the program of a shell command line when it names
+// a file of the bundle; programs found on PATH (sh, curl) are not checked.
+func bundleFileProblem(fsys fs.FS, run string) string {
+	words := strings.Fields(run)
+	if len(words) == 0 {
+		return ""
+	}
+	prog := words[0]
+	if path.IsAbs(prog) || !strings.Contains(prog, "/") {
+		return ""
+	}
+	name := path.Clean(prog)
+	if !fs.ValidPath(name) {
+		return fmt.Sprintf("%s points outside the bundle", quote(prog))
+	}
+	info, err := fs.Stat(fsys, name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Sprintf("%s does not exist in the bundle", quote(prog))
+	case err != nil:
+		return fmt.Sprintf("%s: %v", quote(prog), err)
+	case info.IsDir():
+		return fmt.Sprintf("%s is a directory, not a program", quote(prog))
+	case info.Mode().Perm()&0o111 == 0:
+		return fmt.Sprintf("%s is not executable (mode %s); chmod +x it", quote(prog), info.Mode().Perm())
+	}
+	return ""
+}

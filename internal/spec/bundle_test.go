@@ -1,0 +1,83 @@
+package spec
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeBundle makes a real bundle directory: path → mode (0 = directory).
+func writeBundle(t *testing.T, files map[string]os.FileMode) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, mode := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if mode == 0 {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestCheckBundle(t *testing.T) {
+	dir := writeBundle(t, map[string]os.FileMode{
+		"hooks/smoke.sh": 0o755,
+		"hooks/plain.sh": 0o644,
+		"hooks/sub":      0,
+	})
+	cases := []struct {
+		name, run, want string
+	}{
+		{"present and executable", "./hooks/smoke.sh --fast", ""},
+		{"without ./", "hooks/smoke.sh", ""},
+		{"program on PATH", "curl -f http://127.0.0.1/", ""},
+		{"absolute path", "/bin/true", ""},
+		{"missing", "./hooks/missing.sh", `hooks.on_rollback[0].run: "./hooks/missing.sh" does not exist in the bundle`},
+		{"not executable", "./hooks/plain.sh", "is not executable (mode -rw-r--r--)"},
+		{"directory", "./hooks/sub", "is a directory"},
+		{"escapes", "../outside.sh", "points outside the bundle"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := mustParse(t, base+"hooks:\n  on_rollback:\n    - run: "+tc.run+"\n")
+			err := s.CheckBundle(os.DirFS(dir))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("CheckBundle: %v", err)
+				}
+				return
+			}
+			var errs *Errors
+			if !errors.As(err, &errs) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("CheckBundle = %v, want *Errors containing %q", err, tc.want)
+			}
+			if p := errs.Problems[0]; p.Line != 6 || p.Column != 12 || p.File != FileName {
+				t.Errorf("problem placed at %s:%d:%d, want %s:6:12", p.File, p.Line, p.Column, FileName)
+			}
+		})
+	}
+}
+
+func TestCheckBundleExample(t *testing.T) {
+	s, err := ParseFile("testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.CheckBundle(os.DirFS(writeBundle(t, map[string]os.FileMode{"hooks/smoke.sh": 0o755})))
+	want := "testdata/example.yaml:23:28: hooks.before_install[0].run: \"./hooks/snapshot-db.sh\" does not exist in the bundle\n" +
+		"testdata/example.yaml:52:23: checks.rules[3].command.run: \"./hooks/check.sh\" does not exist in the bundle"
+	if err == nil || err.Error() != want {
+		t.Fatalf("CheckBundle =\n%v\nwant\n%s", err, want)
+	}
+}
