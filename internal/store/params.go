@@ -119,4 +119,3 @@ func queryParams(ctx context.Context, q querier, query string, args ...any) ([]P
 	}
 	return out, nil
 }
-
