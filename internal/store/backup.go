@@ -65,6 +65,12 @@ func BackupDir(ctx context.Context, dataDir, dest string) error {
 // VerifyBackup checks that path is an intact bluegreen database whose
 // schema this binary can use.
 func VerifyBackup(ctx context.Context, path string) error {
+	return verifyFile(ctx, path, path)
+}
+
+// verifyFile checks path and names it as label in errors, so a restore
+// reports the file the user gave rather than its working copy.
+func verifyFile(ctx context.Context, path, label string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBackup, err)
@@ -73,23 +79,23 @@ func VerifyBackup(ctx context.Context, path string) error {
 	_, err = io.ReadFull(f, header)
 	f.Close()
 	if err != nil || string(header) != "SQLite format 3\x00" {
-		return fmt.Errorf("%w: %s is not an SQLite database", ErrBadBackup, path)
+		return fmt.Errorf("%w: %s is not an SQLite database", ErrBadBackup, label)
 	}
 	db, err := sql.Open("sqlite", fileURI(path)+"?_pragma=query_only(1)")
 	if err != nil {
-		return fmt.Errorf("%w: opening %s: %v", ErrBadBackup, path, err)
+		return fmt.Errorf("%w: opening %s: %v", ErrBadBackup, label, err)
 	}
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, `PRAGMA integrity_check`)
 	if err != nil {
-		return fmt.Errorf("%w: %s: integrity check: %v", ErrBadBackup, path, err)
+		return fmt.Errorf("%w: %s: integrity check: %v", ErrBadBackup, label, err)
 	}
 	var problems []string
 	for rows.Next() {
 		var line string
 		if err := rows.Scan(&line); err != nil {
 			rows.Close()
-			return fmt.Errorf("%w: %s: integrity check: %v", ErrBadBackup, path, err)
+			return fmt.Errorf("%w: %s: integrity check: %v", ErrBadBackup, label, err)
 		}
 		if line != "ok" {
 			problems = append(problems, line)
@@ -98,16 +104,16 @@ func VerifyBackup(ctx context.Context, path string) error {
 	err = rows.Err()
 	rows.Close()
 	if err != nil {
-		return fmt.Errorf("%w: %s: integrity check: %v", ErrBadBackup, path, err)
+		return fmt.Errorf("%w: %s: integrity check: %v", ErrBadBackup, label, err)
 	}
 	if len(problems) > 0 {
 		if len(problems) > 3 {
 			problems = append(problems[:3], "…")
 		}
-		return fmt.Errorf("%w: %s fails the integrity check: %s", ErrBadBackup, path, strings.Join(problems, "; "))
+		return fmt.Errorf("%w: %s fails the integrity check: %s", ErrBadBackup, label, strings.Join(problems, "; "))
 	}
 	if err := checkSchema(ctx, db); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBadBackup, path, err)
+		return fmt.Errorf("%w: %s: %w", ErrBadBackup, label, err)
 	}
 	return nil
 }
@@ -137,8 +143,8 @@ func Restore(ctx context.Context, src, dataDir string) error {
 		return fmt.Errorf("restore: copying %s: %w", src, err)
 	}
 	// Verify the copy, not the source, so what is checked is what lands.
-	if err := VerifyBackup(ctx, tmp); err != nil {
-		return fmt.Errorf("restore from %s: %w", src, err)
+	if err := verifyFile(ctx, tmp, src); err != nil {
+		return fmt.Errorf("restore: %w", err)
 	}
 	if err := moveAside(ctx, dbPath, filepath.Join(dataDir, PreRestoreName)); err != nil {
 		return fmt.Errorf("restore: %w", err)
