@@ -55,6 +55,8 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newRouterCmd(),
+		newBackupCmd(),
+		newRestoreCmd(),
 	)
 	return root
 }
