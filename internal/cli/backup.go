@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bluegreen/internal/params"
 	"bluegreen/internal/store"
 )
 
@@ -67,6 +68,10 @@ func runBackup(ctx context.Context, out io.Writer, o backupOptions) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	fmt.Fprintf(out, "backup of %s written to %s (%d bytes)\n", o.DataDir, o.File, info.Size())
+	// Secure params in the backup are useless without their key, which is
+	// deliberately not copied into it.
+	fmt.Fprintf(out, "secure params need the key too: keep %s (or $%s) safe separately\n",
+		filepath.Join(o.DataDir, params.KeyFile), params.KeyEnv)
 	return nil
 }
 

@@ -20,10 +20,11 @@ type App struct {
 	Version        int64
 }
 
-var appNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+// appNameRE is the spec's rule for app names, checked here too because
+// names reach the store from the API as well.
+var appNameRE = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
 
-// ValidAppName reports whether name is 1..63 characters of [a-z0-9-]
-// that neither start nor end with a dash.
+// ValidAppName reports whether name is 1..63 characters of [a-z0-9-].
 func ValidAppName(name string) bool { return appNameRE.MatchString(name) }
 
 // CreateApp adds an app; ErrExists if it is already there.

@@ -136,3 +136,23 @@ func TestWaitEventsWakesOnCommit(t *testing.T) {
 		t.Fatalf("cancelled WaitEvents: %v", err)
 	}
 }
+
+func TestCloseReleasesWaiters(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := Open(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parked := s.EventsAppended()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.WaitEvents(ctx, EventFilter{})
+		done <- err
+	}()
+	s.Close()
+	<-parked
+	if err := <-done; err == nil || ctx.Err() != nil {
+		t.Fatalf("WaitEvents after Close: %v (context: %v), want a prompt error", err, ctx.Err())
+	}
+}

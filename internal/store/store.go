@@ -175,6 +175,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
 		s.lock.release()
+		// Waiters return (with an error from the closed database) instead
+		// of hanging until their context ends.
+		s.events.wake()
 	})
 	return s.closeErr
 }

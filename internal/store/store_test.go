@@ -194,6 +194,12 @@ func TestDeploymentRoundTripAndConflict(t *testing.T) {
 	if err != nil || len(all) != 1 {
 		t.Fatalf("ListDeployments = %v, %v", all, err)
 	}
+	if active, err := s.ListDeployments(ctx, "", true, 0); err != nil || len(active) != 0 {
+		t.Fatalf("active deployments after the only one finished = %v, %v", active, err)
+	}
+	if _, err := s.ActiveDeployment(ctx, "shop"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ActiveDeployment: %v, want ErrNotFound", err)
+	}
 }
 
 func TestOneActiveDeploymentIsEnforcedByTheDatabase(t *testing.T) {
@@ -225,6 +231,9 @@ func TestOneActiveDeploymentIsEnforcedByTheDatabase(t *testing.T) {
 	second, err := s.CreateDeployment(ctx, Deployment{App: "shop", ToGeneration: 1, Phase: "Pending"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if active, err := s.ListDeployments(ctx, "shop", true, 0); err != nil || len(active) != 1 || active[0].ID != second.ID {
+		t.Fatalf("ListDeployments(active) = %+v, %v; want only %s", active, err, second.ID)
 	}
 	first.Outcome = ""
 	_, err = s.UpdateDeployment(ctx, first)
