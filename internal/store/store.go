@@ -199,10 +199,18 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
 	tx := &Tx{s: s, tx: sqlTx}
+	committed := false
+	defer func() {
+		// Also on panic: a transaction left open would hold the only
+		// write connection forever.
+		if !committed {
+			_ = sqlTx.Rollback()
+		}
+	}()
 	if err := fn(tx); err != nil {
-		_ = sqlTx.Rollback()
 		return err
 	}
+	committed = true
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("committing: %w", err)
 	}

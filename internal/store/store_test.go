@@ -252,3 +252,24 @@ func TestDataDirPathWithSpecialCharacters(t *testing.T) {
 		t.Fatalf("database not at the expected path: %v", err)
 	}
 }
+
+func TestPanicInUpdateReleasesTheWriter(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	func() {
+		defer func() { _ = recover() }()
+		_ = s.Update(ctx, func(tx *Tx) error {
+			if _, err := tx.AppendEvent(ctx, Event{Kind: "lost"}); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	if _, err := s.AppendEvent(ctx, Event{Kind: "kept"}); err != nil {
+		t.Fatalf("write after a panicking transaction: %v", err)
+	}
+	evs, err := s.ListEvents(ctx, EventFilter{})
+	if err != nil || len(evs) != 1 || evs[0].Kind != "kept" {
+		t.Fatalf("events = %+v, %v; want only the one after the panic", evs, err)
+	}
+}
