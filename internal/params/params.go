@@ -205,8 +205,12 @@ func (s *Store) History(ctx context.Context, name string) ([]Info, error) {
 	return out, nil
 }
 
-// List returns the latest version of each live param under prefix.
+// List returns the latest version of each live param under the path
+// prefix: "/shop" lists "/shop/X" but not "/shopping/X"; "" lists all.
 func (s *Store) List(ctx context.Context, prefix string) ([]Info, error) {
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
 	rows, err := s.st.LatestParams(ctx, prefix)
 	if err != nil {
 		return nil, err

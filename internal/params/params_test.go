@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"bluegreen/internal/store"
@@ -98,7 +99,8 @@ func TestVersionsHistoryListAndDelete(t *testing.T) {
 	if p, err := ps.Get(ctx, "/shop/DATABASE_URL", 2); err != nil || p.Value.Reveal() != "postgres://b" {
 		t.Fatalf("Get v2 after delete = %+v, %v", p, err)
 	}
-	list, err := ps.List(ctx, "/shop/")
+	ps.Put(ctx, "/shopping/CART", TypeString, "x", WriteOptions{})
+	list, err := ps.List(ctx, "/shop")
 	if err != nil || len(list) != 1 || list[0].Name != "/shop/API_KEY" {
 		t.Fatalf("List = %+v, %v", list, err)
 	}
@@ -236,6 +238,43 @@ func TestSecureValueIsEncryptedAtRest(t *testing.T) {
 		b, _ := readFileIfExists(filepath.Join(st.Dir(), store.FileName+suffix))
 		if bytes.Contains(b, []byte(secret)) {
 			t.Fatalf("plain text of a secure value found in %s%s", store.FileName, suffix)
+		}
+	}
+}
+
+func TestConcurrentWritesGetDistinctVersions(t *testing.T) {
+	ctx := context.Background()
+	ps, _ := newTest(t)
+	const writers, each = 6, 5
+	var wg sync.WaitGroup
+	seen := make(chan int64, writers*each)
+	for range writers {
+		wg.Go(func() {
+			for range each {
+				info, err := ps.Put(ctx, "/shop/COUNTER", TypeSecure, "v", WriteOptions{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				seen <- info.Version
+			}
+		})
+	}
+	wg.Wait()
+	close(seen)
+	got := map[int64]bool{}
+	for v := range seen {
+		got[v] = true
+	}
+	for v := int64(1); v <= writers*each; v++ {
+		if !got[v] {
+			t.Fatalf("version %d missing; versions: %v", v, got)
+		}
+	}
+	// Each version decrypts: nonces and additional data were per row.
+	for v := int64(1); v <= writers*each; v++ {
+		if p, err := ps.Get(ctx, "/shop/COUNTER", v); err != nil || p.Value.Reveal() != "v" {
+			t.Fatalf("version %d: %+v, %v", v, p, err)
 		}
 	}
 }

@@ -108,7 +108,7 @@ func TestKill9(t *testing.T) {
 	}
 	var all []reportedWrite
 	for round := range rounds {
-		writes := runAndKill(t, dir, 1+rand.IntN(150))
+		writes := runAndKill(t, dir, 1+rand.IntN(80))
 		if len(writes) == 0 {
 			t.Fatalf("round %d: the child reported no writes", round)
 		}
