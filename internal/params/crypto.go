@@ -1,10 +1,29 @@
 package params
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"strconv"
 )
+
+// keyCheckMeta is the meta key of a value sealed with the params key when
+// the database first met it.
+const keyCheckMeta = "params.key_check"
+
+// checkKey seals a known value on first use and opens it on every later
+// one: a different key fails here, before any secret is needed.
+func (s *Store) checkKey(ctx context.Context) error {
+	stored, err := s.st.InitMeta(ctx, keyCheckMeta, s.seal(keyCheckMeta, 0, keyCheckMeta))
+	if err != nil {
+		return fmt.Errorf("checking params key: %w", err)
+	}
+	if _, err := s.open(keyCheckMeta, 0, stored); err != nil {
+		return fmt.Errorf("params key does not match the one this database's secure params were written with (%s or $%s): %w",
+			KeyFile, KeyEnv, ErrDecrypt)
+	}
+	return nil
+}
 
 // additionalData binds a ciphertext to its row: copied to another name or
 // version, it no longer authenticates.

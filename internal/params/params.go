@@ -61,16 +61,29 @@ type Store struct {
 }
 
 // Open returns the parameter store of st, with the key from LoadKey.
-func Open(st *store.Store) (*Store, error) {
+func Open(ctx context.Context, st *store.Store) (*Store, error) {
 	key, err := LoadKey(st.Dir())
 	if err != nil {
 		return nil, fmt.Errorf("loading params key: %w", err)
 	}
-	return New(st, key)
+	return New(ctx, st, key)
 }
 
-// New returns the parameter store of st using key (KeySize bytes).
-func New(st *store.Store, key []byte) (*Store, error) {
+// New returns the parameter store of st using key (KeySize bytes). It
+// fails with ErrDecrypt when the database was written with another key, so
+// a wrong key stops the server at start rather than at the next deployment.
+func New(ctx context.Context, st *store.Store, key []byte) (*Store, error) {
+	s, err := newUnchecked(st, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkKey(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newUnchecked(st *store.Store, key []byte) (*Store, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("params key is %d bytes, want %d", len(key), KeySize)
 	}

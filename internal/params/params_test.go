@@ -23,7 +23,7 @@ func newTest(t *testing.T) (*Store, *store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ps, err := Open(st)
+	ps, err := Open(context.Background(), st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,14 @@ func TestWrongKeyFailsLoudly(t *testing.T) {
 	}
 	other := make([]byte, KeySize)
 	rand.Read(other)
-	wrong, err := New(st, other)
+	_, err := New(ctx, st, other)
+	if !errors.Is(err, ErrDecrypt) || !strings.Contains(err.Error(), "params key does not match") {
+		t.Fatalf("New with a wrong key: %v, want ErrDecrypt at start", err)
+	}
+	// Past the start-up check (a key swapped under a running server, or a
+	// database restored from elsewhere), reads still fail rather than
+	// return garbage.
+	wrong, err := newUnchecked(st, other)
 	if err != nil {
 		t.Fatal(err)
 	}
