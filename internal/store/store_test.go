@@ -273,3 +273,27 @@ func TestPanicInUpdateReleasesTheWriter(t *testing.T) {
 		t.Fatalf("events = %+v, %v; want only the one after the panic", evs, err)
 	}
 }
+
+func TestOpenUpgradesAnOlderSchema(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	if _, err := s.AppendEvent(ctx, Event{Kind: "before-upgrade"}); err != nil {
+		t.Fatal(err)
+	}
+	// Make it look like a database written before migration 0002.
+	if _, err := s.w.ExecContext(ctx, `DROP TABLE meta; UPDATE schema_version SET version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, dir)
+	if v, err := readSchemaVersion(ctx, s.r); err != nil || v != SchemaVersion() {
+		t.Fatalf("schema version after upgrade = %d, %v", v, err)
+	}
+	if _, err := s.InitMeta(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("table of the new migration missing: %v", err)
+	}
+	if evs, err := s.ListEvents(ctx, EventFilter{}); err != nil || len(evs) != 1 {
+		t.Fatalf("data lost in upgrade: %v, %v", evs, err)
+	}
+}
