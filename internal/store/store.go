@@ -117,7 +117,6 @@ func open(ctx context.Context, dir string, opts Options, migrate bool) (s *Store
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
 	r, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
 	if err != nil {
 		w.Close()
