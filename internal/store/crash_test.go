@@ -103,6 +103,9 @@ func TestKill9(t *testing.T) {
 	}
 	dir := t.TempDir()
 	rounds := 15
+	if raceEnabled {
+		rounds = 3
+	}
 	if v, err := strconv.Atoi(os.Getenv("BLUEGREEN_KILL9_ROUNDS")); err == nil && v > 0 {
 		rounds = v
 	}
