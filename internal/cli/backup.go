@@ -99,13 +99,16 @@ func runRestore(ctx context.Context, out io.Writer, o restoreOptions) error {
 	if o.DataDir == "" {
 		o.DataDir = defaultDataDir()
 	}
-	if err := store.Restore(ctx, o.File, o.DataDir); err != nil {
-		if errors.Is(err, store.ErrInUse) {
-			return fmt.Errorf("%w; stop the bluegreen server using %s first", err, o.DataDir)
-		}
+	previous, err := store.Restore(ctx, o.File, o.DataDir)
+	if errors.Is(err, store.ErrInUse) {
+		return fmt.Errorf("%w; stop the bluegreen server using %s first", err, o.DataDir)
+	}
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "restored %s into %s; the previous database is kept as %s\n",
-		o.File, o.DataDir, filepath.Join(o.DataDir, store.PreRestoreName))
+	fmt.Fprintf(out, "restored %s into %s\n", o.File, o.DataDir)
+	if previous != "" {
+		fmt.Fprintf(out, "the database it replaced is kept as %s\n", previous)
+	}
 	return nil
 }

@@ -40,8 +40,8 @@ func TestBackupAndRestoreCommands(t *testing.T) {
 
 	t.Setenv(DataEnv, dst) // restore finds its data dir in the environment
 	out, err = execute(t, "restore", file)
-	if err != nil || !strings.Contains(out, "restored "+file+" into "+dst) {
-		t.Fatalf("restore: %q, %v", out, err)
+	if err != nil || !strings.Contains(out, "restored "+file+" into "+dst) || strings.Contains(out, "kept as") {
+		t.Fatalf("restore into an empty dir: %q, %v", out, err)
 	}
 	r, err := store.Open(ctx, dst, store.Options{})
 	if err != nil {

@@ -37,6 +37,12 @@ func (s *Store) Backup(ctx context.Context, dest string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("backup to %s: %w", dest, err)
 	}
+	// The copy holds everything the database does; keep it as private as
+	// the data directory.
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("backup to %s: %w", dest, err)
+	}
 	if err := syncFile(tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("backup to %s: %w", dest, err)
@@ -123,16 +129,16 @@ const PreRestoreName = FileName + ".pre-restore"
 
 // Restore replaces the database in dataDir with the backup at src. It
 // refuses while any process has the store open (ErrInUse) and when the
-// backup fails VerifyBackup. The previous database is kept as
-// PreRestoreName. A crash at any point leaves either the old or the new
-// database in place, never a mix.
-func Restore(ctx context.Context, src, dataDir string) error {
+// backup fails VerifyBackup. The database it replaced, if any, is kept as
+// PreRestoreName and its path returned. A crash at any point leaves either
+// the old or the new database in place, never a mix.
+func Restore(ctx context.Context, src, dataDir string) (previous string, err error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("restore: creating %s: %w", dataDir, err)
+		return "", fmt.Errorf("restore: creating %s: %w", dataDir, err)
 	}
 	lock, err := lockDir(dataDir, true)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return "", fmt.Errorf("restore: %w", err)
 	}
 	defer lock.release()
 
@@ -140,27 +146,32 @@ func Restore(ctx context.Context, src, dataDir string) error {
 	tmp := tempName(dbPath)
 	defer removeDB(tmp)
 	if err := copyFile(src, tmp); err != nil {
-		return fmt.Errorf("restore: copying %s: %w", src, err)
+		return "", fmt.Errorf("restore: copying %s: %w", src, err)
 	}
 	// Verify the copy, not the source, so what is checked is what lands.
 	if err := verifyFile(ctx, tmp, src); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return "", fmt.Errorf("restore: %w", err)
 	}
-	if err := moveAside(ctx, dbPath, filepath.Join(dataDir, PreRestoreName)); err != nil {
-		return fmt.Errorf("restore: %w", err)
+	previous = filepath.Join(dataDir, PreRestoreName)
+	moved, err := moveAside(ctx, dbPath, previous)
+	if err != nil {
+		return "", fmt.Errorf("restore: %w", err)
+	}
+	if !moved {
+		previous = ""
 	}
 	if err := os.Rename(tmp, dbPath); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return "", fmt.Errorf("restore: %w", err)
 	}
-	return syncDir(dataDir)
+	return previous, syncDir(dataDir)
 }
 
-// moveAside renames the live database out of the way. It first folds the
-// WAL into the main file: a stale -wal next to a replaced database would be
-// replayed into it on the next open.
-func moveAside(ctx context.Context, dbPath, aside string) error {
+// moveAside renames the live database out of the way, reporting whether
+// there was one. It first folds the WAL into the main file: a stale -wal
+// next to a replaced database would be replayed into it on the next open.
+func moveAside(ctx context.Context, dbPath, aside string) (bool, error) {
 	if _, err := os.Stat(dbPath); errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if db, err := sql.Open("sqlite", fileURI(dbPath)); err == nil {
 		// A damaged database may refuse; its WAL then moves along with it.
@@ -170,13 +181,13 @@ func moveAside(ctx context.Context, dbPath, aside string) error {
 	removeDB(aside)
 	for _, suffix := range []string{"-wal", ""} {
 		if err := os.Rename(dbPath+suffix, aside+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("moving %s aside: %w", dbPath+suffix, err)
+			return false, fmt.Errorf("moving %s aside: %w", dbPath+suffix, err)
 		}
 	}
 	if err := os.Remove(dbPath + "-shm"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing %s-shm: %w", dbPath, err)
+		return false, fmt.Errorf("removing %s-shm: %w", dbPath, err)
 	}
-	return nil
+	return true, nil
 }
 
 // removeDB deletes a database file with its WAL and shared-memory files.

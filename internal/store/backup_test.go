@@ -67,8 +67,11 @@ func TestBackupWhileWritingAndRestore(t *testing.T) {
 	}
 
 	dst := t.TempDir()
-	if err := Restore(context.Background(), backup, dst); err != nil {
-		t.Fatal(err)
+	if prev, err := Restore(context.Background(), backup, dst); err != nil || prev != "" {
+		t.Fatalf("Restore into an empty dir = %q, %v", prev, err)
+	}
+	if info, err := os.Stat(backup); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file mode: %v, %v; want 0600", info, err)
 	}
 	restored := openTest(t, dst)
 	got, err := restored.GetDeployment(context.Background(), d.ID)
@@ -99,11 +102,11 @@ func TestRestoreRefusesWhileInUse(t *testing.T) {
 	if err := s.Backup(ctx, backup); err != nil {
 		t.Fatal(err)
 	}
-	if err := Restore(ctx, backup, dir); !errors.Is(err, ErrInUse) {
+	if _, err := Restore(ctx, backup, dir); !errors.Is(err, ErrInUse) {
 		t.Fatalf("restore into an open data dir: %v, want ErrInUse", err)
 	}
 	s.Close()
-	if err := Restore(ctx, backup, dir); err != nil {
+	if _, err := Restore(ctx, backup, dir); err != nil {
 		t.Fatalf("restore after close: %v", err)
 	}
 }
@@ -127,8 +130,9 @@ func TestRestoreReplacesDatabaseAndKeepsThePreviousOne(t *testing.T) {
 		}
 	}
 	sa.Close()
-	if err := Restore(ctx, backup, a); err != nil {
-		t.Fatal(err)
+	prev, err := Restore(ctx, backup, a)
+	if err != nil || prev != filepath.Join(a, PreRestoreName) {
+		t.Fatalf("Restore = %q, %v", prev, err)
 	}
 	s := openTest(t, a)
 	evs, err := s.ListEvents(ctx, EventFilter{})
@@ -206,7 +210,7 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 				t.Fatal(err)
 			}
 			ds.Close()
-			err := Restore(ctx, path, dst)
+			_, err := Restore(ctx, path, dst)
 			if err == nil {
 				t.Fatal("restore accepted a bad backup")
 			}
