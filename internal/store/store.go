@@ -50,6 +50,7 @@ type ActiveDeploymentError struct {
 	DeploymentID string
 }
 
+// Error names the app and the deployment in progress.
 func (e *ActiveDeploymentError) Error() string {
 	return fmt.Sprintf("app %s: deployment %s is still in progress", e.App, e.DeploymentID)
 }
