@@ -56,6 +56,8 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newVersionCmd(),
 		newRouterCmd(),
 		newValidateCmd(),
+		newBackupCmd(),
+		newRestoreCmd(),
 	)
 	return root
 }

@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"testing"
+)
+
+func TestGenerationsAreUniqueUnderConcurrency(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	const workers, each = 8, 10
+	gens := make(chan int64, workers*each)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				r, err := s.CreateRevision(ctx, Revision{App: "shop", Source: "bundle:sha256:aa"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				gens <- r.Generation
+			}
+		})
+	}
+	wg.Wait()
+	close(gens)
+	var got []int64
+	for g := range gens {
+		got = append(got, g)
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
+	if len(got) != workers*each {
+		t.Fatalf("got %d revisions, want %d", len(got), workers*each)
+	}
+	for i, g := range got {
+		if g != int64(i+1) {
+			t.Fatalf("generations are not 1..%d without gaps: %v", workers*each, got)
+		}
+	}
+}
+
+// Two Store values on one file behave like two server processes.
+func TestOneActiveDeploymentUnderConcurrentAttempts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	stores := []*Store{openTest(t, dir), openTest(t, dir)}
+	if _, err := stores[0].CreateRevision(ctx, Revision{App: "shop", Source: "bundle:sha256:aa"}); err != nil {
+		t.Fatal(err)
+	}
+	const attempts = 16
+	type result struct {
+		d   Deployment
+		err error
+	}
+	results := make(chan result, attempts)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range attempts {
+		wg.Go(func() {
+			<-start
+			d, err := stores[i%2].CreateDeployment(ctx, Deployment{App: "shop", ToGeneration: 1, Phase: "Pending"})
+			results <- result{d, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(results)
+	var winners []Deployment
+	var losers []error
+	for r := range results {
+		if r.err == nil {
+			winners = append(winners, r.d)
+			continue
+		}
+		losers = append(losers, r.err)
+	}
+	if len(winners) != 1 {
+		t.Fatalf("%d deployments created, want exactly 1 (errors: %v)", len(winners), losers)
+	}
+	for _, err := range losers {
+		var ade *ActiveDeploymentError
+		if !errors.As(err, &ade) || ade.DeploymentID != winners[0].ID {
+			t.Errorf("loser error %v, want ActiveDeploymentError naming %s", err, winners[0].ID)
+		}
+	}
+}
+
+func TestConcurrentUpdatesOfOneDeploymentConflict(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	if _, err := s.CreateRevision(ctx, Revision{App: "shop", Source: "bundle:sha256:aa"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.CreateDeployment(ctx, Deployment{App: "shop", ToGeneration: 1, Phase: "Pending"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every writer starts from version 1: exactly one may win.
+	const writers = 8
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			w := d
+			w.Step = i + 1
+			_, err := s.UpdateDeployment(ctx, w)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	ok := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ErrConflict):
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d writers won, want 1", ok)
+	}
+	got, _ := s.GetDeployment(ctx, d.ID)
+	if got.Version != 2 {
+		t.Fatalf("version = %d, want 2", got.Version)
+	}
+}

@@ -1,0 +1,245 @@
+// Package store keeps bluegreen's durable state in one SQLite file: apps,
+// revisions, deployments, the event log and parameter versions.
+//
+// The database runs in WAL mode with synchronous=FULL, so a transaction whose
+// commit has returned survives a killed process and a power loss. Every
+// mutable row carries a version; updates name the version they expect and fail
+// with ErrConflict when someone else wrote first.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+)
+
+// FileName is the database file inside the data directory.
+const FileName = "bluegreen.db"
+
+// lockName is the advisory lock file that marks a data directory in use.
+const lockName = "lock"
+
+// Sentinel errors; wrapped errors name the row involved.
+var (
+	// ErrNotFound reports a row that does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict reports a write based on a stale version of a row.
+	ErrConflict = errors.New("version conflict")
+	// ErrExists reports a row created twice.
+	ErrExists = errors.New("already exists")
+	// ErrActiveDeployment reports an app that already has an active
+	// deployment; the error is an *ActiveDeploymentError naming it.
+	ErrActiveDeployment = errors.New("a deployment is already active")
+	// ErrSchemaTooNew reports a database written by a newer binary.
+	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+	// ErrInUse reports a data directory opened by a running process.
+	ErrInUse = errors.New("data directory is in use")
+)
+
+// ActiveDeploymentError names the deployment that blocks a new one.
+type ActiveDeploymentError struct {
+	App          string
+	DeploymentID string
+}
+
+// Error names the app and the deployment in progress.
+func (e *ActiveDeploymentError) Error() string {
+	return fmt.Sprintf("app %s: deployment %s is still in progress", e.App, e.DeploymentID)
+}
+
+// Is makes errors.Is(err, ErrActiveDeployment) true.
+func (e *ActiveDeploymentError) Is(target error) bool { return target == ErrActiveDeployment }
+
+// Options tune Open. The zero value is ready to use.
+type Options struct {
+	// Now is the clock used for timestamps; time.Now when nil.
+	Now func() time.Time
+	// BusyTimeout is how long a connection waits for another process's
+	// lock before failing; 5s when zero.
+	BusyTimeout time.Duration
+}
+
+// Store is an open database. It is safe for concurrent use.
+type Store struct {
+	dir  string
+	path string
+	now  func() time.Time
+
+	// Writes go through a single connection so that goroutines of this
+	// process queue in Go instead of spinning in SQLite's busy handler;
+	// reads use their own pool and see the last committed state.
+	w *sql.DB
+	r *sql.DB
+
+	lock   *dirLock
+	events *notifier
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the store in dir, applies pending
+// migrations and takes a shared lock on the directory so that a restore
+// cannot swap the file underneath.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	return open(ctx, dir, opts, true)
+}
+
+func open(ctx context.Context, dir string, opts Options, migrate bool) (s *Store, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory %s: %w", dir, err)
+	}
+	lock, err := lockDir(dir, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.release()
+		}
+	}()
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.BusyTimeout == 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	path := filepath.Join(dir, FileName)
+	w, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, true))
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	s = &Store{dir: dir, path: path, now: opts.Now, w: w, r: r, lock: lock, events: newNotifier()}
+	defer func() {
+		if err != nil {
+			w.Close()
+			r.Close()
+		}
+	}()
+	if err := w.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	if migrate {
+		err = applyMigrations(ctx, w)
+	} else {
+		err = checkSchema(ctx, r)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// dsn builds the connection string. synchronous=FULL fsyncs the WAL at
+// every commit: the control plane writes little, and a deployment step that
+// was reported done must still be done after a power cut.
+func dsn(path string, busy time.Duration, write bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if write {
+		// Take the write lock at BEGIN: a deferred transaction that reads
+		// and then writes can fail with SQLITE_BUSY without waiting.
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Add("_pragma", "query_only(1)")
+	}
+	return fileURI(path) + "?" + q.Encode()
+}
+
+// fileURI escapes path so that '?' or '#' in a directory name cannot be
+// read as URI parameters.
+func fileURI(path string) string { return "file:" + (&url.URL{Path: path}).EscapedPath() }
+
+// Dir is the data directory the store lives in.
+func (s *Store) Dir() string { return s.dir }
+
+// Close closes the database and releases the directory lock.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
+		s.lock.release()
+		// Waiters return (with an error from the closed database) instead
+		// of hanging until their context ends.
+		s.events.wake()
+	})
+	return s.closeErr
+}
+
+// Tx is a write transaction. Its methods mirror the Store's; all of them
+// commit or roll back together.
+type Tx struct {
+	s        *Store
+	tx       *sql.Tx
+	appended bool // events were appended: wake waiters after commit
+}
+
+// Update runs fn in one write transaction, committing when fn returns nil.
+// Do not call other Store methods from fn: writes are serialized and would
+// wait for fn forever.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	sqlTx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	tx := &Tx{s: s, tx: sqlTx}
+	committed := false
+	defer func() {
+		// Also on panic: a transaction left open would hold the only
+		// write connection forever.
+		if !committed {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	committed = true
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	if tx.appended {
+		s.events.wake()
+	}
+	return nil
+}
+
+// querier is what reads need from a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func nullNanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func fromNullNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return fromNanos(n.Int64)
+}
