@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -74,6 +75,9 @@ func (r *Router) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /drain", r.postDrain)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Profiles of the running router, for operators chasing a slowdown.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	return r.requireToken(mux)
 }
 
