@@ -107,7 +107,7 @@ func (x *extractor) symlink(raw, target string) error {
 func (x *extractor) hardlink(raw, linkname string) error {
 	target, err := x.t.cleanName(linkname)
 	if err != nil {
-		return unsafeEntry(raw, "hardlink target %q is not a file in the bundle", linkname)
+		return unsafeEntry(raw, "hardlink target %q points outside the bundle", linkname)
 	}
 	tn := x.t.nodes[target]
 	if tn == nil || tn.kind != kindFile || tn.sum == nil {

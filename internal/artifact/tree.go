@@ -2,6 +2,7 @@ package artifact
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"io/fs"
 	"path"
@@ -160,7 +161,7 @@ func (t *tree) readFile(raw string, n *node, dst io.Writer, src io.Reader) error
 		return overLimit(raw, rule, limit)
 	}
 	if err != nil {
-		return &EntryError{Entry: raw, Rule: "reading content", Err: err}
+		return fmt.Errorf("entry %q: reading content: %w", raw, err)
 	}
 	n.size, n.sum = got, h.Sum(nil)
 	return nil
