@@ -22,6 +22,11 @@ type extractor struct {
 	applyModes bool     // false while staging, so every file stays readable
 }
 
+// Symlinks are created only by finish, once the whole tree is known to be
+// safe: while entries are written no link exists that a write could follow.
+// Staging never creates them, since the canonical form takes links from the
+// tree.
+
 func (x *extractor) dir(raw string, mode fs.FileMode) error {
 	name, err := x.t.cleanName(raw)
 	if err != nil {
@@ -87,19 +92,7 @@ func (x *extractor) symlink(raw, target string) error {
 	if err != nil {
 		return err
 	}
-	if err := x.t.add(raw, name, &node{kind: kindSymlink, mode: 0o777, target: target}); err != nil {
-		return err
-	}
-	if x.root == nil {
-		return nil
-	}
-	if err := x.mkdirs(raw, path.Dir(name)); err != nil {
-		return err
-	}
-	if err := x.root.Symlink(target, name); err != nil {
-		return fmt.Errorf("entry %q: creating symlink: %w", raw, err)
-	}
-	return nil
+	return x.t.add(raw, name, &node{kind: kindSymlink, mode: 0o777, target: target})
 }
 
 // hardlink stores a copy of an earlier file: the canonical form has no
@@ -141,8 +134,9 @@ func (x *extractor) cloneFile(raw string, tn *node) error {
 	return nil
 }
 
-// finish checks the links of the whole tree and gives directories their
-// modes last, so a read-only directory did not block its own contents.
+// finish checks the links of the whole tree, creates them, and gives
+// directories their modes last, so a read-only directory did not block its
+// own contents.
 func (x *extractor) finish() error {
 	if err := x.t.checkLinks(); err != nil {
 		return err
@@ -151,6 +145,18 @@ func (x *extractor) finish() error {
 		return nil
 	}
 	names := x.t.names()
+	for _, name := range names {
+		n := x.t.nodes[name]
+		if n.kind != kindSymlink {
+			continue
+		}
+		if err := x.mkdirs(name, path.Dir(name)); err != nil {
+			return err
+		}
+		if err := x.root.Symlink(n.target, name); err != nil {
+			return fmt.Errorf("entry %q: creating symlink: %w", name, err)
+		}
+	}
 	for _, name := range slices.Backward(names) {
 		if n := x.t.nodes[name]; n.kind == kindDir {
 			if err := x.root.Chmod(name, n.mode); err != nil {
@@ -163,7 +169,7 @@ func (x *extractor) finish() error {
 
 func extractTar(r io.Reader, x *extractor) error {
 	tr := tar.NewReader(r)
-	for {
+	for headers := 0; ; headers++ {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			return x.finish()
@@ -171,6 +177,11 @@ func extractTar(r io.Reader, x *extractor) error {
 		// ErrInsecurePath comes with a usable header; cleanName decides.
 		if err != nil && !errors.Is(err, tar.ErrInsecurePath) {
 			return fmt.Errorf("reading tar: %w", err)
+		}
+		// Headers that are not entries (global PAX headers) still cost
+		// time to parse; they count towards the same limit.
+		if headers >= x.t.lim.MaxEntries {
+			return overLimit(hdr.Name, "more than %d entries", x.t.lim.MaxEntries)
 		}
 		mode := fs.FileMode(hdr.Mode).Perm()
 		switch hdr.Typeflag {

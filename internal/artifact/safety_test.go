@@ -225,3 +225,15 @@ func TestUnrecognisedFormat(t *testing.T) {
 		t.Fatalf("store holds %v", got)
 	}
 }
+
+// Many long links cost the link check time; a budget refuses such a tree
+// instead of spending minutes on it.
+func TestSymlinkCheckBounded(t *testing.T) {
+	s, base := newStore(t, Limits{})
+	var entries []entry
+	long := strings.Repeat("./", 500) + "x"
+	for i := range 10_000 {
+		entries = append(entries, symlink(fmt.Sprintf("l%05d", i), long))
+	}
+	checkRefused(t, s, base, tarGz(t, entries...), ErrUnsafeEntry, "")
+}

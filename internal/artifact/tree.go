@@ -39,7 +39,15 @@ type tree struct {
 	lim   Limits
 	nodes map[string]*node
 	total int64 // file bytes read so far
+
+	// steps counts path components walked while resolving symlinks, so a
+	// tree of many long, chained links cannot keep the check busy for long.
+	steps int
 }
+
+// maxResolveSteps bounds the symlink checks of one tree: enough for 100 000
+// links of forty components each, and quick to reach for a hostile tree.
+const maxResolveSteps = 1 << 22
 
 func newTree(lim Limits) *tree {
 	return &tree{lim: lim.withDefaults(), nodes: make(map[string]*node)}
@@ -94,6 +102,9 @@ func (t *tree) add(raw, name string, n *node) error {
 		if old.implicit && n.kind == kindDir {
 			old.mode, old.implicit = n.mode, false
 			return nil
+		}
+		if old.implicit {
+			return unsafeEntry(raw, "a directory of that name is implied by an earlier path")
 		}
 		return unsafeEntry(raw, "duplicate entry")
 	}
@@ -211,26 +222,30 @@ func (e resolveError) Error() string { return string(e) }
 // kernel would, through the tree's symlinks, and returns the resulting clean
 // path ("" for the root). Components that do not exist are taken lexically.
 func (t *tree) resolve(dir, rel string) (string, error) {
-	var stack []string
-	if dir != "." && dir != "" {
-		stack = strings.Split(dir, "/")
+	cur := "" // the path resolved so far
+	if dir != "." {
+		cur = dir
 	}
 	pending := strings.Split(rel, "/")
 	for hops := 0; len(pending) > 0; {
+		if t.steps++; t.steps > maxResolveSteps {
+			return "", resolveError("makes the bundle's symlinks too costly to check")
+		}
 		seg := pending[0]
 		pending = pending[1:]
 		switch seg {
 		case "", ".":
 			continue
 		case "..":
-			if len(stack) == 0 {
+			if cur == "" {
 				return "", resolveError("points outside the bundle")
 			}
-			stack = stack[:len(stack)-1]
+			cur = cur[:max(strings.LastIndexByte(cur, '/'), 0)]
 			continue
 		}
-		stack = append(stack, seg)
-		n := t.nodes[strings.Join(stack, "/")]
+		parent := cur
+		cur = path.Join(cur, seg)
+		n := t.nodes[cur]
 		if n == nil || n.kind != kindSymlink {
 			continue
 		}
@@ -240,8 +255,8 @@ func (t *tree) resolve(dir, rel string) (string, error) {
 		if strings.HasPrefix(n.target, "/") {
 			return "", resolveError("points outside the bundle")
 		}
-		stack = stack[:len(stack)-1]
+		cur = parent
 		pending = append(strings.Split(n.target, "/"), pending...)
 	}
-	return strings.Join(stack, "/"), nil
+	return cur, nil
 }
