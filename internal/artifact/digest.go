@@ -91,7 +91,8 @@ func overLimit(name, rule string, args ...any) error {
 	return &EntryError{Entry: name, Rule: fmt.Sprintf(rule, args...), Err: ErrLimit}
 }
 
-// manifestWriter feeds the manifest encoding documented on Digest into h.
+// writeManifestEntry writes one entry in the manifest encoding documented
+// on Digest.
 func writeManifestEntry(h io.Writer, name string, n *node) {
 	switch n.kind {
 	case kindDir:

@@ -16,16 +16,18 @@ import (
 // extractor applies a source's entries to a tree and, when root is set,
 // writes them below root. Every write goes through os.Root, so even a bug in
 // the checks above cannot put a file outside the destination.
-type extractor struct {
-	t          *tree
-	root       *os.Root // nil: validate and hash only
-	applyModes bool     // false while staging, so every file stays readable
-}
-
+//
 // Symlinks are created only by finish, once the whole tree is known to be
 // safe: while entries are written no link exists that a write could follow.
-// Staging never creates them, since the canonical form takes links from the
-// tree.
+// Staging does not create them at all, since the canonical form takes links
+// from the tree.
+type extractor struct {
+	t    *tree
+	root *os.Root // nil: validate and hash only
+	// final marks the fleet's own tree: links are made and modes applied.
+	// Staging leaves them out, so every staged file stays readable.
+	final bool
+}
 
 func (x *extractor) dir(raw string, mode fs.FileMode) error {
 	name, err := x.t.cleanName(raw)
@@ -76,7 +78,7 @@ func (x *extractor) write(raw, name string, n *node, r io.Reader) error {
 		return fmt.Errorf("entry %q: creating file: %w", raw, err)
 	}
 	err = x.t.readFile(raw, n, f, r)
-	if err == nil && x.applyModes {
+	if err == nil && x.final {
 		// Chmod on the open file: the umask does not apply and no path is
 		// looked up again.
 		err = f.Chmod(n.mode)
@@ -141,7 +143,7 @@ func (x *extractor) finish() error {
 	if err := x.t.checkLinks(); err != nil {
 		return err
 	}
-	if x.root == nil || !x.applyModes {
+	if x.root == nil || !x.final {
 		return nil
 	}
 	names := x.t.names()

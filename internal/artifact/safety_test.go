@@ -229,10 +229,10 @@ func TestUnrecognisedFormat(t *testing.T) {
 // Many long links cost the link check time; a budget refuses such a tree
 // instead of spending minutes on it.
 func TestSymlinkCheckBounded(t *testing.T) {
-	s, base := newStore(t, Limits{})
+	s, base := newStore(t, Limits{MaxEntries: 1000})
 	var entries []entry
 	long := strings.Repeat("./", 500) + "x"
-	for i := range 10_000 {
+	for i := range 1000 {
 		entries = append(entries, symlink(fmt.Sprintf("l%05d", i), long))
 	}
 	checkRefused(t, s, base, tarGz(t, entries...), ErrUnsafeEntry, "")

@@ -58,8 +58,17 @@ func TestSameTreeSameDigest(t *testing.T) {
 	if err := os.WriteFile(tgz, tarGz(t, append([]entry{dir("./")}, reordered...)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	zipFile := filepath.Join(base, "app.zip")
+	if err := os.WriteFile(zipFile, zipBytes(t, reordered...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	packagings := map[string]func() (Digest, error){
 		"tar.gz file": func() (Digest, error) { return s.Ingest(tgz) },
+		"zip file":    func() (Digest, error) { return s.Ingest(zipFile) },
+		"pack zip": func() (Digest, error) {
+			var buf bytes.Buffer
+			return Pack(zipFile, &buf, Limits{})
+		},
 		"zip stream":  func() (Digest, error) { return s.IngestStream(bytes.NewReader(zipBytes(t, sampleTree()...)), fromDir) },
 		"plain tar":   func() (Digest, error) { return s.IngestStream(bytes.NewReader(tarBytes(t, reordered)), "") },
 		"canonical": func() (Digest, error) {
@@ -177,6 +186,30 @@ func TestUnpackChecksStoredContent(t *testing.T) {
 	}
 	if err := s.Verify(d); !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("Verify: %v, want ErrDigestMismatch", err)
+	}
+}
+
+// Unpacking re-applies every rule: a stored bundle replaced by a hostile
+// archive still cannot write outside the destination.
+func TestUnpackRefusesTamperedUnsafeBundle(t *testing.T) {
+	s, base := newStore(t, Limits{})
+	d, err := s.IngestStream(bytes.NewReader(tarGz(t, file("a", "1"))), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.path(d)
+	if err := os.WriteFile(p, tarGz(t, file("a", "1"), file("../escaped", "x")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(base, "fleet", "out")
+	if err := s.Unpack(d, dest); !errors.Is(err, ErrUnsafeEntry) {
+		t.Fatalf("err = %v, want ErrUnsafeEntry", err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "fleet", "escaped")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a file escaped the destination: %v", err)
+	}
+	if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("failed unpack left %s behind: %v", dest, err)
 	}
 }
 

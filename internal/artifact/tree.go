@@ -45,9 +45,10 @@ type tree struct {
 	steps int
 }
 
-// maxResolveSteps bounds the symlink checks of one tree: enough for 100 000
-// links of forty components each, and quick to reach for a hostile tree.
-const maxResolveSteps = 1 << 22
+// resolveStepsPerEntry bounds the symlink checks of one tree in proportion
+// to the entries it may hold: ordinary links walk a handful of components,
+// while a hostile tree of long chained links reaches the bound quickly.
+const resolveStepsPerEntry = 64
 
 func newTree(lim Limits) *tree {
 	return &tree{lim: lim.withDefaults(), nodes: make(map[string]*node)}
@@ -228,7 +229,7 @@ func (t *tree) resolve(dir, rel string) (string, error) {
 	}
 	pending := strings.Split(rel, "/")
 	for hops := 0; len(pending) > 0; {
-		if t.steps++; t.steps > maxResolveSteps {
+		if t.steps++; t.steps > resolveStepsPerEntry*t.lim.MaxEntries {
 			return "", resolveError("makes the bundle's symlinks too costly to check")
 		}
 		seg := pending[0]
@@ -244,7 +245,11 @@ func (t *tree) resolve(dir, rel string) (string, error) {
 			continue
 		}
 		parent := cur
-		cur = path.Join(cur, seg)
+		if cur == "" {
+			cur = seg
+		} else {
+			cur += "/" + seg
+		}
 		n := t.nodes[cur]
 		if n == nil || n.kind != kindSymlink {
 			continue

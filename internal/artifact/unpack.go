@@ -31,7 +31,7 @@ func (s *Store) Unpack(d Digest, dest string) (err error) {
 	}
 	defer root.Close()
 	err = s.readBundle(d, func(r io.Reader) error {
-		x := &extractor{t: newTree(s.lim), root: root, applyModes: true}
+		x := &extractor{t: newTree(s.lim), root: root, final: true}
 		if err := extractTar(r, x); err != nil {
 			return err
 		}
