@@ -69,8 +69,8 @@ func TestSameTreeSameDigest(t *testing.T) {
 			var buf bytes.Buffer
 			return Pack(zipFile, &buf, Limits{})
 		},
-		"zip stream":  func() (Digest, error) { return s.IngestStream(bytes.NewReader(zipBytes(t, sampleTree()...)), fromDir) },
-		"plain tar":   func() (Digest, error) { return s.IngestStream(bytes.NewReader(tarBytes(t, reordered)), "") },
+		"zip stream": func() (Digest, error) { return s.IngestStream(bytes.NewReader(zipBytes(t, sampleTree()...)), fromDir) },
+		"plain tar":  func() (Digest, error) { return s.IngestStream(bytes.NewReader(tarBytes(t, reordered)), "") },
 		"canonical": func() (Digest, error) {
 			f, err := s.Open(fromDir)
 			if err != nil {
