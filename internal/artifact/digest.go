@@ -1,10 +1,3 @@
-// Package artifact stores revision bundles content-addressed and unpacks them
-// safely for a fleet.
-//
-// A bundle is a file tree (regular files, directories and symlinks that stay
-// inside the tree). However it arrives — a directory, a .tar.gz or a .zip — it
-// is reduced to one canonical form, so the same tree always gets the same
-// digest and is stored once.
 package artifact
 
 import (

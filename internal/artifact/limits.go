@@ -15,8 +15,8 @@ type Limits struct {
 	// MaxPathLen bounds an entry's path and a symlink's target, in bytes.
 	// Default 1024.
 	MaxPathLen int
-	// MaxArchiveBytes bounds an uploaded archive before it is unpacked.
-	// Default 1 GiB.
+	// MaxArchiveBytes bounds an archive received by IngestStream, which is
+	// spooled to disk before it is unpacked. Default 1 GiB.
 	MaxArchiveBytes int64
 }
 
