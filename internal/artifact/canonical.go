@@ -141,11 +141,11 @@ func scanDir(root *os.Root, lim Limits) (*tree, error) {
 		if p == "." {
 			return nil
 		}
-		info, err := d.Info()
+		name, err := t.cleanName(p)
 		if err != nil {
 			return err
 		}
-		name, err := t.cleanName(p)
+		info, err := d.Info()
 		if err != nil {
 			return err
 		}

@@ -66,6 +66,8 @@ func TestUnsafeEntriesRefused(t *testing.T) {
 		{"char device", []entry{{name: "null", typ: tar.TypeChar, mode: 0o666}}, "null"},
 		{"block device", []entry{{name: "sda", typ: tar.TypeBlock, mode: 0o660}}, "sda"},
 		{"fifo", []entry{{name: "pipe", typ: tar.TypeFifo, mode: 0o644}}, "pipe"},
+		{"not utf-8", []entry{file("a\xff", "x")}, "a\xff"},
+		{"symlink target not utf-8", []entry{symlink("l", "a\xff")}, "l"},
 		{"empty name", []entry{file(".", "x")}, "."},
 	}
 	for _, tc := range cases {
@@ -133,6 +135,13 @@ func TestSourceDirRefusals(t *testing.T) {
 	writeDir(t, src, []entry{file("ok", "1"), symlink("escape", "../../etc/passwd")})
 	if _, err := s.Ingest(src); !errors.Is(err, ErrUnsafeEntry) || !strings.Contains(err.Error(), `"escape"`) {
 		t.Fatalf("err = %v, want ErrUnsafeEntry naming \"escape\"", err)
+	}
+
+	odd := filepath.Join(base, "odd")
+	writeDir(t, odd, []entry{file("sub/bad\xff", "1")})
+	var ee *EntryError
+	if _, err := s.Ingest(odd); !errors.As(err, &ee) || ee.Entry != "sub/bad\xff" {
+		t.Fatalf("err = %v, want an EntryError naming the non-UTF-8 name", err)
 	}
 }
 

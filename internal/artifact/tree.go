@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 type kind uint8
@@ -63,6 +64,11 @@ func (t *tree) cleanName(raw string) (string, error) {
 	}
 	if strings.ContainsRune(raw, 0) {
 		return "", unsafeEntry(raw, "path contains a NUL byte")
+	}
+	// Names travel through io/fs, JSON and the dashboard, all UTF-8; a tree
+	// that could be stored but not walked again would be a trap.
+	if !utf8.ValidString(raw) {
+		return "", unsafeEntry(raw, "path is not valid UTF-8")
 	}
 	// A backslash is a separator on Windows; refusing it keeps a tree from
 	// meaning different things on different systems.
@@ -150,6 +156,8 @@ func (t *tree) checkTarget(raw, target string) error {
 		return overLimit(raw, "symlink target longer than %d bytes", t.lim.MaxPathLen)
 	case strings.ContainsRune(target, 0):
 		return unsafeEntry(raw, "symlink target contains a NUL byte")
+	case !utf8.ValidString(target):
+		return unsafeEntry(raw, "symlink target is not valid UTF-8")
 	case strings.HasPrefix(target, "/"):
 		return unsafeEntry(raw, "symlink target %q is absolute", target)
 	case strings.ContainsRune(target, '\\'):
