@@ -98,6 +98,25 @@ func TestSameTreeSameDigest(t *testing.T) {
 	}
 }
 
+// A directory's explicit entry may come before or after its contents; the
+// mode it ends up with must not depend on that.
+func TestDirectoryModeIndependentOfOrder(t *testing.T) {
+	s, _ := newStore(t, Limits{})
+	ro := dir("a")
+	ro.mode = 0o555
+	first, err := s.IngestStream(bytes.NewReader(tarGz(t, ro, file("a/x", "1"))), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := s.IngestStream(bytes.NewReader(tarGz(t, file("a/x", "1"), ro)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != last {
+		t.Fatalf("digest depends on entry order: %s vs %s", first, last)
+	}
+}
+
 func TestDistinctTreesDistinctDigests(t *testing.T) {
 	s, _ := newStore(t, Limits{})
 	a := file("run.sh", "x")

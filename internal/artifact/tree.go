@@ -107,7 +107,7 @@ func (t *tree) add(raw, name string, n *node) error {
 	}
 	if old := t.nodes[name]; old != nil {
 		if old.implicit && n.kind == kindDir {
-			old.mode, old.implicit = n.mode, false
+			old.mode, old.implicit = n.mode|0o700, false
 			return nil
 		}
 		if old.implicit {
