@@ -189,7 +189,8 @@ func extractTar(r io.Reader, x *extractor) error {
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			err = x.dir(hdr.Name, mode)
-		case tar.TypeReg:
+		case tar.TypeReg, tar.TypeGNUSparse, tar.TypeCont:
+			// Old GNU sparse and contiguous files read as plain content.
 			if hdr.Size > x.t.lim.MaxFileBytes {
 				return overLimit(hdr.Name, "file declares %d bytes, more than %d", hdr.Size, x.t.lim.MaxFileBytes)
 			}
