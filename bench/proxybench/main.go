@@ -27,6 +27,7 @@ type options struct {
 	maxCPU    float64 // target for the router, µs of CPU per request
 	mustMeet  bool    // fail when the router misses the target
 	bluegreen string  // path of the bluegreen binary
+	profile   bool    // take CPU profiles of the router after the rounds
 }
 
 func main() {
@@ -42,6 +43,7 @@ func main() {
 	flag.Float64Var(&o.maxCPU, "target-us", 30, "router target: proxy CPU µs per request")
 	flag.BoolVar(&o.mustMeet, "require-target", false, "exit 1 when the router misses the target")
 	flag.StringVar(&o.bluegreen, "bluegreen", "", "bluegreen binary (default OUT/bluegreen)")
+	flag.BoolVar(&o.profile, "profile", false, "after the rounds, save CPU profiles of the router to OUT/bluegreen-cC.pprof")
 	flag.Parse()
 
 	for _, c := range strings.Split(conns, ",") {
@@ -87,6 +89,9 @@ func run(o options) int {
 		return 1
 	}
 	interrupted := b.measure(ctx) != nil
+	if !interrupted && o.profile {
+		interrupted = b.profileRouter(ctx) != nil
+	}
 	procs.stopAll()
 
 	rep := b.report(interrupted)
