@@ -1,63 +1,43 @@
 package router
 
 import (
-	"context"
+	"bufio"
+	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
+	"github.com/valyala/fasthttp"
 )
-
-// expectContinueTimeout is how long the request body waits for the upstream's
-// 100 Continue before it is sent anyway, as net/http's Transport does.
-const expectContinueTimeout = time.Second
 
 // bodyWriter streams a request body to the upstream while the response is read,
 // so an upstream may answer (or refuse) before the whole body has arrived.
 type bodyWriter struct {
 	uc   *upConn
-	gate chan bool // nil unless the client sent Expect: 100-continue
 	done chan error
 	over atomic.Bool // set just before done is sent
-	once sync.Once
 	// clientErr is set, before over, when the client's body was at fault.
 	clientErr error
 }
 
-func startBody(uc *upConn, req *http.Request) *bodyWriter {
+func startBody(uc *upConn, req *fasthttp.Request, cl int) *bodyWriter {
 	b := &bodyWriter{uc: uc, done: make(chan error, 1)}
-	if httpguts.HeaderValuesContainsToken(req.Header["Expect"], "100-continue") {
-		b.gate = make(chan bool, 1)
+	// Reading Body() of a streamed request would pull it all into memory.
+	var r io.Reader = req.BodyStream()
+	if r == nil {
+		r = bytes.NewReader(req.Body())
 	}
-	go b.run(req)
+	go b.run(r, cl < 0)
 	return b
 }
 
-func (b *bodyWriter) run(req *http.Request) {
-	if b.gate != nil {
-		if err := b.uc.bw.Flush(); err != nil {
-			b.over.Store(true)
-			b.done <- err
-			return
-		}
-		t := time.NewTimer(expectContinueTimeout)
-		select {
-		case ok := <-b.gate:
-			t.Stop()
-			if !ok {
-				b.over.Store(true)
-				b.done <- errBodySkipped
-				return
-			}
-		case <-t.C:
-		}
-	}
-	err := copyRequestBody(b.uc.bw, req)
+func (b *bodyWriter) run(r io.Reader, chunked bool) {
+	err := copyRequestBody(b.uc.bw, r, chunked)
 	var ce clientBodyError
 	if errors.As(err, &ce) {
 		b.clientErr = ce.err
@@ -73,53 +53,38 @@ func (b *bodyWriter) run(req *http.Request) {
 // running reports whether the body is still being sent.
 func (b *bodyWriter) running() bool { return !b.over.Load() }
 
-// release lets the body go (ok) or tells it the upstream answered without it.
-func (b *bodyWriter) release(ok bool) {
-	if b.gate == nil {
-		return
-	}
-	b.once.Do(func() { b.gate <- ok })
-}
-
 // finish reports whether the whole body was sent. A body still being sent when
 // the response is over is cut short, and the connection cannot be reused.
-func (b *bodyWriter) finish(w http.ResponseWriter) bool {
+func (b *bodyWriter) finish(ctx *fasthttp.RequestCtx) bool {
 	select {
 	case err := <-b.done:
 		return err == nil
 	default:
 	}
-	b.abort(w)
+	b.abort(ctx)
 	return false
 }
 
-// abort stops the body: the upstream connection is closed, which ends a write
-// to it; a read still blocked on the client is woken by a read deadline. That
-// deadline spoils the client connection for later requests (net/http cancels
-// the connection's context), so the response must close it: writeResponse says
-// "Connection: close" whenever the body is still running when the head goes out.
-func (b *bodyWriter) abort(w http.ResponseWriter) {
-	b.release(false)
+// abort stops the body: closing the upstream connection ends a write to it; a
+// read still blocked on the client is woken by a read deadline, and the client
+// connection is closed after the response, since its request was not read to
+// the end.
+func (b *bodyWriter) abort(ctx *fasthttp.RequestCtx) {
 	b.uc.Conn.Close()
 	select {
 	case <-b.done:
 		return
 	default:
 	}
-	w.Header().Set("Connection", "close")
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	ctx.SetConnectionClose()
+	_ = ctx.Conn().SetReadDeadline(time.Now())
 	<-b.done
 }
 
-func copyRequestBody(bw interface {
-	io.Writer
-	Flush() error
-	WriteString(string) (int, error)
-}, req *http.Request) error {
+func copyRequestBody(bw *bufio.Writer, r io.Reader, chunked bool) error {
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
 	buf := *bufp
-	chunked := req.ContentLength < 0
 	var dst io.Writer = bw
 	var cw io.WriteCloser
 	if chunked {
@@ -127,7 +92,7 @@ func copyRequestBody(bw interface {
 		dst = cw
 	}
 	for {
-		n, rerr := req.Body.Read(buf)
+		n, rerr := r.Read(buf)
 		if n > 0 {
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return err
@@ -150,24 +115,17 @@ func copyRequestBody(bw interface {
 		if err := cw.Close(); err != nil {
 			return err
 		}
-		for k, vv := range req.Trailer {
-			for _, v := range vv {
-				bw.WriteString(k + ": " + v + "\r\n")
-			}
-		}
 		bw.WriteString("\r\n")
 	}
 	return bw.Flush()
 }
 
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // clientBodyError is a failure to read the request body from the client.
 type clientBodyError struct{ err error }
 
 func (e clientBodyError) Error() string { return "reading request body: " + e.err.Error() }
-
-func contextAfterFunc(req *http.Request, f func()) func() bool {
-	return context.AfterFunc(req.Context(), f)
-}
 
 // upgradedPair is a client connection and its upstream after a protocol switch.
 type upgradedPair struct {
@@ -183,49 +141,82 @@ func (p *upgradedPair) Close() error {
 	return nil
 }
 
-// upgrade hands the connection over to the protocol the upstream switched to
-// (WebSocket) and copies bytes both ways until either side closes.
-func (x *exchange) upgrade(t *target, uc *upConn, resp *http.Response, want string) {
-	if want == "" || !httpguts.HeaderValuesContainsToken(resp.Header["Upgrade"], want) {
+// upgradeOrRespond handles the answer to an upgrade request: a switch of
+// protocols (WebSocket) takes the connection over; any other answer is passed on.
+func (x *exchange) upgradeOrRespond(uc *upConn, body *bodyWriter, want string) {
+	ctx, t := x.ctx, uc.t
+	resp, err := http.ReadResponse(uc.br, nil)
+	if err != nil {
+		t.dropConn(uc)
+		if body != nil {
+			body.abort(ctx)
+		}
+		x.fail(http.StatusBadGateway, "bad response from "+t.addr+": "+shortErr(err))
+		return
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		rh := &ctx.Response.Header
+		rh.SetStatusCode(resp.StatusCode)
+		for k, vv := range resp.Header {
+			for _, v := range vv {
+				rh.Add(k, v)
+			}
+		}
+		cleanResponseHeader(rh)
+		rh.Set(x.tbl.reqID, x.reqID)
+		x.status = resp.StatusCode
+		x.deferred = true
+		ctx.Response.SetBodyStream(&respBody{x: x, uc: uc, body: body, r: resp.Body, close: true}, int(max(resp.ContentLength, -1)))
+		return
+	}
+	if !headerValuesContain(resp.Header["Upgrade"], want) {
 		t.dropConn(uc)
 		x.fail(http.StatusBadGateway, "upstream "+t.addr+" switched protocols without being asked")
 		return
 	}
-	cconn, cbrw, err := http.NewResponseController(x.w).Hijack()
-	if err != nil {
-		t.dropConn(uc)
-		x.fail(http.StatusInternalServerError, "cannot take over the connection: "+err.Error())
-		return
-	}
 	resp.Header.Set(x.tbl.reqID, x.reqID)
-	cbrw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
-	resp.Header.Write(cbrw)
-	cbrw.WriteString("\r\n")
 	x.status = http.StatusSwitchingProtocols
 	end := time.Now()
 	x.f.stats.record(end, x.status, end.Sub(x.start), 0, 0)
 	t.stats.record(end, x.status, end.Sub(x.start), 0, 0)
 	x.recorded = true
+	x.deferred = true
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		defer x.finish()
+		pair := &upgradedPair{client: c, upstream: uc.Conn}
+		defer t.dropConn(uc)
+		defer pair.Close()
+		var head bytes.Buffer
+		head.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+		resp.Header.Write(&head)
+		head.WriteString("\r\n")
+		if _, err := c.Write(head.Bytes()); err != nil || !t.trackUpgrade(pair) {
+			return
+		}
+		defer t.untrackUpgrade(pair)
+		x.f.stats.upgraded.Add(1)
+		t.stats.upgraded.Add(1)
+		defer x.f.stats.upgraded.Add(-1)
+		defer t.stats.upgraded.Add(-1)
 
-	pair := &upgradedPair{client: cconn, upstream: uc.Conn}
-	defer t.dropConn(uc)
-	defer pair.Close()
-	if err := cbrw.Flush(); err != nil || !t.trackUpgrade(pair) {
-		return
-	}
-	defer t.untrackUpgrade(pair)
-	x.f.stats.upgraded.Add(1)
-	t.stats.upgraded.Add(1)
-	defer x.f.stats.upgraded.Add(-1)
-	defer t.stats.upgraded.Add(-1)
-
-	up := make(chan struct{})
-	go func() {
-		defer close(up)
-		io.Copy(uc.Conn, cbrw.Reader)
+		up := make(chan struct{})
+		go func() {
+			defer close(up)
+			io.Copy(uc.Conn, c)
+			pair.Close()
+		}()
+		io.Copy(c, uc.br)
 		pair.Close()
-	}()
-	io.Copy(cconn, uc.br)
-	pair.Close()
-	<-up
+		<-up
+	})
+}
+
+func headerValuesContain(values []string, token string) bool {
+	for _, v := range values {
+		if headerListContains([]byte(v), []byte(token)) {
+			return true
+		}
+	}
+	return false
 }

@@ -8,11 +8,12 @@ import (
 	"sync"
 )
 
-// net/http accepts a request with both Content-Length and Transfer-Encoding and
-// drops the Content-Length, as RFC 9112 allows. Such a request is the classic
-// smuggling vector, and the router refuses it outright. net/http keeps no trace
-// of the dropped header, so a guard follows the framing of the raw bytes of each
-// connection and records, for every request head, what it carried. The handler
+// The framing of a request (Content-Length, Transfer-Encoding) is where request
+// smuggling lives, and HTTP servers differ in what they tolerate: some drop a
+// Content-Length that comes with Transfer-Encoding, as RFC 9112 allows. The
+// router refuses every ambiguous framing outright, whatever the server library
+// would do. A guard follows the framing of the raw bytes of each connection and
+// records, for every request head, whether it must be refused. The handler
 // checks the verdict of its request; the method and target must match, so a
 // guard that lost track of the framing is switched off rather than misapplied.
 
@@ -51,6 +52,7 @@ const (
 type headVerdict struct {
 	method, target string
 	refuse         string // why the request must be refused; empty when it may pass
+	code           int    // the status of the refusal
 }
 
 type guardConn struct {
@@ -61,6 +63,7 @@ type guardConn struct {
 	line     []byte // the head, chunk-size line or trailer being read
 	left     int64  // bytes left in a body or chunk
 	verdicts []headVerdict
+	ip       string // the client's address as text, set by the handler once
 }
 
 // maxGuardLine bounds what the guard buffers; past it net/http refuses the request anyway.
@@ -79,7 +82,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 }
 
 // pop returns the verdict of the request the handler is serving, if the guard has one.
-func (g *guardConn) pop(method, target string) (headVerdict, bool) {
+func (g *guardConn) pop(method, target []byte) (headVerdict, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	// Verdicts already recorded stay good after scanning stops.
@@ -88,11 +91,22 @@ func (g *guardConn) pop(method, target string) (headVerdict, bool) {
 	}
 	v := g.verdicts[0]
 	g.verdicts = g.verdicts[1:]
-	if v.method != method || v.target != target {
+	if v.method != string(method) || v.target != string(target) {
 		g.off, g.verdicts = true, nil
 		return headVerdict{}, false
 	}
 	return v, true
+}
+
+// last returns the verdict of the newest head, for a request the server could
+// not parse (and so never handed to the handler).
+func (g *guardConn) last() (headVerdict, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.verdicts) == 0 {
+		return headVerdict{}, false
+	}
+	return g.verdicts[len(g.verdicts)-1], true
 }
 
 func (g *guardConn) scan(b []byte) {
@@ -178,17 +192,20 @@ func endsHead(buf []byte) bool {
 
 // head reads a complete request head: its verdict, and how its body is framed.
 func (g *guardConn) head(h []byte) {
-	lines := bytes.Split(bytes.TrimRight(h, "\r\n"), []byte("\n"))
-	reqLine := bytes.Fields(bytes.TrimRight(lines[0], "\r"))
-	if len(reqLine) != 3 {
-		g.off = true // net/http answers 400 and closes
+	h = bytes.TrimRight(h, "\r\n")
+	first, rest, _ := bytes.Cut(h, []byte("\n"))
+	method, target, ok := requestLine(bytes.TrimRight(first, "\r"))
+	if !ok {
+		g.off = true // the server answers 400 and closes
 		return
 	}
-	v := headVerdict{method: string(reqLine[0]), target: string(reqLine[1])}
+	v := headVerdict{method: method, target: target}
 	var cl []string
 	var te []string
-	upgrade, folded := false, false
-	for _, l := range lines[1:] {
+	upgrade, folded, spaced := false, false, false
+	for len(rest) > 0 {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte("\n"))
 		if len(l) > 0 && (l[0] == ' ' || l[0] == '\t') {
 			folded = true // obs-fold: RFC 9112 lets a server refuse it
 			continue
@@ -198,21 +215,37 @@ func (g *guardConn) head(h []byte) {
 			g.off = true
 			return
 		}
-		value = bytes.TrimSpace(value)
+		if bytes.ContainsAny(name, " \t") {
+			spaced = true // RFC 9112: whitespace before the colon must be refused
+		}
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			cl = append(cl, string(value))
+			cl = append(cl, string(bytes.TrimSpace(value)))
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			te = append(te, string(value))
+			te = append(te, string(bytes.TrimSpace(value)))
 		case bytes.EqualFold(name, []byte("Upgrade")):
 			upgrade = true
 		}
 	}
+	refuse := func(code int, why string) {
+		if v.refuse == "" {
+			v.code, v.refuse = code, why
+		}
+	}
 	switch {
 	case len(cl) > 0 && len(te) > 0:
-		v.refuse = "a request may not carry both Content-Length and Transfer-Encoding"
+		refuse(400, "a request may not carry both Content-Length and Transfer-Encoding")
 	case folded:
-		v.refuse = "header lines folded onto the next line (obs-fold) are not accepted"
+		refuse(400, "header lines folded onto the next line (obs-fold) are not accepted")
+	case spaced:
+		refuse(400, "a header name may not end in whitespace")
+	case len(te) > 1 || (len(te) == 1 && !bytes.EqualFold([]byte(te[0]), []byte("chunked"))):
+		refuse(501, "the only transfer coding accepted is a single chunked")
+	}
+	for _, c := range cl {
+		if c != cl[0] || !allDigits(c) {
+			refuse(400, "Content-Length must be one number")
+		}
 	}
 	g.verdicts = append(g.verdicts, v)
 	switch {
@@ -220,10 +253,6 @@ func (g *guardConn) head(h []byte) {
 		// What follows may not be HTTP; a refused request closes the connection.
 		g.off = true
 	case len(te) > 0:
-		if len(te) != 1 || !bytes.EqualFold([]byte(te[0]), []byte("chunked")) {
-			g.off = true // net/http refuses other codings and closes
-			return
-		}
 		g.state = scanChunkSize
 	case len(cl) > 0:
 		n, err := strconv.ParseInt(cl[0], 10, 64)
@@ -235,4 +264,26 @@ func (g *guardConn) head(h []byte) {
 			g.left, g.state = n, scanBody
 		}
 	}
+}
+
+func allDigits(s string) bool {
+	if s == "" || len(s) > 18 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// requestLine splits "METHOD TARGET HTTP/x.y".
+func requestLine(l []byte) (method, target string, ok bool) {
+	m, rest, ok1 := bytes.Cut(l, []byte(" "))
+	t, proto, ok2 := bytes.Cut(rest, []byte(" "))
+	if !ok1 || !ok2 || len(m) == 0 || len(t) == 0 || !bytes.HasPrefix(proto, []byte("HTTP/")) {
+		return "", "", false
+	}
+	return string(m), string(t), true
 }

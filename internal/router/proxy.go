@@ -2,9 +2,9 @@ package router
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -14,14 +14,15 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
-	"golang.org/x/net/http/httpguts"
+	"github.com/valyala/fasthttp"
 )
 
-var (
-	errTargetRemoved = errors.New("target was removed from the routing table")
-	errBodySkipped   = errors.New("upstream answered before asking for the body")
-)
+var errTargetRemoved = errors.New("target was removed from the routing table")
+
+// smallBody is the largest response body read whole before it is sent on.
+const smallBody = 16 << 10
 
 // handler serves one listener.
 type handler struct {
@@ -29,31 +30,34 @@ type handler struct {
 	addr string
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+// b2s views bytes as a string without copying; the string must not outlive the request.
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 	tbl := h.r.table.Load()
-	lr := tbl.listeners[h.addr]
-	if lr == nil {
-		h.r.unrouted.Add(1)
-		plainError(w, tbl, "", http.StatusNotFound, "no routes on this listener")
-		return
-	}
-	if g, ok := req.Context().Value(guardKey{}).(*guardConn); ok {
-		if v, ok := g.pop(req.Method, req.RequestURI); ok && v.refuse != "" {
+	if g, ok := ctx.Conn().(*guardConn); ok {
+		if v, ok := g.pop(ctx.Method(), ctx.RequestURI()); ok && v.refuse != "" {
 			h.r.unrouted.Add(1)
-			w.Header().Set("Connection", "close")
-			plainError(w, tbl, "", http.StatusBadRequest, v.refuse)
+			ctx.SetConnectionClose()
+			plainError(ctx, tbl, "", v.code, v.refuse)
 			return
 		}
 	}
-	if req.Method == http.MethodConnect {
+	lr := tbl.listeners[h.addr]
+	if lr == nil {
 		h.r.unrouted.Add(1)
-		plainError(w, tbl, "", http.StatusMethodNotAllowed, "CONNECT is not supported")
+		plainError(ctx, tbl, "", http.StatusNotFound, "no routes on this listener")
 		return
 	}
-	a := lr.lookup(req.Host)
+	if ctx.IsConnect() {
+		h.r.unrouted.Add(1)
+		plainError(ctx, tbl, "", http.StatusMethodNotAllowed, "CONNECT is not supported")
+		return
+	}
+	a := lr.lookup(b2s(ctx.Host()))
 	if a == nil {
 		h.r.unrouted.Add(1)
-		plainError(w, tbl, "", http.StatusNotFound, fmt.Sprintf("no app for host %q", req.Host))
+		plainError(ctx, tbl, "", http.StatusNotFound, "no app for host "+strconv.Quote(string(ctx.Host())))
 		return
 	}
 	now := nanotime()
@@ -62,52 +66,62 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if lr.test {
 		if f = a.testFleet; f == nil {
 			h.r.unrouted.Add(1)
-			plainError(w, tbl, "", http.StatusNotFound, "app "+a.name+" has no test fleet")
+			plainError(ctx, tbl, "", http.StatusNotFound, "app "+a.name+" has no test fleet")
 			return
 		}
 	} else {
-		f, pin = a.routeProduction(req, now)
+		f, pin = a.routeProduction(&ctx.Request.Header, now)
 		if f == nil {
 			h.r.unrouted.Add(1)
-			plainError(w, tbl, "", http.StatusServiceUnavailable, "no healthy target for app "+a.name)
+			plainError(ctx, tbl, "", http.StatusServiceUnavailable, "no healthy target for app "+a.name)
 			return
 		}
 	}
-	x := exchange{w: w, req: req, tbl: tbl, lr: lr, f: f, pin: pin, start: time.Now()}
-	x.reqID = requestID(req.Header.Get(tbl.reqID))
+	x := &exchange{ctx: ctx, tbl: tbl, lr: lr, f: f, pin: pin, start: time.Now()}
+	x.reqID = requestID(ctx.Request.Header.Peek(tbl.reqID))
 	f.stats.inflight.Add(1)
-	t := x.run(f.pickTarget(nil, now))
-	f.stats.inflight.Add(-1)
-	if !x.recorded {
-		end := time.Now()
-		d := end.Sub(x.start)
-		f.stats.record(end, x.status, d, x.in, x.out)
-		if t != nil {
-			t.stats.record(end, x.status, d, x.in, x.out)
-		}
-	}
-	if x.abort {
-		// The response is already under way: cutting the connection is the only way
-		// to tell the client it is incomplete.
-		panic(http.ErrAbortHandler)
+	x.run(f.pickTarget(nil, now))
+	if !x.deferred {
+		x.finish()
 	}
 }
 
-// exchange is one request on its way through the router.
+// exchange is one request on its way through the router. It ends in finish,
+// which the handler calls, or the response body's Close, or the upgraded
+// connection's end, whichever owns the exchange last.
 type exchange struct {
-	w        http.ResponseWriter
-	req      *http.Request
+	ctx      *fasthttp.RequestCtx
 	tbl      *table
 	lr       *listenerRoutes
 	f        *fleet
+	t        *target // the target that answered; nil when none did
 	pin      bool
-	t        *target // the target answering
 	reqID    string
 	start    time.Time
 	status   int
-	in, out  int64
-	abort    bool
+	out      int64
+	deferred bool // the response body or an upgrade finishes the exchange
 	recorded bool
+	once     sync.Once
+}
+
+// finish counts the exchange once it is over.
+func (x *exchange) finish() {
+	x.once.Do(func() {
+		x.f.stats.inflight.Add(-1)
+		if x.t != nil {
+			x.t.stats.inflight.Add(-1)
+		}
+		if x.recorded {
+			return
+		}
+		end := time.Now()
+		d := end.Sub(x.start)
+		x.f.stats.record(end, x.status, d, 0, x.out)
+		if x.t != nil {
+			x.t.stats.record(end, x.status, d, 0, x.out)
+		}
+	})
 }
 
 type outcome int
@@ -125,18 +139,17 @@ type failure struct {
 }
 
 // run forwards the request, retrying when nothing was sent, or when what was sent
-// may be replayed (an idempotent request without a body). It returns the target
-// that answered, for its metrics.
-func (x *exchange) run(t *target) *target {
+// may be replayed (an idempotent request without a body).
+func (x *exchange) run(t *target) {
 	if t == nil {
 		x.fail(http.StatusServiceUnavailable, "no healthy target in fleet "+x.f.name+" of app "+x.f.app.name)
-		return nil
+		return
 	}
 	var last failure
 	for range 3 {
 		o, f := x.try(t)
 		if o == done {
-			return t
+			return
 		}
 		last = f
 		if o == retryOther {
@@ -148,47 +161,42 @@ func (x *exchange) run(t *target) *target {
 		}
 	}
 	x.fail(last.code, last.msg)
-	return t
 }
 
 func (x *exchange) fail(code int, msg string) {
 	x.status = code
-	x.out += int64(plainError(x.w, x.tbl, x.reqID, code, msg))
+	x.out += int64(plainError(x.ctx, x.tbl, x.reqID, code, msg))
 }
 
 func (x *exchange) try(t *target) (outcome, failure) {
-	req := x.req
+	ctx := x.ctx
 	t.stats.inflight.Add(1)
-	defer t.stats.inflight.Add(-1)
-	hasBody := req.Body != nil && req.Body != http.NoBody
-	replayable := !hasBody && idempotent(req.Method)
+	release := func() { t.stats.inflight.Add(-1) }
+	cl := ctx.Request.Header.ContentLength()
+	hasBody := cl > 0 || cl == -1
+	replayable := !hasBody && idempotent(ctx.Method())
 
-	uc, reused, err := t.getConn(req.Context())
+	uc, reused, err := t.getConn()
 	if err == nil && reused && !replayable && !connAlive(uc.Conn) {
 		t.dropConn(uc)
-		uc, reused, err = t.getConn(req.Context())
+		uc, reused, err = t.getConn()
 	}
 	if err != nil {
-		if req.Context().Err() != nil {
-			x.status = 499
-			return done, failure{}
-		}
+		release()
 		if !errors.Is(err, errTargetRemoved) {
 			t.markSuspect()
 		}
 		return retryOther, failure{http.StatusBadGateway, "cannot connect to " + t.addr + ": " + shortErr(err)}
 	}
-	// A client that goes away must not leave the upstream request running.
-	stop := contextAfter(req, uc.Conn)
 
-	upgrade := upgradeType(req.Header)
-	x.writeHead(uc.bw, t, upgrade, hasBody)
+	upgrade := upgradeType(&ctx.Request.Header)
+	x.writeHead(uc.bw, t, upgrade, cl)
 	var body *bodyWriter
 	if hasBody {
-		body = startBody(uc, req)
+		body = startBody(uc, &ctx.Request, cl)
 	} else if err := uc.bw.Flush(); err != nil {
-		stop()
 		t.dropConn(uc)
+		release()
 		f := failure{http.StatusBadGateway, "sending request to " + t.addr + ": " + shortErr(err)}
 		if replayable {
 			return retrySame, f
@@ -198,18 +206,14 @@ func (x *exchange) try(t *target) (outcome, failure) {
 	}
 
 	if _, err := uc.br.Peek(1); err != nil {
-		stopped := stop()
 		t.dropConn(uc)
+		release()
 		if body != nil {
-			body.abort(x.w)
-		}
-		if !stopped {
-			x.status = 499
-			return done, failure{}
+			body.abort(ctx)
 		}
 		f := failure{http.StatusBadGateway, "no response from " + t.addr + ": " + shortErr(err)}
 		if body != nil && body.clientErr != nil {
-			x.w.Header().Set("Connection", "close")
+			ctx.SetConnectionClose()
 			f = failure{http.StatusBadRequest, "reading the request body: " + body.clientErr.Error()}
 		}
 		if replayable {
@@ -222,202 +226,312 @@ func (x *exchange) try(t *target) (outcome, failure) {
 		x.fail(f.code, f.msg)
 		return done, f
 	}
-
-	resp, err := x.readResponse(uc, body)
-	if err != nil {
-		stop()
-		t.dropConn(uc)
-		if body != nil {
-			body.abort(x.w)
-		}
-		x.fail(http.StatusBadGateway, "bad response from "+t.addr+": "+shortErr(err))
-		return done, failure{}
-	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		stop()
-		if body != nil {
-			body.abort(x.w)
-		}
-		x.upgrade(t, uc, resp, upgrade)
-		return done, failure{}
-	}
 	x.t = t
-	if body != nil && body.running() {
-		// The upstream answered before taking the whole body: the client connection
-		// cannot carry another request reliably.
-		x.w.Header().Set("Connection", "close")
+	if upgrade != "" {
+		x.upgradeOrRespond(uc, body, upgrade)
+		return done, failure{}
 	}
-	eof := x.writeResponse(resp)
-	ok := stop()
-	if body != nil && !body.finish(x.w) {
-		ok = false
-	}
-	if ok && eof && !resp.Close && uc.br.Buffered() == 0 {
-		t.putConn(uc)
-	} else {
+	if err := x.respond(uc, body); err != nil {
 		t.dropConn(uc)
+		if body != nil {
+			body.abort(ctx)
+		}
+		ctx.Response.Reset()
+		x.fail(http.StatusBadGateway, "bad response from "+t.addr+": "+shortErr(err))
 	}
 	return done, failure{}
 }
 
-// contextAfter closes conn when the client goes away; the returned stop reports
-// false when that already happened.
-func contextAfter(req *http.Request, conn net.Conn) func() bool {
-	return contextAfterFunc(req, func() { conn.Close() })
-}
-
-// readResponse reads the head of the final response, passing 1xx responses on
-// and releasing the body after a 100 Continue.
-func (x *exchange) readResponse(uc *upConn, body *bodyWriter) (*http.Response, error) {
+// respond reads the upstream response head into the client's response and hands
+// the body over to the server, which streams it after the handler returns.
+func (x *exchange) respond(uc *upConn, body *bodyWriter) error {
+	ctx := x.ctx
+	rh := &ctx.Response.Header
 	for {
-		resp, err := http.ReadResponse(uc.br, x.req)
-		if err != nil {
-			return nil, err
+		rh.Reset()
+		if err := rh.Read(uc.br); err != nil {
+			return err
 		}
-		code := resp.StatusCode
-		if code >= 200 || code == http.StatusSwitchingProtocols {
-			if body != nil {
-				body.release(false)
-			}
-			return resp, nil
-		}
-		if code == http.StatusContinue {
-			if body != nil {
-				body.release(true)
-			}
-			continue
-		}
-		// Other informational responses (103 Early Hints) go to the client as they are.
-		h := x.w.Header()
-		copyResponseHeader(h, resp.Header)
-		x.w.WriteHeader(code)
-		for k := range resp.Header {
-			delete(h, k)
-		}
-	}
-}
-
-func (x *exchange) writeResponse(resp *http.Response) (eof bool) {
-	h := x.w.Header()
-	copyResponseHeader(h, resp.Header)
-	if _, ok := resp.Header["Content-Type"]; !ok {
-		h["Content-Type"] = nil // do not let the server sniff a type the upstream did not send
-	}
-	h.Set(x.tbl.reqID, x.reqID)
-	if x.pin {
-		h.Add("Set-Cookie", (&http.Cookie{Name: x.f.app.cookie, Value: x.f.name, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}).String())
-	}
-	for k := range resp.Trailer {
-		h.Add("Trailer", k)
-	}
-	x.status = resp.StatusCode
-	x.w.WriteHeader(resp.StatusCode)
-
-	flush := resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
-	flusher, _ := x.w.(http.Flusher)
-	if flush {
-		// Streams are counted so a drain can say how many it had to cut.
-		x.f.stats.streaming.Add(1)
-		x.t.stats.streaming.Add(1)
-		defer x.f.stats.streaming.Add(-1)
-		defer x.t.stats.streaming.Add(-1)
-	}
-	bufp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bufp)
-	buf := *bufp
-	for {
-		n, rerr := resp.Body.Read(buf)
-		if n > 0 {
-			w, werr := x.w.Write(buf[:n])
-			x.out += int64(w)
-			if werr != nil {
-				return false // the client went away
-			}
-			if flush && flusher != nil {
-				flusher.Flush()
-			}
-		}
-		if rerr == io.EOF {
+		if code := rh.StatusCode(); code >= 200 || code == http.StatusSwitchingProtocols {
 			break
 		}
-		if rerr != nil {
-			x.abort = true
-			return false
-		}
+		// 1xx: the server already answered 100 Continue itself; others are dropped.
 	}
-	for k, vv := range resp.Trailer {
-		if _, declared := h["Trailer"]; declared {
-			h[k] = vv
-		} else {
-			h[http.TrailerPrefix+k] = vv
-		}
+	cleanResponseHeader(rh)
+	rh.Set(x.tbl.reqID, x.reqID)
+	if x.pin {
+		rh.Add("Set-Cookie", (&http.Cookie{Name: x.f.app.cookie, Value: x.f.name, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}).String())
 	}
-	return true
+	code := rh.StatusCode()
+	x.status = code
+	length := rh.ContentLength() // -1 chunked, -2 until close
+	noBody := ctx.IsHead() || code == http.StatusNoContent || code == http.StatusNotModified || code == http.StatusSwitchingProtocols
+	rb := &respBody{x: x, uc: uc, body: body, close: rh.ConnectionClose()}
+	rh.ResetConnectionClose()
+	switch {
+	case noBody:
+		rb.r, rb.eof = eofReader{}, true
+	case length >= 0:
+		rb.r = io.LimitReader(uc.br, int64(length))
+	case length == -1:
+		rb.r = &chunkedBody{br: uc.br, hdr: rh}
+	default:
+		rb.r, rb.close = uc.br, true
+	}
+	if body != nil && body.running() {
+		// The upstream answered before taking the whole body. The rest of the body
+		// will be cut, so the client connection cannot carry another request; and a
+		// small answer is read now so the cut does not lose it.
+		ctx.SetConnectionClose()
+		return rb.bufferEarlyAnswer(length, noBody)
+	}
+	if noBody {
+		if ctx.IsHead() && length >= 0 {
+			rh.SetContentLength(length)
+		}
+		rb.Close()
+		return nil
+	}
+	sse := strings.HasPrefix(b2s(rh.ContentType()), "text/event-stream")
+	if length >= 0 && length <= smallBody && !sse {
+		// A small body is read now, in one piece: the upstream connection goes
+		// back to the pool at once and the server writes head and body together.
+		if _, err := io.CopyN(ctx.Response.BodyWriter(), uc.br, int64(length)); err != nil {
+			return err
+		}
+		rb.eof, rb.n = true, int64(length)
+		rb.Close()
+		return nil
+	}
+	if sse {
+		length = -1 // stream it chunk by chunk, each flushed as it comes
+	}
+	if length < 0 {
+		// Streams are counted so a drain can say how many it had to cut.
+		rb.streaming = true
+		x.f.stats.streaming.Add(1)
+		x.t.stats.streaming.Add(1)
+	}
+	x.deferred = true
+	ctx.Response.SetBodyStream(rb, max(length, -1))
+	return nil
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// bufferEarlyAnswer reads an answer that came before the request body was sent
+// in full, up to a bound, then stops the body.
+func (rb *respBody) bufferEarlyAnswer(length int, noBody bool) error {
+	const limit = 1 << 20
+	var data []byte
+	if !noBody {
+		var err error
+		data, err = io.ReadAll(io.LimitReader(rb, limit+1))
+		if err != nil {
+			return err
+		}
+		if len(data) > limit {
+			return errors.New("early answer larger than 1 MiB")
+		}
+	}
+	rb.close = true
+	rb.Close()
+	rb.x.out = int64(len(data))
+	if !noBody {
+		rb.x.ctx.Response.SetBodyRaw(data)
+	}
+	_ = length
+	return nil
+}
+
+// respBody is the upstream response body as the server copies it to the client.
+type respBody struct {
+	x     *exchange
+	uc    *upConn
+	body  *bodyWriter
+	r     io.Reader
+	n     int64
+	eof   bool
+	bad   bool
+	close bool // the upstream connection cannot be reused
+	// streaming bodies are counted in the fleet's and target's streaming gauges
+	streaming bool
+	once      sync.Once
+}
+
+func (rb *respBody) Read(p []byte) (int, error) {
+	n, err := rb.r.Read(p)
+	rb.n += int64(n)
+	if err == io.EOF {
+		rb.eof = true
+	} else if err != nil {
+		rb.bad = true
+		err = errors.New("upstream " + rb.uc.t.addr + " failed mid-response: " + shortErr(err))
+	}
+	return n, err
+}
+
+// Close ends the exchange: the upstream connection goes back to the pool when
+// the body was read to its end, and the metrics are counted.
+func (rb *respBody) Close() error {
+	rb.once.Do(func() {
+		ok := rb.eof && !rb.close && rb.uc.br.Buffered() == 0
+		if rb.body != nil && !rb.body.finish(rb.x.ctx) {
+			ok = false
+		}
+		if ok {
+			rb.uc.t.putConn(rb.uc)
+		} else {
+			rb.uc.t.dropConn(rb.uc)
+		}
+		if rb.x.out == 0 {
+			rb.x.out = rb.n
+		}
+		if rb.streaming {
+			rb.x.f.stats.streaming.Add(-1)
+			rb.uc.t.stats.streaming.Add(-1)
+		}
+		rb.x.finish()
+	})
+	return nil
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// chunkedBody decodes a chunked upstream body and passes its trailers on.
+type chunkedBody struct {
+	br   *bufio.Reader
+	hdr  *fasthttp.ResponseHeader
+	left int64
+	done bool
+}
+
+func (c *chunkedBody) Read(p []byte) (int, error) {
+	if c.done {
+		return 0, io.EOF
+	}
+	if c.left == 0 {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if i := bytes.IndexByte(line, ';'); i >= 0 {
+			line = line[:i]
+		}
+		size, err := strconv.ParseInt(b2s(bytes.TrimSpace(line)), 16, 64)
+		if err != nil || size < 0 {
+			return 0, errors.New("malformed chunk size")
+		}
+		if size == 0 {
+			c.done = true
+			return 0, c.trailers()
+		}
+		c.left = size
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.br.Read(p)
+	c.left -= int64(n)
+	if c.left == 0 && err == nil {
+		if _, err = c.br.Discard(2); err != nil {
+			return n, err
+		}
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (c *chunkedBody) trailers() error {
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			return io.EOF
+		}
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok {
+			c.hdr.AddBytesKV(bytes.TrimSpace(k), bytes.TrimSpace(v))
+		}
+	}
+}
+
+// clientIP is the client's address as text, formatted once per connection.
+func clientIP(ctx *fasthttp.RequestCtx) string {
+	if g, ok := ctx.Conn().(*guardConn); ok {
+		if g.ip == "" {
+			g.ip = ctx.RemoteIP().String()
+		}
+		return g.ip
+	}
+	return ctx.RemoteIP().String()
+}
 
 // writeHead writes the request line and headers to the upstream connection.
-func (x *exchange) writeHead(bw *bufio.Writer, t *target, upgrade string, hasBody bool) {
-	req := x.req
-	bw.WriteString(req.Method)
+func (x *exchange) writeHead(bw *bufio.Writer, t *target, upgrade string, cl int) {
+	h := &x.ctx.Request.Header
+	bw.Write(h.Method())
 	bw.WriteByte(' ')
-	uri := req.RequestURI
-	if uri == "" || (uri[0] != '/' && uri != "*") {
-		uri = req.URL.RequestURI()
-	}
-	bw.WriteString(uri)
+	bw.Write(h.RequestURI())
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	host := req.Host
-	if host == "" {
-		host = t.addr
+	if host := h.Host(); len(host) > 0 {
+		bw.Write(host)
+	} else {
+		bw.WriteString(t.addr)
 	}
-	bw.WriteString(host)
 	bw.WriteString("\r\n")
-	conn := req.Header["Connection"]
-	for k, vv := range req.Header {
-		if skipRequestHeader(k, x.tbl) || (conn != nil && httpguts.HeaderValuesContainsToken(conn, k)) {
+	connTokens := h.Peek("Connection")
+	trust := x.tbl.trustXF
+	for k, v := range h.All() {
+		if skipRequestHeader(k, x.tbl) || (len(connTokens) > 0 && headerListContains(connTokens, k)) {
 			continue
 		}
-		for _, v := range vv {
-			writeField(bw, k, v)
-		}
+		bw.Write(k)
+		bw.WriteString(": ")
+		bw.Write(v)
+		bw.WriteString("\r\n")
 	}
-	clientIP, _, err := net.SplitHostPort(req.RemoteAddr)
-	if err != nil {
-		clientIP = req.RemoteAddr
+	clientIP := clientIP(x.ctx)
+	bw.WriteString("X-Forwarded-For: ")
+	if prior := h.Peek("X-Forwarded-For"); trust && len(prior) > 0 {
+		bw.Write(prior)
+		bw.WriteString(", ")
 	}
-	xff, proto, xhost := clientIP, "http", req.Host
-	if x.lr.tls {
-		proto = "https"
+	bw.WriteString(clientIP)
+	bw.WriteString("\r\nX-Forwarded-Proto: ")
+	if prior := h.Peek("X-Forwarded-Proto"); trust && len(prior) > 0 {
+		bw.Write(prior)
+	} else if x.lr.tls {
+		bw.WriteString("https")
+	} else {
+		bw.WriteString("http")
 	}
-	if x.tbl.trustXF {
-		if prior := req.Header["X-Forwarded-For"]; len(prior) > 0 {
-			xff = strings.Join(prior, ", ") + ", " + clientIP
-		}
-		if v := req.Header.Get("X-Forwarded-Proto"); v != "" {
-			proto = v
-		}
-		if v := req.Header.Get("X-Forwarded-Host"); v != "" {
-			xhost = v
-		}
+	if prior := h.Peek("X-Forwarded-Host"); trust && len(prior) > 0 {
+		bw.WriteString("\r\nX-Forwarded-Host: ")
+		bw.Write(prior)
+	} else if host := h.Host(); len(host) > 0 {
+		bw.WriteString("\r\nX-Forwarded-Host: ")
+		bw.Write(host)
 	}
-	writeField(bw, "X-Forwarded-For", xff)
-	writeField(bw, "X-Forwarded-Proto", proto)
-	if xhost != "" {
-		writeField(bw, "X-Forwarded-Host", xhost)
-	}
+	bw.WriteString("\r\n")
 	writeField(bw, x.tbl.reqID, x.reqID)
 	if upgrade != "" {
 		bw.WriteString("Connection: Upgrade\r\n")
 		writeField(bw, "Upgrade", upgrade)
 	}
 	switch {
-	case req.ContentLength > 0:
-		writeField(bw, "Content-Length", strconv.FormatInt(req.ContentLength, 10))
-	case hasBody:
+	case cl > 0:
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.Itoa(cl))
+		bw.WriteString("\r\n")
+	case cl == -1:
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
-	case req.Header["Content-Length"] != nil || req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
+	case h.IsPost() || h.IsPut() || h.IsPatch():
 		bw.WriteString("Content-Length: 0\r\n")
 	}
 	bw.WriteString("\r\n")
@@ -430,43 +544,54 @@ func writeField(bw *bufio.Writer, k, v string) {
 	bw.WriteString("\r\n")
 }
 
-// skipRequestHeader drops hop-by-hop headers, the framing the router writes itself,
-// and forwarding headers it rewrites.
-func skipRequestHeader(k string, tbl *table) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length",
+// skipRequestHeader drops hop-by-hop headers, the framing the router writes
+// itself, forwarding headers it rewrites, and Expect (the router has already
+// answered 100 Continue).
+func skipRequestHeader(k []byte, tbl *table) bool {
+	switch string(k) {
+	case "Host", "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Expect",
 		"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host":
 		return true
 	case "Forwarded":
 		return !tbl.trustXF
 	}
-	return k == tbl.reqID
+	return string(k) == tbl.reqID
 }
 
-func copyResponseHeader(dst, src http.Header) {
-	conn := src["Connection"]
-	for k, vv := range src {
-		switch k {
-		case "Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-			continue
+// cleanResponseHeader removes hop-by-hop headers from an upstream response.
+func cleanResponseHeader(h *fasthttp.ResponseHeader) {
+	if conn := h.Peek("Connection"); len(conn) > 0 {
+		for _, tok := range bytes.Split(conn, []byte(",")) {
+			if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+				h.DelBytes(tok)
+			}
 		}
-		if conn != nil && httpguts.HeaderValuesContainsToken(conn, k) {
-			continue
-		}
-		dst[k] = vv
+	}
+	for _, k := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Te", "Upgrade"} {
+		h.Del(k)
 	}
 }
 
-func upgradeType(h http.Header) string {
-	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
+// headerListContains reports whether a comma-separated header value lists name.
+func headerListContains(list, name []byte) bool {
+	for _, tok := range bytes.Split(list, []byte(",")) {
+		if bytes.EqualFold(bytes.TrimSpace(tok), name) {
+			return true
+		}
+	}
+	return false
+}
+
+func upgradeType(h *fasthttp.RequestHeader) string {
+	if !headerListContains(h.Peek("Connection"), []byte("Upgrade")) {
 		return ""
 	}
-	return h.Get("Upgrade")
+	return string(h.Peek("Upgrade"))
 }
 
-func idempotent(method string) bool {
-	switch method {
+func idempotent(method []byte) bool {
+	switch string(method) {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
 	}
@@ -474,7 +599,7 @@ func idempotent(method string) bool {
 }
 
 // requestID keeps a well-formed incoming ID so that a trace spans proxies, and makes one otherwise.
-func requestID(in string) string {
+func requestID(in []byte) string {
 	if n := len(in); n > 0 && n <= 128 {
 		ok := true
 		for i := 0; i < n && ok; i++ {
@@ -482,7 +607,7 @@ func requestID(in string) string {
 			ok = c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || c == '.' || c == ':'
 		}
 		if ok {
-			return in
+			return string(in)
 		}
 	}
 	var b [16]byte
@@ -496,16 +621,16 @@ func requestID(in string) string {
 }
 
 // plainError answers with a short text the person reading it can act on.
-func plainError(w http.ResponseWriter, tbl *table, reqID string, code int, msg string) int {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
+func plainError(ctx *fasthttp.RequestCtx, tbl *table, reqID string, code int, msg string) int {
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
 	if reqID != "" {
-		h.Set(tbl.reqID, reqID)
+		ctx.Response.Header.Set(tbl.reqID, reqID)
 	}
-	w.WriteHeader(code)
-	n, _ := io.WriteString(w, "bluegreen: "+msg+"\n")
-	return n
+	ctx.SetStatusCode(code)
+	body := "bluegreen: " + msg + "\n"
+	ctx.SetBodyString(body)
+	return len(body)
 }
 
 func shortErr(err error) string {

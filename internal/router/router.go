@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Options configure a Router.
@@ -47,7 +49,7 @@ type listener struct {
 	addr string
 	tls  bool
 	cert atomic.Pointer[tls.Certificate]
-	srv  *http.Server
+	srv  *fasthttp.Server
 }
 
 // New returns a router with an empty table and no listeners; Apply gives it both.
@@ -267,21 +269,29 @@ func (r *Router) route(tbl *table, addr string, test, isTLS bool, hosts []string
 
 // Server-side limits of the listeners.
 const (
-	readHeaderTimeout = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
+	idleTimeout      = 120 * time.Second
+	maxHeaderBytes   = 16 << 10 // the request line and headers must fit
+	streamBodiesOver = 64 << 10 // smaller request bodies are read before forwarding
 )
 
 func (r *Router) serve(l *listener, ln net.Listener) {
-	l.srv = &http.Server{
-		Handler:           &handler{r: r, addr: l.addr},
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
-		// HTTP/1.1 only: an empty map turns HTTP/2 off on TLS listeners.
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		ConnContext:  guardContext,
+	h := &handler{r: r, addr: l.addr}
+	l.srv = &fasthttp.Server{
+		Handler:                      h.serve,
+		ErrorHandler:                 badRequest,
+		Logger:                       fastLogger{r.log},
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		// Bodies larger than this are streamed to the upstream as they arrive.
+		StreamRequestBody:  true,
+		MaxRequestBodySize: streamBodiesOver,
+		ReadBufferSize:     maxHeaderBytes,
+		IdleTimeout:        idleTimeout,
+		CloseOnShutdown:    true,
+		// Upgraded connections belong to the router, which closes them itself
+		// (a drain deadline must be able to); otherwise Close on them is a no-op.
+		KeepHijackedConns: true,
 	}
 	if l.tls {
 		ln = tls.NewListener(ln, &tls.Config{
@@ -297,11 +307,36 @@ func (r *Router) serve(l *listener, ln net.Listener) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := l.srv.Serve(ln); err != nil {
 			r.log.Error("listener stopped", "addr", l.addr, "err", err)
 		}
 	}()
 	r.log.Info("listening", "addr", l.addr, "tls", l.tls)
+}
+
+// badRequest answers requests the server could not parse.
+// The guard's verdict, when it has one, says best what was wrong; the parser's
+// own message quotes the raw request, which is not echoed back.
+func badRequest(ctx *fasthttp.RequestCtx, err error) {
+	code, msg := http.StatusBadRequest, "malformed request"
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		code, msg = http.StatusRequestHeaderFieldsTooLarge, "request headers are larger than the limit"
+	} else if g, ok := ctx.Conn().(*guardConn); ok {
+		if v, ok := g.last(); ok && v.refuse != "" {
+			code, msg = v.code, v.refuse
+		}
+	}
+	ctx.SetConnectionClose()
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.SetStatusCode(code)
+	ctx.SetBodyString("bluegreen: " + msg + "\n")
+}
+
+type fastLogger struct{ log *slog.Logger }
+
+func (l fastLogger) Printf(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...))
 }
 
 // shutdownListener stops accepting on a listener the table no longer names and
@@ -312,7 +347,7 @@ func (r *Router) shutdownListener(l *listener) {
 		defer r.wg.Done()
 		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Minute)
 		defer cancel()
-		l.srv.Shutdown(ctx)
+		l.srv.ShutdownWithContext(ctx)
 	}()
 }
 
@@ -321,21 +356,26 @@ func (r *Router) shutdownListener(l *listener) {
 func (r *Router) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
-	servers := []*http.Server{}
+	servers := []*fasthttp.Server{}
 	for _, l := range r.listeners {
 		servers = append(servers, l.srv)
 	}
-	if r.admin != nil {
-		servers = append(servers, r.admin)
-	}
+	admin := r.admin
 	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Shutdown(ctx); err != nil {
-				s.Close()
+			s.ShutdownWithContext(ctx)
+		}()
+	}
+	if admin != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := admin.Shutdown(ctx); err != nil {
+				admin.Close()
 			}
 		}()
 	}

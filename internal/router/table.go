@@ -3,10 +3,11 @@ package router
 import (
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // table is one immutable routing table. Requests load it once and keep it, so a
@@ -225,17 +226,16 @@ func gcd(a, b int) int {
 
 // routeProduction decides the fleet of a production request: preview header, then
 // the sticky pin, then the weights. It returns the fleet and whether to (re)pin.
-func (a *app) routeProduction(req *http.Request, now int64) (f *fleet, pin bool) {
+func (a *app) routeProduction(h *fasthttp.RequestHeader, now int64) (f *fleet, pin bool) {
 	if a.preview != "" {
-		if name := req.Header.Get(a.preview); name != "" {
+		if name := b2s(h.Peek(a.preview)); name != "" {
 			if f := a.byName[name]; f != nil && f.available(now) {
 				return f, false
 			}
 		}
 	}
 	if a.cookie != "" {
-		if c, err := req.Cookie(a.cookie); err == nil && c.Value != "" {
-			name := c.Value
+		if name := b2s(h.Cookie(a.cookie)); name != "" {
 			if f := a.byName[name]; f != nil && f.weight > 0 && f.available(now) {
 				return f, false
 			}

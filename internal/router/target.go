@@ -76,7 +76,7 @@ type upConn struct {
 }
 
 // getConn returns a pooled connection (reused = true) or dials a new one.
-func (t *target) getConn(ctx context.Context) (c *upConn, reused bool, err error) {
+func (t *target) getConn() (c *upConn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
 	for len(t.idle) > 0 {
@@ -92,7 +92,7 @@ func (t *target) getConn(ctx context.Context) (c *upConn, reused bool, err error
 	t.mu.Unlock()
 
 	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	nc, err := d.DialContext(ctx, "tcp", t.addr)
+	nc, err := d.Dial("tcp", t.addr)
 	if err != nil {
 		return nil, false, err
 	}
