@@ -157,7 +157,11 @@ func (b *bench) judge(tables []table) target {
 			}
 			seen++
 			errs += r.Errors
-			parts = append(parts, fmt.Sprintf("%.1f µs at %d connections", *r.ProxyCPU, tb.Connections))
+			part := fmt.Sprintf("%.1f µs at %d connections", *r.ProxyCPU, tb.Connections)
+			if r.CPURatio != nil {
+				part += fmt.Sprintf(" = %.2fx HAProxy", *r.CPURatio)
+			}
+			parts = append(parts, part)
 			if *r.ProxyCPU > t.MaxCPU {
 				met = false
 			}
