@@ -60,7 +60,8 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 		plainError(ctx, tbl, "", http.StatusNotFound, "no app for host "+strconv.Quote(string(ctx.Host())))
 		return
 	}
-	now := nanotime()
+	start := ctx.Time() // stamped by the server when the request was read
+	now := start.UnixNano()
 	var f *fleet
 	pin := false
 	if lr.test {
@@ -77,7 +78,7 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	x := &exchange{ctx: ctx, tbl: tbl, lr: lr, f: f, pin: pin, start: time.Now()}
+	x := &exchange{ctx: ctx, tbl: tbl, lr: lr, f: f, pin: pin, start: start}
 	x.reqID = requestID(ctx.Request.Header.Peek(tbl.reqID))
 	f.stats.inflight.Add(1)
 	x.run(f.pickTarget(nil, now))
@@ -171,7 +172,6 @@ func (x *exchange) fail(code int, msg string) {
 func (x *exchange) try(t *target) (outcome, failure) {
 	ctx := x.ctx
 	t.stats.inflight.Add(1)
-	release := func() { t.stats.inflight.Add(-1) }
 	cl := ctx.Request.Header.ContentLength()
 	hasBody := cl > 0 || cl == -1
 	replayable := !hasBody && idempotent(ctx.Method())
@@ -182,7 +182,7 @@ func (x *exchange) try(t *target) (outcome, failure) {
 		uc, reused, err = t.getConn()
 	}
 	if err != nil {
-		release()
+		t.stats.inflight.Add(-1)
 		if !errors.Is(err, errTargetRemoved) {
 			t.markSuspect()
 		}
@@ -196,7 +196,7 @@ func (x *exchange) try(t *target) (outcome, failure) {
 		body = startBody(uc, &ctx.Request, cl)
 	} else if err := uc.bw.Flush(); err != nil {
 		t.dropConn(uc)
-		release()
+		t.stats.inflight.Add(-1)
 		f := failure{http.StatusBadGateway, "sending request to " + t.addr + ": " + shortErr(err)}
 		if replayable {
 			return retrySame, f
@@ -207,7 +207,7 @@ func (x *exchange) try(t *target) (outcome, failure) {
 
 	if _, err := uc.br.Peek(1); err != nil {
 		t.dropConn(uc)
-		release()
+		t.stats.inflight.Add(-1)
 		if body != nil {
 			body.abort(ctx)
 		}
@@ -266,8 +266,24 @@ func (x *exchange) respond(uc *upConn, body *bodyWriter) error {
 	x.status = code
 	length := rh.ContentLength() // -1 chunked, -2 until close
 	noBody := ctx.IsHead() || code == http.StatusNoContent || code == http.StatusNotModified || code == http.StatusSwitchingProtocols
-	rb := &respBody{x: x, uc: uc, body: body, close: rh.ConnectionClose()}
+	keep := !rh.ConnectionClose()
 	rh.ResetConnectionClose()
+	sse := strings.HasPrefix(b2s(rh.ContentType()), "text/event-stream")
+	if length >= 0 && length <= smallBody && !sse && !noBody && (body == nil || !body.running()) {
+		// A small body is read now, in one piece: the upstream connection goes
+		// back to the pool at once and the server writes head and body together.
+		if _, err := io.CopyN(ctx.Response.BodyWriter(), uc.br, int64(length)); err != nil {
+			return err
+		}
+		if keep && uc.br.Buffered() == 0 && (body == nil || body.finish(ctx)) {
+			uc.t.putConn(uc)
+		} else {
+			uc.t.dropConn(uc)
+		}
+		x.out = int64(length)
+		return nil
+	}
+	rb := &respBody{x: x, uc: uc, body: body, close: !keep}
 	switch {
 	case noBody:
 		rb.r, rb.eof = eofReader{}, true
@@ -289,17 +305,6 @@ func (x *exchange) respond(uc *upConn, body *bodyWriter) error {
 		if ctx.IsHead() && length >= 0 {
 			rh.SetContentLength(length)
 		}
-		rb.Close()
-		return nil
-	}
-	sse := strings.HasPrefix(b2s(rh.ContentType()), "text/event-stream")
-	if length >= 0 && length <= smallBody && !sse {
-		// A small body is read now, in one piece: the upstream connection goes
-		// back to the pool at once and the server writes head and body together.
-		if _, err := io.CopyN(ctx.Response.BodyWriter(), uc.br, int64(length)); err != nil {
-			return err
-		}
-		rb.eof, rb.n = true, int64(length)
 		rb.Close()
 		return nil
 	}
@@ -497,23 +502,28 @@ func (x *exchange) writeHead(bw *bufio.Writer, t *target, upgrade string, cl int
 		bw.WriteString("\r\n")
 	}
 	clientIP := clientIP(x.ctx)
+	var priorFor, priorProto, priorHost []byte
+	if trust {
+		priorFor, priorProto, priorHost = h.Peek("X-Forwarded-For"), h.Peek("X-Forwarded-Proto"), h.Peek("X-Forwarded-Host")
+	}
 	bw.WriteString("X-Forwarded-For: ")
-	if prior := h.Peek("X-Forwarded-For"); trust && len(prior) > 0 {
-		bw.Write(prior)
+	if len(priorFor) > 0 {
+		bw.Write(priorFor)
 		bw.WriteString(", ")
 	}
 	bw.WriteString(clientIP)
 	bw.WriteString("\r\nX-Forwarded-Proto: ")
-	if prior := h.Peek("X-Forwarded-Proto"); trust && len(prior) > 0 {
-		bw.Write(prior)
-	} else if x.lr.tls {
+	switch {
+	case len(priorProto) > 0:
+		bw.Write(priorProto)
+	case x.lr.tls:
 		bw.WriteString("https")
-	} else {
+	default:
 		bw.WriteString("http")
 	}
-	if prior := h.Peek("X-Forwarded-Host"); trust && len(prior) > 0 {
+	if len(priorHost) > 0 {
 		bw.WriteString("\r\nX-Forwarded-Host: ")
-		bw.Write(prior)
+		bw.Write(priorHost)
 	} else if host := h.Host(); len(host) > 0 {
 		bw.WriteString("\r\nX-Forwarded-Host: ")
 		bw.Write(host)
@@ -559,17 +569,25 @@ func skipRequestHeader(k []byte, tbl *table) bool {
 	return string(k) == tbl.reqID
 }
 
-// cleanResponseHeader removes hop-by-hop headers from an upstream response.
+// cleanResponseHeader removes hop-by-hop headers from an upstream response. One
+// pass finds them; usually there are none, and nothing is deleted.
 func cleanResponseHeader(h *fasthttp.ResponseHeader) {
-	if conn := h.Peek("Connection"); len(conn) > 0 {
-		for _, tok := range bytes.Split(conn, []byte(",")) {
-			if tok = bytes.TrimSpace(tok); len(tok) > 0 {
-				h.DelBytes(tok)
+	var drop [][]byte
+	for k, v := range h.All() {
+		switch string(k) {
+		case "Connection":
+			for _, tok := range bytes.Split(v, []byte(",")) {
+				if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+					drop = append(drop, append([]byte(nil), tok...))
+				}
 			}
+			drop = append(drop, []byte("Connection"))
+		case "Proxy-Connection", "Keep-Alive", "Te", "Upgrade":
+			drop = append(drop, append([]byte(nil), k...))
 		}
 	}
-	for _, k := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Te", "Upgrade"} {
-		h.Del(k)
+	for _, k := range drop {
+		h.DelBytes(k)
 	}
 }
 
