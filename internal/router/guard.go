@@ -113,13 +113,10 @@ func (g *guardConn) scan(b []byte) {
 	for len(b) > 0 && !g.off {
 		switch g.state {
 		case scanHead, scanTrailers:
-			i := bytes.IndexByte(b, '\n')
-			if i < 0 {
-				g.buffer(b)
+			var complete bool
+			if b, complete = g.takeLine(b); !complete {
 				return
 			}
-			g.buffer(b[:i+1])
-			b = b[i+1:]
 			if !endsHead(g.line) {
 				continue
 			}
@@ -144,13 +141,10 @@ func (g *guardConn) scan(b []byte) {
 				}
 			}
 		case scanChunkSize, scanChunkEnd:
-			i := bytes.IndexByte(b, '\n')
-			if i < 0 {
-				g.buffer(b)
+			var complete bool
+			if b, complete = g.takeLine(b); !complete {
 				return
 			}
-			g.buffer(b[:i+1])
-			b = b[i+1:]
 			line := bytes.TrimRight(g.line, "\r\n")
 			g.line = g.line[:0]
 			if g.state == scanChunkEnd {
@@ -174,6 +168,18 @@ func (g *guardConn) scan(b []byte) {
 			}
 		}
 	}
+}
+
+// takeLine adds bytes up to and including the next newline to g.line and
+// returns the rest; complete is false when b held no newline (all of it was kept).
+func (g *guardConn) takeLine(b []byte) (rest []byte, complete bool) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		g.buffer(b)
+		return nil, false
+	}
+	g.buffer(b[:i+1])
+	return b[i+1:], true
 }
 
 func (g *guardConn) buffer(b []byte) {

@@ -60,3 +60,42 @@ func TestGuardFollowsPipelinedFraming(t *testing.T) {
 		t.Fatalf("want three answers then a refusal, got %q", out)
 	}
 }
+
+// FuzzGuardFraming feeds arbitrary bytes to the framing guard, whole and split
+// at arbitrary points: whatever arrives, the guard must not panic, and how the
+// bytes are cut into reads must not change a single verdict.
+func FuzzGuardFraming(f *testing.F) {
+	f.Add([]byte("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nT: 1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"), 7, 40)
+	f.Add([]byte("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc"), 1, 2)
+	f.Add([]byte("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\nPUT /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nokGET /y HTTP/1.0\n\n"), 30, 31)
+	f.Fuzz(func(t *testing.T, data []byte, cut1, cut2 int) {
+		whole := &guardConn{}
+		whole.scan(data)
+		parts := &guardConn{}
+		a, b := clampCut(cut1, len(data)), clampCut(cut2, len(data))
+		if a > b {
+			a, b = b, a
+		}
+		parts.scan(data[:a])
+		parts.scan(data[a:b])
+		parts.scan(data[b:])
+		if whole.off != parts.off || len(whole.verdicts) != len(parts.verdicts) {
+			t.Fatalf("split at %d,%d changed the outcome: off %v/%v, %d/%d verdicts", a, b, whole.off, parts.off, len(whole.verdicts), len(parts.verdicts))
+		}
+		for i := range whole.verdicts {
+			if whole.verdicts[i] != parts.verdicts[i] {
+				t.Fatalf("verdict %d differs: %+v vs %+v", i, whole.verdicts[i], parts.verdicts[i])
+			}
+		}
+	})
+}
+
+func clampCut(c, n int) int {
+	if c < 0 {
+		c = -c
+	}
+	if n == 0 {
+		return 0
+	}
+	return c % (n + 1)
+}
