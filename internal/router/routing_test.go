@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -315,4 +316,85 @@ func TestNoHealthyFleetFallsBackThen503(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || body != "bluegreen: no healthy target for app shop\n" {
 		t.Fatalf("nothing healthy: got %d %q", resp.StatusCode, body)
 	}
+}
+
+func TestBalancesAcrossTargetsOfAFleet(t *testing.T) {
+	b1, b2, b3 := newBackend(t, "one"), newBackend(t, "two"), newBackend(t, "three")
+	r := startRouter(t, &Config{Apps: map[string]*AppConfig{"shop": {
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{b1.addr(), b2.addr(), b3.addr()}}},
+	}}})
+	c := &http.Client{}
+	counts := map[string]int{}
+	for range 600 {
+		_, got := get(t, c, prodURL(r))
+		counts[got]++
+	}
+	// With nothing in flight the two choices are random: each target gets about a third.
+	for _, name := range []string{"one", "two", "three"} {
+		if counts[name] < 140 || counts[name] > 260 {
+			t.Fatalf("target %s served %d of 600: %v", name, counts[name], counts)
+		}
+	}
+}
+
+func TestPowerOfTwoChoicesAvoidsTheBusyTarget(t *testing.T) {
+	release := make(chan struct{})
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		io.WriteString(w, "busy")
+	}))
+	defer busy.Close()
+	defer close(release)
+	idle := newBackend(t, "idle")
+	r := startRouter(t, &Config{Apps: map[string]*AppConfig{"shop": {
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{strings.TrimPrefix(busy.URL, "http://"), idle.addr()}}},
+	}}})
+	// Hold requests open until the busy target has several in flight.
+	for range 20 {
+		go http.Get(prodURL(r) + "/hold")
+	}
+	busyTarget := r.table.Load().apps["shop"].fleets[0].targets[0]
+	waitFor(t, 5*time.Second, "requests held on the busy target", func() bool { return busyTarget.stats.inflight.Load() >= 3 })
+	before := idle.hits.Load()
+	for range 50 {
+		if _, got := get(t, &http.Client{}, prodURL(r)); got != "idle" {
+			t.Fatalf("a new request went to the target with %d in flight", busyTarget.stats.inflight.Load())
+		}
+	}
+	if idle.hits.Load()-before != 50 {
+		t.Fatal("the idle target did not take the new requests")
+	}
+}
+
+func TestHealthCheckHostAndStatus(t *testing.T) {
+	var sawHost atomic.Value
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/status" {
+			sawHost.Store(r.Host)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer be.Close()
+	addr := strings.TrimPrefix(be.URL, "http://")
+	cfg := &Config{Apps: map[string]*AppConfig{"shop": {
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{addr}}},
+		Health: &HealthConfig{Path: "/status", Host: "health.internal", Status: []int{200},
+			Interval: Duration(20 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 1},
+	}}}
+	r := startRouter(t, cfg)
+	// 204 is not in the accepted list: the target goes unhealthy.
+	waitFor(t, 5*time.Second, "204 to count as a failed check", func() bool { return !routesHealth(r, addr) })
+	if h, _ := sawHost.Load().(string); h != "health.internal" {
+		t.Fatalf("health check Host %q", h)
+	}
+	cfg = r.Config()
+	cfg.Apps["shop"].Health.Status = []int{200, 204}
+	if _, err := r.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "204 accepted once listed", func() bool { return routesHealth(r, addr) })
 }

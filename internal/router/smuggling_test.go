@@ -99,3 +99,12 @@ func clampCut(c, n int) int {
 	}
 	return c % (n + 1)
 }
+
+func TestOversizedHeadIsRefused(t *testing.T) {
+	be := newBackend(t, "blue")
+	r := startRouter(t, oneFleet(be.addr()))
+	out := rawExchange(t, r.Config().Production, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 20<<10)+"\r\n\r\n")
+	if !strings.HasPrefix(out, "HTTP/1.1 431") || !strings.Contains(out, "request headers are larger than the limit") {
+		t.Fatalf("got %.200q", out)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,12 +67,30 @@ type routerProc struct {
 	cmd               *exec.Cmd
 	admin, prod, test string
 	token             string
-	stderr            *bytes.Buffer
+	stderr            *lockedBuffer
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startRouterProc(t *testing.T, apps string) *routerProc {
 	t.Helper()
-	p := &routerProc{admin: freeAddr(t), prod: freeAddr(t), test: freeAddr(t), token: "t0ken", stderr: &bytes.Buffer{}}
+	p := &routerProc{admin: freeAddr(t), prod: freeAddr(t), test: freeAddr(t), token: "t0ken", stderr: &lockedBuffer{}}
 	file := filepath.Join(t.TempDir(), "routes.yaml")
 	conf := fmt.Sprintf("admin: %s\nadmin_token: %s\nproduction: %s\ntest: %s\napps:\n%s", p.admin, p.token, p.prod, p.test, apps)
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
@@ -306,5 +325,49 @@ func TestGigabyteUploadAndDownloadInFlatMemory(t *testing.T) {
 	t.Logf("router peak RSS: %d KiB before, %d KiB after moving 2 GiB", before, after)
 	if after > 64*1024 {
 		t.Fatalf("router peak RSS %d KiB after 2 GiB: bodies are being buffered", after)
+	}
+}
+
+func TestSIGHUPReloadsTheRouteFile(t *testing.T) {
+	blue, green := serveFleet(t, "blue", nil), serveFleet(t, "green", nil)
+	p := startRouterProc(t, fmt.Sprintf("  shop:\n    fleets:\n      blue: { weight: 100, targets: [%q] }\n      green: { weight: 0, targets: [%q] }\n", blue, green))
+	file := p.cmd.Args[3]
+	conf, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := func() string {
+		resp, err := http.Get("http://" + p.prod + "/")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		return resp.Header.Get("X-Fleet")
+	}
+	if got := served(); got != "blue" {
+		t.Fatalf("before reload: %s", got)
+	}
+
+	swapped := strings.Replace(strings.Replace(string(conf), "weight: 100", "weight: X", 1), "weight: 0,", "weight: 100,", 1)
+	swapped = strings.Replace(swapped, "weight: X", "weight: 0", 1)
+	if err := os.WriteFile(file, []byte(swapped), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "green to take the traffic after SIGHUP", func() bool { return served() == "green" })
+
+	// A broken file is refused and the running table stays.
+	if err := os.WriteFile(file, []byte(swapped+"    bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "the reload to be refused in the log", func() bool {
+		return strings.Contains(p.stderr.String(), "reload rejected; the running table stays")
+	})
+	if !strings.Contains(p.stderr.String(), "field bogus not found") {
+		t.Fatalf("the log does not say what is wrong:\n%s", p.stderr)
+	}
+	if got := served(); got != "green" {
+		t.Fatalf("after a refused reload: %s", got)
 	}
 }
