@@ -233,10 +233,11 @@ func (x *exchange) try(t *target) (outcome, failure) {
 	}
 	if err := x.respond(uc, body); err != nil {
 		t.dropConn(uc)
+		// Reset first: abort may mark the client connection for closing.
+		ctx.Response.Reset()
 		if body != nil {
 			body.abort(ctx)
 		}
-		ctx.Response.Reset()
 		x.fail(http.StatusBadGateway, "bad response from "+t.addr+": "+shortErr(err))
 	}
 	return done, failure{}
