@@ -23,6 +23,9 @@ type bodyWriter struct {
 	over atomic.Bool // set just before done is sent
 	// clientErr is set, before over, when the client's body was at fault.
 	clientErr error
+	// the outcome, once received from done (by the handler's goroutine only)
+	err error
+	got bool
 }
 
 func startBody(uc *upConn, req *fasthttp.Request, cl int) *bodyWriter {
@@ -53,32 +56,50 @@ func (b *bodyWriter) run(r io.Reader, chunked bool) {
 // running reports whether the body is still being sent.
 func (b *bodyWriter) running() bool { return !b.over.Load() }
 
+// result returns how the body ended, waiting for it when block is set; ok is
+// false when it has not ended and block is not set. The outcome is kept, so it
+// can be asked for more than once.
+func (b *bodyWriter) result(block bool) (err error, ok bool) {
+	if !b.got {
+		if block {
+			b.err = <-b.done
+		} else {
+			select {
+			case b.err = <-b.done:
+			default:
+				return nil, false
+			}
+		}
+		b.got = true
+	}
+	return b.err, true
+}
+
 // finish reports whether the whole body was sent. A body still being sent when
 // the response is over is cut short, and the connection cannot be reused.
 func (b *bodyWriter) finish(ctx *fasthttp.RequestCtx) bool {
-	select {
-	case err := <-b.done:
+	if err, ok := b.result(false); ok {
 		return err == nil
-	default:
 	}
 	b.abort(ctx)
 	return false
 }
 
-// abort stops the body: closing the upstream connection ends a write to it; a
-// read still blocked on the client is woken by a read deadline, and the client
-// connection is closed after the response, since its request was not read to
-// the end.
+// abort stops the body. Closing the upstream connection ends a write to it; a
+// read still blocked on the client is woken by a read deadline. Whenever the
+// client's body was not read to its end, its connection cannot carry another
+// request and is closed after the response.
 func (b *bodyWriter) abort(ctx *fasthttp.RequestCtx) {
 	b.uc.Conn.Close()
-	select {
-	case <-b.done:
+	if err, ok := b.result(false); ok {
+		if err != nil {
+			ctx.SetConnectionClose()
+		}
 		return
-	default:
 	}
 	ctx.SetConnectionClose()
 	_ = ctx.Conn().SetReadDeadline(time.Now())
-	<-b.done
+	b.result(true)
 }
 
 func copyRequestBody(bw *bufio.Writer, r io.Reader, chunked bool) error {

@@ -372,3 +372,48 @@ func TestDrainLetsSlowWorkFinishAndClosesTheRestAtDeadline(t *testing.T) {
 		t.Fatalf("second drain: %+v %v", rep, err)
 	}
 }
+
+func TestGarbageAnswerDuringUploadClosesTheClientConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err == nil {
+					io.WriteString(c, "this is not HTTP\r\n\r\n")
+				}
+				io.Copy(io.Discard, br) // keep reading so the upload is not what fails
+			}()
+		}
+	}()
+	r := startRouter(t, oneFleet(ln.Addr().String()))
+	c, err := net.Dial("tcp", r.Config().Production)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+	c.Write(make([]byte, 256<<10))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusBadGateway || !resp.Close {
+		t.Fatalf("got %d, close %v: want 502 and the connection closed", resp.StatusCode, resp.Close)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the client connection stayed open after its upload was cut")
+	}
+}
