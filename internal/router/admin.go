@@ -77,7 +77,10 @@ func (r *Router) AdminHandler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Profiles of the running router, for operators chasing a slowdown.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return r.requireToken(mux)
 }
 
@@ -103,8 +106,13 @@ type apiError struct {
 
 func (r *Router) putRoutes(w http.ResponseWriter, req *http.Request) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxTableBytes))
-	if err != nil {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{"too_large", fmt.Sprintf("routing table over %d bytes", maxTableBytes)})
+		return
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "reading the routing table: " + err.Error()})
 		return
 	}
 	cfg, err := ParseJSON(data)
@@ -133,13 +141,23 @@ func (r *Router) putRoutes(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Router) postDrain(w http.ResponseWriter, req *http.Request) {
-	var dr DrainRequest
+	// The timeout must be given: a forgotten one would cut everything at once.
+	var body struct {
+		DrainRequest
+		Timeout *Duration `json:"timeout"`
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<20))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&dr); err != nil {
+	if err := dec.Decode(&body); err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "drain request: " + err.Error()})
 		return
 	}
+	if body.Timeout == nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", `drain request: "timeout" is required (for example "30s"; "0s" closes everything at once)`})
+		return
+	}
+	dr := body.DrainRequest
+	dr.Timeout = *body.Timeout
 	rep, err := r.Drain(req.Context(), dr)
 	switch {
 	case errors.Is(err, ErrNotInTable):

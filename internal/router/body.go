@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,8 @@ type bodyWriter struct {
 	over atomic.Bool // set just before done is sent
 	// clientErr is set, before over, when the client's body was at fault.
 	clientErr error
+	// n is how many body bytes went upstream; set, like clientErr, before over
+	n int64
 	// the outcome, once received from done (by the handler's goroutine only)
 	err error
 	got bool
@@ -40,7 +43,8 @@ func startBody(uc *upConn, req *fasthttp.Request, cl int) *bodyWriter {
 }
 
 func (b *bodyWriter) run(r io.Reader, chunked bool) {
-	err := copyRequestBody(b.uc.bw, r, chunked)
+	n, err := copyRequestBody(b.uc.bw, r, chunked)
+	b.n = n
 	var ce clientBodyError
 	if errors.As(err, &ce) {
 		b.clientErr = ce.err
@@ -102,7 +106,7 @@ func (b *bodyWriter) abort(ctx *fasthttp.RequestCtx) {
 	b.result(true)
 }
 
-func copyRequestBody(bw *bufio.Writer, r io.Reader, chunked bool) error {
+func copyRequestBody(bw *bufio.Writer, r io.Reader, chunked bool) (int64, error) {
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
 	buf := *bufp
@@ -112,16 +116,18 @@ func copyRequestBody(bw *bufio.Writer, r io.Reader, chunked bool) error {
 		cw = httputil.NewChunkedWriter(bw)
 		dst = cw
 	}
+	var total int64
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {
 			if _, err := dst.Write(buf[:n]); err != nil {
-				return err
+				return total, err
 			}
+			total += int64(n)
 			if chunked {
 				// A streamed body is passed on as it comes, not when a buffer fills.
 				if err := bw.Flush(); err != nil {
-					return err
+					return total, err
 				}
 			}
 		}
@@ -129,16 +135,16 @@ func copyRequestBody(bw *bufio.Writer, r io.Reader, chunked bool) error {
 			break
 		}
 		if rerr != nil {
-			return clientBodyError{rerr}
+			return total, clientBodyError{rerr}
 		}
 	}
 	if chunked {
 		if err := cw.Close(); err != nil {
-			return err
+			return total, err
 		}
 		bw.WriteString("\r\n")
 	}
-	return bw.Flush()
+	return total, bw.Flush()
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -166,7 +172,15 @@ func (p *upgradedPair) Close() error {
 // protocols (WebSocket) takes the connection over; any other answer is passed on.
 func (x *exchange) upgradeOrRespond(uc *upConn, body *bodyWriter, want string) {
 	ctx, t := x.ctx, uc.t
-	resp, err := http.ReadResponse(uc.br, nil)
+	var resp *http.Response
+	var err error
+	for {
+		resp, err = http.ReadResponse(uc.br, nil)
+		// Informational answers before the final one are passed over, as elsewhere.
+		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
 	if err != nil {
 		t.dropConn(uc)
 		if body != nil {
@@ -190,7 +204,7 @@ func (x *exchange) upgradeOrRespond(uc *upConn, body *bodyWriter, want string) {
 		ctx.Response.SetBodyStream(&respBody{x: x, uc: uc, body: body, r: resp.Body, close: true}, int(max(resp.ContentLength, -1)))
 		return
 	}
-	if !headerValuesContain(resp.Header["Upgrade"], want) {
+	if !offered(want, resp.Header["Upgrade"]) {
 		t.dropConn(uc)
 		x.fail(http.StatusBadGateway, "upstream "+t.addr+" switched protocols without being asked")
 		return
@@ -221,23 +235,34 @@ func (x *exchange) upgradeOrRespond(uc *upConn, body *bodyWriter, want string) {
 		defer x.f.stats.upgraded.Add(-1)
 		defer t.stats.upgraded.Add(-1)
 
+		var in int64
 		up := make(chan struct{})
 		go func() {
 			defer close(up)
-			io.Copy(uc.Conn, c)
+			in, _ = io.Copy(uc.Conn, c)
 			pair.Close()
 		}()
-		io.Copy(c, uc.br)
+		out, _ := io.Copy(c, uc.br)
 		pair.Close()
 		<-up
+		now := time.Now()
+		x.f.stats.addBytes(now, in, out)
+		t.stats.addBytes(now, in, out)
 	})
 }
 
-func headerValuesContain(values []string, token string) bool {
-	for _, v := range values {
-		if headerListContains([]byte(v), []byte(token)) {
-			return true
+// offered reports whether every protocol the upstream switched to is one the
+// client asked for.
+func offered(asked string, chosen []string) bool {
+	if len(chosen) == 0 {
+		return false
+	}
+	for _, v := range chosen {
+		for _, tok := range strings.Split(v, ",") {
+			if !headerListContains([]byte(asked), []byte(strings.TrimSpace(tok))) {
+				return false
+			}
 		}
 	}
-	return false
+	return true
 }

@@ -285,6 +285,9 @@ func (c *Config) Validate() error {
 		if a.Sticky && a.StickyCookie == "" {
 			a.StickyCookie = "bg_" + name
 		}
+		if !a.Sticky && a.StickyCookie != "" {
+			p.add("%s.sticky_cookie: set while sticky is false (set sticky: true, or remove it)", at)
+		}
 		if a.StickyCookie != "" && !hdrRe.MatchString(a.StickyCookie) {
 			p.add("%s.sticky_cookie: %q is not a valid cookie name", at, a.StickyCookie)
 		}

@@ -66,7 +66,7 @@ type guardConn struct {
 	ip       string // the client's address as text, set by the handler once
 }
 
-// maxGuardLine bounds what the guard buffers; past it net/http refuses the request anyway.
+// maxGuardLine bounds what the guard buffers; past it the server refuses the request anyway.
 const maxGuardLine = maxHeaderBytes + 4096
 
 func (g *guardConn) Read(p []byte) (int, error) {

@@ -111,6 +111,20 @@ func (m *metrics) record(now time.Time, status int, d time.Duration, in, out int
 	}
 }
 
+// addBytes counts body bytes outside a request's own record, such as what an
+// upgraded connection carried.
+func (m *metrics) addBytes(now time.Time, in, out int64) {
+	sec := now.Unix()
+	s := &m.slots[sec%windowSlots]
+	if s.sec.Load() != sec {
+		m.resetSlot(s, sec)
+	}
+	s.in.Add(uint64(in))
+	s.out.Add(uint64(out))
+	m.in.Add(uint64(in))
+	m.out.Add(uint64(out))
+}
+
 func (m *metrics) resetSlot(s *slot, sec int64) {
 	m.resetMu.Lock()
 	defer m.resetMu.Unlock()

@@ -24,6 +24,11 @@ var (
 		"Body bytes, in from clients and out to clients.", append(targetLabels, "direction"), nil)
 	descHealthy = prometheus.NewDesc("bluegreen_router_target_healthy",
 		"1 when the target takes new requests (healthy, not suspect, not fenced).", targetLabels, nil)
+	fleetLabels       = []string{"app", "fleet", "revision"}
+	descFleetRequests = prometheus.NewDesc("bluegreen_router_fleet_requests_total",
+		"Requests routed to the fleet, by status class; includes those no target answered (502, 503).", append(fleetLabels, "class"), nil)
+	descFleetDuration = prometheus.NewDesc("bluegreen_router_fleet_request_duration_seconds",
+		"Time from receiving a request routed to the fleet to the end of its response.", fleetLabels, nil)
 	descWeight = prometheus.NewDesc("bluegreen_router_fleet_weight",
 		"The fleet's weight in the routing table.", []string{"app", "fleet", "revision"}, nil)
 	descGeneration = prometheus.NewDesc("bluegreen_router_table_generation",
@@ -34,7 +39,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInFlight, descUpgraded, descStreaming,
-		descBytes, descHealthy, descWeight, descGeneration, descUnrouted} {
+		descBytes, descHealthy, descFleetRequests, descFleetDuration, descWeight, descGeneration, descUnrouted} {
 		ch <- d
 	}
 }
@@ -47,6 +52,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, a := range tbl.apps {
 		for _, f := range a.fleets {
 			ch <- prometheus.MustNewConstMetric(descWeight, prometheus.GaugeValue, float64(f.weight), a.name, f.name, f.revision)
+			for cl := 1; cl < 6; cl++ {
+				ch <- prometheus.MustNewConstMetric(descFleetRequests, prometheus.CounterValue, float64(f.stats.classes[cl].Load()), a.name, f.name, f.revision, classNames[cl])
+			}
+			fcount, fbuckets := f.stats.promBuckets()
+			ch <- prometheus.MustNewConstHistogram(descFleetDuration, fcount, float64(f.stats.latSumNs.Load())/1e9, fbuckets, a.name, f.name, f.revision)
 			for i, t := range f.targets {
 				lv := []string{a.name, f.name, f.revision, t.addr}
 				m := t.stats
@@ -61,7 +71,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(m.in.Load()), append(lv, "in")...)
 				ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(m.out.Load()), append(lv, "out")...)
 				healthy := 0.0
-				if f.usableTarget(i, now) {
+				if f.takes(i, now) {
 					healthy = 1
 				}
 				ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, healthy, lv...)

@@ -39,25 +39,25 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 		if v, ok := g.pop(ctx.Method(), ctx.RequestURI()); ok && v.refuse != "" {
 			h.r.unrouted.Add(1)
 			ctx.SetConnectionClose()
-			plainError(ctx, tbl, "", v.code, v.refuse)
+			plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), v.code, v.refuse)
 			return
 		}
 	}
 	lr := tbl.listeners[h.addr]
 	if lr == nil {
 		h.r.unrouted.Add(1)
-		plainError(ctx, tbl, "", http.StatusNotFound, "no routes on this listener")
+		plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusNotFound, "no routes on this listener")
 		return
 	}
 	if ctx.IsConnect() {
 		h.r.unrouted.Add(1)
-		plainError(ctx, tbl, "", http.StatusMethodNotAllowed, "CONNECT is not supported")
+		plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusMethodNotAllowed, "CONNECT is not supported")
 		return
 	}
 	a := lr.lookup(b2s(ctx.Host()))
 	if a == nil {
 		h.r.unrouted.Add(1)
-		plainError(ctx, tbl, "", http.StatusNotFound, "no app for host "+strconv.Quote(string(ctx.Host())))
+		plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusNotFound, "no app for host "+strconv.Quote(string(ctx.Host())))
 		return
 	}
 	start := ctx.Time() // stamped by the server when the request was read
@@ -67,14 +67,19 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 	if lr.test {
 		if f = a.testFleet; f == nil {
 			h.r.unrouted.Add(1)
-			plainError(ctx, tbl, "", http.StatusNotFound, "app "+a.name+" has no test fleet")
+			plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusNotFound, "app "+a.name+" has no test fleet")
+			return
+		}
+		if f.fenced {
+			h.r.unrouted.Add(1)
+			plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusServiceUnavailable, "test fleet "+f.name+" of app "+a.name+" is fenced")
 			return
 		}
 	} else {
 		f, pin = a.routeProduction(&ctx.Request.Header, now)
 		if f == nil {
 			h.r.unrouted.Add(1)
-			plainError(ctx, tbl, "", http.StatusServiceUnavailable, "no healthy target for app "+a.name)
+			plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusServiceUnavailable, "no healthy target for app "+a.name)
 			return
 		}
 	}
@@ -101,7 +106,8 @@ type exchange struct {
 	start    time.Time
 	status   int
 	out      int64
-	deferred bool // the response body or an upgrade finishes the exchange
+	body     *bodyWriter // the request body on its way upstream, if any
+	deferred bool        // the response body or an upgrade finishes the exchange
 	recorded bool
 	once     sync.Once
 }
@@ -116,11 +122,15 @@ func (x *exchange) finish() {
 		if x.recorded {
 			return
 		}
+		var in int64
+		if x.body != nil && x.body.got {
+			in = x.body.n
+		}
 		end := time.Now()
 		d := end.Sub(x.start)
-		x.f.stats.record(end, x.status, d, 0, x.out)
+		x.f.stats.record(end, x.status, d, in, x.out)
 		if x.t != nil {
-			x.t.stats.record(end, x.status, d, 0, x.out)
+			x.t.stats.record(end, x.status, d, in, x.out)
 		}
 	})
 }
@@ -147,12 +157,14 @@ func (x *exchange) run(t *target) {
 		return
 	}
 	var last failure
+	fresh := false
 	for range 3 {
-		o, f := x.try(t)
+		o, f := x.try(t, fresh)
 		if o == done {
 			return
 		}
 		last = f
+		fresh = o == retrySame
 		if o == retryOther {
 			next := x.f.pickTarget(t, nanotime())
 			if next == nil {
@@ -169,17 +181,18 @@ func (x *exchange) fail(code int, msg string) {
 	x.out += int64(plainError(x.ctx, x.tbl, x.reqID, code, msg))
 }
 
-func (x *exchange) try(t *target) (outcome, failure) {
+// try makes one attempt on t; fresh asks for a new connection rather than a pooled one.
+func (x *exchange) try(t *target, fresh bool) (outcome, failure) {
 	ctx := x.ctx
 	t.stats.inflight.Add(1)
 	cl := ctx.Request.Header.ContentLength()
 	hasBody := cl > 0 || cl == -1
 	replayable := !hasBody && idempotent(ctx.Method())
 
-	uc, reused, err := t.getConn()
+	uc, reused, err := t.getConn(fresh)
 	if err == nil && reused && !replayable && !connAlive(uc.Conn) {
 		t.dropConn(uc)
-		uc, reused, err = t.getConn()
+		uc, reused, err = t.getConn(true)
 	}
 	if err != nil {
 		t.stats.inflight.Add(-1)
@@ -194,6 +207,7 @@ func (x *exchange) try(t *target) (outcome, failure) {
 	var body *bodyWriter
 	if hasBody {
 		body = startBody(uc, &ctx.Request, cl)
+		x.body = body
 	} else if err := uc.bw.Flush(); err != nil {
 		t.dropConn(uc)
 		t.stats.inflight.Add(-1)
@@ -218,6 +232,9 @@ func (x *exchange) try(t *target) (outcome, failure) {
 		}
 		if replayable {
 			if reused {
+				// The target closed a kept-alive connection: the others it had
+				// pooled then are most likely closed as well.
+				t.dropIdle()
 				return retrySame, f
 			}
 			t.markSuspect()

@@ -209,7 +209,8 @@ func (r *Router) build(cfg *Config) *table {
 			usedStats[skey] = true
 			f := &fleet{app: a, name: fname, revision: fc.Revision, weight: fc.Weight, fenced: fc.Fenced, index: i, stats: st}
 			for _, addr := range fc.Targets {
-				key := name + "/" + fname + "/" + addr
+				// The revision is part of the key so that a new revision's counters start at zero.
+				key := name + "/" + fname + "/" + fc.Revision + "/" + addr
 				t := r.targets[key]
 				if t == nil {
 					t = newTarget(name, fname, addr)
@@ -270,6 +271,8 @@ func (r *Router) route(tbl *table, addr string, test, isTLS bool, hosts []string
 // Server-side limits of the listeners.
 const (
 	idleTimeout      = 120 * time.Second
+	headTimeout      = 30 * time.Second
+	bodyTimeout      = time.Hour
 	maxHeaderBytes   = 16 << 10 // the request line and headers must fit
 	streamBodiesOver = 64 << 10 // smaller request bodies are read before forwarding
 )
@@ -288,7 +291,14 @@ func (r *Router) serve(l *listener, ln net.Listener) {
 		MaxRequestBodySize: streamBodiesOver,
 		ReadBufferSize:     maxHeaderBytes,
 		IdleTimeout:        idleTimeout,
-		CloseOnShutdown:    true,
+		// A request head must arrive within headTimeout; its body then has
+		// bodyTimeout, so that slow clients cannot hold connections forever
+		// while long uploads still pass.
+		ReadTimeout: headTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
+		},
+		CloseOnShutdown: true,
 		// Upgraded connections belong to the router, which closes them itself
 		// (a drain deadline must be able to); otherwise Close on them is a no-op.
 		KeepHijackedConns: true,
@@ -380,6 +390,29 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	// Upgraded connections are the router's own, not the servers': give them
+	// what is left of ctx too, then close what remains.
+	r.mu.Lock()
+	targets := make([]*target, 0, len(r.targets))
+	for _, t := range r.targets {
+		targets = append(targets, t)
+	}
+	r.mu.Unlock()
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for open := true; open; {
+		open = false
+		for _, t := range targets {
+			open = open || t.stats.upgraded.Load() > 0
+		}
+		if open {
+			select {
+			case <-ctx.Done():
+				open = false
+			case <-tick.C:
+			}
+		}
+	}
 	r.mu.Lock()
 	for _, t := range r.targets {
 		t.closeAll()

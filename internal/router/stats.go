@@ -27,8 +27,8 @@ type FleetSnapshot struct {
 	Revision  string                 `json:"revision,omitempty"`
 	Weight    int                    `json:"weight"`
 	Fenced    bool                   `json:"fenced"`
-	Test      bool                   `json:"test"` // served by the test listener
-	Healthy   int                    `json:"healthy_targets"`
+	Test      bool                   `json:"test"`            // served by the test listener
+	Healthy   int                    `json:"healthy_targets"` // targets taking new requests (0 when fenced)
 	InFlight  int64                  `json:"in_flight"`
 	Streaming int64                  `json:"streaming"`
 	Upgraded  int64                  `json:"upgraded"`
@@ -66,11 +66,11 @@ func (r *Router) Stats() Snapshot {
 			}
 			for i, t := range f.targets {
 				ts := TargetSnapshot{
-					Address: t.addr, Healthy: t.healthy.Load(), Suspect: !t.usable(ns) && t.healthy.Load(), Fenced: f.fencedT[i],
+					Address: t.addr, Healthy: t.healthy.Load(), Suspect: !t.usable(ns) && t.healthy.Load(), Fenced: f.fenced || f.fencedT[i],
 					InFlight: t.stats.inflight.Load(), Streaming: t.stats.streaming.Load(), Upgraded: t.stats.upgraded.Load(),
 					Windows: windows(t.stats, now), Totals: t.stats.totals(),
 				}
-				if f.usableTarget(i, ns) {
+				if f.takes(i, ns) {
 					fs.Healthy++
 				}
 				fs.Targets = append(fs.Targets, ts)
@@ -156,7 +156,7 @@ func (r *Router) Drain(ctx context.Context, req DrainRequest) (DrainReport, erro
 	}
 	var targets []*target
 	for _, addr := range addrs {
-		targets = append(targets, r.targets[req.App+"/"+req.Fleet+"/"+addr])
+		targets = append(targets, r.targets[req.App+"/"+req.Fleet+"/"+fc.Revision+"/"+addr])
 	}
 	r.mu.Unlock()
 

@@ -86,6 +86,12 @@ func (f *fleet) usableTarget(i int, now int64) bool {
 	return !f.fencedT[i] && f.targets[i].usable(now)
 }
 
+// takes reports whether target i takes new requests: its fleet is not fenced,
+// and it is usable itself.
+func (f *fleet) takes(i int, now int64) bool {
+	return !f.fenced && f.usableTarget(i, now)
+}
+
 func (f *fleet) available(now int64) bool {
 	if f.fenced {
 		return false

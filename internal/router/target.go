@@ -76,10 +76,10 @@ type upConn struct {
 }
 
 // getConn returns a pooled connection (reused = true) or dials a new one.
-func (t *target) getConn() (c *upConn, reused bool, err error) {
+func (t *target) getConn(fresh bool) (c *upConn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
-	for len(t.idle) > 0 {
+	for !fresh && len(t.idle) > 0 {
 		c = t.idle[len(t.idle)-1]
 		t.idle = t.idle[:len(t.idle)-1]
 		if now.Sub(c.lastUsed) < idleConnTimeout {
@@ -119,6 +119,20 @@ func (t *target) putConn(c *upConn) {
 	}
 	t.idle = append(t.idle, c)
 	t.mu.Unlock()
+}
+
+// dropIdle closes every pooled connection of the target.
+func (t *target) dropIdle() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	for _, c := range idle {
+		delete(t.all, c)
+	}
+	t.mu.Unlock()
+	for _, c := range idle {
+		c.Conn.Close()
+	}
 }
 
 func (t *target) dropConn(c *upConn) {
@@ -217,11 +231,18 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 	var okRun, failRun int
 	tick := time.NewTicker(hc.Interval.D())
 	defer tick.Stop()
+	// A target is taken on trust until its first check, which then decides at
+	// once; later changes need the thresholds.
+	first := true
 	for {
 		err := probe(ctx, client, t.addr, hc)
 		if ctx.Err() != nil {
 			return
 		}
+		if first && err != nil {
+			failRun = hc.UnhealthyThreshold - 1
+		}
+		first = false
 		if err == nil {
 			okRun, failRun = okRun+1, 0
 			t.suspectUntil.Store(0)
