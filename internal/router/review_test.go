@@ -199,4 +199,3 @@ func TestShutdownWaitsForUpgradedConnections(t *testing.T) {
 		t.Fatalf("shutdown after the WebSocket closed: %v", err)
 	}
 }
-
