@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -35,10 +36,23 @@ func Main(args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "bluegreen:", err)
 	var ue usageError
-	if errors.As(err, &ue) {
+	if errors.As(err, &ue) || isCobraUsage(err) {
 		return ExitUsage
 	}
 	return ExitError
+}
+
+// isCobraUsage recognises the errors cobra itself returns for a command line it
+// cannot take (an unknown command, a wrong number of arguments); cobra gives
+// them no type of their own.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, prefix := range []string{"unknown command ", "accepts ", "requires at least ", "requires at most ", "accepts between ", "unknown flag", "unknown shorthand flag"} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // NewRootCmd builds the command tree writing to the given streams.

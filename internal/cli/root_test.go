@@ -1,0 +1,25 @@
+package cli
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+func TestExitCodes(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "routes.yaml")
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"version"}, ExitOK},
+		{[]string{"nonsense"}, ExitUsage},
+		{[]string{"version", "extra"}, ExitUsage},
+		{[]string{"router"}, ExitUsage},
+		{[]string{"router", "--bogus"}, ExitUsage},
+		{[]string{"router", "--config", missing}, ExitError},
+	} {
+		if got := Main(tc.args); got != tc.want {
+			t.Errorf("bluegreen %v exited %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}
