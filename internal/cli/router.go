@@ -64,14 +64,19 @@ func runRouter(ctx context.Context, opts routerOptions, stderr io.Writer) error 
 		return err
 	}
 	r := router.New(router.Options{Logger: log})
+	stopNow := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r.Shutdown(ctx)
+	}
 	if _, err := r.Apply(cfg); err != nil {
-		r.Shutdown(context.Background())
+		stopNow()
 		return fmt.Errorf("%s: %w", opts.config, err)
 	}
 	if cfg.Admin != "" {
 		addr, err := r.ListenAdmin(cfg.Admin)
 		if err != nil {
-			r.Shutdown(context.Background())
+			stopNow()
 			return err
 		}
 		log.Info("admin API listening", "addr", addr.String())

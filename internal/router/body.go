@@ -209,6 +209,11 @@ func (x *exchange) upgradeOrRespond(uc *upConn, body *bodyWriter, want string) {
 		x.fail(http.StatusBadGateway, "upstream "+t.addr+" switched protocols without being asked")
 		return
 	}
+	if body != nil {
+		// The connection changes hands now: whatever of the body is still
+		// being sent is stopped first.
+		body.finish(ctx)
+	}
 	resp.Header.Set(x.tbl.reqID, x.reqID)
 	x.status = http.StatusSwitchingProtocols
 	end := time.Now()

@@ -293,7 +293,8 @@ func (x *exchange) respond(uc *upConn, body *bodyWriter) error {
 		if _, err := io.CopyN(ctx.Response.BodyWriter(), uc.br, int64(length)); err != nil {
 			return err
 		}
-		if keep && uc.br.Buffered() == 0 && (body == nil || body.finish(ctx)) {
+		bodyOK := body == nil || body.finish(ctx) // settles the body first, so its bytes are counted
+		if keep && bodyOK && uc.br.Buffered() == 0 {
 			uc.t.putConn(uc)
 		} else {
 			uc.t.dropConn(uc)

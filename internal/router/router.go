@@ -38,6 +38,7 @@ type Router struct {
 	mu         sync.Mutex // serialises changes of the table and of what it refers to
 	closed     bool
 	targets    map[string]*target
+	retiring   []*target // out of the table but maybe still carrying work
 	fleetStats map[string]*metrics
 	rr         map[string]*atomic.Uint64
 	listeners  map[string]*listener
@@ -213,7 +214,7 @@ func (r *Router) build(cfg *Config) *table {
 				key := name + "/" + fname + "/" + fc.Revision + "/" + addr
 				t := r.targets[key]
 				if t == nil {
-					t = newTarget(name, fname, addr)
+					t = newTarget(key, name, fname, addr)
 					r.targets[key] = t
 				}
 				usedTargets[key] = true
@@ -240,8 +241,19 @@ func (r *Router) build(cfg *Config) *table {
 		if !usedTargets[key] {
 			delete(r.targets, key)
 			t.retire()
+			r.retiring = append(r.retiring, t)
 		}
 	}
+	// Retired targets are kept in view (for drains and shutdown) while they still
+	// carry requests or upgraded connections.
+	busy := r.retiring[:0]
+	for _, t := range r.retiring {
+		if t.stats.inflight.Load() > 0 {
+			busy = append(busy, t)
+		}
+	}
+	clear(r.retiring[len(busy):])
+	r.retiring = busy
 	for key := range r.fleetStats {
 		if !usedStats[key] {
 			delete(r.fleetStats, key)
@@ -330,8 +342,11 @@ func (r *Router) serve(l *listener, ln net.Listener) {
 func badRequest(ctx *fasthttp.RequestCtx, err error) {
 	code, msg := http.StatusBadRequest, "malformed request"
 	var small *fasthttp.ErrSmallBuffer
+	var nerr net.Error
 	if errors.As(err, &small) {
 		code, msg = http.StatusRequestHeaderFieldsTooLarge, "request headers are larger than the limit"
+	} else if errors.As(err, &nerr) && nerr.Timeout() {
+		code, msg = http.StatusRequestTimeout, fmt.Sprintf("the request did not arrive within %s", headTimeout)
 	} else if g, ok := ctx.Conn().(*guardConn); ok {
 		if v, ok := g.last(); ok && v.refuse != "" {
 			code, msg = v.code, v.refuse
@@ -393,7 +408,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	// Upgraded connections are the router's own, not the servers': give them
 	// what is left of ctx too, then close what remains.
 	r.mu.Lock()
-	targets := make([]*target, 0, len(r.targets))
+	targets := append([]*target(nil), r.retiring...)
 	for _, t := range r.targets {
 		targets = append(targets, t)
 	}
@@ -413,12 +428,10 @@ func (r *Router) Shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	r.mu.Lock()
-	for _, t := range r.targets {
+	for _, t := range targets {
 		t.closeAll()
 		t.retire()
 	}
-	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
 	return ctx.Err()

@@ -158,6 +158,12 @@ func (r *Router) Drain(ctx context.Context, req DrainRequest) (DrainReport, erro
 	for _, addr := range addrs {
 		targets = append(targets, r.targets[req.App+"/"+req.Fleet+"/"+fc.Revision+"/"+addr])
 	}
+	// Work still running on the fleet's earlier revisions is drained with it.
+	for _, t := range r.retiring {
+		if t.app == req.App && t.fleet == req.Fleet && slices.Contains(addrs, t.addr) {
+			targets = append(targets, t)
+		}
+	}
 	r.mu.Unlock()
 
 	start := time.Now()

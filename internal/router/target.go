@@ -41,9 +41,9 @@ type target struct {
 	removed  bool
 }
 
-func newTarget(app, fleet, addr string) *target {
+func newTarget(key, app, fleet, addr string) *target {
 	t := &target{
-		key: app + "/" + fleet + "/" + addr, app: app, fleet: fleet, addr: addr,
+		key: key, app: app, fleet: fleet, addr: addr,
 		stats:    &metrics{},
 		all:      map[*upConn]struct{}{},
 		upgraded: map[io.Closer]struct{}{},
