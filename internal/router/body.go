@@ -22,6 +22,9 @@ type bodyWriter struct {
 	uc   *upConn
 	done chan error
 	over atomic.Bool // set just before done is sent
+	// fromMemory is set when the server read the client's whole body before the
+	// handler ran: cutting what goes upstream then leaves the client connection sound.
+	fromMemory bool
 	// clientErr is set, before over, when the client's body was at fault.
 	clientErr error
 	// n is how many body bytes went upstream; set, like clientErr, before over
@@ -32,7 +35,7 @@ type bodyWriter struct {
 }
 
 func startBody(uc *upConn, req *fasthttp.Request, cl int) *bodyWriter {
-	b := &bodyWriter{uc: uc, done: make(chan error, 1)}
+	b := &bodyWriter{uc: uc, done: make(chan error, 1), fromMemory: cl > 0 && cl <= streamBodiesOver}
 	// Reading Body() of a streamed request would pull it all into memory.
 	var r io.Reader = req.BodyStream()
 	if r == nil {
@@ -95,6 +98,10 @@ func (b *bodyWriter) finish(ctx *fasthttp.RequestCtx) bool {
 // request and is closed after the response.
 func (b *bodyWriter) abort(ctx *fasthttp.RequestCtx) {
 	b.uc.Conn.Close()
+	if b.fromMemory {
+		b.result(true) // it reads no client bytes, so the closed upstream ends it
+		return
+	}
 	if err, ok := b.result(false); ok {
 		if err != nil {
 			ctx.SetConnectionClose()

@@ -287,7 +287,7 @@ func (x *exchange) respond(uc *upConn, body *bodyWriter) error {
 	keep := !rh.ConnectionClose()
 	rh.ResetConnectionClose()
 	sse := strings.HasPrefix(b2s(rh.ContentType()), "text/event-stream")
-	if length >= 0 && length <= smallBody && !sse && !noBody && (body == nil || !body.running()) {
+	if length >= 0 && length <= smallBody && !sse && !noBody && (body == nil || body.fromMemory || !body.running()) {
 		// A small body is read now, in one piece: the upstream connection goes
 		// back to the pool at once and the server writes head and body together.
 		if _, err := io.CopyN(ctx.Response.BodyWriter(), uc.br, int64(length)); err != nil {
@@ -313,7 +313,7 @@ func (x *exchange) respond(uc *upConn, body *bodyWriter) error {
 	default:
 		rb.r, rb.close = uc.br, true
 	}
-	if body != nil && body.running() {
+	if body != nil && !body.fromMemory && body.running() {
 		// The upstream answered before taking the whole body. The rest of the body
 		// will be cut, so the client connection cannot carry another request; and a
 		// small answer is read now so the cut does not lose it.
