@@ -166,7 +166,7 @@ func Restore(ctx context.Context, src, dataDir string) (previous string, err err
 	return previous, syncDir(dataDir)
 }
 
-// moveAside renames the live database out of the way, reporting whether
+// moveAside keeps a copy of the live database under aside, reporting whether
 // there was one. It first folds the WAL into the main file: a stale -wal
 // next to a replaced database would be replayed into it on the next open.
 func moveAside(ctx context.Context, dbPath, aside string) (bool, error) {
@@ -179,10 +179,15 @@ func moveAside(ctx context.Context, dbPath, aside string) (bool, error) {
 		db.Close()
 	}
 	removeDB(aside)
-	for _, suffix := range []string{"-wal", ""} {
-		if err := os.Rename(dbPath+suffix, aside+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return false, fmt.Errorf("moving %s aside: %w", dbPath+suffix, err)
-		}
+	// The old database is linked aside, not moved: it stays under its own name
+	// until the restored copy replaces it in one rename, so a crash in between
+	// finds the old database, never none (which the next open would silently
+	// replace with an empty one).
+	if err := os.Link(dbPath, aside); err != nil {
+		return false, fmt.Errorf("keeping %s aside: %w", dbPath, err)
+	}
+	if err := os.Rename(dbPath+"-wal", aside+"-wal"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("moving %s-wal aside: %w", dbPath, err)
 	}
 	if err := os.Remove(dbPath + "-shm"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("removing %s-shm: %w", dbPath, err)

@@ -233,3 +233,34 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 		t.Fatalf("good backup refused: %v", err)
 	}
 }
+
+func TestRestoreKeepsALiveDatabaseAtEveryStep(t *testing.T) {
+	// The step Restore takes before the final rename: the old database must
+	// still be in place, so a crash there loses nothing.
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := Open(ctx, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateRevision(ctx, Revision{App: "shop", Source: "bundle:x", Spec: []byte("app: shop\n")}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	dbPath := filepath.Join(dir, FileName)
+	if _, err := moveAside(ctx, dbPath, filepath.Join(dir, PreRestoreName)); err != nil {
+		t.Fatal(err)
+	}
+	st, err = Open(ctx, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.GetRevision(ctx, "shop", 1); err != nil {
+		t.Fatalf("after the database was set aside, the live one lost its revision: %v", err)
+	}
+	info, err := os.Stat(dbPath)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("database file mode %v %v, want 0600", info.Mode().Perm(), err)
+	}
+}

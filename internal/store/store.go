@@ -113,6 +113,13 @@ func open(ctx context.Context, dir string, opts Options, migrate bool) (s *Store
 		opts.BusyTimeout = 5 * time.Second
 	}
 	path := filepath.Join(dir, FileName)
+	// Created here, owner-only, because SQLite would use the umask; its -wal
+	// and -shm files take the database file's mode.
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating %s: %w", path, err)
+	}
+	f.Close()
 	w, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, true))
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
