@@ -51,6 +51,15 @@ type listener struct {
 	tls  bool
 	cert atomic.Pointer[tls.Certificate]
 	srv  *fasthttp.Server
+	// ln is closed by the router itself: fasthttp only learns its listener once
+	// Serve runs, so a shutdown that came first would leave Serve accepting.
+	ln net.Listener
+}
+
+// stop closes the listener and lets the server's connections finish until ctx ends.
+func (l *listener) stop(ctx context.Context) {
+	l.ln.Close()
+	l.srv.ShutdownWithContext(ctx)
 }
 
 // New returns a router with an empty table and no listeners; Apply gives it both.
@@ -325,11 +334,12 @@ func (r *Router) serve(l *listener, ln net.Listener) {
 		})
 	}
 	ln = guardListener{ln}
+	l.ln = ln
 	r.listeners[l.addr] = l
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		if err := l.srv.Serve(ln); err != nil {
+		if err := l.srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			r.log.Error("listener stopped", "addr", l.addr, "err", err)
 		}
 	}()
@@ -372,7 +382,7 @@ func (r *Router) shutdownListener(l *listener) {
 		defer r.wg.Done()
 		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Minute)
 		defer cancel()
-		l.srv.ShutdownWithContext(ctx)
+		l.stop(ctx)
 	}()
 }
 
@@ -381,18 +391,18 @@ func (r *Router) shutdownListener(l *listener) {
 func (r *Router) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
-	servers := []*fasthttp.Server{}
+	listeners := make([]*listener, 0, len(r.listeners))
 	for _, l := range r.listeners {
-		servers = append(servers, l.srv)
+		listeners = append(listeners, l)
 	}
 	admin := r.admin
 	r.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, s := range servers {
+	for _, l := range listeners {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.ShutdownWithContext(ctx)
+			l.stop(ctx)
 		}()
 	}
 	if admin != nil {
