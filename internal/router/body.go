@@ -234,11 +234,9 @@ func (x *exchange) upgradeOrRespond(uc *upConn, body *bodyWriter, want string) {
 		pair := &upgradedPair{client: c, upstream: uc.Conn}
 		defer t.dropConn(uc)
 		defer pair.Close()
-		var head bytes.Buffer
-		head.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
-		resp.Header.Write(&head)
-		head.WriteString("\r\n")
-		if _, err := c.Write(head.Bytes()); err != nil || !t.trackUpgrade(pair) {
+		// Counted before the client hears of the switch, so that a drain or a
+		// shutdown never misses a connection the client already holds open.
+		if !t.trackUpgrade(pair) {
 			return
 		}
 		defer t.untrackUpgrade(pair)
@@ -246,6 +244,13 @@ func (x *exchange) upgradeOrRespond(uc *upConn, body *bodyWriter, want string) {
 		t.stats.upgraded.Add(1)
 		defer x.f.stats.upgraded.Add(-1)
 		defer t.stats.upgraded.Add(-1)
+		var head bytes.Buffer
+		head.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+		resp.Header.Write(&head)
+		head.WriteString("\r\n")
+		if _, err := c.Write(head.Bytes()); err != nil {
+			return
+		}
 
 		var in int64
 		up := make(chan struct{})
