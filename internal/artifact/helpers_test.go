@@ -22,7 +22,6 @@ type entry struct {
 	mode   int64
 	body   string
 	link   string
-	size   int64 // overrides len(body) in the tar header when set
 	zeroes int64 // body of this many zero bytes instead
 }
 

@@ -2,7 +2,6 @@ package router
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"strconv"
 	"sync"
@@ -26,15 +25,6 @@ func (l guardListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return &guardConn{Conn: c}, nil
-}
-
-type guardKey struct{}
-
-func guardContext(ctx context.Context, c net.Conn) context.Context {
-	if g, ok := c.(*guardConn); ok {
-		return context.WithValue(ctx, guardKey{}, g)
-	}
-	return ctx
 }
 
 type scanState uint8

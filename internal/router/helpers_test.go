@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -122,6 +123,33 @@ func get(t *testing.T, c *http.Client, url string, hdr ...string) (*http.Respons
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	return resp, string(body)
+}
+
+// rawUpstream is a TCP server that reads one request head per connection and
+// then hands the connection to onRequest: an upstream that misbehaves on purpose.
+func rawUpstream(t *testing.T, onRequest func(c net.Conn, br *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err == nil {
+					onRequest(c, br)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 func prodURL(r *Router) string { return "http://" + r.Config().Production }

@@ -374,28 +374,11 @@ func TestDrainLetsSlowWorkFinishAndClosesTheRestAtDeadline(t *testing.T) {
 }
 
 func TestGarbageAnswerDuringUploadClosesTheClientConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err == nil {
-					io.WriteString(c, "this is not HTTP\r\n\r\n")
-				}
-				io.Copy(io.Discard, br) // keep reading so the upload is not what fails
-			}()
-		}
-	}()
-	r := startRouter(t, oneFleet(ln.Addr().String()))
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		io.WriteString(c, "this is not HTTP\r\n\r\n")
+		io.Copy(io.Discard, br) // keep reading so the upload is not what fails
+	})
+	r := startRouter(t, oneFleet(up))
 	c, err := net.Dial("tcp", r.Config().Production)
 	if err != nil {
 		t.Fatal(err)

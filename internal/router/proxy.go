@@ -318,7 +318,7 @@ func (x *exchange) respond(uc *upConn, body *bodyWriter) error {
 		// will be cut, so the client connection cannot carry another request; and a
 		// small answer is read now so the cut does not lose it.
 		ctx.SetConnectionClose()
-		return rb.bufferEarlyAnswer(length, noBody)
+		return rb.bufferEarlyAnswer(noBody)
 	}
 	if noBody {
 		if ctx.IsHead() && length >= 0 {
@@ -343,7 +343,7 @@ func (x *exchange) respond(uc *upConn, body *bodyWriter) error {
 
 // bufferEarlyAnswer reads an answer that came before the request body was sent
 // in full, up to a bound, then stops the body.
-func (rb *respBody) bufferEarlyAnswer(length int, noBody bool) error {
+func (rb *respBody) bufferEarlyAnswer(noBody bool) error {
 	const limit = 1 << 20
 	var data []byte
 	if !noBody {
@@ -362,7 +362,6 @@ func (rb *respBody) bufferEarlyAnswer(length int, noBody bool) error {
 	if !noBody {
 		rb.x.ctx.Response.SetBodyRaw(data)
 	}
-	_ = length
 	return nil
 }
 
@@ -374,7 +373,6 @@ type respBody struct {
 	r     io.Reader
 	n     int64
 	eof   bool
-	bad   bool
 	close bool // the upstream connection cannot be reused
 	// streaming bodies are counted in the fleet's and target's streaming gauges
 	streaming bool
@@ -387,7 +385,6 @@ func (rb *respBody) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		rb.eof = true
 	} else if err != nil {
-		rb.bad = true
 		err = errors.New("upstream " + rb.uc.t.addr + " failed mid-response: " + shortErr(err))
 	}
 	return n, err
@@ -611,8 +608,15 @@ func cleanResponseHeader(h *fasthttp.ResponseHeader) {
 }
 
 // headerListContains reports whether a comma-separated header value lists name.
+// It scans in place: it runs for every header of a request that has a Connection header.
 func headerListContains(list, name []byte) bool {
-	for _, tok := range bytes.Split(list, []byte(",")) {
+	for len(list) > 0 {
+		tok := list
+		if i := bytes.IndexByte(list, ','); i >= 0 {
+			tok, list = list[:i], list[i+1:]
+		} else {
+			list = nil
+		}
 		if bytes.EqualFold(bytes.TrimSpace(tok), name) {
 			return true
 		}

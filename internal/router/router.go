@@ -43,7 +43,6 @@ type Router struct {
 	rr         map[string]*atomic.Uint64
 	listeners  map[string]*listener
 	admin      *http.Server
-	adminAddr  string
 }
 
 type listener struct {
@@ -208,7 +207,7 @@ func (r *Router) build(cfg *Config) *table {
 		if ac.Sticky {
 			a.cookie = ac.StickyCookie
 		}
-		for i, fname := range sortedKeys(ac.Fleets) {
+		for _, fname := range sortedKeys(ac.Fleets) {
 			fc := ac.Fleets[fname]
 			skey := name + "/" + fname + "/" + fc.Revision
 			st := r.fleetStats[skey]
@@ -217,13 +216,13 @@ func (r *Router) build(cfg *Config) *table {
 				r.fleetStats[skey] = st
 			}
 			usedStats[skey] = true
-			f := &fleet{app: a, name: fname, revision: fc.Revision, weight: fc.Weight, fenced: fc.Fenced, index: i, stats: st}
+			f := &fleet{app: a, name: fname, revision: fc.Revision, weight: fc.Weight, fenced: fc.Fenced, stats: st}
 			for _, addr := range fc.Targets {
 				// The revision is part of the key so that a new revision's counters start at zero.
 				key := name + "/" + fname + "/" + fc.Revision + "/" + addr
 				t := r.targets[key]
 				if t == nil {
-					t = newTarget(key, name, fname, addr)
+					t = newTarget(name, fname, addr)
 					r.targets[key] = t
 				}
 				usedTargets[key] = true

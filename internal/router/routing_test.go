@@ -212,28 +212,9 @@ func TestTargetDiesAndComesBack(t *testing.T) {
 // resetter accepts connections, reads one request head and closes: a target that
 // received the request and died before answering.
 func resetter(t *testing.T) (addr string, received *atomic.Int64) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	received = &atomic.Int64{}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err == nil {
-					received.Add(1)
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String(), received
+	addr = rawUpstream(t, func(net.Conn, *bufio.Reader) { received.Add(1) })
+	return addr, received
 }
 
 func TestRetryRefusedButNeverReplaySentUnlessIdempotent(t *testing.T) {

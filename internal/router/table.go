@@ -75,7 +75,6 @@ type fleet struct {
 	revision string
 	weight   int
 	fenced   bool
-	index    int
 	targets  []*target
 	fencedT  []bool
 	stats    *metrics

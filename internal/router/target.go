@@ -24,7 +24,7 @@ const (
 // target is one backend address of a fleet. It outlives tables: health, pooled
 // connections and metrics carry over when a new table names the same target.
 type target struct {
-	key, app, fleet, addr string
+	app, fleet, addr string
 
 	healthy      atomic.Bool
 	suspectUntil atomic.Int64 // unix nanos; 0 when not suspect
@@ -41,9 +41,9 @@ type target struct {
 	removed  bool
 }
 
-func newTarget(key, app, fleet, addr string) *target {
+func newTarget(app, fleet, addr string) *target {
 	t := &target{
-		key: key, app: app, fleet: fleet, addr: addr,
+		app: app, fleet: fleet, addr: addr,
 		stats:    &metrics{},
 		all:      map[*upConn]struct{}{},
 		upgraded: map[io.Closer]struct{}{},
