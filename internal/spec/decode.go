@@ -252,6 +252,24 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	fields := fieldsOf(v.Type())
+	d.entries(n, path, func(k, val *yaml.Node, key, kpath string) {
+		idx, known := fields.index[key]
+		switch {
+		case known:
+			d.value(val, v.Field(idx), kpath)
+		case path == "" && strings.HasPrefix(key, "x-"):
+			// Extension keys, as in Compose files: a place for anchors.
+		case path == "" && unsupportedSections[key]:
+			d.at(pos{k.Line, k.Column}, kpath, "platform %s is not supported yet; only %q is", key, PlatformProcess)
+		default:
+			d.at(pos{k.Line, k.Column}, kpath, "unknown key%s", suggest(key, fields.names))
+		}
+	})
+}
+
+// entries visits each key of a mapping node with its value and path, once:
+// keys that are not plain strings, and repeated keys, are reported instead.
+func (d *decoder) entries(n *yaml.Node, path string, visit func(k, val *yaml.Node, key, kpath string)) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -265,17 +283,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		seen[key] = k.Line
-		idx, known := fields.index[key]
-		switch {
-		case known:
-			d.value(val, v.Field(idx), kpath)
-		case path == "" && strings.HasPrefix(key, "x-"):
-			// Extension keys, as in Compose files: a place for anchors.
-		case path == "" && unsupportedSections[key]:
-			d.at(pos{k.Line, k.Column}, kpath, "platform %s is not supported yet; only %q is", key, PlatformProcess)
-		default:
-			d.at(pos{k.Line, k.Column}, kpath, "unknown key%s", suggest(key, fields.names))
-		}
+		visit(k, val, key, kpath)
 	}
 }
 
@@ -304,23 +312,11 @@ func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
 		return // nil, like a mapping left out
 	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		key, ok := d.key(k, path)
-		if !ok {
-			continue
-		}
-		kpath := join(path, key)
-		if line, dup := seen[key]; dup {
-			d.at(pos{k.Line, k.Column}, kpath, "duplicate key (first at line %d)", line)
-			continue
-		}
-		seen[key] = k.Line
+	d.entries(n, path, func(_, val *yaml.Node, key, kpath string) {
 		elem := reflect.New(v.Type().Elem()).Elem()
 		d.value(val, elem, kpath)
 		m.SetMapIndex(reflect.ValueOf(key), elem)
-	}
+	})
 	v.Set(m)
 }
 
