@@ -1,0 +1,106 @@
+// Package platform is the boundary between the deployment engine and the
+// place where instances run: local processes today, Docker containers and
+// Kubernetes pods next.
+//
+// The engine chooses every instance's ID, so Launch is idempotent: launching
+// an ID that is already running returns the running instance, and a restarted
+// engine can re-issue the launches it was doing when it stopped. List reports
+// what really runs (not what was asked for), so a restarted engine adopts the
+// instances still alive and replaces the dead ones. Stop treats "not found"
+// as success.
+package platform
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// InstanceSpec says how to run one instance.
+type InstanceSpec struct {
+	// ID is chosen by the caller and names the instance on the platform
+	// (e.g. "shop-7-green-0"): [a-z0-9-], at most 100 characters.
+	ID       string
+	App      string
+	Revision int64  // the revision's generation
+	Fleet    string // the fleet (slot) the instance belongs to: "blue" or "green"
+	Index    int    // 0-based position in its fleet
+
+	// Dir is the unpacked revision, the root that WorkDir is relative to.
+	Dir string
+	// WorkDir is the working directory relative to Dir ("." for Dir itself).
+	WorkDir string
+	// Command is the argv. ${NAME} in it is expanded (see spec.Expand) from
+	// PORT (the port the platform chose), Vars, and the environment of the
+	// bluegreen server; an unset name fails Launch.
+	Command []string
+	// Env is the spec's env: set in the instance after its values are
+	// expanded from the same sources as Command (never from each other).
+	Env map[string]string
+	// Vars are set in the instance as given, and are sources for expansion:
+	// the pinned params and BG_APP, BG_REVISION, BG_FLEET, BG_INSTANCE.
+	Vars map[string]string
+
+	// StopSignal is sent to stop the instance gracefully ("SIGTERM", ...);
+	// StopTimeout later it is killed.
+	StopSignal  string
+	StopTimeout time.Duration
+}
+
+// State of an instance as the platform sees it.
+type State string
+
+// Instance states.
+const (
+	StateRunning State = "running"
+	StateExited  State = "exited"
+)
+
+// Instance is what runs (or ran) for an InstanceSpec.
+type Instance struct {
+	ID       string
+	App      string
+	Revision int64
+	Fleet    string
+	Index    int
+	// Address is host:port where the router reaches the instance.
+	Address string
+	State   State
+	// PID and StartedAt identify a process (or a container's init) so a
+	// restarted server never mistakes a reused PID for its instance.
+	PID       int
+	StartedAt time.Time
+	// ExitCode is set when State is StateExited and the code is known (-1 otherwise).
+	ExitCode int
+}
+
+// LogOptions selects an instance's output for Logs.
+type LogOptions struct {
+	// Tail returns at most this many of the last lines (all kept when <= 0).
+	Tail int
+	// Follow keeps the reader open and streams new output until ctx ends or
+	// the instance is gone.
+	Follow bool
+}
+
+// Platform runs instances.
+type Platform interface {
+	// Name is the platform's name as a spec writes it ("process").
+	Name() string
+	// Launch starts the instance, or returns it if an instance with this ID
+	// is already running. An exited instance with this ID is replaced.
+	Launch(ctx context.Context, spec InstanceSpec) (Instance, error)
+	// Stop stops the instance gracefully within grace, then forcibly, and
+	// forgets it. An unknown ID is not an error.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// List returns the instances of app (all apps when app is ""), running
+	// and exited, ordered by ID.
+	List(ctx context.Context, app string) ([]Instance, error)
+	// Logs returns the instance's output (stdout and stderr, in order of
+	// arrival). ErrNotFound for an unknown ID.
+	Logs(ctx context.Context, id string, opts LogOptions) (io.ReadCloser, error)
+}
+
+// ErrNotFound is returned for an instance ID the platform does not know.
+var ErrNotFound = errors.New("instance not found")
