@@ -15,9 +15,14 @@ type App struct {
 	// LiveGeneration is the revision serving production; 0 before the
 	// first successful deployment.
 	LiveGeneration int64
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	Version        int64
+	// LiveSlot is the fleet name ("blue" or "green") the live revision runs
+	// as, and LiveInstances how many instances it has; the engine sets them
+	// with the live generation.
+	LiveSlot      string
+	LiveInstances int
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	Version       int64
 }
 
 // appNameRE is the spec's rule for app names, checked here too because
@@ -57,11 +62,19 @@ func (tx *Tx) EnsureApp(ctx context.Context, name string) (App, error) {
 // SetLiveGeneration records which revision serves production. a.Version is
 // the version the caller read; a stale one fails with ErrConflict.
 func (tx *Tx) SetLiveGeneration(ctx context.Context, a App, generation int64) (App, error) {
+	return tx.SetLive(ctx, a, generation, a.LiveSlot, a.LiveInstances)
+}
+
+// SetLive records which revision serves production, in which slot and with
+// how many instances (generation 0: nothing is live). a.Version is the
+// version the caller read; a stale one fails with ErrConflict.
+func (tx *Tx) SetLive(ctx context.Context, a App, generation int64, slot string, instances int) (App, error) {
 	now := tx.s.now().UTC()
 	live := sql.NullInt64{Int64: generation, Valid: generation > 0}
 	res, err := tx.tx.ExecContext(ctx,
-		`UPDATE apps SET live_generation = ?, updated_at = ?, version = version + 1 WHERE name = ? AND version = ?`,
-		live, nanos(now), a.Name, a.Version)
+		`UPDATE apps SET live_generation = ?, live_slot = ?, live_instances = ?, updated_at = ?, version = version + 1
+		WHERE name = ? AND version = ?`,
+		live, slot, instances, nanos(now), a.Name, a.Version)
 	if err != nil {
 		return App{}, fmt.Errorf("app %s: setting live generation %d: %w", a.Name, generation, err)
 	}
@@ -79,7 +92,7 @@ func (s *Store) GetApp(ctx context.Context, name string) (App, error) { return g
 
 // ListApps returns every app ordered by name.
 func (s *Store) ListApps(ctx context.Context) ([]App, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, live_generation, created_at, updated_at, version FROM apps ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT name, live_generation, live_slot, live_instances, created_at, updated_at, version FROM apps ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing apps: %w", err)
 	}
@@ -100,7 +113,7 @@ func (s *Store) ListApps(ctx context.Context) ([]App, error) {
 
 func getApp(ctx context.Context, q querier, name string) (App, error) {
 	a, err := scanApp(q.QueryRowContext(ctx,
-		`SELECT name, live_generation, created_at, updated_at, version FROM apps WHERE name = ?`, name))
+		`SELECT name, live_generation, live_slot, live_instances, created_at, updated_at, version FROM apps WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return App{}, fmt.Errorf("app %s: %w", name, ErrNotFound)
 	}
@@ -116,7 +129,7 @@ func scanApp(r scanner) (App, error) {
 	var a App
 	var live sql.NullInt64
 	var created, updated int64
-	if err := r.Scan(&a.Name, &live, &created, &updated, &a.Version); err != nil {
+	if err := r.Scan(&a.Name, &live, &a.LiveSlot, &a.LiveInstances, &created, &updated, &a.Version); err != nil {
 		return App{}, err
 	}
 	a.LiveGeneration = live.Int64

@@ -33,6 +33,9 @@ type Deployment struct {
 	Step           int
 	// Deadlines are named absolute times (e.g. "approval", "keep_blue").
 	Deadlines map[string]time.Time
+	// Details is the engine's own state of the deployment, as JSON the
+	// store keeps without reading it ("{}" when empty).
+	Details   json.RawMessage
 	Outcome   string // empty while active
 	Reason    string
 	CreatedAt time.Time
@@ -74,12 +77,15 @@ func (tx *Tx) CreateDeployment(ctx context.Context, d Deployment) (Deployment, e
 	if err != nil {
 		return Deployment{}, fmt.Errorf("deployment %s: %w", d.ID, err)
 	}
+	if d.Details, err = normalizeDetails(d.Details); err != nil {
+		return Deployment{}, fmt.Errorf("deployment %s: %w", d.ID, err)
+	}
 	from := sql.NullInt64{Int64: d.FromGeneration, Valid: d.FromGeneration > 0}
 	_, err = tx.tx.ExecContext(ctx, `
-		INSERT INTO deployments (id, app, from_generation, to_generation, phase, step, deadlines,
+		INSERT INTO deployments (id, app, from_generation, to_generation, phase, step, deadlines, details,
 			outcome, reason, created_at, updated_at, finished_at, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
-		d.ID, d.App, from, d.ToGeneration, d.Phase, d.Step, deadlines,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+		d.ID, d.App, from, d.ToGeneration, d.Phase, d.Step, deadlines, string(d.Details),
 		d.Outcome, d.Reason, nanos(now), nanos(now), nullNanos(d.FinishedAt))
 	if err != nil {
 		return Deployment{}, tx.deploymentWriteError(ctx, d, "creating", err)
@@ -111,11 +117,14 @@ func (tx *Tx) UpdateDeployment(ctx context.Context, d Deployment) (Deployment, e
 	if err != nil {
 		return Deployment{}, fmt.Errorf("deployment %s: %w", d.ID, err)
 	}
+	if d.Details, err = normalizeDetails(d.Details); err != nil {
+		return Deployment{}, fmt.Errorf("deployment %s: %w", d.ID, err)
+	}
 	res, err := tx.tx.ExecContext(ctx, `
-		UPDATE deployments SET phase = ?, step = ?, deadlines = ?, outcome = ?, reason = ?,
+		UPDATE deployments SET phase = ?, step = ?, deadlines = ?, details = ?, outcome = ?, reason = ?,
 			updated_at = ?, finished_at = ?, version = version + 1
 		WHERE id = ? AND version = ?`,
-		d.Phase, d.Step, deadlines, d.Outcome, d.Reason, nanos(now), nullNanos(finished), d.ID, d.Version)
+		d.Phase, d.Step, deadlines, string(d.Details), d.Outcome, d.Reason, nanos(now), nullNanos(finished), d.ID, d.Version)
 	if err != nil {
 		return Deployment{}, tx.deploymentWriteError(ctx, d, "updating", err)
 	}
@@ -125,6 +134,7 @@ func (tx *Tx) UpdateDeployment(ctx context.Context, d Deployment) (Deployment, e
 	// Identity fields are not updatable; return what the database holds.
 	prev.Phase, prev.Step, prev.Outcome, prev.Reason = d.Phase, d.Step, d.Outcome, d.Reason
 	prev.Deadlines = normalizeDeadlines(d.Deadlines)
+	prev.Details = d.Details
 	prev.UpdatedAt, prev.FinishedAt, prev.Version = now, finished, d.Version+1
 	return prev, nil
 }
@@ -214,7 +224,7 @@ func (s *Store) ListDeployments(ctx context.Context, app string, activeOnly bool
 	return out, nil
 }
 
-const deploymentCols = `id, app, from_generation, to_generation, phase, step, deadlines, outcome, reason,
+const deploymentCols = `id, app, from_generation, to_generation, phase, step, deadlines, details, outcome, reason,
 	created_at, updated_at, finished_at, version`
 
 func getDeployment(ctx context.Context, q querier, id string) (Deployment, error) {
@@ -231,13 +241,14 @@ func getDeployment(ctx context.Context, q querier, id string) (Deployment, error
 func scanDeployment(r scanner) (Deployment, error) {
 	var d Deployment
 	var from, finished sql.NullInt64
-	var deadlines string
+	var deadlines, details string
 	var created, updated int64
-	if err := r.Scan(&d.ID, &d.App, &from, &d.ToGeneration, &d.Phase, &d.Step, &deadlines,
+	if err := r.Scan(&d.ID, &d.App, &from, &d.ToGeneration, &d.Phase, &d.Step, &deadlines, &details,
 		&d.Outcome, &d.Reason, &created, &updated, &finished, &d.Version); err != nil {
 		return Deployment{}, err
 	}
 	d.FromGeneration = from.Int64
+	d.Details = json.RawMessage(details)
 	d.CreatedAt, d.UpdatedAt, d.FinishedAt = fromNanos(created), fromNanos(updated), fromNullNanos(finished)
 	var raw map[string]int64
 	if err := json.Unmarshal([]byte(deadlines), &raw); err != nil {
@@ -275,4 +286,16 @@ func normalizeDeadlines(m map[string]time.Time) map[string]time.Time {
 		}
 	}
 	return out
+}
+
+// normalizeDetails stores nothing as "{}" and refuses what is not JSON, so
+// a reader can always decode what it finds.
+func normalizeDetails(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 {
+		return json.RawMessage("{}"), nil
+	}
+	if !json.Valid(raw) {
+		return nil, errors.New("details are not valid JSON")
+	}
+	return raw, nil
 }

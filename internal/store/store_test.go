@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -94,6 +96,13 @@ func TestAppRoundTripAndConflict(t *testing.T) {
 	if !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale SetLiveGeneration: %v, want ErrConflict", err)
 	}
+	err = s.Update(ctx, func(tx *Tx) (err error) { a2, err = tx.SetLive(ctx, a2, 1, "green", 3); return err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetApp(ctx, "shop"); err != nil || got.LiveSlot != "green" || got.LiveInstances != 3 || got.LiveGeneration != 1 {
+		t.Fatalf("after SetLive: %+v, %v", got, err)
+	}
 	if _, err := s.GetApp(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("GetApp(nope): %v, want ErrNotFound", err)
 	}
@@ -162,8 +171,17 @@ func TestDeploymentRoundTripAndConflict(t *testing.T) {
 		t.Fatalf("GetDeployment = %+v, %v; want %+v", got, err, d)
 	}
 
+	if string(d.Details) != "{}" {
+		t.Fatalf("empty details read back as %q, want {}", d.Details)
+	}
 	d.Phase, d.Step = "Shifting", 2
 	d.Deadlines["step"] = deadline.Add(time.Minute)
+	bad := d
+	bad.Details = json.RawMessage(`{"slot":`)
+	if _, err := s.UpdateDeployment(ctx, bad); err == nil || !strings.Contains(err.Error(), "details are not valid JSON") {
+		t.Fatalf("update with broken details: %v", err)
+	}
+	d.Details = json.RawMessage(`{"slot":"green","weight":10}`)
 	d2, err := s.UpdateDeployment(ctx, d)
 	if err != nil {
 		t.Fatal(err)
@@ -281,8 +299,12 @@ func TestOpenUpgradesAnOlderSchema(t *testing.T) {
 	if _, err := s.AppendEvent(ctx, Event{Kind: "before-upgrade"}); err != nil {
 		t.Fatal(err)
 	}
-	// Make it look like a database written before migration 0002.
-	if _, err := s.w.ExecContext(ctx, `DROP TABLE meta; UPDATE schema_version SET version = 1`); err != nil {
+	// Make it look like a database written with migration 0001 only.
+	if _, err := s.w.ExecContext(ctx, `DROP TABLE meta;
+		ALTER TABLE deployments DROP COLUMN details;
+		ALTER TABLE apps DROP COLUMN live_slot;
+		ALTER TABLE apps DROP COLUMN live_instances;
+		UPDATE schema_version SET version = 1`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
