@@ -1,0 +1,86 @@
+package engine
+
+// Phases of a deployment, in lifecycle order (see docs/engine.md).
+const (
+	PhasePending          = "Pending"
+	PhaseProvisioning     = "Provisioning"
+	PhaseValidating       = "Validating"
+	PhaseTestTraffic      = "TestTraffic"
+	PhaseAwaitingApproval = "AwaitingApproval"
+	PhaseShifting         = "Shifting"
+	PhaseBaking           = "Baking"
+	PhaseRetiring         = "Retiring"
+	PhaseSucceeded        = "Succeeded"
+	PhaseRollingBack      = "RollingBack"
+	PhaseRolledBack       = "RolledBack"
+	PhaseFailed           = "Failed"
+)
+
+// Deployment kinds.
+const (
+	KindDeploy   = "deploy"
+	KindRollback = "rollback" // redeploys an earlier revision on the fast path
+)
+
+// Slots: the two fleet names an app's revisions alternate between.
+const (
+	SlotBlue  = "blue"
+	SlotGreen = "green"
+)
+
+func otherSlot(s string) string {
+	if s == SlotGreen {
+		return SlotBlue
+	}
+	return SlotGreen
+}
+
+// Deadline names, stored with the deployment as absolute times.
+const (
+	deadlineProgress = "progress"   // the current phase must move on by then
+	deadlineStartup  = "startup"    // green must be healthy by then
+	deadlineApproval = "approval"   // a manual approval times out
+	deadlineCheck    = "next_check" // the next check evaluation
+	deadlineBake     = "bake"       // baking ends
+	deadlineKeepBlue = "keep_blue"  // blue retires
+)
+
+// details is the engine's own state of a deployment, kept as JSON in
+// store.Deployment.Details. Everything a resumed engine needs is here or in
+// the deployment's phase, step and deadlines.
+type details struct {
+	Kind string `json:"kind"`
+	// Slot is green's fleet name; BlueSlot blue's ("" when nothing is live).
+	Slot          string `json:"slot"`
+	BlueSlot      string `json:"blue_slot,omitempty"`
+	Instances     int    `json:"instances"`
+	BlueInstances int    `json:"blue_instances,omitempty"`
+	// Weight is green's share of production traffic as last set.
+	Weight int `json:"weight"`
+	// BlueFenced: blue takes no new requests (it is being retired).
+	BlueFenced bool `json:"blue_fenced,omitempty"`
+	Progress Progress `json:"progress"`
+	// Requests waiting to be acted on.
+	Approved     bool   `json:"approved,omitempty"`
+	Full         bool   `json:"full,omitempty"`
+	SkipKeepBlue bool   `json:"skip_keep_blue,omitempty"`
+	Abort        string `json:"abort,omitempty"` // why a rollback was asked for
+	// CheckFailures counts consecutive failed check evaluations.
+	CheckFailures int `json:"check_failures,omitempty"`
+	// HooksDone lists the lifecycle events whose hooks have all succeeded.
+	HooksDone []string `json:"hooks_done,omitempty"`
+	// RollbackFrom is the phase a rollback began in.
+	RollbackFrom string `json:"rollback_from,omitempty"`
+	// Fast: a rollback to an earlier revision after blue retired; it skips
+	// approval, pauses and bake, but still validates health.
+	Fast bool `json:"fast,omitempty"`
+}
+
+func (d *details) hookDone(event string) bool {
+	for _, e := range d.HooksDone {
+		if e == event {
+			return true
+		}
+	}
+	return false
+}

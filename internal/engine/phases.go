@@ -1,0 +1,467 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"bluegreen/internal/platform"
+	"bluegreen/internal/store"
+)
+
+// route pushes the app's routing state as the deployment's phase and
+// details say it should be. It is computed from durable state alone, so a
+// resumed deployment pushes exactly what was there before.
+func (e *Engine) route(ctx context.Context, s *state) error {
+	var fleets []fleetRoute
+	gs, err := e.observe(ctx, s.greenFleet())
+	if err != nil {
+		return err
+	}
+	rollingBack := s.d.Phase == PhaseRollingBack
+	if s.d.Phase != PhasePending && s.d.Phase != PhaseProvisioning {
+		w := s.det.Weight
+		if rollingBack {
+			w = 0
+		}
+		fleets = append(fleets, fleetRoute{slot: s.det.Slot, generation: s.green.Generation, weight: w,
+			targets: gs.targets(), fenced: rollingBack})
+	}
+	if bf, ok := s.blueFleet(); ok {
+		bs, err := e.observe(ctx, bf)
+		if err != nil {
+			return err
+		}
+		w := 100 - s.det.Weight
+		if rollingBack {
+			w = 100
+		}
+		fleets = append(fleets, fleetRoute{slot: bf.slot, generation: bf.rev.Generation, weight: w,
+			targets: bs.targets(), fenced: s.det.BlueFenced && !rollingBack})
+	}
+	test := ""
+	switch s.d.Phase {
+	case PhaseTestTraffic, PhaseAwaitingApproval, PhaseShifting, PhaseBaking:
+		test = s.det.Slot
+	}
+	spec := s.green.Spec
+	if rollingBack && s.blue != nil {
+		spec = s.blue.Spec
+	}
+	return e.opts.Traffic.Route(ctx, s.d.App, appRoute(spec, fleets, test))
+}
+
+func (e *Engine) pending(ctx context.Context, s *state) error {
+	a, err := e.st.GetApp(ctx, s.d.App)
+	if err != nil {
+		return err
+	}
+	if s.det.Slot == "" {
+		s.det.Slot = SlotGreen
+		if s.blue != nil {
+			s.det.Slot = otherSlot(a.LiveSlot)
+		}
+	}
+	if s.blue != nil {
+		s.det.BlueSlot = a.LiveSlot
+		s.det.BlueInstances = a.LiveInstances
+		if s.det.BlueInstances <= 0 {
+			s.det.BlueInstances = s.blue.Spec.Process.Instances
+		}
+	}
+	// Green gets blue's instance count, unless the new spec asks for a
+	// different count than blue's spec did.
+	s.det.Instances = s.green.Spec.Process.Instances
+	if s.blue != nil && s.blue.Spec.Process.Instances == s.green.Spec.Process.Instances {
+		s.det.Instances = s.det.BlueInstances
+	}
+	return e.moveOn(ctx, s, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of revision %d as %s", s.det.Instances, s.green.Generation, s.det.Slot),
+		map[string]any{"slot": s.det.Slot, "instances": s.det.Instances}, nil)
+}
+
+func (e *Engine) provisioning(ctx context.Context, s *state) error {
+	// Leftovers in green's slot (a green kept after an earlier rollback)
+	// make way first.
+	if _, err := e.stopWhere(ctx, s.d.App, s.green.Spec.Process.StopTimeout.D(), func(in platform.Instance) bool {
+		return in.Fleet == s.det.Slot && in.Revision != s.green.Generation
+	}); err != nil {
+		return err
+	}
+	if err := e.runHooks(ctx, s, "before_install", true); err != nil {
+		return err
+	}
+	if _, err := e.unpack(s.green); err != nil {
+		return rollbackf("%v", err)
+	}
+	if err := e.runHooks(ctx, s, "after_install", true); err != nil {
+		return err
+	}
+	launched, err := e.ensure(ctx, s.greenFleet())
+	for _, in := range launched {
+		e.event(ctx, s.d.App, s.d.ID, "instance.launched", fmt.Sprintf("instance %s started at %s (pid %d)", in.ID, in.Address, in.PID),
+			map[string]any{"instance": in.ID, "address": in.Address, "pid": in.PID, "fleet": s.det.Slot})
+	}
+	if err != nil {
+		return rollbackf("%v", err)
+	}
+	if err := e.runHooks(ctx, s, "application_start", true); err != nil {
+		return err
+	}
+	return e.moveOn(ctx, s, PhaseValidating, "waiting for every green instance to pass its health check", nil,
+		map[string]time.Time{deadlineStartup: e.now().Add(s.green.Spec.Health.StartupTimeout.D())})
+}
+
+// greenExited is a reason to roll back when an instance of green has died.
+func (e *Engine) greenExited(ctx context.Context, s *state) (fleetState, error) {
+	gs, err := e.observe(ctx, s.greenFleet())
+	if err != nil {
+		return gs, err
+	}
+	if len(gs.exited) > 0 {
+		in := gs.exited[0]
+		return gs, rollbackf("green instance %s exited (code %d)", in.ID, in.ExitCode)
+	}
+	if len(gs.running) < s.det.Instances {
+		return gs, rollbackf("green has %d of %d instances running", len(gs.running), s.det.Instances)
+	}
+	return gs, nil
+}
+
+func (e *Engine) validating(ctx context.Context, s *state) (time.Duration, error) {
+	if _, err := e.greenExited(ctx, s); err != nil {
+		return 0, err
+	}
+	if err := e.route(ctx, s); err != nil {
+		return 0, err
+	}
+	m, err := e.opts.Traffic.Metrics(ctx, s.d.App, time.Second)
+	if err != nil {
+		return 0, err
+	}
+	healthy := m[s.det.Slot].Healthy
+	if healthy < s.det.Instances {
+		if !e.now().Before(s.d.Deadlines[deadlineStartup]) {
+			return 0, rollbackf("green never became healthy: %d of %d instances passed %s within %s",
+				healthy, s.det.Instances, s.green.Spec.Health.Path, s.green.Spec.Health.StartupTimeout)
+		}
+		return e.opts.Tick, nil
+	}
+	e.event(ctx, s.d.App, s.d.ID, "health.passed", fmt.Sprintf("all %d green instances are healthy", healthy), map[string]any{"healthy": healthy})
+	if err := e.runHooks(ctx, s, "validate_service", true); err != nil {
+		return 0, err
+	}
+	return 0, e.moveOn(ctx, s, PhaseTestTraffic, "the test listener serves green", map[string]any{"test_url": listenerURL(s.green.Spec.Router.Test)}, nil)
+}
+
+func (e *Engine) testTraffic(ctx context.Context, s *state) error {
+	if err := e.route(ctx, s); err != nil {
+		return err
+	}
+	if err := e.runHooks(ctx, s, "after_allow_test_traffic", true); err != nil {
+		return err
+	}
+	st := s.green.Spec.Strategy
+	if st.Approval == "manual" && !s.det.Fast {
+		return e.moveOn(ctx, s, PhaseAwaitingApproval, fmt.Sprintf("waiting for promote (times out in %s, then %s)", st.ApprovalTimeout, st.OnApprovalTimeout), nil,
+			map[string]time.Time{deadlineApproval: e.now().Add(st.ApprovalTimeout.D())})
+	}
+	return e.startShifting(ctx, s)
+}
+
+func (e *Engine) awaitingApproval(ctx context.Context, s *state) (time.Duration, error) {
+	if err := e.route(ctx, s); err != nil {
+		return 0, err
+	}
+	if _, err := e.greenExited(ctx, s); err != nil {
+		return 0, err
+	}
+	if s.det.Approved {
+		return 0, e.startShifting(ctx, s)
+	}
+	exp := s.d.Deadlines[deadlineApproval]
+	if now := e.now(); !now.Before(exp) {
+		if s.green.Spec.Strategy.OnApprovalTimeout == "continue" {
+			e.event(ctx, s.d.App, s.d.ID, "approval.timeout", "nobody approved in time; going on as the spec says", nil)
+			return 0, e.startShifting(ctx, s)
+		}
+		return 0, rollbackf("approval timed out after %s", s.green.Spec.Strategy.ApprovalTimeout)
+	}
+	return min(exp.Sub(e.now()), e.opts.Tick), nil
+}
+
+func (e *Engine) startShifting(ctx context.Context, s *state) error {
+	if err := e.runHooks(ctx, s, "before_allow_traffic", true); err != nil {
+		return err
+	}
+	s.det.Progress = Progress{Since: e.now()}
+	dl := map[string]time.Time{}
+	if len(s.green.Spec.Checks.Rules) > 0 {
+		dl[deadlineCheck] = e.now().Add(s.green.Spec.Checks.Interval.D())
+	}
+	return e.moveOn(ctx, s, PhaseShifting, "shifting production traffic to green", nil, dl)
+}
+
+// plan is the strategy's answer for the deployment now. An app's first
+// deployment and the fast path of a rollback go to 100 % at once.
+func (e *Engine) plan(s *state) Plan {
+	full := s.det.Full || s.blue == nil || s.det.Fast
+	return NextPlan(s.green.Spec.Strategy.Steps, s.det.Progress, full, len(s.green.Spec.Checks.Rules) > 0, e.now())
+}
+
+// watch runs while green takes production traffic: a dead green instance
+// or an unhealthy green target rolls back; a dead blue instance is
+// replaced, blue being the way back; checks are evaluated when due.
+func (e *Engine) watch(ctx context.Context, s *state) error {
+	if _, err := e.greenExited(ctx, s); err != nil {
+		return err
+	}
+	if bf, ok := s.blueFleet(); ok && !s.det.BlueFenced {
+		launched, err := e.ensure(ctx, bf)
+		for _, in := range launched {
+			e.event(ctx, s.d.App, s.d.ID, "instance.replaced", fmt.Sprintf("blue instance %s was not running; started it again at %s", in.ID, in.Address),
+				map[string]any{"instance": in.ID, "address": in.Address})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := e.route(ctx, s); err != nil {
+		return err
+	}
+	m, err := e.opts.Traffic.Metrics(ctx, s.d.App, time.Second)
+	if err != nil {
+		return err
+	}
+	for _, t := range m[s.det.Slot].Targets {
+		if !t.Healthy {
+			return rollbackf("green target %s failed its health check", t.Address)
+		}
+	}
+	return e.checkIfDue(ctx, s)
+}
+
+func (e *Engine) shifting(ctx context.Context, s *state) (time.Duration, error) {
+	if err := e.watch(ctx, s); err != nil {
+		return 0, err
+	}
+	p := e.plan(s)
+	if p.Weight != s.det.Weight || p.Step != s.det.Progress.Step {
+		from := s.det.Weight
+		s.det.Progress, s.det.Weight = p.Progress, p.Weight
+		if p.Weight != from {
+			// Persist first, then move traffic: a crash between the two is
+			// repaired by the resumed runner's route().
+			dl := s.d.Deadlines
+			dl[deadlineProgress] = e.now().Add(s.green.Spec.Strategy.ProgressDeadline.D())
+			if err := e.save(ctx, s, change{kind: "traffic", message: fmt.Sprintf("green %d%% → %d%% (step %d of %d)", from, p.Weight, min(p.Step+1, len(s.green.Spec.Strategy.Steps)), len(s.green.Spec.Strategy.Steps)),
+				fields: map[string]any{"from": from, "weight": p.Weight, "step": p.Step}}); err != nil {
+				return 0, err
+			}
+			if err := e.route(ctx, s); err != nil {
+				return 0, err
+			}
+		} else if err := e.save(ctx, s, change{}); err != nil {
+			return 0, err
+		}
+	}
+	if p.Done {
+		dl := map[string]time.Time{deadlineBake: e.now().Add(s.green.Spec.Bake.D())}
+		if s.det.Fast {
+			dl[deadlineBake] = e.now()
+		}
+		if c, ok := s.d.Deadlines[deadlineCheck]; ok {
+			dl[deadlineCheck] = c
+		}
+		return 0, e.moveOn(ctx, s, PhaseBaking, fmt.Sprintf("green has 100%%; baking for %s with blue warm", s.green.Spec.Bake), nil, dl)
+	}
+	return e.nextLook(s, p.Until), nil
+}
+
+// nextLook is how long to wait: until the sooner of until, the next check
+// and a tick.
+func (e *Engine) nextLook(s *state, until time.Time) time.Duration {
+	wait := e.opts.Tick
+	now := e.now()
+	for _, t := range []time.Time{until, s.d.Deadlines[deadlineCheck]} {
+		if !t.IsZero() && t.Sub(now) < wait {
+			wait = max(t.Sub(now), 0)
+		}
+	}
+	return wait
+}
+
+func (e *Engine) baking(ctx context.Context, s *state) (time.Duration, error) {
+	if err := e.watch(ctx, s); err != nil {
+		return 0, err
+	}
+	if err := e.runHooks(ctx, s, "after_allow_traffic", true); err != nil {
+		return 0, err
+	}
+	end := s.d.Deadlines[deadlineBake]
+	if e.now().Before(end) {
+		return e.nextLook(s, end), nil
+	}
+	// Green is live from here: the app's live revision changes in the
+	// same transaction as the phase.
+	setLive := func(ctx context.Context, tx *store.Tx) error {
+		a, err := tx.GetApp(ctx, s.d.App)
+		if err != nil {
+			return err
+		}
+		_, err = tx.SetLive(ctx, a, s.green.Generation, s.det.Slot, s.det.Instances)
+		return err
+	}
+	if s.blue == nil {
+		s.det.Progress.Step = len(s.green.Spec.Strategy.Steps)
+		return 0, e.save(ctx, s, change{phase: PhaseSucceeded, outcome: store.OutcomeSucceeded, reason: "green is live",
+			kind: "phase", message: fmt.Sprintf("revision %d is live", s.green.Generation), app: setLive})
+	}
+	s.d.Deadlines = map[string]time.Time{deadlineKeepBlue: e.now().Add(s.green.Spec.Retire.KeepBlue.D())}
+	return 0, e.save(ctx, s, change{phase: PhaseRetiring, kind: "phase", app: setLive,
+		message: fmt.Sprintf("revision %d is live; blue stays warm for %s, then drains for up to %s", s.green.Generation, s.green.Spec.Retire.KeepBlue, s.green.Spec.Retire.DrainTimeout)})
+}
+
+func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) {
+	bf, _ := s.blueFleet()
+	if !s.det.BlueFenced {
+		if err := e.route(ctx, s); err != nil {
+			return 0, err
+		}
+		exp := s.d.Deadlines[deadlineKeepBlue]
+		if !s.det.SkipKeepBlue && e.now().Before(exp) {
+			return min(exp.Sub(e.now()), e.opts.Tick*4), nil
+		}
+		if err := e.runHooks(ctx, s, "before_block_traffic", true); err != nil {
+			return 0, err
+		}
+		s.det.BlueFenced = true
+		if err := e.save(ctx, s, change{kind: "traffic", message: "blue is fenced: it takes no new requests", fields: map[string]any{"fleet": bf.slot}}); err != nil {
+			return 0, err
+		}
+	}
+	if err := e.route(ctx, s); err != nil {
+		return 0, err
+	}
+	timeout := s.green.Spec.Retire.DrainTimeout.D()
+	rep, err := e.opts.Traffic.Drain(ctx, s.d.App, bf.slot, timeout)
+	if err != nil {
+		return 0, err
+	}
+	msg := fmt.Sprintf("blue drained in %s", time.Duration(rep.Waited).Round(time.Millisecond))
+	if !rep.Complete {
+		msg = fmt.Sprintf("blue's drain deadline (%s) closed %d requests (%d streams) and %d upgraded connections", timeout, rep.OpenRequests, rep.OpenStreams, rep.OpenConnections)
+	}
+	e.event(ctx, s.d.App, s.d.ID, "drain", msg, map[string]any{
+		"fleet": bf.slot, "complete": rep.Complete, "waited_seconds": time.Duration(rep.Waited).Seconds(),
+		"open_requests": rep.OpenRequests, "open_streams": rep.OpenStreams, "open_connections": rep.OpenConnections,
+	})
+	if err := e.runHooks(ctx, s, "after_block_traffic", true); err != nil {
+		return 0, err
+	}
+	ids, err := e.stopFleet(ctx, bf)
+	if err != nil {
+		return 0, err
+	}
+	// Blue leaves the routing table; green alone serves.
+	gs, err := e.observe(ctx, s.greenFleet())
+	if err != nil {
+		return 0, err
+	}
+	if err := e.opts.Traffic.Route(ctx, s.d.App, appRoute(s.green.Spec, []fleetRoute{{
+		slot: s.det.Slot, generation: s.green.Generation, weight: 100, targets: gs.targets(),
+	}}, "")); err != nil {
+		return 0, err
+	}
+	s.d.Deadlines = map[string]time.Time{}
+	return 0, e.save(ctx, s, change{phase: PhaseSucceeded, outcome: store.OutcomeSucceeded, reason: "blue retired",
+		kind: "phase", message: fmt.Sprintf("blue retired (%d instances stopped); deployment succeeded", len(ids)), fields: map[string]any{"stopped": ids}})
+}
+
+// beginRollback starts rolling back: the phase changes first (so a crash
+// from here on resumes the rollback), then traffic goes back to blue.
+func (e *Engine) beginRollback(ctx context.Context, s *state, reason string) error {
+	if s.d.Phase == PhaseRollingBack || !s.d.Active() {
+		return nil
+	}
+	s.det.RollbackFrom = s.d.Phase
+	s.det.Abort = ""
+	s.d.Deadlines = map[string]time.Time{deadlineProgress: e.now().Add(s.green.Spec.Strategy.ProgressDeadline.D())}
+	if err := e.save(ctx, s, change{phase: PhaseRollingBack, reason: reason, kind: "phase",
+		message: "rolling back: " + reason, fields: map[string]any{"from": s.det.RollbackFrom}}); err != nil {
+		return err
+	}
+	return e.route(ctx, s)
+}
+
+// rollingBack puts blue back in charge: all production traffic, its
+// instances complete, the live revision (if it had already moved); then
+// on_rollback hooks, then green drained and stopped.
+func (e *Engine) rollingBack(ctx context.Context, s *state) (time.Duration, error) {
+	if err := e.route(ctx, s); err != nil {
+		return e.rollbackTrouble(ctx, s, err)
+	}
+	bf, hasBlue := s.blueFleet()
+	if hasBlue {
+		if _, err := e.ensure(ctx, bf); err != nil {
+			return e.rollbackTrouble(ctx, s, err)
+		}
+		if err := e.route(ctx, s); err != nil {
+			return e.rollbackTrouble(ctx, s, err)
+		}
+	}
+	a, err := e.st.GetApp(ctx, s.d.App)
+	if err != nil {
+		return 0, err
+	}
+	if a.LiveGeneration == s.green.Generation && a.LiveSlot == s.det.Slot {
+		gen, slot, n := int64(0), "", 0
+		if hasBlue {
+			gen, slot, n = bf.rev.Generation, bf.slot, bf.instances
+		}
+		if err := e.st.Update(ctx, func(tx *store.Tx) error { _, err := tx.SetLive(ctx, a, gen, slot, n); return err }); err != nil {
+			return 0, err
+		}
+	}
+	if err := e.runHooks(ctx, s, "on_rollback", false); err != nil {
+		return 0, err
+	}
+	gf := s.greenFleet()
+	var stopped []string
+	if !s.green.Spec.Retire.KeepGreenOnRollback {
+		if _, err := e.opts.Traffic.Drain(ctx, s.d.App, gf.slot, s.green.Spec.Retire.DrainTimeout.D()); err != nil {
+			e.log.Warn("draining green", "app", s.d.App, "err", err)
+		}
+		if stopped, err = e.stopFleet(ctx, gf); err != nil {
+			return e.rollbackTrouble(ctx, s, err)
+		}
+	}
+	var route = appRoute(s.green.Spec, nil, "")
+	if hasBlue {
+		bs, err := e.observe(ctx, bf)
+		if err != nil {
+			return 0, err
+		}
+		route = appRoute(bf.rev.Spec, []fleetRoute{{slot: bf.slot, generation: bf.rev.Generation, weight: 100, targets: bs.targets()}}, "")
+	}
+	if err := e.opts.Traffic.Route(ctx, s.d.App, route); err != nil {
+		return e.rollbackTrouble(ctx, s, err)
+	}
+	msg := "rolled back: " + s.d.Reason
+	if hasBlue {
+		msg = fmt.Sprintf("rolled back to revision %d: %s", bf.rev.Generation, s.d.Reason)
+	}
+	s.d.Deadlines = map[string]time.Time{}
+	return 0, e.save(ctx, s, change{phase: PhaseRolledBack, outcome: store.OutcomeRolledBack, kind: "phase", message: msg,
+		fields: map[string]any{"stopped": stopped, "kept_green": s.green.Spec.Retire.KeepGreenOnRollback}})
+}
+
+// rollbackTrouble retries a failing rollback until its deadline, then
+// marks the deployment Failed: only a rollback that cannot complete fails.
+func (e *Engine) rollbackTrouble(ctx context.Context, s *state, err error) (time.Duration, error) {
+	if exp, ok := s.d.Deadlines[deadlineProgress]; ok && !e.now().Before(exp) {
+		return 0, e.save(ctx, s, change{phase: PhaseFailed, outcome: store.OutcomeFailed,
+			reason: fmt.Sprintf("%s; the rollback could not complete: %v", s.d.Reason, err),
+			kind:   "phase", message: fmt.Sprintf("rollback failed: %v", err)})
+	}
+	return 0, err
+}
