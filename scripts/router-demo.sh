@@ -27,8 +27,8 @@ go build -o "$out/bluegreen" ./cmd/bluegreen
 go build -o "$out/bgload" ./cmd/bgload
 go build -o "$out/hello" ./examples/hello
 
-VERSION=v1 "$out/hello" -listen 127.0.0.1:9001 2>/dev/null & pids+=($!)
-VERSION=v2 "$out/hello" -listen 127.0.0.1:9002 2>/dev/null & pids+=($!)
+VERSION=v1 "$out/hello" -listen 127.0.0.1:9001 >/dev/null 2>&1 & pids+=($!)
+VERSION=v2 "$out/hello" -listen 127.0.0.1:9002 >/dev/null 2>&1 & pids+=($!)
 "$out/bluegreen" router --config examples/router/routes.yaml --log-format text 2>"$out/router.log" & pids+=($!)
 
 admin=http://127.0.0.1:9100
