@@ -264,3 +264,11 @@ func (e *Engine) moveOn(ctx context.Context, s *state, phase, message string, fi
 	s.d.Deadlines = dl
 	return e.save(ctx, s, change{phase: phase, kind: "phase", message: message, fields: fields})
 }
+
+func jsonDetails(det details) ([]byte, error) {
+	raw, err := json.Marshal(det)
+	if err != nil {
+		return nil, fmt.Errorf("encoding deployment details: %w", err)
+	}
+	return raw, nil
+}

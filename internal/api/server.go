@@ -1,0 +1,344 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"bluegreen/internal/artifact"
+	"bluegreen/internal/engine"
+	"bluegreen/internal/platform"
+	"bluegreen/internal/spec"
+	"bluegreen/internal/store"
+)
+
+// Server answers the API.
+type Server struct {
+	Engine   *engine.Engine
+	Store    *store.Store
+	Bundles  *artifact.Store
+	Platform platform.Platform
+	Logger   *slog.Logger
+}
+
+// maxJSONBody bounds request bodies other than bundles.
+const maxJSONBody = 1 << 20
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	})
+	mux.HandleFunc("POST /api/v1/revisions", s.createRevision)
+	mux.HandleFunc("GET /api/v1/apps", s.listApps)
+	mux.HandleFunc("GET /api/v1/apps/{app}", s.getApp)
+	mux.HandleFunc("GET /api/v1/apps/{app}/revisions", s.listRevisions)
+	mux.HandleFunc("GET /api/v1/apps/{app}/deployments", s.listDeployments)
+	mux.HandleFunc("POST /api/v1/apps/{app}/deployments", s.deploy)
+	mux.HandleFunc("GET /api/v1/apps/{app}/instances", s.listInstances)
+	mux.HandleFunc("POST /api/v1/apps/{app}/promote", s.promote)
+	mux.HandleFunc("POST /api/v1/apps/{app}/abort", s.abort)
+	mux.HandleFunc("POST /api/v1/apps/{app}/rollback", s.rollback)
+	mux.HandleFunc("GET /api/v1/deployments/{id}", s.getDeployment)
+	mux.HandleFunc("GET /api/v1/events", s.listEvents)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &Error{http.StatusNotFound, CodeNotFound, fmt.Sprintf("no such API route: %s %s", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// refused. An empty body leaves v as it is.
+func decode(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+	if err != nil {
+		return &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("reading the request body: %v", err)}
+	}
+	if len(body) > maxJSONBody {
+		return &Error{http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body over %d bytes", maxJSONBody)}
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("request body: %v", err)}
+	}
+	if dec.More() {
+		return &Error{http.StatusBadRequest, CodeInvalid, "request body: trailing data after the JSON value"}
+	}
+	return nil
+}
+
+func appName(r *http.Request) (string, error) {
+	app := r.PathValue("app")
+	if !store.ValidAppName(app) {
+		return "", &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("app name %q: must be 1-63 characters of a-z, 0-9 and -", app)}
+	}
+	return app, nil
+}
+
+// createRevision stores the bundle in the body (a .tar.gz, .tar or .zip,
+// streamed to disk within the bundle store's limits and checked against
+// ?digest= when given) and makes a revision of it.
+func (s *Server) createRevision(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	want := artifact.Digest(q.Get("digest"))
+	d, err := s.Bundles.IngestStream(r.Body, want)
+	if err != nil {
+		if !errors.Is(err, artifact.ErrLimit) {
+			err = &Error{http.StatusBadRequest, CodeInvalid, err.Error()}
+		}
+		writeError(w, err)
+		return
+	}
+	rev, err := s.Engine.CreateRevision(r.Context(), engine.RevisionInput{Bundle: d, Message: q.Get("message")})
+	var se *spec.Errors
+	if errors.As(err, &se) {
+		err = &Error{http.StatusBadRequest, CodeInvalid, err.Error()}
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, revisionOf(rev))
+}
+
+func (s *Server) appOf(r *http.Request, a store.App) (App, error) {
+	out := App{Name: a.Name, LiveRevision: a.LiveGeneration, LiveFleet: a.LiveSlot, LiveInstances: a.LiveInstances,
+		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+	d, err := s.Store.ActiveDeployment(r.Context(), a.Name)
+	switch {
+	case err == nil:
+		dd := deploymentOf(d)
+		out.Deployment = &dd
+	case !errors.Is(err, store.ErrNotFound):
+		return out, err
+	}
+	return out, nil
+}
+
+func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
+	apps, err := s.Store.ListApps(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := []App{}
+	for _, a := range apps {
+		x, err := s.appOf(r, a)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		out = append(out, x)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
+	app, err := appName(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	a, err := s.Store.GetApp(r.Context(), app)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	x, err := s.appOf(r, a)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, x)
+}
+
+func (s *Server) listRevisions(w http.ResponseWriter, r *http.Request) {
+	app, err := appName(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	revs, err := s.Store.ListRevisions(r.Context(), app, 0)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := []Revision{}
+	for _, rev := range revs {
+		out = append(out, revisionOf(rev))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
+	app, err := appName(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ds, err := s.Store.ListDeployments(r.Context(), app, false, 100)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := []Deployment{}
+	for _, d := range ds {
+		out = append(out, deploymentOf(d))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
+	app, err := appName(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req DeployRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Revision <= 0 {
+		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, `request body: "revision" is required (a revision number of the app, from POST /api/v1/revisions)`})
+		return
+	}
+	d, err := s.Engine.Deploy(r.Context(), app, req.Revision)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, deploymentOf(d))
+}
+
+func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
+	app, err := appName(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ins, err := s.Platform.List(r.Context(), app)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := []Instance{}
+	for _, in := range ins {
+		x := Instance{ID: in.ID, Revision: in.Revision, Fleet: in.Fleet, Address: in.Address, State: string(in.State), PID: in.PID, StartedAt: in.StartedAt}
+		if in.State == platform.StateExited {
+			code := in.ExitCode
+			x.ExitCode = &code
+		}
+		out = append(out, x)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
+	var req PromoteRequest
+	s.act(w, r, &req, func(app string) (store.Deployment, error) { return s.Engine.Promote(r.Context(), app, req.Full) })
+}
+
+func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
+	var req AbortRequest
+	s.act(w, r, &req, func(app string) (store.Deployment, error) {
+		reason := "aborted"
+		if req.Reason != "" {
+			reason = "aborted: " + req.Reason
+		}
+		return s.Engine.Abort(r.Context(), app, reason)
+	})
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	var req RollbackRequest
+	s.act(w, r, &req, func(app string) (store.Deployment, error) { return s.Engine.Rollback(r.Context(), app, req.To) })
+}
+
+// act decodes the body into req and answers with the deployment fn acted on.
+func (s *Server) act(w http.ResponseWriter, r *http.Request, req any, fn func(app string) (store.Deployment, error)) {
+	app, err := appName(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := decode(r, req); err != nil {
+		writeError(w, err)
+		return
+	}
+	d, err := fn(app)
+	if errors.Is(err, store.ErrNotFound) {
+		err = &Error{http.StatusConflict, CodeNothingToDo, fmt.Sprintf("app %s has no deployment in progress", app)}
+		if _, gerr := s.Store.GetApp(r.Context(), app); errors.Is(gerr, store.ErrNotFound) {
+			err = &Error{http.StatusNotFound, CodeNotFound, fmt.Sprintf("app %s: not found", app)}
+		}
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, deploymentOf(d))
+}
+
+func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) {
+	d, err := s.Store.GetDeployment(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, deploymentOf(d))
+}
+
+// listEvents answers ?app=&deployment=&after=SEQ&limit=N, oldest first;
+// with wait=1 it blocks until there is at least one (or the client leaves).
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.EventFilter{App: q.Get("app"), DeploymentID: q.Get("deployment")}
+	for name, dst := range map[string]*int64{"after": &f.AfterSeq} {
+		if v := q.Get(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("query parameter %s=%q: want a sequence number", name, v)})
+				return
+			}
+			*dst = n
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 10000 {
+			writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("query parameter limit=%q: want 1 to 10000", v)})
+			return
+		}
+		f.Limit = n
+	}
+	var evs []store.Event
+	var err error
+	if q.Get("wait") == "1" {
+		evs, err = s.Store.WaitEvents(r.Context(), f)
+	} else {
+		evs, err = s.Store.ListEvents(r.Context(), f)
+	}
+	if err != nil {
+		if r.Context().Err() != nil {
+			return
+		}
+		writeError(w, err)
+		return
+	}
+	out := []Event{}
+	for _, e := range evs {
+		out = append(out, Event{Seq: e.Seq, Time: e.Time, App: e.App, DeploymentID: e.DeploymentID, Kind: e.Kind, Message: e.Message, Fields: e.Fields})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
