@@ -58,8 +58,8 @@ type details struct {
 	// Weight is green's share of production traffic as last set.
 	Weight int `json:"weight"`
 	// BlueFenced: blue takes no new requests (it is being retired).
-	BlueFenced bool `json:"blue_fenced,omitempty"`
-	Progress Progress `json:"progress"`
+	BlueFenced bool     `json:"blue_fenced,omitempty"`
+	Progress   Progress `json:"progress"`
 	// Requests waiting to be acted on.
 	Approved     bool   `json:"approved,omitempty"`
 	Full         bool   `json:"full,omitempty"`

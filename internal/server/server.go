@@ -1,0 +1,169 @@
+// Package server is `bluegreen server`: the control plane (store, engine,
+// API) and the router process it drives, put together over a data
+// directory. Stopping the server leaves the apps and the router running;
+// the next start adopts them.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"bluegreen/internal/api"
+	"bluegreen/internal/artifact"
+	"bluegreen/internal/engine"
+	"bluegreen/internal/params"
+	"bluegreen/internal/platform/process"
+	"bluegreen/internal/routerproc"
+	"bluegreen/internal/store"
+)
+
+// DefaultAPIAddr is where the API listens unless told otherwise.
+const DefaultAPIAddr = "127.0.0.1:7070"
+
+// Options configure a server.
+type Options struct {
+	// DataDir holds everything the server keeps (see Layout).
+	DataDir string
+	// APIAddr is the API's host:port (DefaultAPIAddr when empty; port 0
+	// picks a free one, written to DATA/server.json).
+	APIAddr string
+	Logger  *slog.Logger
+	// RouterCommand and ShimCommand are the argv prefixes of `bluegreen
+	// router` and `bluegreen instance-shim` (default: this executable).
+	RouterCommand []string
+	ShimCommand   []string
+	// Tick is how often active deployments look at their fleets (engine
+	// default when zero).
+	Tick time.Duration
+}
+
+// Layout of the data directory.
+const (
+	bundlesDir   = "bundles"   // content-addressed bundles
+	revisionsDir = "revisions" // unpacked revisions, APP/GENERATION
+	instancesDir = "instances" // the process platform's records and logs
+	routerDir    = "router"    // the router's socket, route file and log
+	infoFile     = "server.json"
+)
+
+// Info is what a running server writes to DATA/server.json, so that local
+// commands find it.
+type Info struct {
+	API string `json:"api"`
+	PID int    `json:"pid"`
+}
+
+// ReadInfo reads DATA/server.json.
+func ReadInfo(dataDir string) (Info, error) {
+	var in Info
+	b, err := os.ReadFile(filepath.Join(dataDir, infoFile))
+	if err != nil {
+		return in, err
+	}
+	return in, json.Unmarshal(b, &in)
+}
+
+// Run runs the server until ctx ends, then stops the API and the engine.
+// The router and the instances keep running.
+func Run(ctx context.Context, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if o.DataDir == "" {
+		return errors.New("server: no data directory")
+	}
+	if o.APIAddr == "" {
+		o.APIAddr = DefaultAPIAddr
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	st, err := store.Open(ctx, o.DataDir, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ps, err := params.Open(ctx, st)
+	if err != nil {
+		return err
+	}
+	bundles, err := artifact.New(filepath.Join(o.DataDir, bundlesDir), artifact.Options{})
+	if err != nil {
+		return err
+	}
+	plat, err := process.New(process.Options{StateDir: filepath.Join(o.DataDir, instancesDir), Shim: o.ShimCommand, Logger: log.With("part", "platform")})
+	if err != nil {
+		return err
+	}
+	defer plat.Close()
+
+	var traffic *engine.RouterTraffic
+	sup, err := routerproc.Start(ctx, routerproc.Options{
+		Dir: filepath.Join(o.DataDir, routerDir), Command: o.RouterCommand, Logger: log.With("part", "router"),
+		OnRestart: func() {
+			if traffic != nil {
+				traffic.Forget()
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer sup.Close()
+	traffic = engine.NewRouterTraffic(sup)
+	if sup.Adopted() {
+		log.Info("adopted the running router", "pid", sup.Pid(), "admin", sup.Admin())
+	} else {
+		log.Info("started the router", "pid", sup.Pid(), "admin", sup.Admin())
+	}
+
+	eng, err := engine.New(engine.Options{
+		Store: st, Params: ps, Bundles: bundles, Platform: plat, Traffic: traffic,
+		RevisionsDir: filepath.Join(o.DataDir, revisionsDir), Logger: log.With("part", "engine"), Tick: o.Tick,
+	})
+	if err != nil {
+		return err
+	}
+	if err := eng.Start(ctx); err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	ln, err := net.Listen("tcp", o.APIAddr)
+	if err != nil {
+		return fmt.Errorf("API listener: %w", err)
+	}
+	addr := ln.Addr().String()
+	info, _ := json.Marshal(Info{API: addr, PID: os.Getpid()})
+	if err := os.WriteFile(filepath.Join(o.DataDir, infoFile), info, 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           (&api.Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Logger: log}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("server ready", "api", addr, "data", o.DataDir)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("API server: %w", err)
+	}
+	log.Info("stopping; apps and the router keep running")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return nil
+}
