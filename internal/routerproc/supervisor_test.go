@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -47,6 +49,14 @@ func TestStartFromNothing(t *testing.T) {
 	// The router runs in a session of its own.
 	if sid := sessionOf(t, s.Pid()); sid != s.Pid() {
 		t.Fatalf("router session %d, want its own %d", sid, s.Pid())
+	}
+
+	// Its output goes to router.log and its input is /dev/null: nothing ties it
+	// to the server's own descriptors.
+	for fd, want := range map[string]string{"0": os.DevNull, "1": filepath.Join(dir, LogFile), "2": filepath.Join(dir, LogFile)} {
+		if got, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", s.Pid(), fd)); err == nil && got != want {
+			t.Errorf("router fd %s is %s, want %s", fd, got, want)
+		}
 	}
 
 	// Closing the supervisor leaves the router serving.
@@ -180,6 +190,41 @@ func TestAdoptAfterTheServerIsKilled(t *testing.T) {
 		t.Fatalf("apply after adoption: %d %v", g, err)
 	}
 	mustFetch(t, "http://"+prod+"/", "green")
+}
+
+func TestConcurrentStartsShareOneRouter(t *testing.T) {
+	dir := stateDir(t)
+	sups := make([]*Supervisor, 3)
+	var wg sync.WaitGroup
+	for i := range sups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Start(context.Background(), Options{Dir: dir, Command: []string{bluegreenBin, "router"}, WatchInterval: -1,
+				Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			sups[i] = s
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	started := 0
+	for _, s := range sups {
+		if !s.Adopted() {
+			started++
+		}
+		if s.Pid() != sups[0].Pid() {
+			t.Fatalf("pids %d and %d", s.Pid(), sups[0].Pid())
+		}
+	}
+	if started != 1 {
+		t.Fatalf("%d supervisors started a router, want 1", started)
+	}
 }
 
 func TestWatchRestartsAKilledRouter(t *testing.T) {
