@@ -50,7 +50,6 @@ func NewClient(admin, token string) *Client {
 		// The host is never dialled; it only fills the Host header.
 		c.base = "http://router"
 	} else {
-		tr.Proxy = nil
 		c.base = "http://" + admin
 	}
 	c.hc = &http.Client{Transport: tr}

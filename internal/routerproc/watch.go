@@ -82,12 +82,14 @@ func (s *Supervisor) restart(ctx context.Context) error {
 	return err
 }
 
+// notifyRestart calls OnRestart before it signals Restarted, so a receiver of
+// the signal sees the callback's work done.
 func (s *Supervisor) notifyRestart() {
+	if s.opts.OnRestart != nil {
+		s.opts.OnRestart()
+	}
 	select {
 	case s.restarted <- struct{}{}:
 	default:
-	}
-	if s.opts.OnRestart != nil {
-		s.opts.OnRestart()
 	}
 }
