@@ -70,9 +70,7 @@ func (r *Router) AdminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, r.Routes())
 	})
 	mux.HandleFunc("PUT /routes", r.putRoutes)
-	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, r.Stats())
-	})
+	mux.HandleFunc("GET /stats", r.getStats)
 	mux.HandleFunc("POST /drain", r.postDrain)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Profiles of the running router, for operators chasing a slowdown.
@@ -139,6 +137,41 @@ func (r *Router) putRoutes(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"generation": gen})
+}
+
+func (r *Router) getStats(w http.ResponseWriter, req *http.Request) {
+	var q StatsQuery
+	params := req.URL.Query()
+	// Parameters are strict: a misspelt one silently ignored would hand the
+	// caller numbers for a window it did not ask for.
+	for name, vals := range params {
+		if name != "window" && name != "app" {
+			writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", fmt.Sprintf("unknown parameter %q (known: window, app)", name)})
+			return
+		}
+		if len(vals) > 1 {
+			writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", fmt.Sprintf("%s: given %d times", name, len(vals))})
+			return
+		}
+	}
+	if params.Has("window") {
+		d, err := ParseWindow(params.Get("window"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "window: " + err.Error()})
+			return
+		}
+		q.Window = d
+	}
+	q.App = params.Get("app")
+	s, err := r.StatsFor(q)
+	switch {
+	case errors.Is(err, ErrNotInTable):
+		writeJSON(w, http.StatusNotFound, apiError{"not_found", err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, s)
+	}
 }
 
 func (r *Router) postDrain(w http.ResponseWriter, req *http.Request) {

@@ -208,7 +208,7 @@ func TestQuantilesFromBuckets(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		got, want float64
-	}{{"p50", w.P50, 0.5}, {"p90", w.P90, 0.9}, {"p99", w.P99, 0.99}} {
+	}{{"p50", w.P50, 0.5}, {"p90", w.P90, 0.9}, {"p95", w.P95, 0.95}, {"p99", w.P99, 0.99}} {
 		if tc.got < tc.want*0.85 || tc.got > tc.want*1.15 {
 			t.Errorf("%s = %.3fs, want %.3fs ±15%%", tc.name, tc.got, tc.want)
 		}

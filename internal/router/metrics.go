@@ -18,7 +18,8 @@ const (
 	windowSlots = 300 // one-second slots: enough for the 5-minute window
 )
 
-// Windows are the sliding windows a snapshot reports.
+// Windows are the sliding windows every snapshot reports; a query may add one
+// more of its own length (see StatsQuery).
 var Windows = []struct {
 	Name string
 	Dur  time.Duration
@@ -150,6 +151,7 @@ type WindowStats struct {
 	ErrorRate float64           `json:"error_rate"` // share of 5xx
 	P50       float64           `json:"p50_seconds"`
 	P90       float64           `json:"p90_seconds"`
+	P95       float64           `json:"p95_seconds"`
 	P99       float64           `json:"p99_seconds"`
 	BytesIn   uint64            `json:"bytes_in"`
 	BytesOut  uint64            `json:"bytes_out"`
@@ -197,6 +199,7 @@ func (m *metrics) window(now time.Time, d time.Duration) WindowStats {
 	}
 	ws.P50 = quantile(lat[:], ws.Requests, 0.50)
 	ws.P90 = quantile(lat[:], ws.Requests, 0.90)
+	ws.P95 = quantile(lat[:], ws.Requests, 0.95)
 	ws.P99 = quantile(lat[:], ws.Requests, 0.99)
 	return ws
 }

@@ -11,10 +11,12 @@ import (
 // Snapshot is what the router has seen, per app and fleet: the numbers the
 // deployment engine's checks read.
 type Snapshot struct {
-	Generation uint64                 `json:"generation"`
-	Time       time.Time              `json:"time"`
-	Unrouted   uint64                 `json:"unrouted"` // requests no fleet could take (unknown host, nothing healthy)
-	Apps       map[string]AppSnapshot `json:"apps"`
+	Generation uint64    `json:"generation"`
+	Time       time.Time `json:"time"`
+	Unrouted   uint64    `json:"unrouted"` // requests no fleet could take (unknown host, nothing healthy)
+	// Window names the extra window a query asked for, as a key of every Windows map.
+	Window string                 `json:"window,omitempty"`
+	Apps   map[string]AppSnapshot `json:"apps"`
 }
 
 // AppSnapshot holds the fleets of one app.
@@ -52,23 +54,99 @@ type TargetSnapshot struct {
 
 // Stats takes a snapshot of every fleet of the running table.
 func (r *Router) Stats() Snapshot {
+	s, _ := r.StatsFor(StatsQuery{})
+	return s
+}
+
+// StatsQuery narrows or extends a snapshot.
+type StatsQuery struct {
+	// Window, when set, adds one window of this length (whole seconds, 1s to 5m)
+	// to the fixed ones, named by WindowName. A deployment's checks ask for a
+	// window matching their own interval, so that green and blue are compared
+	// over the same seconds.
+	Window time.Duration
+	// App, when set, limits the snapshot to that app.
+	App string
+}
+
+// Bounds of a query's window: the slots hold one second each, five minutes in all.
+const (
+	MinWindow = time.Second
+	MaxWindow = windowSlots * time.Second
+)
+
+// ParseWindow reads a window length such as "5s", "30s" or "2m" and checks that
+// the per-second slots can answer it.
+func ParseWindow(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (use a form such as 5s, 30s, 2m)", s)
+	}
+	if err := checkWindow(d); err != nil {
+		return 0, err
+	}
+	return d, nil
+}
+
+func checkWindow(d time.Duration) error {
+	if d < MinWindow || d > MaxWindow {
+		return fmt.Errorf("%s is out of range %s..%s", d, MinWindow, WindowName(MaxWindow))
+	}
+	if d%time.Second != 0 {
+		return fmt.Errorf("%s is not a whole number of seconds", d)
+	}
+	return nil
+}
+
+// WindowName is the key of a window in a snapshot: whole minutes as "2m",
+// whole seconds as "30s", and both as "1m30s", the form of the fixed windows.
+func WindowName(d time.Duration) string {
+	secs := int64(d / time.Second)
+	m, s := secs/60, secs%60
+	switch {
+	case m == 0:
+		return fmt.Sprintf("%ds", s)
+	case s == 0:
+		return fmt.Sprintf("%dm", m)
+	default:
+		return fmt.Sprintf("%dm%ds", m, s)
+	}
+}
+
+// StatsFor takes a snapshot as the query asks. It fails with ErrNotInTable for
+// an app the running table does not have.
+func (r *Router) StatsFor(q StatsQuery) (Snapshot, error) {
+	if q.Window != 0 {
+		if err := checkWindow(q.Window); err != nil {
+			return Snapshot{}, fmt.Errorf("window: %w", err)
+		}
+	}
 	tbl := r.table.Load()
+	if q.App != "" && tbl.apps[q.App] == nil {
+		return Snapshot{}, fmt.Errorf("app %q: %w", q.App, ErrNotInTable)
+	}
 	now := time.Now()
 	ns := now.UnixNano()
 	s := Snapshot{Generation: tbl.gen, Time: now, Unrouted: r.unrouted.Load(), Apps: map[string]AppSnapshot{}}
+	if q.Window != 0 {
+		s.Window = WindowName(q.Window)
+	}
 	for name, a := range tbl.apps {
+		if q.App != "" && name != q.App {
+			continue
+		}
 		as := AppSnapshot{Fleets: map[string]FleetSnapshot{}}
 		for _, f := range a.fleets {
 			fs := FleetSnapshot{
 				Revision: f.revision, Weight: f.weight, Fenced: f.fenced, Test: a.testFleet == f,
 				InFlight: f.stats.inflight.Load(), Streaming: f.stats.streaming.Load(), Upgraded: f.stats.upgraded.Load(),
-				Windows: windows(f.stats, now), Totals: f.stats.totals(),
+				Windows: windows(f.stats, now, q.Window), Totals: f.stats.totals(),
 			}
 			for i, t := range f.targets {
 				ts := TargetSnapshot{
 					Address: t.addr, Healthy: t.healthy.Load(), Suspect: !t.usable(ns) && t.healthy.Load(), Fenced: f.fenced || f.fencedT[i],
 					InFlight: t.stats.inflight.Load(), Streaming: t.stats.streaming.Load(), Upgraded: t.stats.upgraded.Load(),
-					Windows: windows(t.stats, now), Totals: t.stats.totals(),
+					Windows: windows(t.stats, now, q.Window), Totals: t.stats.totals(),
 				}
 				if f.takes(i, ns) {
 					fs.Healthy++
@@ -79,13 +157,17 @@ func (r *Router) Stats() Snapshot {
 		}
 		s.Apps[name] = as
 	}
-	return s
+	return s, nil
 }
 
-func windows(m *metrics, now time.Time) map[string]WindowStats {
-	out := make(map[string]WindowStats, len(Windows))
+// windows computes the fixed windows and, when extra is set, one more.
+func windows(m *metrics, now time.Time, extra time.Duration) map[string]WindowStats {
+	out := make(map[string]WindowStats, len(Windows)+1)
 	for _, w := range Windows {
 		out[w.Name] = m.window(now, w.Dur)
+	}
+	if extra != 0 {
+		out[WindowName(extra)] = m.window(now, extra)
 	}
 	return out
 }
