@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os/signal"
 	"syscall"
@@ -15,6 +16,7 @@ type serverOptions struct {
 	DataDir   string
 	API       string
 	LogFormat string
+	StopAll   bool
 }
 
 func newServerCmd() *cobra.Command {
@@ -34,22 +36,31 @@ where it stood.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runServer(ctx, o, cmd.ErrOrStderr())
+			return runServer(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVar(&o.DataDir, "data", "", "data directory (default $"+DataEnv+" or ./.bluegreen)")
 	cmd.Flags().StringVar(&o.API, "api", server.DefaultAPIAddr, "API address (host:port)")
 	cmd.Flags().StringVar(&o.LogFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
+	cmd.Flags().BoolVar(&o.StopAll, "stop-all", false, "stop every instance and the router the server left running, then exit (the server must be stopped)")
 	return cmd
 }
 
-func runServer(ctx context.Context, o serverOptions, stderr io.Writer) error {
+func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) error {
 	log, err := newLogger(stderr, o.LogFormat)
 	if err != nil {
 		return usageError{err}
 	}
 	if o.DataDir == "" {
 		o.DataDir = defaultDataDir()
+	}
+	if o.StopAll {
+		n, err := server.StopAll(ctx, server.StopAllOptions{DataDir: o.DataDir, Logger: log})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "stopped %d instances and the router of %s\n", n, o.DataDir)
+		return nil
 	}
 	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log})
 }

@@ -45,7 +45,9 @@ func runCommand(ctx context.Context, c command) commandResult {
 	cmd.Stdin = nil
 	out := &tailBuffer{limit: hookOutputLimit}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a hook must not outlive a server that was killed; the
+	// restarted server runs the event's hooks again.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return commandResult{ExitCode: -1, Took: time.Since(start), Err: fmt.Errorf("starting %q: %w", c.Run, err)}
 	}

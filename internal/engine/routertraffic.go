@@ -95,7 +95,7 @@ func (t *RouterTraffic) Forget() {
 // Metrics implements Traffic with a window of the asked length (rounded up
 // to whole seconds, within what the router keeps).
 func (t *RouterTraffic) Metrics(ctx context.Context, app string, window time.Duration) (map[string]FleetMetrics, error) {
-	window = min(max(window.Round(time.Second), router.MinWindow), router.MaxWindow)
+	window = min(max((window+time.Second-1).Truncate(time.Second), router.MinWindow), router.MaxWindow)
 	snap, err := t.sup.Client().Stats(ctx, routerproc.StatsOptions{Window: window, App: app})
 	var ae *routerproc.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {

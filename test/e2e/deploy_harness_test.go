@@ -111,13 +111,29 @@ var helloBinary = sync.OnceValues(func() (string, error) {
 	return out, nil
 })
 
-// specFor fills the parts of a spec every test shares: the app, its
-// command and its listeners, and a health check fast enough for tests.
-func (e *deployEnv) specFor(extra string) string {
+// specParts are what tests vary in a spec.
+type specParts struct {
+	env     string // process env as a YAML flow mapping, e.g. { HELLO_LATENCY: 100ms }
+	startup string // health.startup_timeout (10s when empty)
+	extra   string // top-level sections after the shared ones
+}
+
+// spec fills the parts of a spec every test shares: the app, its command
+// and its listeners, and a health check fast enough for tests.
+func (e *deployEnv) spec(p specParts) string {
+	env := "{}"
+	if p.env != "" {
+		env = p.env
+	}
+	startup := "10s"
+	if p.startup != "" {
+		startup = p.startup
+	}
 	return fmt.Sprintf(`app: shop
 process:
   command: ["./hello"]
   instances: 2
+  env: %s
   stop_timeout: 5s
 router:
   production: %s
@@ -128,9 +144,12 @@ health:
   timeout: 100ms
   healthy_threshold: 1
   unhealthy_threshold: 2
-  startup_timeout: 10s
-%s`, e.prod, e.test, extra)
+  startup_timeout: %s
+%s`, env, e.prod, e.test, startup, p.extra)
 }
+
+// specFor is spec with only extra sections.
+func (e *deployEnv) specFor(extra string) string { return e.spec(specParts{extra: extra}) }
 
 // bundle makes a .tar.gz of hello, its VERSION, the spec and extra files
 // (executable when their name starts with "hooks/").
