@@ -72,6 +72,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newValidateCmd(),
 		newBackupCmd(),
 		newRestoreCmd(),
+		newInstanceShimCmd(),
 	)
 	return root
 }
