@@ -73,6 +73,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newBackupCmd(),
 		newRestoreCmd(),
 		newServerCmd(),
+		newInstanceShimCmd(),
 	)
 	return root
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io"
 	"path/filepath"
 	"testing"
 )
@@ -21,5 +22,16 @@ func TestExitCodes(t *testing.T) {
 		if got := Main(tc.args); got != tc.want {
 			t.Errorf("bluegreen %v exited %d, want %d", tc.args, got, tc.want)
 		}
+	}
+}
+
+func TestInstanceShimIsHidden(t *testing.T) {
+	root := NewRootCmd(io.Discard, io.Discard)
+	cmd, _, err := root.Find([]string{"instance-shim"})
+	if err != nil || cmd.Name() != "instance-shim" {
+		t.Fatalf("instance-shim is not a command: %v", err)
+	}
+	if !cmd.Hidden {
+		t.Errorf("instance-shim shows in help")
 	}
 }

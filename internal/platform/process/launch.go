@@ -1,0 +1,172 @@
+package process
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"bluegreen/internal/platform"
+)
+
+// Launch starts the instance, or returns it if it is already running. An
+// instance that has exited is cleaned up and started again, possibly on
+// another port. Launch returns once the app's process has started, not
+// once it is healthy.
+func (p *Platform) Launch(ctx context.Context, s platform.InstanceSpec) (platform.Instance, error) {
+	if err := checkID(s.ID); err != nil {
+		return platform.Instance{}, fmt.Errorf("launching instance: %w", err)
+	}
+	unlock := p.lockID(s.ID)
+	defer unlock()
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return platform.Instance{}, fmt.Errorf("launching instance %s: the platform is closed", s.ID)
+	}
+	p.reap()
+	rec, err := p.files.readRecord(s.ID)
+	switch {
+	case err == nil && alive(rec.PID, rec.StartTicks):
+		p.ensureTailer(s.ID, rec)
+		return p.instance(rec), nil
+	case err == nil:
+		// Exited: its shim may still be flushing output; let it finish
+		// before a new one appends to the same log.
+		if err := p.stopRecord(ctx, rec, 0); err != nil {
+			return platform.Instance{}, fmt.Errorf("launching instance %s: clearing the exited one: %w", s.ID, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return platform.Instance{}, fmt.Errorf("launching instance %s: %w", s.ID, err)
+	}
+	rec, err = p.start(ctx, s)
+	if err != nil {
+		return platform.Instance{}, fmt.Errorf("launching instance %s: %w", s.ID, err)
+	}
+	p.log.Info("launched instance", "instance", s.ID, "pid", rec.PID, "port", rec.Port)
+	p.ensureTailer(s.ID, rec)
+	return p.instance(rec), nil
+}
+
+// start prepares the app's command line and environment and has a new shim
+// start it.
+func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, error) {
+	dir := filepath.Join(s.Dir, s.WorkDir)
+	if st, err := os.Stat(dir); err != nil {
+		return record{}, fmt.Errorf("working directory: %w", err)
+	} else if !st.IsDir() {
+		return record{}, fmt.Errorf("working directory %s is not a directory", dir)
+	}
+	if len(s.Command) == 0 {
+		return record{}, errors.New("the command is empty")
+	}
+	if err := checkSignal(s.StopSignal); err != nil {
+		return record{}, err
+	}
+	port, release, err := p.allocatePort()
+	if err != nil {
+		return record{}, err
+	}
+	defer release() // once the record exists, it holds the port
+	argv, env, err := environment(s, port, os.LookupEnv, os.Environ())
+	if err != nil {
+		return record{}, err
+	}
+	path, err := resolveCommand(argv[0], dir, env)
+	if err != nil {
+		return record{}, fmt.Errorf("command %q: %w", s.Command[0], err)
+	}
+	stopSignal := s.StopSignal
+	if stopSignal == "" {
+		stopSignal = "SIGTERM"
+	}
+	return p.runShim(ctx, shimConfig{
+		Record: record{
+			ID: s.ID, App: s.App, Revision: s.Revision, Fleet: s.Fleet, Index: s.Index,
+			Host: p.opts.Host, Port: port, StopSignal: stopSignal, StopTimeout: s.StopTimeout,
+		},
+		Dir: dir, Path: path, Argv: argv, Env: env,
+		RecordPath: p.files.recordPath(s.ID), ExitPath: p.files.exitPath(s.ID),
+		LogPath: p.files.logPath(s.ID), LogMaxBytes: p.opts.LogMaxBytes, LogKeep: p.opts.LogKeep,
+	})
+}
+
+// runShim starts the shim in a session of its own, hands it the
+// configuration and waits for its word that the app runs.
+func (p *Platform) runShim(ctx context.Context, c shimConfig) (record, error) {
+	if err := os.Remove(c.ExitPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return record{}, err
+	}
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return record{}, err
+	}
+	defer cfgW.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return record{}, err
+	}
+	defer readyR.Close()
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		cfgR.Close()
+		readyW.Close()
+		return record{}, err
+	}
+	argv := append(slices.Clone(p.opts.Shim), c.Record.ID)
+	proc, err := os.StartProcess(argv[0], argv, &os.ProcAttr{
+		Dir:   "/", // hold no directory of the server's busy
+		Files: []*os.File{cfgR, devnull, devnull, readyW},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	cfgR.Close()
+	readyW.Close()
+	devnull.Close()
+	if err != nil {
+		return record{}, fmt.Errorf("starting the instance shim %s: %w", argv[0], err)
+	}
+	shimPID := proc.Pid
+	proc.Release() // reaped by p.reap, without a goroutine per shim
+	p.mu.Lock()
+	p.children[shimPID] = true
+	p.mu.Unlock()
+
+	fail := func(err error) (record, error) {
+		syscall.Kill(shimPID, syscall.SIGKILL) // Pdeathsig takes the app with it
+		return record{}, err
+	}
+	if err := json.NewEncoder(cfgW).Encode(c); err != nil {
+		return fail(fmt.Errorf("configuring the instance shim: %w", err))
+	}
+	cfgW.Close()
+
+	deadline := time.Now().Add(p.opts.StartTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	readyR.SetReadDeadline(deadline)
+	line, err := bufio.NewReader(readyR).ReadBytes('\n')
+	if err != nil {
+		return fail(fmt.Errorf("waiting for the instance shim: %w", err))
+	}
+	var msg readyMsg
+	if err := json.Unmarshal(line, &msg); err != nil {
+		return fail(fmt.Errorf("reading the instance shim's answer: %w", err))
+	}
+	if msg.Error != "" {
+		return record{}, errors.New(msg.Error)
+	}
+	if msg.Record == nil {
+		return fail(errors.New("the instance shim sent no record"))
+	}
+	return *msg.Record, nil
+}

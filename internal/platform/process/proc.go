@@ -1,0 +1,117 @@
+package process
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// procStat is what bluegreen reads from /proc/PID/stat.
+type procStat struct {
+	State      byte   // field 3: R, S, D, Z, ...
+	PPID       int    // field 4
+	PGID       int    // field 5
+	StartTicks uint64 // field 22: start time in clock ticks since boot
+}
+
+// readStat parses /proc/PID/stat. The command name (field 2) may hold spaces
+// and parentheses, so the fields are counted from the last ')'.
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := bytes.Fields(b[i+2:]) // f[0] is field 3
+	if len(f) < 20 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	var s procStat
+	s.State = f[0][0]
+	if s.PPID, err = strconv.Atoi(string(f[1])); err != nil {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: ppid: %w", pid, err)
+	}
+	if s.PGID, err = strconv.Atoi(string(f[2])); err != nil {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: pgid: %w", pid, err)
+	}
+	if s.StartTicks, err = strconv.ParseUint(string(f[19]), 10, 64); err != nil {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: starttime: %w", pid, err)
+	}
+	return s, nil
+}
+
+// alive reports whether pid is the process that started at ticks and has
+// not exited. A zombie counts as gone: it runs nothing and holds no port, and
+// a parent that never reaps it (init in some containers) must not keep an
+// instance "running" forever. A different start time means the PID was reused.
+func alive(pid int, ticks uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	s, err := readStat(pid)
+	return err == nil && s.State != 'Z' && s.StartTicks == ticks
+}
+
+// groupExists reports whether any process, zombies included, is in the
+// process group pgid.
+func groupExists(pgid int) bool {
+	err := syscall.Kill(-pgid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// childrenOf lists the processes whose parent is ppid.
+func childrenOf(ppid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if s, err := readStat(pid); err == nil && s.PPID == ppid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times. It is 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
+// bootTime reads the system boot time from /proc/stat ("btime").
+func bootTime() (time.Time, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, err
+	}
+	for line := range bytes.Lines(b) {
+		if rest, ok := bytes.CutPrefix(line, []byte("btime ")); ok {
+			sec, err := strconv.ParseInt(string(bytes.TrimSpace(rest)), 10, 64)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("/proc/stat: btime: %w", err)
+			}
+			return time.Unix(sec, 0), nil
+		}
+	}
+	return time.Time{}, errors.New("/proc/stat: no btime line")
+}
+
+// startedAt turns a start time in ticks since boot into wall-clock time.
+func startedAt(ticks uint64) time.Time {
+	bt, err := bootTime()
+	if err != nil {
+		return time.Time{}
+	}
+	return bt.Add(time.Duration(ticks) * time.Second / clockTicks).UTC()
+}

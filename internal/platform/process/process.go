@@ -1,0 +1,256 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"bluegreen/internal/platform"
+)
+
+// Options configure a Platform.
+type Options struct {
+	// StateDir holds the instance records, exit statuses and logs. Required.
+	// One server at a time may use a state directory.
+	StateDir string
+	// Host is the address instances listen on and the router dials
+	// (default 127.0.0.1).
+	Host string
+	// Shim is the argv prefix that runs the instance shim; the instance ID is
+	// appended. Default: this executable with "instance-shim", which is what
+	// the bluegreen binary provides.
+	Shim []string
+	// LogMaxBytes is the size at which an instance's log file is rotated
+	// (default 10 MiB); LogKeep is how many rotated files are kept (default 3).
+	LogMaxBytes int64
+	LogKeep     int
+	// RingLines is how many of an instance's last output lines are kept in
+	// memory for Logs (default 1000).
+	RingLines int
+	// Poll is how often log files and stopping processes are looked at
+	// (default 50ms).
+	Poll time.Duration
+	// StartTimeout bounds how long Launch waits for the shim to report that
+	// the app has started (default 10s).
+	StartTimeout time.Duration
+	// Logger receives the platform's own events (default: discarded).
+	Logger *slog.Logger
+}
+
+// Platform runs instances as local processes, each watched by a shim, and
+// adopts the ones a previous server left running.
+type Platform struct {
+	opts  Options
+	files layout
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	locks    map[string]*idLock // serializes Launch and Stop per ID
+	reserved map[int]bool       // ports of launches in progress
+	children map[int]bool       // shims this value started, not yet reaped
+	tailers  map[string]*tailer // by instance ID
+	closed   bool
+	stop     context.CancelFunc // ends the tailers
+	ctx      context.Context
+	wg       sync.WaitGroup
+}
+
+type idLock struct {
+	sync.Mutex
+	refs int
+}
+
+var _ platform.Platform = (*Platform)(nil)
+
+// New opens the platform on opts.StateDir and starts keeping the output of
+// the instances recorded there, which it adopts as they are.
+func New(opts Options) (*Platform, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("process platform: a state directory is required")
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if len(opts.Shim) == 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("process platform: finding the shim: %w", err)
+		}
+		opts.Shim = []string{self, "instance-shim"}
+	}
+	if opts.LogMaxBytes <= 0 {
+		opts.LogMaxBytes = 10 << 20
+	}
+	if opts.LogKeep <= 0 {
+		opts.LogKeep = 3
+	}
+	if opts.RingLines <= 0 {
+		opts.RingLines = 1000
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 50 * time.Millisecond
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	files := layout{opts.StateDir}
+	for _, d := range []string{files.instancesDir(), files.logsDir()} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("process platform: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Platform{
+		opts: opts, files: files, log: opts.Logger.With("platform", "process"),
+		locks: map[string]*idLock{}, reserved: map[int]bool{}, children: map[int]bool{},
+		tailers: map[string]*tailer{}, ctx: ctx, stop: cancel,
+	}
+	ids, err := files.recordIDs()
+	if err != nil {
+		return nil, fmt.Errorf("process platform: reading instance records: %w", err)
+	}
+	for _, id := range ids {
+		if rec, err := files.readRecord(id); err == nil {
+			running := alive(rec.PID, rec.StartTicks)
+			p.log.Info("found instance", "instance", id, "pid", rec.PID, "running", running)
+			p.ensureTailer(id, rec)
+		}
+	}
+	return p, nil
+}
+
+// Name returns "process".
+func (p *Platform) Name() string { return "process" }
+
+// Close stops following logs and waits for the goroutines that did. It never
+// stops an instance: they outlive the server by design.
+func (p *Platform) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.stop()
+	p.wg.Wait()
+	return nil
+}
+
+// lockID serializes operations on one instance ID.
+func (p *Platform) lockID(id string) (unlock func()) {
+	p.mu.Lock()
+	l := p.locks[id]
+	if l == nil {
+		l = &idLock{}
+		p.locks[id] = l
+	}
+	l.refs++
+	p.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		p.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(p.locks, id)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// allocatePort asks the kernel for a free port on Host and skips ports other
+// instances of this platform have recorded or are being launched on. The port
+// is free when the listener closes; another program could take it before the
+// instance binds it. That race is small and shows as a failed health check,
+// after which the engine launches a replacement.
+func (p *Platform) allocatePort() (port int, release func(), err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	used := map[int]bool{}
+	ids, _ := p.files.recordIDs()
+	for _, id := range ids {
+		if rec, err := p.files.readRecord(id); err == nil && alive(rec.PID, rec.StartTicks) {
+			used[rec.Port] = true
+		}
+	}
+	for range 50 {
+		l, err := net.Listen("tcp", net.JoinHostPort(p.opts.Host, "0"))
+		if err != nil {
+			return 0, nil, fmt.Errorf("finding a free port on %s: %w", p.opts.Host, err)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !used[port] && !p.reserved[port] {
+			p.reserved[port] = true
+			return port, func() {
+				p.mu.Lock()
+				delete(p.reserved, port)
+				p.mu.Unlock()
+			}, nil
+		}
+	}
+	return 0, nil, fmt.Errorf("finding a free port on %s: every port offered is taken by an instance", p.opts.Host)
+}
+
+// reap collects the shims this value started that have exited, so they do
+// not linger as zombies while the server runs.
+func (p *Platform) reap() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pid := range p.children {
+		wpid, err := syscall.Wait4(pid, nil, syscall.WNOHANG, nil)
+		if wpid == pid || errors.Is(err, syscall.ECHILD) {
+			delete(p.children, pid)
+		}
+	}
+}
+
+// instance describes a record as the engine sees it.
+func (p *Platform) instance(rec record) platform.Instance {
+	in := platform.Instance{
+		ID: rec.ID, App: rec.App, Revision: rec.Revision, Fleet: rec.Fleet, Index: rec.Index,
+		Address: net.JoinHostPort(rec.Host, strconv.Itoa(rec.Port)),
+		State:   platform.StateRunning, PID: rec.PID, StartedAt: rec.StartedAt,
+	}
+	if !alive(rec.PID, rec.StartTicks) {
+		in.State, in.ExitCode = platform.StateExited, -1
+		if e, ok := p.files.readExit(rec.ID); ok {
+			in.ExitCode = e.Code
+		}
+	}
+	return in
+}
+
+// List returns the recorded instances of app (all when app is ""), sorted
+// by ID. An instance whose process is gone, or whose PID now belongs to a
+// process started at another time, is exited; its exit code is the one the
+// shim recorded, or -1 if there is none (yet: the shim writes it once the
+// app's last output is in the log).
+func (p *Platform) List(ctx context.Context, app string) ([]platform.Instance, error) {
+	p.reap()
+	ids, err := p.files.recordIDs()
+	if err != nil {
+		return nil, fmt.Errorf("listing instances: %w", err)
+	}
+	out := []platform.Instance{}
+	for _, id := range ids {
+		rec, err := p.files.readRecord(id)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // stopped meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing instances: %w", err)
+		}
+		if app == "" || rec.App == app {
+			out = append(out, p.instance(rec))
+		}
+	}
+	return out, nil
+}

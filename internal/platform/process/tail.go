@@ -1,0 +1,289 @@
+package process
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// tailer follows one instance's log file into a ring of its last lines and
+// to the Logs readers that follow it. It reads the file the shim writes, so
+// it can start at any time (after a server restart it rebuilds the ring from
+// the end of the files) and lose nothing the shim wrote.
+type tailer struct {
+	path string
+	keep int
+
+	mu      sync.Mutex
+	ring    ring
+	partial []byte // the start of a line not yet ended
+	subs    map[chan []byte]bool
+	ended   bool // no more output will come
+
+	// Only the goroutine that runs the tailer touches these.
+	f   *os.File
+	ino uint64
+
+	finish chan struct{} // asks for a last read, then the end
+	done   chan struct{} // closed when the tailer has ended
+}
+
+func newTailer(path string, keep, lines int) *tailer {
+	t := &tailer{path: path, keep: keep, ring: newRing(lines), subs: map[chan []byte]bool{},
+		finish: make(chan struct{}), done: make(chan struct{})}
+	t.rebuild()
+	return t
+}
+
+// rebuild fills the ring from the end of the current file and, if that has
+// too few lines, of the last rotated one, and positions the tailer at the end.
+func (t *tailer) rebuild() {
+	var lines []string
+	if f, err := os.Open(t.path); err == nil {
+		if st, err := f.Stat(); err == nil {
+			ls, partial := lastLines(f, st.Size(), t.ring.cap())
+			lines, t.partial = ls, []byte(partial)
+			if _, err := f.Seek(st.Size(), io.SeekStart); err == nil {
+				t.f, t.ino = f, inode(st)
+			}
+		}
+		if t.f == nil {
+			f.Close()
+		}
+	}
+	if need := t.ring.cap() - len(lines); need > 0 {
+		if f, err := os.Open(t.path + ".1"); err == nil {
+			if st, err := f.Stat(); err == nil {
+				older, partial := lastLines(f, st.Size(), need)
+				if partial != "" { // a line split by rotation
+					if len(lines) > 0 {
+						older, lines = append(older, partial+lines[0]), lines[1:]
+					} else {
+						t.partial = append([]byte(partial), t.partial...)
+					}
+				}
+				lines = append(older, lines...)
+			}
+			f.Close()
+		}
+	}
+	for _, l := range lines {
+		t.ring.add(l)
+	}
+}
+
+// run reads new output every poll until finished reports that the shim is
+// gone (then it reads the rest), finish is closed, or stop is closed.
+func (t *tailer) run(stop <-chan struct{}, poll time.Duration, finished func() bool) {
+	defer close(t.done)
+	defer t.end()
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.finish:
+			t.read()
+			return
+		case <-tick.C:
+		}
+		// Look at the shim first: output it wrote before exiting is then
+		// certainly in the file for the read below.
+		last := finished()
+		t.read()
+		if last {
+			return
+		}
+	}
+}
+
+// read feeds everything appended to the file since the last read, following
+// the file across rotations.
+func (t *tailer) read() {
+	buf := make([]byte, 64<<10)
+	for {
+		if t.f == nil {
+			f, err := os.Open(t.path)
+			if err != nil {
+				return
+			}
+			st, err := f.Stat()
+			if err != nil {
+				f.Close()
+				return
+			}
+			t.f, t.ino = f, inode(st)
+		}
+		for {
+			n, err := t.f.Read(buf)
+			t.feed(buf[:n])
+			if n == 0 || err != nil {
+				break
+			}
+		}
+		// Once the path names another file, the shim writes no more to
+		// ours: read what it wrote before it rotated, then move on.
+		st, err := os.Stat(t.path)
+		if err != nil || inode(st) == t.ino {
+			return
+		}
+		for {
+			n, err := t.f.Read(buf)
+			t.feed(buf[:n])
+			if n == 0 || err != nil {
+				break
+			}
+		}
+		t.f.Close()
+		t.f = nil
+	}
+}
+
+func inode(st fs.FileInfo) uint64 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return s.Ino
+	}
+	return 0
+}
+
+// feed adds the complete lines in b to the ring and hands them to followers.
+// A follower that cannot keep up is dropped rather than slowing the others.
+func (t *tailer) feed(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.partial = append(t.partial, b...)
+	i := bytes.LastIndexByte(t.partial, '\n')
+	if i < 0 {
+		return
+	}
+	complete := bytes.Clone(t.partial[:i+1])
+	t.partial = append(t.partial[:0], t.partial[i+1:]...)
+	for line := range bytes.Lines(complete) {
+		t.ring.add(string(line))
+	}
+	t.publish(complete)
+}
+
+func (t *tailer) publish(b []byte) {
+	for ch := range t.subs {
+		select {
+		case ch <- b:
+		default:
+			delete(t.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// end hands out a last unterminated line and closes every follower.
+func (t *tailer) end() {
+	if t.f != nil {
+		t.f.Close()
+		t.f = nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.partial) > 0 {
+		line := string(t.partial) + "\n"
+		t.partial = nil
+		t.ring.add(line)
+		t.publish([]byte(line))
+	}
+	for ch := range t.subs {
+		close(ch)
+	}
+	t.subs = nil
+	t.ended = true
+}
+
+// snapshot returns the last n lines (all kept when n <= 0) and, when follow
+// is set, a channel of the output after them, closed at the end.
+func (t *tailer) snapshot(n int, follow bool) ([]byte, chan []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var b bytes.Buffer
+	for _, l := range t.ring.last(n) {
+		b.WriteString(l)
+	}
+	if !follow {
+		return b.Bytes(), nil
+	}
+	ch := make(chan []byte, 256)
+	if t.ended {
+		close(ch)
+	} else {
+		t.subs[ch] = true
+	}
+	return b.Bytes(), ch
+}
+
+// lastLines returns up to n complete lines that end the first size bytes of
+// f, and what follows the last newline. It reads backwards in blocks, so a
+// large file costs only its tail.
+func lastLines(f *os.File, size int64, n int) ([]string, string) {
+	const block = 64 << 10
+	var buf []byte
+	off := size
+	for off > 0 && bytes.Count(buf, []byte{'\n'}) <= n {
+		start := max(0, off-block)
+		chunk := make([]byte, off-start)
+		if _, err := f.ReadAt(chunk, start); err != nil && !errors.Is(err, io.EOF) {
+			break
+		}
+		buf = append(chunk, buf...)
+		off = start
+	}
+	i := bytes.LastIndexByte(buf, '\n')
+	partial := string(buf[i+1:])
+	var lines []string
+	for l := range bytes.Lines(buf[:i+1]) {
+		lines = append(lines, string(l))
+	}
+	if off > 0 && len(lines) > 0 {
+		lines = lines[1:] // may be the end of a line that started before off
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines, partial
+}
+
+// ring keeps the last lines added.
+type ring struct {
+	lines []string
+	next  int
+	full  bool
+}
+
+func newRing(n int) ring { return ring{lines: make([]string, n)} }
+
+func (r *ring) cap() int { return len(r.lines) }
+
+func (r *ring) add(l string) {
+	r.lines[r.next] = l
+	r.next = (r.next + 1) % len(r.lines)
+	if r.next == 0 {
+		r.full = true
+	}
+}
+
+// last returns the last n lines in order (all when n <= 0).
+func (r *ring) last(n int) []string {
+	all := append([]string(nil), r.lines[:r.next]...)
+	if r.full {
+		all = append(append([]string(nil), r.lines[r.next:]...), all...)
+	}
+	if n > 0 && n < len(all) {
+		all = all[len(all)-n:]
+	}
+	return all
+}
