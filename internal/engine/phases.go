@@ -138,7 +138,15 @@ func (e *Engine) validating(ctx context.Context, s *state) (time.Duration, error
 	if err != nil {
 		return 0, err
 	}
-	healthy := m[s.det.Slot].Healthy
+	// A new target is healthy on trust until the router has checked it:
+	// only verdicts count, as many passes as the spec's healthy_threshold.
+	healthy := 0
+	need := uint64(max(1, s.green.Spec.Health.HealthyThreshold))
+	for _, t := range m[s.det.Slot].Targets {
+		if t.Healthy && !t.Suspect && t.Checks >= need {
+			healthy++
+		}
+	}
 	if healthy < s.det.Instances {
 		if !e.now().Before(s.d.Deadlines[deadlineStartup]) {
 			return 0, rollbackf("green never became healthy: %d of %d instances passed %s within %s",
@@ -233,7 +241,7 @@ func (e *Engine) watch(ctx context.Context, s *state) error {
 		return err
 	}
 	for _, t := range m[s.det.Slot].Targets {
-		if !t.Healthy {
+		if !t.Healthy && t.Checks > 0 {
 			return rollbackf("green target %s failed its health check", t.Address)
 		}
 	}

@@ -384,3 +384,33 @@ func TestHealthCheckHostAndStatus(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "204 accepted once listed", func() bool { return routesHealth(r, addr) })
 }
+
+// A new target starts healthy on trust; checks in /stats tell the trust
+// (0) from a verdict, and the first failing check takes it out at once.
+func TestStatsCountHealthChecks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens: every check fails
+	up := newBackend(t, "up")
+	cfg := &Config{Apps: map[string]*AppConfig{"shop": {
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{up.addr(), dead}}},
+		Health: &HealthConfig{Path: "/healthz", Interval: Duration(time.Hour), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 3},
+	}}}
+	r := startRouter(t, cfg)
+	target := func(addr string) TargetSnapshot {
+		for _, ts := range r.Stats().Apps["shop"].Fleets["blue"].Targets {
+			if ts.Address == addr {
+				return ts
+			}
+		}
+		t.Fatalf("no target %s in the stats", addr)
+		return TargetSnapshot{}
+	}
+	waitFor(t, 5*time.Second, "one check of each target", func() bool { return target(up.addr()).Checks == 1 && target(dead).Checks == 1 })
+	if !target(up.addr()).Healthy || target(dead).Healthy {
+		t.Fatalf("after the first check: up %+v, dead %+v", target(up.addr()), target(dead))
+	}
+}

@@ -27,6 +27,7 @@ type target struct {
 	app, fleet, addr string
 
 	healthy      atomic.Bool
+	checks       atomic.Uint64 // active checks completed, so a caller can tell trust from a verdict
 	suspectUntil atomic.Int64 // unix nanos; 0 when not suspect
 	stats        *metrics
 
@@ -257,6 +258,9 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 				log.Warn("target unhealthy", "app", t.app, "fleet", t.fleet, "target", t.addr, "err", err)
 			}
 		}
+		// Counted after the verdict is stored: a reader that sees the count
+		// sees the state this check left.
+		t.checks.Add(1)
 		select {
 		case <-ctx.Done():
 			return

@@ -159,7 +159,7 @@ func TestEveryStrategyUnderLoad(t *testing.T) {
 	waitFor(t, 10*time.Second, "a second of load after the last deployment", func() bool { return time.Since(last) > time.Second })
 	recs := l.stop()
 	if f := failures(recs); len(f) > 0 {
-		t.Fatalf("%d of %d requests failed: %s", len(f), len(recs), summary(f))
+		t.Fatalf("%d of %d requests failed: %s\nbgload: %s", len(f), len(recs), summary(f), l.out.String())
 	}
 	prev := "v1"
 	for _, d := range finished {
