@@ -28,7 +28,7 @@ type target struct {
 
 	healthy      atomic.Bool
 	checks       atomic.Uint64 // active checks completed, so a caller can tell trust from a verdict
-	suspectUntil atomic.Int64 // unix nanos; 0 when not suspect
+	suspectUntil atomic.Int64  // unix nanos; 0 when not suspect
 	stats        *metrics
 
 	health atomic.Pointer[HealthConfig]
