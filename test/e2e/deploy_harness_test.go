@@ -115,6 +115,7 @@ var helloBinary = sync.OnceValues(func() (string, error) {
 type specParts struct {
 	env     string // process env as a YAML flow mapping, e.g. { HELLO_LATENCY: 100ms }
 	startup string // health.startup_timeout (10s when empty)
+	router  string // more lines of the router section
 	extra   string // top-level sections after the shared ones
 }
 
@@ -138,14 +139,14 @@ process:
 router:
   production: %s
   test: %s
-health:
+%shealth:
   path: /healthz
   interval: 100ms
   timeout: 100ms
   healthy_threshold: 1
   unhealthy_threshold: 2
   startup_timeout: %s
-%s`, env, e.prod, e.test, startup, p.extra)
+%s`, env, e.prod, e.test, p.router, startup, p.extra)
 }
 
 // specFor is spec with only extra sections.
