@@ -3,6 +3,7 @@ package process
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -103,13 +104,25 @@ func (t *tailer) run(stop <-chan struct{}, poll time.Duration, finished func() b
 	}
 }
 
-// read feeds everything appended to the file since the last read, following
-// the file across rotations.
+// read feeds everything appended since the last read, following the output
+// across rotations: once the log's path names another file, the shim writes
+// no more to ours, so the rest of ours is read, then the file that came
+// after it (several rotations may have happened since the last look).
 func (t *tailer) read() {
 	buf := make([]byte, 64<<10)
+	drain := func() {
+		for {
+			n, err := t.f.Read(buf)
+			t.feed(buf[:n])
+			if n == 0 || err != nil {
+				return
+			}
+		}
+	}
+	next := t.path
 	for {
 		if t.f == nil {
-			f, err := os.Open(t.path)
+			f, err := os.Open(next)
 			if err != nil {
 				return
 			}
@@ -120,29 +133,39 @@ func (t *tailer) read() {
 			}
 			t.f, t.ino = f, inode(st)
 		}
-		for {
-			n, err := t.f.Read(buf)
-			t.feed(buf[:n])
-			if n == 0 || err != nil {
-				break
-			}
-		}
-		// Once the path names another file, the shim writes no more to
-		// ours: read what it wrote before it rotated, then move on.
+		drain()
 		st, err := os.Stat(t.path)
 		if err != nil || inode(st) == t.ino {
 			return
 		}
-		for {
-			n, err := t.f.Read(buf)
-			t.feed(buf[:n])
-			if n == 0 || err != nil {
-				break
-			}
-		}
+		drain()
+		next = t.successor()
 		t.f.Close()
 		t.f = nil
 	}
+}
+
+// successor returns the file written after the one being read: the one
+// rotated just after it, or, if it was rotated out altogether, the oldest
+// one kept.
+func (t *tailer) successor() string {
+	name := func(n int) string {
+		if n == 0 {
+			return t.path
+		}
+		return fmt.Sprintf("%s.%d", t.path, n)
+	}
+	for n := 1; n <= t.keep; n++ {
+		if st, err := os.Stat(name(n)); err == nil && inode(st) == t.ino {
+			return name(n - 1)
+		}
+	}
+	for n := t.keep; n >= 1; n-- {
+		if _, err := os.Stat(name(n)); err == nil {
+			return name(n)
+		}
+	}
+	return t.path
 }
 
 func inode(st fs.FileInfo) uint64 {
