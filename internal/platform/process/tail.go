@@ -23,7 +23,7 @@ type tailer struct {
 	mu      sync.Mutex
 	ring    ring
 	partial []byte // the start of a line not yet ended
-	subs    map[chan []byte]bool
+	subs    map[*follower]bool
 	ended   bool // no more output will come
 
 	// Only the goroutine that runs the tailer touches these.
@@ -35,7 +35,7 @@ type tailer struct {
 }
 
 func newTailer(path string, keep, lines int) *tailer {
-	t := &tailer{path: path, keep: keep, ring: newRing(lines), subs: map[chan []byte]bool{},
+	t := &tailer{path: path, keep: keep, ring: newRing(lines), subs: map[*follower]bool{},
 		finish: make(chan struct{}), done: make(chan struct{})}
 	t.rebuild()
 	return t
@@ -197,14 +197,22 @@ func (t *tailer) feed(b []byte) {
 }
 
 func (t *tailer) publish(b []byte) {
-	for ch := range t.subs {
+	for f := range t.subs {
 		select {
-		case ch <- b:
+		case f.ch <- b:
 		default:
-			delete(t.subs, ch)
-			close(ch)
+			delete(t.subs, f)
+			f.dropped = true // before the close, so a reader that sees it closed sees this
+			close(f.ch)
 		}
 	}
+}
+
+// follower receives the output after a snapshot. ch is closed at the end
+// of the output, or when the follower fell behind (dropped).
+type follower struct {
+	ch      chan []byte
+	dropped bool
 }
 
 // end hands out a last unterminated line and closes every follower.
@@ -221,16 +229,16 @@ func (t *tailer) end() {
 		t.ring.add(line)
 		t.publish([]byte(line))
 	}
-	for ch := range t.subs {
-		close(ch)
+	for f := range t.subs {
+		close(f.ch)
 	}
 	t.subs = nil
 	t.ended = true
 }
 
 // snapshot returns the last n lines (all kept when n <= 0) and, when follow
-// is set, a channel of the output after them, closed at the end.
-func (t *tailer) snapshot(n int, follow bool) ([]byte, chan []byte) {
+// is set, a follower for the output after them.
+func (t *tailer) snapshot(n int, follow bool) ([]byte, *follower) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var b bytes.Buffer
@@ -240,13 +248,23 @@ func (t *tailer) snapshot(n int, follow bool) ([]byte, chan []byte) {
 	if !follow {
 		return b.Bytes(), nil
 	}
-	ch := make(chan []byte, 256)
+	f := &follower{ch: make(chan []byte, 256)}
 	if t.ended {
-		close(ch)
+		close(f.ch)
 	} else {
-		t.subs[ch] = true
+		t.subs[f] = true
 	}
-	return b.Bytes(), ch
+	return b.Bytes(), f
+}
+
+// unsubscribe stops handing output to f.
+func (t *tailer) unsubscribe(f *follower) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.subs[f] {
+		delete(t.subs, f)
+		close(f.ch)
+	}
 }
 
 // lastLines returns up to n complete lines that end the first size bytes of
