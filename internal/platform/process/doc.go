@@ -16,8 +16,10 @@
 // daemonize (double fork, setsid) become its children instead of init's.
 // When the app exits, whether stopped or by itself, the shim SIGKILLs every
 // process still below it and reaps them, so an instance never leaves an
-// orphan behind. The app gets SIGKILL through Pdeathsig if the shim itself
-// is killed.
+// orphan behind. Should the shim itself be killed, the app gets SIGKILL
+// (Pdeathsig), but what the app started would then outlive it: the server
+// never sends the shim SIGKILL unless it fails to end after its app was
+// killed.
 //
 // The app's group, not the shim, receives the stop signal and SIGKILL: the
 // shim must outlive the app to collect its last output and its leftovers.

@@ -59,7 +59,10 @@ func (p *Platform) Launch(ctx context.Context, s platform.InstanceSpec) (platfor
 // start prepares the app's command line and environment and has a new shim
 // start it.
 func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, error) {
-	dir := filepath.Join(s.Dir, s.WorkDir)
+	dir, err := filepath.Abs(filepath.Join(s.Dir, s.WorkDir))
+	if err != nil {
+		return record{}, fmt.Errorf("working directory: %w", err)
+	}
 	if st, err := os.Stat(dir); err != nil {
 		return record{}, fmt.Errorf("working directory: %w", err)
 	} else if !st.IsDir() {

@@ -26,32 +26,41 @@ func (p *Platform) Logs(ctx context.Context, id string, opts platform.LogOptions
 	if t == nil {
 		return nil, fmt.Errorf("logs of instance %s: %w", id, platform.ErrNotFound)
 	}
-	snap, ch := t.snapshot(opts.Tail, opts.Follow)
+	snap, f := t.snapshot(opts.Tail, opts.Follow)
 	if !opts.Follow {
 		return io.NopCloser(bytes.NewReader(snap)), nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
-	go func() { // ends with ctx, with the reader's Close (cancel) or with the output
+	// Ending ctx (or closing the reader, which cancels it) also frees a
+	// write blocked on a reader that stopped reading.
+	context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
+	go func() {
 		defer cancel()
 		if _, err := pw.Write(snap); err != nil {
 			return
 		}
+		defer t.unsubscribe(f)
 		for {
+			var b []byte
+			var ok bool
 			select {
 			case <-ctx.Done():
-				pw.CloseWithError(ctx.Err())
 				return
-			case b, ok := <-ch:
-				if !ok {
-					pw.Close()
-					return
-				}
-				if _, err := pw.Write(b); err != nil {
-					return
-				}
+			case b, ok = <-f.ch:
+			}
+			if !ok {
+				break
+			}
+			if _, err := pw.Write(b); err != nil {
+				return
 			}
 		}
+		if f.dropped {
+			pw.CloseWithError(fmt.Errorf("logs of instance %s: the reader fell behind the output", id))
+			return
+		}
+		pw.Close()
 	}()
 	return &followReader{PipeReader: pr, cancel: cancel}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -104,7 +105,13 @@ func New(opts Options) (*Platform, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	files := layout{opts.StateDir}
+	// The shim runs in "/", so every path it is given must be absolute.
+	stateDir, err := filepath.Abs(opts.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("process platform: %w", err)
+	}
+	opts.StateDir = stateDir
+	files := layout{stateDir}
 	for _, d := range []string{files.instancesDir(), files.logsDir()} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("process platform: %w", err)

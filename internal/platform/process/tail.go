@@ -3,6 +3,7 @@ package process
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -22,7 +23,7 @@ type tailer struct {
 	mu      sync.Mutex
 	ring    ring
 	partial []byte // the start of a line not yet ended
-	subs    map[chan []byte]bool
+	subs    map[*follower]bool
 	ended   bool // no more output will come
 
 	// Only the goroutine that runs the tailer touches these.
@@ -34,7 +35,7 @@ type tailer struct {
 }
 
 func newTailer(path string, keep, lines int) *tailer {
-	t := &tailer{path: path, keep: keep, ring: newRing(lines), subs: map[chan []byte]bool{},
+	t := &tailer{path: path, keep: keep, ring: newRing(lines), subs: map[*follower]bool{},
 		finish: make(chan struct{}), done: make(chan struct{})}
 	t.rebuild()
 	return t
@@ -103,13 +104,25 @@ func (t *tailer) run(stop <-chan struct{}, poll time.Duration, finished func() b
 	}
 }
 
-// read feeds everything appended to the file since the last read, following
-// the file across rotations.
+// read feeds everything appended since the last read, following the output
+// across rotations: once the log's path names another file, the shim writes
+// no more to ours, so the rest of ours is read, then the file that came
+// after it (several rotations may have happened since the last look).
 func (t *tailer) read() {
 	buf := make([]byte, 64<<10)
+	drain := func() {
+		for {
+			n, err := t.f.Read(buf)
+			t.feed(buf[:n])
+			if n == 0 || err != nil {
+				return
+			}
+		}
+	}
+	next := t.path
 	for {
 		if t.f == nil {
-			f, err := os.Open(t.path)
+			f, err := os.Open(next)
 			if err != nil {
 				return
 			}
@@ -120,29 +133,39 @@ func (t *tailer) read() {
 			}
 			t.f, t.ino = f, inode(st)
 		}
-		for {
-			n, err := t.f.Read(buf)
-			t.feed(buf[:n])
-			if n == 0 || err != nil {
-				break
-			}
-		}
-		// Once the path names another file, the shim writes no more to
-		// ours: read what it wrote before it rotated, then move on.
+		drain()
 		st, err := os.Stat(t.path)
 		if err != nil || inode(st) == t.ino {
 			return
 		}
-		for {
-			n, err := t.f.Read(buf)
-			t.feed(buf[:n])
-			if n == 0 || err != nil {
-				break
-			}
-		}
+		drain()
+		next = t.successor()
 		t.f.Close()
 		t.f = nil
 	}
+}
+
+// successor returns the file written after the one being read: the one
+// rotated just after it, or, if it was rotated out altogether, the oldest
+// one kept.
+func (t *tailer) successor() string {
+	name := func(n int) string {
+		if n == 0 {
+			return t.path
+		}
+		return fmt.Sprintf("%s.%d", t.path, n)
+	}
+	for n := 1; n <= t.keep; n++ {
+		if st, err := os.Stat(name(n)); err == nil && inode(st) == t.ino {
+			return name(n - 1)
+		}
+	}
+	for n := t.keep; n >= 1; n-- {
+		if _, err := os.Stat(name(n)); err == nil {
+			return name(n)
+		}
+	}
+	return t.path
 }
 
 func inode(st fs.FileInfo) uint64 {
@@ -174,14 +197,22 @@ func (t *tailer) feed(b []byte) {
 }
 
 func (t *tailer) publish(b []byte) {
-	for ch := range t.subs {
+	for f := range t.subs {
 		select {
-		case ch <- b:
+		case f.ch <- b:
 		default:
-			delete(t.subs, ch)
-			close(ch)
+			delete(t.subs, f)
+			f.dropped = true // before the close, so a reader that sees it closed sees this
+			close(f.ch)
 		}
 	}
+}
+
+// follower receives the output after a snapshot. ch is closed at the end
+// of the output, or when the follower fell behind (dropped).
+type follower struct {
+	ch      chan []byte
+	dropped bool
 }
 
 // end hands out a last unterminated line and closes every follower.
@@ -198,16 +229,16 @@ func (t *tailer) end() {
 		t.ring.add(line)
 		t.publish([]byte(line))
 	}
-	for ch := range t.subs {
-		close(ch)
+	for f := range t.subs {
+		close(f.ch)
 	}
 	t.subs = nil
 	t.ended = true
 }
 
 // snapshot returns the last n lines (all kept when n <= 0) and, when follow
-// is set, a channel of the output after them, closed at the end.
-func (t *tailer) snapshot(n int, follow bool) ([]byte, chan []byte) {
+// is set, a follower for the output after them.
+func (t *tailer) snapshot(n int, follow bool) ([]byte, *follower) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var b bytes.Buffer
@@ -217,13 +248,23 @@ func (t *tailer) snapshot(n int, follow bool) ([]byte, chan []byte) {
 	if !follow {
 		return b.Bytes(), nil
 	}
-	ch := make(chan []byte, 256)
+	f := &follower{ch: make(chan []byte, 256)}
 	if t.ended {
-		close(ch)
+		close(f.ch)
 	} else {
-		t.subs[ch] = true
+		t.subs[f] = true
 	}
-	return b.Bytes(), ch
+	return b.Bytes(), f
+}
+
+// unsubscribe stops handing output to f.
+func (t *tailer) unsubscribe(f *follower) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.subs[f] {
+		delete(t.subs, f)
+		close(f.ch)
+	}
 }
 
 // lastLines returns up to n complete lines that end the first size bytes of
