@@ -19,7 +19,8 @@ type StopAllOptions struct {
 	DataDir       string
 	RouterCommand []string
 	ShimCommand   []string
-	// Grace is how long each instance may take to stop before it is killed.
+	// Grace is how long each instance may take to stop before it is killed;
+	// zero: the stop_timeout each was launched with.
 	Grace  time.Duration
 	Logger *slog.Logger
 }
@@ -35,7 +36,7 @@ func StopAll(ctx context.Context, o StopAllOptions) (stopped int, err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if o.Grace <= 0 {
-		o.Grace = 30 * time.Second
+		o.Grace = -1 // the platform's: each instance's own stop timeout
 	}
 	if in, err := ReadInfo(o.DataDir); err == nil && in.PID > 0 && syscall.Kill(in.PID, 0) == nil && isServer(in.PID) {
 		return 0, fmt.Errorf("the server (pid %d) is running on %s: stop it first (SIGTERM), then run --stop-all", in.PID, o.DataDir)

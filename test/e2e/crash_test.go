@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gate is a hook that waits until the test opens it: a file named after
+// the lifecycle event appears in dir.
+func gateHook(dir string) string {
+	return fmt.Sprintf("#!/bin/sh\nwhile [ ! -e %q/\"$BG_LIFECYCLE_EVENT\" ]; do sleep 0.05; done\necho gate $BG_LIFECYCLE_EVENT open\n", dir)
+}
+
+func openGate(t *testing.T, dir, event string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, event), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appProcesses lists the processes whose executable lies in the data
+// directory: the instances, and nothing else.
+func appProcesses(t *testing.T, data string) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || !strings.HasPrefix(exe, data+string(filepath.Separator)) {
+			continue
+		}
+		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			if i := strings.LastIndexByte(string(st), ')'); i > 0 && len(st) > i+2 && st[i+2] == 'Z' {
+				continue // exited, waiting to be reaped
+			}
+		}
+		pids = append(pids, pid)
+	}
+	sort.Ints(pids)
+	return pids
+}
+
+// checkInstances checks that every running app process is a listed
+// instance, and that no instance is there twice.
+func (e *deployEnv) checkInstances(when string) {
+	t := e.t
+	t.Helper()
+	var listed []int
+	seen := map[string]string{}
+	for _, in := range e.instances() {
+		if in.State != "running" {
+			continue
+		}
+		key := fmt.Sprintf("revision %d %s #%s", in.Revision, in.Fleet, in.ID[strings.LastIndexByte(in.ID, '-')+1:])
+		if other, dup := seen[key]; dup {
+			t.Fatalf("%s: %s runs twice: %s and %s", when, key, other, in.ID)
+		}
+		seen[key] = in.ID
+		listed = append(listed, in.PID)
+	}
+	sort.Ints(listed)
+	var procs []int
+	waitFor(t, 10*time.Second, when+": app processes to match the instances", func() bool {
+		procs = appProcesses(t, e.data)
+		return fmt.Sprint(procs) == fmt.Sprint(listed)
+	})
+}
+
+// restart kills the server with SIGKILL and starts it again.
+func (e *deployEnv) restart(id, phase string) {
+	e.t.Helper()
+	e.killServer()
+	e.startServer()
+	d, err := e.api.Deployment(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if d.Phase != phase {
+		e.t.Fatalf("after the restart the deployment is %s, want %s", d.Phase, phase)
+	}
+	e.checkInstances("after a kill in " + phase)
+	e.t.Logf("killed and restarted the server in %s", phase)
+}
+
+func TestServerKilledInEachPhase(t *testing.T) {
+	e := newDeployEnv(t)
+	ctx := context.Background()
+	gates := t.TempDir()
+	e.deployLive("v1", e.specFor(quick))
+	l := startLoad(t, "http://"+e.prod+"/", 200)
+
+	gated := "hooks:\n" +
+		"  before_install: [{ run: ./hooks/gate.sh, timeout: 1m }]\n" +
+		"  validate_service: [{ run: ./hooks/gate.sh, timeout: 1m }]\n" +
+		"  after_allow_test_traffic: [{ run: ./hooks/gate.sh, timeout: 1m }]\n" +
+		"  on_rollback: [{ run: ./hooks/gate.sh, timeout: 1m }]\n" +
+		"strategy:\n  approval: manual\n  steps:\n    - { weight: 50, pause: {} }\n    - { weight: 100 }\n" +
+		"bake: 3s\nretire:\n  keep_blue: 3s\n  drain_timeout: 2s\n"
+	files := map[string]string{"hooks/gate.sh": gateHook(gates)}
+
+	d := e.deploy("v2", e.specFor(gated), files)
+	steps := []struct {
+		phase string
+		then  func()
+	}{
+		{"Provisioning", func() { openGate(t, gates, "before_install") }},
+		{"Validating", func() { openGate(t, gates, "validate_service") }},
+		{"TestTraffic", func() { openGate(t, gates, "after_allow_test_traffic") }},
+		{"AwaitingApproval", func() {
+			if _, err := e.api.Promote(ctx, "shop", false); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"Shifting", func() {
+			waitFor(t, 10*time.Second, "green at 50%", func() bool {
+				d, _ := e.api.Deployment(ctx, d.ID)
+				return detailsOf(t, d).Weight == 50
+			})
+			e.restart(d.ID, "Shifting") // once more, with traffic split
+			if _, err := e.api.Promote(ctx, "shop", false); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"Baking", func() {}},
+		{"Retiring", func() {}},
+	}
+	for _, s := range steps {
+		e.waitPhase(d.ID, 30*time.Second, s.phase)
+		e.restart(d.ID, s.phase)
+		s.then()
+	}
+	if d = e.waitEnd(d.ID, 60*time.Second); d.Outcome != "succeeded" {
+		t.Fatalf("v2: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	e.checkInstances("after v2 succeeded")
+
+	// A rollback interrupted: kill the server while on_rollback runs.
+	d = e.deploy("v3", e.specFor(gated), files)
+	e.waitPhase(d.ID, 30*time.Second, "AwaitingApproval")
+	if _, err := e.api.Promote(ctx, "shop", false); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPhase(d.ID, 30*time.Second, "Shifting")
+	if _, err := e.api.Abort(ctx, "shop", "interrupted rollback"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPhase(d.ID, 30*time.Second, "RollingBack")
+	e.restart(d.ID, "RollingBack")
+	openGate(t, gates, "on_rollback")
+	if d = e.waitEnd(d.ID, 60*time.Second); d.Outcome != "rolled_back" {
+		t.Fatalf("v3: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	e.checkInstances("after v3 rolled back")
+	if app, _ := e.api.App(ctx, "shop"); app.LiveRevision != 2 || len(e.instances()) != 2 {
+		t.Fatalf("after everything: live revision %d with %d instances; want 2 with 2", app.LiveRevision, len(e.instances()))
+	}
+	recs := l.stop()
+	if f := failures(recs); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed across the server kills: %s\nbgload: %s", len(f), len(recs), summary(f), l.out.String())
+	}
+	t.Logf("%s, 0 failed across 10 server kills", summary(recs))
+}
