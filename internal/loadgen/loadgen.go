@@ -51,6 +51,7 @@ type Summary struct {
 }
 
 // Run sends the load and calls record (from several goroutines, serialised) for each request.
+// When ctx ends, no new request starts; those in flight finish and are recorded.
 func Run(ctx context.Context, o Options, record func(Record)) (Summary, error) {
 	if o.URL == "" || o.Rate <= 0 || o.Duration <= 0 {
 		return Summary{}, errors.New("loadgen: URL, a positive rate and a positive duration are required")
@@ -102,7 +103,13 @@ func Run(ctx context.Context, o Options, record func(Record)) (Summary, error) {
 					case <-time.After(d):
 					}
 				}
-				rec := do(ctx, client, o)
+				if ctx.Err() != nil {
+					return
+				}
+				// A request once sent is let finish (within Timeout): ending
+				// the run stops new requests, it does not fail the ones in
+				// flight.
+				rec := do(context.WithoutCancel(ctx), client, o)
 				mu.Lock()
 				s.Sent++
 				s.ByStatus[rec.Status]++

@@ -92,6 +92,29 @@ func (b *bodyWriter) finish(ctx *fasthttp.RequestCtx) bool {
 	return false
 }
 
+// settle gives a body still being sent when the response head arrived a
+// moment to end, and reports whether it did. An upstream often answers as
+// soon as it has read the head and reads the rest of the body afterwards
+// (Go's net/http does); waiting keeps the client's connection usable for its
+// next request instead of cutting it.
+func (b *bodyWriter) settle() bool {
+	if !b.running() {
+		return true
+	}
+	t := time.NewTimer(bodyGrace)
+	defer t.Stop()
+	select {
+	case b.err = <-b.done:
+		b.got = true
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// bodyGrace is how long settle waits.
+const bodyGrace = 250 * time.Millisecond
+
 // abort stops the body. Closing the upstream connection ends a write to it; a
 // read still blocked on the client is woken by a read deadline. Whenever the
 // client's body was not read to its end, its connection cannot carry another

@@ -313,7 +313,7 @@ func (x *exchange) respond(uc *upConn, body *bodyWriter) error {
 	default:
 		rb.r, rb.close = uc.br, true
 	}
-	if body != nil && !body.fromMemory && body.running() {
+	if body != nil && !body.fromMemory && !body.settle() {
 		// The upstream answered before taking the whole body. The rest of the body
 		// will be cut, so the client connection cannot carry another request; and a
 		// small answer is read now so the cut does not lose it.
