@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"bluegreen/internal/freeport"
 )
 
 // helloBin is the program under test, built once for the package.
@@ -106,12 +108,7 @@ func cleanEnv() []string {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, port, _ := net.SplitHostPort(freeport.Must(t))
 	return port
 }
 

@@ -42,6 +42,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/apps/{app}/deployments", s.listDeployments)
 	mux.HandleFunc("POST /api/v1/apps/{app}/deployments", s.deploy)
 	mux.HandleFunc("GET /api/v1/apps/{app}/instances", s.listInstances)
+	mux.HandleFunc("GET /api/v1/apps/{app}/instances/{id}/logs", s.instanceLogs)
 	mux.HandleFunc("POST /api/v1/apps/{app}/promote", s.promote)
 	mux.HandleFunc("POST /api/v1/apps/{app}/abort", s.abort)
 	mux.HandleFunc("POST /api/v1/apps/{app}/rollback", s.rollback)
@@ -341,4 +342,46 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		out = append(out, Event{Seq: e.Seq, Time: e.Time, App: e.App, DeploymentID: e.DeploymentID, Kind: e.Kind, Message: e.Message, Fields: e.Fields})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// instanceLogs answers an instance's output as text: ?tail=N for the last N
+// lines (all that is kept otherwise).
+func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request) {
+	app, err := appName(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	id := r.PathValue("id")
+	tail := 0
+	if v := r.URL.Query().Get("tail"); v != "" {
+		if tail, err = strconv.Atoi(v); err != nil || tail < 0 {
+			writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("query parameter tail=%q: want a number of lines", v)})
+			return
+		}
+	}
+	ins, err := s.Platform.List(r.Context(), app)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	known := false
+	for _, in := range ins {
+		known = known || in.ID == id
+	}
+	rc, err := s.Platform.Logs(r.Context(), id, platform.LogOptions{Tail: tail})
+	if !known || errors.Is(err, platform.ErrNotFound) {
+		writeError(w, &Error{http.StatusNotFound, CodeNotFound, fmt.Sprintf("app %s has no instance %s", app, id)})
+		if err == nil {
+			rc.Close()
+		}
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.Copy(w, rc)
 }

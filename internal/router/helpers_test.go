@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"bluegreen/internal/freeport"
 )
 
 // waitFor polls cond until it holds or the timeout passes.
@@ -29,13 +31,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // freeAddr returns a loopback address that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return freeport.Must(t)
 }
 
 // fleetBackend is a real HTTP server that names itself in X-Fleet and the body.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"bluegreen/internal/freeport"
 	"bluegreen/internal/router"
 )
 
@@ -168,12 +168,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // freeAddr returns a loopback address that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Must(t)
 }
 
 // backend is a real HTTP server on loopback that answers its name; /slow

@@ -124,6 +124,8 @@ func TestEveryStrategyUnderLoad(t *testing.T) {
 		{"v3", "strategy:\n  steps:\n    - { weight: 25, pause: 3s }\n    - { weight: 100 }\n", false},
 		{"v4", "strategy:\n  steps:\n    - { weight: 30, pause: 2s }\n    - { weight: 60, pause: 2s }\n    - { weight: 100 }\n", false},
 		{"v5", "strategy:\n  approval: manual\n  steps:\n    - { weight: 50, pause: {} }\n    - { weight: 100 }\n", true},
+		// Nobody approves, and the spec says go on.
+		{"v6", "strategy:\n  approval: manual\n  approval_timeout: 1s\n  on_approval_timeout: continue\n", false},
 	}
 	type done struct {
 		run
@@ -172,7 +174,7 @@ func TestEveryStrategyUnderLoad(t *testing.T) {
 		prev = d.version
 	}
 	for _, r := range recs {
-		if r.start.After(last.Add(300*time.Millisecond)) && r.version != "v5" {
+		if r.start.After(last.Add(300*time.Millisecond)) && r.version != "v6" {
 			t.Fatalf("after the last deployment a request was answered by %s", r.version)
 		}
 	}
@@ -217,6 +219,12 @@ func TestFailedDeploymentsRollBack(t *testing.T) {
 		{name: "latency trips a relative check", reason: "latency_p99.max_vs_blue", env: `{ HELLO_LATENCY: 150ms }`,
 			extra: checks("latency_p99: { max_vs_blue: 3 }")},
 		{name: "a webhook check says no", reason: "webhook", extra: checks(fmt.Sprintf("webhook: { url: %q }", hook.URL))},
+		{name: "a command check fails", reason: "command",
+			extra: checks("command: { run: ./hooks/check.sh, timeout: 5s }"),
+			files: map[string]string{"hooks/check.sh": "#!/bin/sh\necho \"orders table is missing a column\"\nexit 1\n"}},
+		{name: "green turns unhealthy mid-shift", reason: "failed its health check", env: `{ HELLO_FAIL_HEALTH_AFTER: 2s }`, extra: shift},
+		{name: "the progress deadline passes", reason: "progress deadline", env: `{ HELLO_FAIL_HEALTH: "1" }`, startup: "1m",
+			extra: "strategy:\n  progress_deadline: 2s\n"},
 		{name: "approval times out", reason: "approval timed out",
 			extra: "strategy:\n  approval: manual\n  approval_timeout: 2s\n"},
 	}

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"bluegreen/internal/api"
 )
 
 // version asks the production listener which version answers.
@@ -38,6 +42,16 @@ func TestAbortAndRollback(t *testing.T) {
 	// abort during a pause: back to v1.
 	d := e.deploy("v2", e.specFor(quick+"strategy:\n  steps:\n    - { weight: 50, pause: {} }\n    - { weight: 100 }\n"), nil)
 	e.waitPhase(d.ID, 30*time.Second, "Shifting")
+	// One deployment at a time: a second one is refused, naming the first.
+	rev, err := e.api.UploadRevision(ctx, bytes.NewReader(e.bundle("v2b", e.specFor(quick), nil)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.api.Deploy(ctx, "shop", rev.Generation)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != "deployment_in_progress" || !strings.Contains(ae.Message, d.ID) {
+		t.Fatalf("a second deployment: %v; want 409 deployment_in_progress naming %s", err, d.ID)
+	}
 	if _, err := e.api.Abort(ctx, "shop", "the new checkout looks wrong"); err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +107,9 @@ func TestAbortAndRollback(t *testing.T) {
 	if d = e.waitEnd(d.ID, 30*time.Second); d.Outcome != "succeeded" {
 		t.Fatalf("v4: %s (%s)", d.Outcome, d.Reason)
 	}
+	if st := trafficSteps(e.events(d.ID)); len(st) != 1 || st[0].weight != 100 {
+		t.Fatalf("promote --full moved traffic in steps %v; want 100 at once", st)
+	}
 	e.deployLive("v5", e.specFor(quick))
 	rb, err := e.api.Rollback(ctx, "shop", 0)
 	if err != nil {
@@ -126,6 +143,18 @@ func TestRetiringBlueDrainsLongWork(t *testing.T) {
 	preview := specParts{router: "  preview_header: X-Bluegreen-Fleet\n"}
 	preview.extra = quick
 	e.deployLive("v1", e.spec(preview))
+	// Each instance's output is kept for logs.
+	ins := e.instances()
+	if len(ins) != 2 {
+		t.Fatalf("instances %+v", ins)
+	}
+	out, err := e.api.Logs(ctx, "shop", ins[0].ID, 20)
+	if err != nil || !strings.Contains(out, "v1") {
+		t.Fatalf("logs of %s: %q, %v; want hello's start line naming v1", ins[0].ID, out, err)
+	}
+	if _, err := e.api.Logs(ctx, "shop", "shop-9-blue-0", 0); err == nil {
+		t.Fatal("logs of an unknown instance: no error")
+	}
 	preview.extra = "bake: 0s\nretire:\n  keep_blue: 5m\n  drain_timeout: 3s\n"
 	d := e.deploy("v2", e.spec(preview), nil)
 	d = e.waitPhase(d.ID, 30*time.Second, "Retiring")

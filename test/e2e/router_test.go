@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"bluegreen/internal/freeport"
 	"bluegreen/internal/loadgen"
 )
 
@@ -35,12 +36,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Must(t)
 }
 
 // serveFleet runs a backend that names its fleet in X-Fleet.
