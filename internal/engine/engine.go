@@ -64,7 +64,13 @@ type Engine struct {
 type runner struct {
 	app  string
 	wake chan struct{}
+	// interrupt cancels the step in progress (a hook, a drain) so that an
+	// abort is acted on at once; nil between steps. Guarded by Engine.mu.
+	interrupt context.CancelCauseFunc
 }
+
+// errInterrupted is the cause of a step cancelled by an abort.
+var errInterrupted = errors.New("interrupted by a request")
 
 // New checks the options and returns an engine that does nothing until Start.
 func New(opts Options) (*Engine, error) {
@@ -206,6 +212,17 @@ func (e *Engine) wake(id string) {
 		default:
 		}
 	}
+}
+
+// interrupt cancels the step a deployment's runner is in, and wakes it.
+func (e *Engine) interrupt(id string) {
+	e.mu.Lock()
+	r := e.runners[id]
+	if r != nil && r.interrupt != nil {
+		r.interrupt(errInterrupted)
+	}
+	e.mu.Unlock()
+	e.wake(id)
 }
 
 // maintainLoop keeps the live fleets of apps without a deployment whole.

@@ -201,13 +201,18 @@ func (e *Engine) Abort(ctx context.Context, app, reason string) (store.Deploymen
 	if reason == "" {
 		reason = "aborted"
 	}
-	return e.request(ctx, app, func(d store.Deployment, det *details) (string, error) {
+	d, err := e.request(ctx, app, func(d store.Deployment, det *details) (string, error) {
 		if d.Phase == PhaseRollingBack {
 			return "", fmt.Errorf("deployment %s of app %s is already rolling back: %w", d.ID, app, ErrNothingToDo)
 		}
 		det.Abort = reason
 		return "abort: " + reason, nil
 	})
+	if err == nil {
+		// A hook or a drain in progress need not run to its end.
+		e.interrupt(d.ID)
+	}
+	return d, err
 }
 
 // Rollback takes the app back to an earlier revision. While blue is warm

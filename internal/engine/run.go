@@ -163,7 +163,16 @@ func (e *Engine) run(ctx context.Context, id string, r *runner) {
 		if !s.d.Active() {
 			return
 		}
-		wait, err := e.step(ctx, s)
+		sctx, cancel := context.WithCancelCause(ctx)
+		e.mu.Lock()
+		r.interrupt = cancel
+		e.mu.Unlock()
+		wait, err := e.step(sctx, s)
+		e.mu.Lock()
+		r.interrupt = nil
+		e.mu.Unlock()
+		interrupted := errors.Is(context.Cause(sctx), errInterrupted)
+		cancel(nil)
 		switch {
 		case err == nil:
 			backoff = time.Second
@@ -171,6 +180,8 @@ func (e *Engine) run(ctx context.Context, id string, r *runner) {
 			continue
 		case ctx.Err() != nil:
 			return
+		case interrupted:
+			continue // an abort arrived: the next pass acts on it
 		default:
 			e.log.Error("deployment step failed; trying again", "app", s.d.App, "deployment", id, "phase", s.d.Phase, "err", err)
 			e.event(ctx, s.d.App, id, "error", fmt.Sprintf("%s: %v (trying again in %s)", s.d.Phase, err, backoff), map[string]any{"phase": s.d.Phase})

@@ -84,6 +84,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.APIAddr == "" {
 		o.APIAddr = DefaultAPIAddr
 	}
+	if err := checkLoopback(o.APIAddr); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
@@ -166,4 +169,20 @@ func Run(ctx context.Context, o Options) error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	return nil
+}
+
+// checkLoopback refuses an API address other machines could reach: the API
+// has no authentication yet, so only local users may call it.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--api %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--api %q: the API listens on loopback only (127.0.0.1, ::1 or localhost): it has no authentication yet", addr)
 }

@@ -25,33 +25,51 @@ func openGate(t *testing.T, dir, event string) {
 	}
 }
 
-// appProcesses lists the processes whose executable lies in the data
-// directory: the instances, and nothing else.
-func appProcesses(t *testing.T, data string) []int {
+// processes lists the live processes for which match, given the process's
+// /proc directory, is true.
+func processes(t *testing.T, match func(dir string) bool) []int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
 		if err != nil {
 			continue
 		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || !strings.HasPrefix(exe, data+string(filepath.Separator)) {
+		dir := filepath.Join("/proc", ent.Name())
+		if st, err := os.ReadFile(filepath.Join(dir, "stat")); err != nil {
 			continue
+		} else if i := strings.LastIndexByte(string(st), ')'); i > 0 && len(st) > i+2 && st[i+2] == 'Z' {
+			continue // exited, waiting to be reaped
 		}
-		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			if i := strings.LastIndexByte(string(st), ')'); i > 0 && len(st) > i+2 && st[i+2] == 'Z' {
-				continue // exited, waiting to be reaped
-			}
+		if match(dir) {
+			pids = append(pids, pid)
 		}
-		pids = append(pids, pid)
 	}
 	sort.Ints(pids)
 	return pids
+}
+
+// appProcesses lists the processes whose executable lies in the data
+// directory: the instances, and nothing else.
+func appProcesses(t *testing.T, data string) []int {
+	return processes(t, func(dir string) bool {
+		exe, err := os.Readlink(filepath.Join(dir, "exe"))
+		return err == nil && strings.HasPrefix(exe, data+string(filepath.Separator))
+	})
+}
+
+// hookProcesses lists processes named name whose working directory lies in
+// the data directory (hooks run in their revision's directory).
+func hookProcesses(t *testing.T, data, name string) []int {
+	return processes(t, func(dir string) bool {
+		comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
+		cwd, _ := os.Readlink(filepath.Join(dir, "cwd"))
+		return strings.TrimSpace(string(comm)) == name && strings.HasPrefix(cwd, data+string(filepath.Separator))
+	})
 }
 
 // checkInstances checks that every running app process is a listed

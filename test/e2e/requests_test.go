@@ -39,8 +39,21 @@ func TestAbortAndRollback(t *testing.T) {
 	e.deployLive("v1", e.specFor(quick))
 	l := startLoad(t, "http://"+e.prod+"/", 200)
 
+	// abort while a hook hangs: the hook is stopped, not waited for.
+	d := e.deploy("v1b", e.specFor(quick+"hooks:\n  validate_service: [{ run: ./hooks/hang.sh, timeout: 10m }]\n"),
+		map[string]string{"hooks/hang.sh": "#!/bin/sh\necho checking forever\nsleep 600\n"})
+	e.waitPhase(d.ID, 30*time.Second, "Validating")
+	waitFor(t, 10*time.Second, "the hook to start", func() bool { return len(hookProcesses(t, e.data, "sleep")) > 0 })
+	if _, err := e.api.Abort(ctx, "shop", "hook hangs"); err != nil {
+		t.Fatal(err)
+	}
+	if d = e.waitEnd(d.ID, 20*time.Second); d.Outcome != "rolled_back" || !strings.Contains(d.Reason, "hook hangs") {
+		t.Fatalf("abort during a hook: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	waitFor(t, 10*time.Second, "the hook to be gone", func() bool { return len(hookProcesses(t, e.data, "sleep")) == 0 })
+
 	// abort during a pause: back to v1.
-	d := e.deploy("v2", e.specFor(quick+"strategy:\n  steps:\n    - { weight: 50, pause: {} }\n    - { weight: 100 }\n"), nil)
+	d = e.deploy("v2", e.specFor(quick+"strategy:\n  steps:\n    - { weight: 50, pause: {} }\n    - { weight: 100 }\n"), nil)
 	e.waitPhase(d.ID, 30*time.Second, "Shifting")
 	// One deployment at a time: a second one is refused, naming the first.
 	rev, err := e.api.UploadRevision(ctx, bytes.NewReader(e.bundle("v2b", e.specFor(quick), nil)), "")

@@ -51,12 +51,11 @@ type exitStatus struct {
 // layout names the files in the state directory.
 type layout struct{ dir string }
 
-func (l layout) instancesDir() string            { return filepath.Join(l.dir, "instances") }
-func (l layout) logsDir() string                 { return filepath.Join(l.dir, "logs") }
-func (l layout) recordPath(id string) string     { return filepath.Join(l.instancesDir(), id+".json") }
-func (l layout) exitPath(id string) string       { return filepath.Join(l.instancesDir(), id+".exit.json") }
-func (l layout) logPath(id string) string        { return filepath.Join(l.logsDir(), id+".log") }
-func (l layout) rotated(id string, n int) string { return fmt.Sprintf("%s.%d", l.logPath(id), n) }
+func (l layout) instancesDir() string        { return filepath.Join(l.dir, "instances") }
+func (l layout) logsDir() string             { return filepath.Join(l.dir, "logs") }
+func (l layout) recordPath(id string) string { return filepath.Join(l.instancesDir(), id+".json") }
+func (l layout) exitPath(id string) string   { return filepath.Join(l.instancesDir(), id+".exit.json") }
+func (l layout) logPath(id string) string    { return filepath.Join(l.logsDir(), id+".log") }
 
 var validID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,99}$`)
 
