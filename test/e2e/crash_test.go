@@ -115,7 +115,7 @@ func (e *deployEnv) restart(id, phase string) {
 }
 
 func TestServerKilledInEachPhase(t *testing.T) {
-	e := newDeployEnv(t)
+	e := newRaceDeployEnv(t)
 	ctx := context.Background()
 	gates := t.TempDir()
 	e.deployLive("v1", e.specFor(quick))

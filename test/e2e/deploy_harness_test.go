@@ -33,11 +33,25 @@ type deployEnv struct {
 	srvDone    chan struct{}
 	srvLog     *lockedBuffer
 	api        *api.Client
+	binary     string // the bluegreen binary the server runs
 }
 
 func newDeployEnv(t *testing.T) *deployEnv {
 	t.Helper()
-	e := &deployEnv{t: t, data: filepath.Join(t.TempDir(), "data"), prod: freeAddr(t), test: freeAddr(t)}
+	return startDeployEnv(t, bin.bluegreen)
+}
+
+// newRaceDeployEnv runs the server built with the race detector (about
+// three times slower), for the tests whose requests race with the engine's
+// own work: restarts, aborts, rollbacks.
+func newRaceDeployEnv(t *testing.T) *deployEnv {
+	t.Helper()
+	return startDeployEnv(t, bin.bluegreenRace)
+}
+
+func startDeployEnv(t *testing.T, binary string) *deployEnv {
+	t.Helper()
+	e := &deployEnv{t: t, data: filepath.Join(t.TempDir(), "data"), prod: freeAddr(t), test: freeAddr(t), binary: binary}
 	t.Cleanup(e.teardown)
 	e.startServer()
 	return e
@@ -49,7 +63,7 @@ func (e *deployEnv) startServer() {
 	t.Helper()
 	_ = os.Remove(filepath.Join(e.data, "server.json"))
 	e.srvLog = &lockedBuffer{}
-	cmd := exec.Command(bin.bluegreen, "server", "--data", e.data, "--api", "127.0.0.1:0", "--log-format", "json")
+	cmd := exec.Command(e.binary, "server", "--data", e.data, "--api", "127.0.0.1:0", "--log-format", "json")
 	cmd.Stdout, cmd.Stderr = e.srvLog, e.srvLog
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -95,6 +109,9 @@ func (e *deployEnv) teardown() {
 	out, err := exec.Command(bin.bluegreen, "server", "--stop-all", "--data", e.data).CombinedOutput()
 	if err != nil {
 		e.t.Errorf("stop-all: %v\n%s", err, out)
+	}
+	if strings.Contains(e.srvLog.String(), "WARNING: DATA RACE") {
+		e.t.Errorf("the race detector reported a data race in the server")
 	}
 	if e.t.Failed() {
 		e.t.Logf("server log:\n%s", e.srvLog.String())

@@ -10,8 +10,10 @@ import (
 	"testing"
 )
 
-// bin holds the binaries built once for the whole package.
-var bin struct{ bluegreen, bgload string }
+// bin holds the binaries built once for the whole package. bluegreenRace
+// is built with the race detector: the server tests run the control plane
+// (and the router and shims it starts) with it, and fail on a report.
+var bin struct{ bluegreen, bluegreenRace, bgload string }
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "bluegreen-e2e-")
@@ -21,6 +23,13 @@ func TestMain(m *testing.M) {
 	}
 	bin.bluegreen = filepath.Join(dir, "bluegreen")
 	bin.bgload = filepath.Join(dir, "bgload")
+	bin.bluegreenRace = filepath.Join(dir, "bluegreen-race")
+	race := exec.Command("go", "build", "-race", "-o", bin.bluegreenRace, "bluegreen/cmd/bluegreen")
+	race.Stdout, race.Stderr = os.Stderr, os.Stderr
+	if err := race.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building bluegreen with the race detector:", err)
+		os.Exit(1)
+	}
 	for out, pkg := range map[string]string{bin.bluegreen: "bluegreen/cmd/bluegreen", bin.bgload: "bluegreen/cmd/bgload"} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -34,7 +34,7 @@ func version(t *testing.T, c *http.Client, url string, header ...string) (string
 }
 
 func TestAbortAndRollback(t *testing.T) {
-	e := newDeployEnv(t)
+	e := newRaceDeployEnv(t)
 	ctx := context.Background()
 	e.deployLive("v1", e.specFor(quick))
 	l := startLoad(t, "http://"+e.prod+"/", 200)
