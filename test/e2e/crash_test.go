@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -98,11 +99,36 @@ func (e *deployEnv) checkInstances(when string) {
 	})
 }
 
-// restart kills the server with SIGKILL and starts it again.
+// routerPID is the pid of the router process the server runs.
+func (e *deployEnv) routerPID() string {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.data, "router", "router.pid"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// restart kills the server with SIGKILL and starts it again: the router
+// and the instances are adopted, not restarted.
 func (e *deployEnv) restart(id, phase string) {
 	e.t.Helper()
+	router := e.routerPID()
+	before := appProcesses(e.t, e.data)
 	e.killServer()
 	e.startServer()
+	if now := e.routerPID(); now != router {
+		e.t.Fatalf("the router was restarted with the server: pid %s, then %s", router, now)
+	}
+	after := map[int]bool{}
+	for _, pid := range appProcesses(e.t, e.data) {
+		after[pid] = true
+	}
+	for _, pid := range before {
+		if !after[pid] && phase != "Retiring" && phase != "RollingBack" {
+			e.t.Fatalf("instance process %d is gone after the server restarted in %s", pid, phase)
+		}
+	}
 	d, err := e.api.Deployment(context.Background(), id)
 	if err != nil {
 		e.t.Fatal(err)
@@ -186,6 +212,31 @@ func TestServerKilledInEachPhase(t *testing.T) {
 	if app, _ := e.api.App(ctx, "shop"); app.LiveRevision != 2 || len(e.instances()) != 2 {
 		t.Fatalf("after everything: live revision %d with %d instances; want 2 with 2", app.LiveRevision, len(e.instances()))
 	}
+	// An instance that died while the server was down is replaced when it
+	// comes back; the others are adopted as they are.
+	live := appProcesses(t, e.data)
+	e.killServer()
+	if err := syscall.Kill(live[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.startServer()
+	waitFor(t, 30*time.Second, "the dead instance to be replaced", func() bool {
+		now := appProcesses(t, e.data)
+		return len(now) == 2 && now[0] != live[0] && now[1] != live[0]
+	})
+	e.checkInstances("after an instance died while the server was down")
+	replaced := false
+	evs, err := e.api.Events(ctx, "shop", "", 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		replaced = replaced || ev.Kind == "instance.replaced"
+	}
+	if !replaced {
+		t.Fatal("no instance.replaced event")
+	}
+
 	recs := l.stop()
 	if f := failures(recs); len(f) > 0 {
 		t.Fatalf("%d of %d requests failed across the server kills: %s\nbgload: %s", len(f), len(recs), summary(f), l.out.String())
