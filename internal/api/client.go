@@ -15,7 +15,9 @@ import (
 type Client struct {
 	// Base is the server's URL, e.g. "http://127.0.0.1:7070".
 	Base string
-	HTTP *http.Client // http.DefaultClient when nil
+	// Token, when set, is sent as "Authorization: Bearer TOKEN".
+	Token string
+	HTTP  *http.Client // http.DefaultClient when nil
 }
 
 // NewClient returns a client of the server at base ("127.0.0.1:7070" or a URL).
@@ -33,6 +35,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -153,6 +158,9 @@ func (c *Client) Logs(ctx context.Context, app, id string, tail int) (string, er
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/api/v1/apps/%s/instances/%s/logs?tail=%d", c.Base, url.PathEscape(app), url.PathEscape(id), tail), nil)
 	if err != nil {
 		return "", err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	hc := c.HTTP
 	if hc == nil {
