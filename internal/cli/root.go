@@ -74,6 +74,8 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newRestoreCmd(),
 		newServerCmd(),
 		newInstanceShimCmd(),
+		newQuickstartCmd(),
+		newLoadCmd(),
 	)
 	return root
 }
