@@ -75,5 +75,6 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newServerCmd(),
 		newInstanceShimCmd(),
 	)
+	root.AddCommand(newTokenCmd(), newParamsCmd())
 	return root
 }

@@ -101,6 +101,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	tokenPath := filepath.Join(o.DataDir, auth.AdminTokenFile)
+	if abs, err := filepath.Abs(tokenPath); err == nil {
+		tokenPath = abs
+	}
 	created, err := auth.EnsureAdmin(ctx, st, tokenPath)
 	if err != nil {
 		return fmt.Errorf("creating the first admin token: %w", err)
