@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"bluegreen/internal/artifact"
+	"bluegreen/internal/auth"
 	"bluegreen/internal/engine"
 	"bluegreen/internal/store"
 )
@@ -34,6 +35,9 @@ const (
 	CodeConflict         = "conflict"
 	CodeTooLarge         = "too_large"
 	CodeInternal         = "internal"
+	CodeUnauthorized     = "unauthorized"
+	CodeForbidden        = "forbidden"
+	CodeLastAdmin        = "last_admin_token"
 )
 
 // App is an app as the API shows it.
@@ -146,6 +150,8 @@ func errorOf(err error) *Error {
 			fmt.Sprintf("app %s has a deployment in progress: %s; wait for it, or abort it", active.App, active.DeploymentID)}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{http.StatusNotFound, CodeNotFound, err.Error()}
+	case errors.Is(err, auth.ErrLastAdmin):
+		return &Error{http.StatusConflict, CodeLastAdmin, err.Error()}
 	case errors.Is(err, engine.ErrNothingToDo):
 		return &Error{http.StatusConflict, CodeNothingToDo, err.Error()}
 	case errors.Is(err, store.ErrConflict):

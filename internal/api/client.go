@@ -181,3 +181,79 @@ func (c *Client) Logs(ctx context.Context, app, id string, tail int) (string, er
 	}
 	return string(b), err
 }
+
+// paramPath is the URL path of a param under base ("/shop/DB" →
+// base+"/shop/DB"), each segment escaped.
+func paramPath(base, name string) string {
+	segs := strings.Split(strings.TrimPrefix(name, "/"), "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return base + "/" + strings.Join(segs, "/")
+}
+
+// PutParam writes a new version of a param; expectVersion > 0 makes it
+// fail with a conflict unless that is the latest version.
+func (c *Client) PutParam(ctx context.Context, name, value string, secure bool, expectVersion int64) (Param, error) {
+	var out Param
+	err := c.doJSON(ctx, http.MethodPut, paramPath("/api/v1/params", name), PutParamRequest{Value: &value, Secure: secure, ExpectVersion: expectVersion}, &out)
+	return out, err
+}
+
+// Param reads a param with its value: the latest version, or version when > 0.
+func (c *Client) Param(ctx context.Context, name string, version int64) (Param, error) {
+	path := paramPath("/api/v1/params", name)
+	if version > 0 {
+		path += fmt.Sprintf("?version=%d", version)
+	}
+	var out Param
+	err := c.doJSON(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// Params lists the latest version of every param under prefix (all when
+// empty); secure values come redacted.
+func (c *Client) Params(ctx context.Context, prefix string) ([]Param, error) {
+	path := "/api/v1/params"
+	if prefix != "" {
+		path += "?prefix=" + url.QueryEscape(prefix)
+	}
+	var out []Param
+	err := c.doJSON(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// ParamHistory lists every version of a param, oldest first, without values.
+func (c *Client) ParamHistory(ctx context.Context, name string) ([]Param, error) {
+	var out []Param
+	err := c.doJSON(ctx, http.MethodGet, paramPath("/api/v1/param-history", name), nil, &out)
+	return out, err
+}
+
+// DeleteParam deletes a param (a new version of type "deleted").
+func (c *Client) DeleteParam(ctx context.Context, name string) (Param, error) {
+	var out Param
+	err := c.doJSON(ctx, http.MethodDelete, paramPath("/api/v1/params", name), nil, &out)
+	return out, err
+}
+
+// CreateToken makes a token; the answer's Secret is shown this once.
+func (c *Client) CreateToken(ctx context.Context, name, role string) (Token, error) {
+	var out Token
+	err := c.doJSON(ctx, http.MethodPost, "/api/v1/tokens", CreateTokenRequest{Name: name, Role: role}, &out)
+	return out, err
+}
+
+// Tokens lists every token, revoked ones included, without secrets.
+func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
+	var out []Token
+	err := c.doJSON(ctx, http.MethodGet, "/api/v1/tokens", nil, &out)
+	return out, err
+}
+
+// RevokeToken revokes a token by ID.
+func (c *Client) RevokeToken(ctx context.Context, id string) (Token, error) {
+	var out Token
+	err := c.doJSON(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(id), nil, &out)
+	return out, err
+}

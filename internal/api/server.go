@@ -11,7 +11,9 @@ import (
 	"strings"
 
 	"bluegreen/internal/artifact"
+	"bluegreen/internal/auth"
 	"bluegreen/internal/engine"
+	"bluegreen/internal/params"
 	"bluegreen/internal/platform"
 	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
@@ -23,34 +25,61 @@ type Server struct {
 	Store    *store.Store
 	Bundles  *artifact.Store
 	Platform platform.Platform
+	Params   *params.Store
+	Tokens   *auth.Tokens
 	Logger   *slog.Logger
 }
 
 // maxJSONBody bounds request bodies other than bundles.
 const maxJSONBody = 1 << 20
 
-// Handler returns the API's routes.
+// routes lists every route with the weakest role that may call it. The
+// table is the single place where a route gets its role: Handler cannot
+// register a route without one.
+func (s *Server) routes() []route {
+	return []route{
+		{"GET /api/v1/healthz", public, func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+		}},
+		{"POST /api/v1/revisions", auth.Deployer, s.createRevision},
+		{"GET /api/v1/apps", auth.Viewer, s.listApps},
+		{"GET /api/v1/apps/{app}", auth.Viewer, s.getApp},
+		{"GET /api/v1/apps/{app}/revisions", auth.Viewer, s.listRevisions},
+		{"GET /api/v1/apps/{app}/deployments", auth.Viewer, s.listDeployments},
+		{"POST /api/v1/apps/{app}/deployments", auth.Deployer, s.deploy},
+		{"GET /api/v1/apps/{app}/instances", auth.Viewer, s.listInstances},
+		{"GET /api/v1/apps/{app}/instances/{id}/logs", auth.Viewer, s.instanceLogs},
+		{"POST /api/v1/apps/{app}/promote", auth.Deployer, s.promote},
+		{"POST /api/v1/apps/{app}/abort", auth.Deployer, s.abort},
+		{"POST /api/v1/apps/{app}/rollback", auth.Deployer, s.rollback},
+		{"GET /api/v1/deployments/{id}", auth.Viewer, s.getDeployment},
+		{"GET /api/v1/events", auth.Viewer, s.listEvents},
+		{"GET /api/v1/params", auth.Viewer, s.listParams},
+		// A viewer reads a secure param's metadata, not its value: getParam
+		// answers 403 for it.
+		{"GET /api/v1/params/{name...}", auth.Viewer, s.getParam},
+		{"PUT /api/v1/params/{name...}", auth.Deployer, s.putParam},
+		{"DELETE /api/v1/params/{name...}", auth.Deployer, s.deleteParam},
+		// History has a path of its own: a wildcard must end a pattern, and
+		// "history" is a valid last segment of a param name.
+		{"GET /api/v1/param-history/{name...}", auth.Viewer, s.paramHistory},
+		{"POST /api/v1/tokens", auth.Admin, s.createToken},
+		{"GET /api/v1/tokens", auth.Admin, s.listTokens},
+		{"DELETE /api/v1/tokens/{id}", auth.Admin, s.revokeToken},
+		// Anything else is a 404, to callers with a token only.
+		{"/", auth.Viewer, func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, &Error{http.StatusNotFound, CodeNotFound, fmt.Sprintf("no such API route: %s %s", r.Method, r.URL.Path)})
+		}},
+	}
+}
+
+// Handler returns the API's routes, each behind the token check its role
+// asks for.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
-	})
-	mux.HandleFunc("POST /api/v1/revisions", s.createRevision)
-	mux.HandleFunc("GET /api/v1/apps", s.listApps)
-	mux.HandleFunc("GET /api/v1/apps/{app}", s.getApp)
-	mux.HandleFunc("GET /api/v1/apps/{app}/revisions", s.listRevisions)
-	mux.HandleFunc("GET /api/v1/apps/{app}/deployments", s.listDeployments)
-	mux.HandleFunc("POST /api/v1/apps/{app}/deployments", s.deploy)
-	mux.HandleFunc("GET /api/v1/apps/{app}/instances", s.listInstances)
-	mux.HandleFunc("GET /api/v1/apps/{app}/instances/{id}/logs", s.instanceLogs)
-	mux.HandleFunc("POST /api/v1/apps/{app}/promote", s.promote)
-	mux.HandleFunc("POST /api/v1/apps/{app}/abort", s.abort)
-	mux.HandleFunc("POST /api/v1/apps/{app}/rollback", s.rollback)
-	mux.HandleFunc("GET /api/v1/deployments/{id}", s.getDeployment)
-	mux.HandleFunc("GET /api/v1/events", s.listEvents)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &Error{http.StatusNotFound, CodeNotFound, fmt.Sprintf("no such API route: %s %s", r.Method, r.URL.Path)})
-	})
+	for _, rt := range s.routes() {
+		mux.HandleFunc(rt.pattern, s.guard(rt.pattern, rt.role, rt.handler))
+	}
 	return mux
 }
 
@@ -100,7 +129,7 @@ func (s *Server) createRevision(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	rev, err := s.Engine.CreateRevision(r.Context(), engine.RevisionInput{Bundle: d, Message: q.Get("message")})
+	rev, err := s.Engine.CreateRevision(r.Context(), engine.RevisionInput{Bundle: d, Message: q.Get("message"), CreatedBy: caller(r.Context()).Name})
 	var se *spec.Errors
 	if errors.As(err, &se) {
 		err = &Error{http.StatusBadRequest, CodeInvalid, err.Error()}

@@ -77,5 +77,6 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newQuickstartCmd(),
 		newLoadCmd(),
 	)
+	root.AddCommand(newTokenCmd(), newParamsCmd())
 	return root
 }

@@ -18,6 +18,7 @@ import (
 
 	"bluegreen/internal/api"
 	"bluegreen/internal/artifact"
+	"bluegreen/internal/auth"
 	"bluegreen/internal/engine"
 	"bluegreen/internal/params"
 	"bluegreen/internal/platform/process"
@@ -84,8 +85,8 @@ func Run(ctx context.Context, o Options) error {
 	if o.APIAddr == "" {
 		o.APIAddr = DefaultAPIAddr
 	}
-	if err := checkLoopback(o.APIAddr); err != nil {
-		return err
+	if _, _, err := net.SplitHostPort(o.APIAddr); err != nil {
+		return fmt.Errorf("--api %q: want host:port, e.g. 127.0.0.1:7070: %w", o.APIAddr, err)
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
@@ -98,6 +99,17 @@ func Run(ctx context.Context, o Options) error {
 	ps, err := params.Open(ctx, st)
 	if err != nil {
 		return err
+	}
+	tokenPath := filepath.Join(o.DataDir, auth.AdminTokenFile)
+	if abs, err := filepath.Abs(tokenPath); err == nil {
+		tokenPath = abs
+	}
+	created, err := auth.EnsureAdmin(ctx, st, tokenPath)
+	if err != nil {
+		return fmt.Errorf("creating the first admin token: %w", err)
+	}
+	if created {
+		log.Info("admin token written to "+tokenPath+"; keep it secret", "path", tokenPath)
 	}
 	bundles, err := artifact.New(filepath.Join(o.DataDir, bundlesDir), artifact.Options{})
 	if err != nil {
@@ -146,13 +158,19 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("API listener: %w", err)
 	}
 	addr := ln.Addr().String()
+	if !isLoopback(ln.Addr()) {
+		// The API speaks plain HTTP: anyone on the path can read the
+		// bearer tokens it carries.
+		log.Warn("the API listens on a non-loopback address without TLS: tokens cross the network in clear; put a TLS-terminating proxy in front or listen on 127.0.0.1", "api", addr)
+	}
 	info, _ := json.Marshal(Info{API: addr, PID: os.Getpid()})
 	if err := os.WriteFile(filepath.Join(o.DataDir, infoFile), info, 0o600); err != nil {
 		ln.Close()
 		return err
 	}
 	srv := &http.Server{
-		Handler:           (&api.Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Logger: log}).Handler(),
+		Handler: (&api.Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Params: ps,
+			Tokens: auth.New(st, nil), Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 1)
@@ -171,18 +189,9 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
-// checkLoopback refuses an API address other machines could reach: the API
-// has no authentication yet, so only local users may call it.
-func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--api %q: %w", addr, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("--api %q: the API listens on loopback only (127.0.0.1, ::1 or localhost): it has no authentication yet", addr)
+// isLoopback reports whether the API's listener is reachable from this
+// machine only.
+func isLoopback(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }

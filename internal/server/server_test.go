@@ -1,19 +1,21 @@
 package server
 
 import (
-	"strings"
+	"net"
 	"testing"
 )
 
-func TestAPIListensOnLoopbackOnly(t *testing.T) {
-	for _, ok := range []string{"127.0.0.1:7070", "127.0.0.2:0", "[::1]:7070", "localhost:7070"} {
-		if err := checkLoopback(ok); err != nil {
-			t.Errorf("%s refused: %v", ok, err)
+// The API authenticates every call, so it may listen anywhere; the server
+// warns when a listener other than loopback carries tokens in plain HTTP.
+func TestLoopbackListenersAreRecognised(t *testing.T) {
+	for addr, want := range map[string]bool{"127.0.0.1:0": true, "127.0.0.2:0": true, "0.0.0.0:0": false} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("listening on %s: %v", addr, err)
 		}
-	}
-	for _, bad := range []string{"0.0.0.0:7070", ":7070", "192.168.1.5:7070", "example.com:7070", "7070"} {
-		if err := checkLoopback(bad); err == nil || !strings.Contains(err.Error(), "--api") {
-			t.Errorf("%s: %v; want a refusal naming --api", bad, err)
+		if got := isLoopback(ln.Addr()); got != want {
+			t.Errorf("isLoopback(%s) = %v, want %v", ln.Addr(), got, want)
 		}
+		ln.Close()
 	}
 }

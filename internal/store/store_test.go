@@ -301,6 +301,7 @@ func TestOpenUpgradesAnOlderSchema(t *testing.T) {
 	}
 	// Make it look like a database written with migration 0001 only.
 	if _, err := s.w.ExecContext(ctx, `DROP TABLE meta;
+		DROP TABLE tokens;
 		ALTER TABLE deployments DROP COLUMN details;
 		ALTER TABLE apps DROP COLUMN live_slot;
 		ALTER TABLE apps DROP COLUMN live_instances;
@@ -314,6 +315,9 @@ func TestOpenUpgradesAnOlderSchema(t *testing.T) {
 	}
 	if _, err := s.InitMeta(ctx, "k", []byte("v")); err != nil {
 		t.Fatalf("table of the new migration missing: %v", err)
+	}
+	if _, err := s.CountActiveTokens(ctx, ""); err != nil {
+		t.Fatalf("tokens table missing after upgrade: %v", err)
 	}
 	if evs, err := s.ListEvents(ctx, EventFilter{}); err != nil || len(evs) != 1 {
 		t.Fatalf("data lost in upgrade: %v, %v", evs, err)

@@ -83,14 +83,23 @@ func (e *deployEnv) startServer() {
 			return false
 		}
 		info = in
+		// The server writes its admin token before it listens.
+		token, err := os.ReadFile(filepath.Join(e.data, "admin.token"))
+		if err != nil {
+			return false
+		}
 		c := api.NewClient(info.API)
+		c.Token = strings.TrimSpace(string(token))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err = c.App(ctx, "none")
 		var ae *api.Error
-		return errors.As(err, &ae) && ae.Status == 404
+		if errors.As(err, &ae) && ae.Status == 404 {
+			e.api = c
+			return true
+		}
+		return false
 	})
-	e.api = api.NewClient(info.API)
 }
 
 // killServer kills the server with SIGKILL, as a crash would.
