@@ -39,6 +39,10 @@ func Main(args []string) int {
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		return ExitUsage
 	}
+	var de *deploymentEndedError
+	if errors.As(err, &de) {
+		return ExitFailed
+	}
 	return ExitError
 }
 
@@ -74,6 +78,17 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newRestoreCmd(),
 		newServerCmd(),
 		newInstanceShimCmd(),
+	)
+	root.AddCommand(
+		newDeployCmd(),
+		newStatusCmd(),
+		newPromoteCmd(),
+		newAbortCmd(),
+		newRollbackCmd(),
+		newHistoryCmd(),
+		newAppsCmd(),
+		newLogsCmd(),
+		newEventsCmd(),
 	)
 	return root
 }
