@@ -258,6 +258,9 @@ func percent(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) }
 // seconds shows a latency in seconds as milliseconds or seconds.
 func seconds(s float64) string {
 	d := time.Duration(s * float64(time.Second))
+	if d > 0 && d < 10*time.Millisecond {
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
 	if d < time.Second {
 		return fmt.Sprintf("%dms", d.Milliseconds())
 	}

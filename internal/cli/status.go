@@ -136,7 +136,7 @@ func renderStatus(st api.Status, now time.Time) string {
 	var b strings.Builder
 	live := "nothing live yet"
 	if st.LiveRevision > 0 {
-		live = fmt.Sprintf("revision %d live (fleet %s, %d instances)", st.LiveRevision, st.LiveFleet, st.LiveInstances)
+		live = fmt.Sprintf("revision %d live (fleet %s, %s)", st.LiveRevision, st.LiveFleet, plural(st.LiveInstances, "instance"))
 	}
 	fmt.Fprintf(&b, "%s: %s\n", st.Name, live)
 	if d := st.Deployment; d != nil {
@@ -191,8 +191,12 @@ func renderStatus(st api.Status, now time.Time) string {
 			if r.f.Fenced {
 				notes = append(notes, "fenced")
 			}
+			p99 := "-"
+			if r.f.Requests > 0 {
+				p99 = seconds(r.f.P99Seconds)
+			}
 			fmt.Fprintf(&b, "  %-6s %-9d %8.1f %8s %8s %8s  %s\n", r.role, r.f.Revision, r.f.RequestRate, percent(r.f.ErrorRate),
-				seconds(r.f.P99Seconds), fmt.Sprintf("%d/%d", r.f.Healthy, r.f.Targets), strings.Join(notes, ", "))
+				p99, fmt.Sprintf("%d/%d", r.f.Healthy, r.f.Targets), strings.Join(notes, ", "))
 		}
 	}
 	var ins []api.InstanceStatus
