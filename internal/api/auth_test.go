@@ -34,6 +34,7 @@ var routeCalls = map[string]struct {
 	"POST /api/v1/apps/{app}/rollback":           {auth.Deployer, "POST", "/api/v1/apps/shop/rollback", ""},
 	"GET /api/v1/deployments/{id}":               {auth.Viewer, "GET", "/api/v1/deployments/d-1", ""},
 	"GET /api/v1/events":                         {auth.Viewer, "GET", "/api/v1/events?after=0", ""},
+	"GET /api/v1/apps/{app}/status":              {auth.Viewer, "GET", "/api/v1/apps/shop/status", ""},
 	"GET /api/v1/params":                         {auth.Viewer, "GET", "/api/v1/params?prefix=/shop/", ""},
 	"GET /api/v1/params/{name...}":               {auth.Viewer, "GET", "/api/v1/params/shop/PLAIN", ""},
 	"PUT /api/v1/params/{name...}":               {auth.Deployer, "PUT", "/api/v1/params/shop/PLAIN", `{"value": "v"}`},

@@ -155,30 +155,12 @@ func (c *Client) Events(ctx context.Context, app, deployment string, after int64
 
 // Logs returns the last tail lines of an instance's output (all kept when 0).
 func (c *Client) Logs(ctx context.Context, app, id string, tail int) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/api/v1/apps/%s/instances/%s/logs?tail=%d", c.Base, url.PathEscape(app), url.PathEscape(id), tail), nil)
+	rc, err := c.FollowLogs(ctx, app, id, tail, false)
 	if err != nil {
 		return "", err
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		e := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(b, e) != nil || e.Message == "" {
-			e.Code, e.Message = "http_"+fmt.Sprint(resp.StatusCode), strings.TrimSpace(string(b))
-		}
-		return "", e
-	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
 	return string(b), err
 }
 

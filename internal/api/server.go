@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/auth"
@@ -28,6 +29,12 @@ type Server struct {
 	Params   *params.Store
 	Tokens   *auth.Tokens
 	Logger   *slog.Logger
+	// Heartbeat is how often an idle event stream sends a comment
+	// (DefaultHeartbeat when zero).
+	Heartbeat time.Duration
+	// Stop, once closed, ends the event and log streams, so that a
+	// shutdown need not wait for the clients that follow them.
+	Stop <-chan struct{}
 }
 
 // maxJSONBody bounds request bodies other than bundles.
@@ -54,6 +61,7 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/apps/{app}/rollback", auth.Deployer, s.rollback},
 		{"GET /api/v1/deployments/{id}", auth.Viewer, s.getDeployment},
 		{"GET /api/v1/events", auth.Viewer, s.listEvents},
+		{"GET /api/v1/apps/{app}/status", auth.Viewer, s.getStatus},
 		{"GET /api/v1/params", auth.Viewer, s.listParams},
 		// A viewer reads a secure param's metadata, not its value: getParam
 		// answers 403 for it.
@@ -264,12 +272,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []Instance{}
 	for _, in := range ins {
-		x := Instance{ID: in.ID, Revision: in.Revision, Fleet: in.Fleet, Address: in.Address, State: string(in.State), PID: in.PID, StartedAt: in.StartedAt}
-		if in.State == platform.StateExited {
-			code := in.ExitCode
-			x.ExitCode = &code
-		}
-		out = append(out, x)
+		out = append(out, instanceOf(in))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -352,6 +355,10 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
+	if wantsEventStream(r) {
+		s.streamEvents(w, r, f)
+		return
+	}
 	var evs []store.Event
 	var err error
 	if q.Get("wait") == "1" {
@@ -368,13 +375,13 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []Event{}
 	for _, e := range evs {
-		out = append(out, Event{Seq: e.Seq, Time: e.Time, App: e.App, DeploymentID: e.DeploymentID, Kind: e.Kind, Message: e.Message, Fields: e.Fields})
+		out = append(out, eventOf(e))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 // instanceLogs answers an instance's output as text: ?tail=N for the last N
-// lines (all that is kept otherwise).
+// lines (all that is kept otherwise); ?follow=1 then streams what it writes.
 func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request) {
 	app, err := appName(r)
 	if err != nil {
@@ -398,7 +405,13 @@ func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request) {
 	for _, in := range ins {
 		known = known || in.ID == id
 	}
-	rc, err := s.Platform.Logs(r.Context(), id, platform.LogOptions{Tail: tail})
+	follow := r.URL.Query().Get("follow") == "1"
+	var rc io.ReadCloser
+	if follow && known {
+		rc, err = s.followLogs(r, id, tail)
+	} else {
+		rc, err = s.Platform.Logs(r.Context(), id, platform.LogOptions{Tail: tail})
+	}
 	if !known || errors.Is(err, platform.ErrNotFound) {
 		writeError(w, &Error{http.StatusNotFound, CodeNotFound, fmt.Sprintf("app %s has no instance %s", app, id)})
 		if err == nil {
@@ -412,5 +425,9 @@ func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rc.Close()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if follow {
+		copyFlushing(w, rc)
+		return
+	}
 	_, _ = io.Copy(w, rc)
 }

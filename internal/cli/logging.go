@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+
+	"golang.org/x/term"
 )
 
 // newLogger logs text to a terminal and JSON otherwise, unless format says which.
@@ -24,11 +26,9 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text, json or auto, not %q", format)
 }
 
+// isTerminal says whether w is a terminal (where logs are text and
+// progress is redrawn in place).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }

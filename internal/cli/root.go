@@ -39,6 +39,10 @@ func Main(args []string) int {
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		return ExitUsage
 	}
+	var de *deploymentEndedError
+	if errors.As(err, &de) {
+		return ExitFailed
+	}
 	return ExitError
 }
 
@@ -78,5 +82,16 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newLoadCmd(),
 	)
 	root.AddCommand(newTokenCmd(), newParamsCmd())
+	root.AddCommand(
+		newDeployCmd(),
+		newStatusCmd(),
+		newPromoteCmd(),
+		newAbortCmd(),
+		newRollbackCmd(),
+		newHistoryCmd(),
+		newAppsCmd(),
+		newLogsCmd(),
+		newEventsCmd(),
+	)
 	return root
 }

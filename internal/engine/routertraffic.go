@@ -109,7 +109,7 @@ func (t *RouterTraffic) Metrics(ctx context.Context, app string, window time.Dur
 	for fleet, fs := range snap.Apps[app].Fleets {
 		w := fs.Windows[name]
 		out[fleet] = FleetMetrics{
-			Revision: fs.Revision, Healthy: fs.Healthy, Targets: fs.Targets,
+			Revision: fs.Revision, Weight: fs.Weight, Fenced: fs.Fenced, Test: fs.Test, Healthy: fs.Healthy, Targets: fs.Targets,
 			Requests: w.Requests, Errors: w.ByClass["5xx"],
 			P50: seconds(w.P50), P95: seconds(w.P95), P99: seconds(w.P99),
 		}

@@ -26,6 +26,11 @@ type Traffic interface {
 // FleetMetrics is one fleet's health and traffic over a window.
 type FleetMetrics struct {
 	Revision string
+	// Weight is the fleet's share of production traffic in percent; Fenced:
+	// it takes no new requests; Test: the test listener serves it.
+	Weight int
+	Fenced bool
+	Test   bool
 	// Healthy counts the targets taking new requests.
 	Healthy int
 	Targets []router.TargetSnapshot

@@ -168,11 +168,13 @@ func Run(ctx context.Context, o Options) error {
 		ln.Close()
 		return err
 	}
+	stopStreams := make(chan struct{})
 	srv := &http.Server{
 		Handler: (&api.Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Params: ps,
-			Tokens: auth.New(st, nil), Logger: log}).Handler(),
+			Tokens: auth.New(st, nil), Logger: log, Stop: stopStreams}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	srv.RegisterOnShutdown(func() { close(stopStreams) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("server ready", "api", addr, "data", o.DataDir)

@@ -1,0 +1,194 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"bluegreen/internal/platform"
+	"bluegreen/internal/store"
+)
+
+// Status is what `bluegreen status` shows of an app: the app with its
+// active deployment, where that deployment stands and what comes next, and
+// each fleet's traffic, health and instances over a recent window.
+type Status struct {
+	App
+	// Window is how far back the fleets' numbers look ("10s" or "1m").
+	Window string        `json:"window"`
+	Fleets []FleetStatus `json:"fleets"`
+	// Progress is set while a deployment is active.
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// Progress is where an active deployment stands in its strategy and what it
+// does next.
+type Progress struct {
+	Step    int    `json:"step"`  // the step being carried out, 0-based
+	Steps   int    `json:"steps"` // the strategy's steps
+	Weight  int    `json:"weight"`
+	Waiting string `json:"waiting,omitempty"` // pause, promote, checks
+	// Next says what happens next, at NextAt when it has a time.
+	Next   string     `json:"next,omitempty"`
+	NextAt *time.Time `json:"next_at,omitempty"`
+}
+
+// FleetStatus is one fleet of an app as the router and the platform see it.
+type FleetStatus struct {
+	Name     string `json:"name"` // the slot: blue or green
+	Revision int64  `json:"revision,omitempty"`
+	Live     bool   `json:"live"` // the app's live fleet
+	// Weight is its share of production traffic in percent; Fenced: it
+	// takes no new requests; Test: the test listener serves it.
+	Weight  int  `json:"weight"`
+	Fenced  bool `json:"fenced,omitempty"`
+	Test    bool `json:"test,omitempty"`
+	Healthy int  `json:"healthy_targets"`
+	Targets int  `json:"targets"`
+	// Over the window: requests, requests per second, share of 5xx, p99.
+	Requests    uint64           `json:"requests"`
+	RequestRate float64          `json:"request_rate"`
+	ErrorRate   float64          `json:"error_rate"`
+	P99Seconds  float64          `json:"p99_seconds"`
+	Instances   []InstanceStatus `json:"instances"`
+}
+
+// InstanceStatus is an instance with its health as the router judges it
+// (Healthy is nil while the router does not route to it).
+type InstanceStatus struct {
+	Instance
+	Healthy *bool `json:"healthy,omitempty"`
+}
+
+// statusWindows are the windows status looks over.
+var statusWindows = map[string]time.Duration{"10s": 10 * time.Second, "1m": time.Minute}
+
+// getStatus answers GET /api/v1/apps/{app}/status?window=10s|1m.
+func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
+	app, err := appName(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	window := r.URL.Query().Get("window")
+	if window == "" {
+		window = "10s"
+	}
+	span, ok := statusWindows[window]
+	if !ok {
+		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("query parameter window=%q: want 10s or 1m", window)})
+		return
+	}
+	a, err := s.Store.GetApp(r.Context(), app)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	x, err := s.appOf(r, a)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := Status{App: x, Window: window, Fleets: []FleetStatus{}}
+	if x.Deployment != nil {
+		o, err := s.Engine.Outlook(r.Context(), x.Deployment.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			writeError(w, err)
+			return
+		}
+		p := &Progress{Step: o.Step, Steps: o.Steps, Weight: o.Weight, Waiting: string(o.Waiting), Next: o.Next}
+		if !o.At.IsZero() {
+			at := o.At
+			p.NextAt = &at
+		}
+		out.Progress = p
+	}
+	if out.Fleets, err = s.fleets(r.Context(), a, span); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// fleets puts the router's view of the app's fleets together with the
+// platform's instances: live fleet first, then by name.
+func (s *Server) fleets(ctx context.Context, a store.App, span time.Duration) ([]FleetStatus, error) {
+	m, err := s.Engine.Fleets(ctx, a.Name, span)
+	if err != nil {
+		return nil, err
+	}
+	ins, err := s.Platform.List(ctx, a.Name)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*FleetStatus{}
+	fleet := func(name string) *FleetStatus {
+		if f := byName[name]; f != nil {
+			return f
+		}
+		f := &FleetStatus{Name: name, Live: name == a.LiveSlot, Instances: []InstanceStatus{}}
+		byName[name] = f
+		return f
+	}
+	health := map[string]bool{}
+	for name, fm := range m {
+		f := fleet(name)
+		f.Revision, _ = strconv.ParseInt(fm.Revision, 10, 64)
+		f.Weight, f.Fenced, f.Test = fm.Weight, fm.Fenced, fm.Test
+		f.Healthy, f.Targets = fm.Healthy, len(fm.Targets)
+		f.Requests, f.ErrorRate, f.P99Seconds = fm.Requests, fm.ErrorRate(), fm.P99.Seconds()
+		f.RequestRate = float64(fm.Requests) / span.Seconds()
+		for _, t := range fm.Targets {
+			health[t.Address] = t.Healthy
+		}
+	}
+	for _, in := range ins {
+		f := fleet(in.Fleet)
+		if f.Revision == 0 {
+			f.Revision = in.Revision
+		}
+		x := InstanceStatus{Instance: instanceOf(in)}
+		if h, ok := health[in.Address]; ok && in.Revision == f.Revision {
+			x.Healthy = &h
+		}
+		f.Instances = append(f.Instances, x)
+	}
+	out := make([]FleetStatus, 0, len(byName))
+	for _, f := range byName {
+		sort.Slice(f.Instances, func(i, j int) bool { return f.Instances[i].ID < f.Instances[j].ID })
+		out = append(out, *f)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Live != out[j].Live {
+			return out[i].Live
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+func instanceOf(in platform.Instance) Instance {
+	x := Instance{ID: in.ID, Revision: in.Revision, Fleet: in.Fleet, Address: in.Address, State: string(in.State), PID: in.PID, StartedAt: in.StartedAt}
+	if in.State == platform.StateExited {
+		code := in.ExitCode
+		x.ExitCode = &code
+	}
+	return x
+}
+
+// Status reads what `bluegreen status` shows of an app, with numbers over
+// window ("10s" or "1m"; "" for 10s).
+func (c *Client) Status(ctx context.Context, app, window string) (Status, error) {
+	var out Status
+	path := "/api/v1/apps/" + url.PathEscape(app) + "/status"
+	if window != "" {
+		path += "?window=" + url.QueryEscape(window)
+	}
+	err := c.doJSON(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}

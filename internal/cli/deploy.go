@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"bluegreen/internal/api"
+)
+
+// deployOptions are the inputs of `bluegreen deploy`.
+type deployOptions struct {
+	Remote  remoteOptions
+	Source  string // a bundle directory or archive
+	File    string // a spec file replacing the bundle's bluegreen.yaml
+	Message string
+	Wait    bool
+	// TTY redraws the progress in place (set when stdout is a terminal).
+	TTY bool
+}
+
+func newDeployCmd() *cobra.Command {
+	var o deployOptions
+	cmd := &cobra.Command{
+		Use:   "deploy [DIR|ARCHIVE]",
+		Short: "Upload a revision and start its deployment",
+		Long: `Upload a revision of an app and start deploying it: the new revision runs
+beside the live one (green beside blue), is validated and tested, then takes
+production traffic as its spec's strategy says.
+
+DIR (default: the current directory) is packed into a .tar.gz on the fly;
+an ARCHIVE (.tar.gz, .tgz, .tar or .zip) is sent as it is. Either holds the
+app's bluegreen.yaml at its root; -f uses another spec file instead (it is
+put into the bundle as bluegreen.yaml, so the revision keeps it).
+
+It prints the revision and the deployment's ID. With --wait it then shows
+the progress until the deployment ends: a checklist of phases, the traffic
+split and the latest check's numbers, redrawn in place on a terminal, or a
+line per event otherwise.
+
+Exit codes: 0 started (with --wait: succeeded), 1 error, 2 usage,
+3 (with --wait) the deployment rolled back or failed.`,
+		Example: `  bluegreen deploy                        # the current directory
+  bluegreen deploy ./build --message "fix the cart" --wait
+  bluegreen deploy app.tar.gz -f staging.yaml`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageError{fmt.Errorf("deploy takes one directory or archive, got %d arguments", len(args))}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Source = "."
+			if len(args) == 1 {
+				o.Source = args[0]
+			}
+			o.TTY = isTerminal(cmd.OutOrStdout())
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runDeploy(ctx, o, cmd.OutOrStdout())
+		},
+	}
+	addRemoteFlags(cmd, &o.Remote)
+	cmd.Flags().StringVarP(&o.File, "file", "f", "", "spec file to use instead of the bundle's bluegreen.yaml")
+	cmd.Flags().StringVarP(&o.Message, "message", "m", "", "a note kept with the revision")
+	cmd.Flags().BoolVarP(&o.Wait, "wait", "w", false, "show the progress until the deployment ends; exit 3 if it rolls back or fails")
+	return cmd
+}
+
+// runDeploy uploads the bundle, starts the deployment and, with Wait,
+// follows it to its end.
+func runDeploy(ctx context.Context, o deployOptions, out io.Writer) error {
+	c, err := o.Remote.client()
+	if err != nil {
+		return err
+	}
+	bundle, err := openBundle(o.Source, o.File)
+	if err != nil {
+		return usageError{err}
+	}
+	defer bundle.Close()
+	rev, err := c.UploadRevision(ctx, bundle, o.Message)
+	if err != nil {
+		return explain(err, "uploading "+o.Source)
+	}
+	fmt.Fprintf(out, "uploaded revision %d of %s\n", rev.Generation, rev.App)
+	d, err := c.Deploy(ctx, rev.App, rev.Generation)
+	if err != nil {
+		return explain(err, fmt.Sprintf("deploying revision %d of %s", rev.Generation, rev.App))
+	}
+	from := ""
+	if d.FromRevision > 0 {
+		from = fmt.Sprintf(", revision %d → %d", d.FromRevision, d.ToRevision)
+	}
+	fmt.Fprintf(out, "started deployment %s%s\n", d.ID, from)
+	if !o.Wait {
+		fmt.Fprintf(out, "follow it with: bluegreen status %s --watch\n", d.App)
+		return nil
+	}
+	return waitDeployment(ctx, c, d, out, o.TTY)
+}
+
+// waitDeployment follows d to its end; a deployment that rolled back or
+// failed is a deploymentEndedError (exit code 3).
+func waitDeployment(ctx context.Context, c *api.Client, d api.Deployment, out io.Writer, tty bool) error {
+	final, err := watchDeployment(ctx, c, d, out, tty)
+	if err != nil {
+		return err
+	}
+	if final.Outcome != "succeeded" {
+		return &deploymentEndedError{final}
+	}
+	return nil
+}

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"bluegreen/internal/api"
+)
+
+// historyOptions are the inputs of `bluegreen history`.
+type historyOptions struct {
+	Remote remoteOptions
+	App    string
+	JSON   bool
+}
+
+func newHistoryCmd() *cobra.Command {
+	var o historyOptions
+	cmd := &cobra.Command{
+		Use:   "history APP",
+		Short: "List the app's deployments, newest first",
+		Long: `List the app's last 100 deployments, newest first: the ID, the revisions it
+went from and to, how it ended and why, when it started and how long it took.
+An active deployment shows its phase.`,
+		Example: `  bluegreen history shop
+  bluegreen history shop --json | jq '.[0].reason'`,
+		Args: exactlyOneApp("history"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.App = args[0]
+			return runHistory(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	addRemoteFlags(cmd, &o.Remote)
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the deployments as JSON")
+	return cmd
+}
+
+func runHistory(ctx context.Context, o historyOptions, out io.Writer) error {
+	c, err := o.Remote.client()
+	if err != nil {
+		return err
+	}
+	// The listing of an unknown app is empty; say it does not exist.
+	if _, err := c.App(ctx, o.App); err != nil {
+		return explain(err, "reading app "+o.App)
+	}
+	ds, err := c.Deployments(ctx, o.App)
+	if err != nil {
+		return explain(err, "listing the deployments of "+o.App)
+	}
+	if o.JSON {
+		return printJSON(out, ds)
+	}
+	return writeHistory(out, ds, time.Now())
+}
+
+// writeHistory prints deployments as a table; now is when an active
+// deployment's running time is counted to.
+func writeHistory(out io.Writer, ds []api.Deployment, now time.Time) error {
+	if len(ds) == 0 {
+		_, err := fmt.Fprintln(out, "no deployments yet")
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tREVISION\tOUTCOME\tSTARTED\tTOOK\tREASON")
+	for _, d := range ds {
+		rev := fmt.Sprint(d.ToRevision)
+		if d.FromRevision > 0 {
+			rev = fmt.Sprintf("%d → %d", d.FromRevision, d.ToRevision)
+		}
+		outcome, end := outcomeWords(d.Outcome), now
+		if d.Outcome == "" {
+			outcome = "active: " + d.Phase
+		}
+		if d.FinishedAt != nil {
+			end = *d.FinishedAt
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, rev, outcome, d.CreatedAt.Local().Format("2006-01-02 15:04:05"),
+			shortDuration(end.Sub(d.CreatedAt)), oneLine(d.Reason))
+	}
+	return tw.Flush()
+}

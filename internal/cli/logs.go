@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"bluegreen/internal/api"
+)
+
+// logsOptions are the inputs of `bluegreen logs`.
+type logsOptions struct {
+	Remote   remoteOptions
+	App      string
+	Fleet    string // blue or green; "" for the live fleet
+	Instance string // one instance; overrides Fleet
+	Follow   bool
+	Tail     int
+}
+
+func newLogsCmd() *cobra.Command {
+	var o logsOptions
+	cmd := &cobra.Command{
+		Use:   "logs APP",
+		Short: "Show the output of the app's instances",
+		Long: `Show what the app's instances wrote (stdout and stderr): those of the live
+fleet, of --fleet blue|green, or one --instance. With more than one instance,
+each line starts with the instance's ID. -f keeps following the output until
+interrupted or the instances are gone.`,
+		Example: `  bluegreen logs shop
+  bluegreen logs shop --fleet green -f
+  bluegreen logs shop --instance shop-4-green-0 --tail 20`,
+		Args: exactlyOneApp("logs"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.App = args[0]
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runLogs(ctx, o, cmd.OutOrStdout())
+		},
+	}
+	addRemoteFlags(cmd, &o.Remote)
+	cmd.Flags().StringVar(&o.Fleet, "fleet", "", "the fleet: blue or green (default: the live fleet)")
+	cmd.Flags().StringVar(&o.Instance, "instance", "", "one instance, by ID (see `bluegreen status`)")
+	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "keep following the output")
+	cmd.Flags().IntVar(&o.Tail, "tail", 100, "lines of each instance to show first (0: all kept)")
+	return cmd
+}
+
+func runLogs(ctx context.Context, o logsOptions, out io.Writer) error {
+	if o.Fleet != "" && o.Fleet != "blue" && o.Fleet != "green" {
+		return usageError{fmt.Errorf("--fleet must be blue or green, not %q", o.Fleet)}
+	}
+	if o.Tail < 0 {
+		return usageError{fmt.Errorf("--tail must be 0 or more, not %d", o.Tail)}
+	}
+	c, err := o.Remote.client()
+	if err != nil {
+		return err
+	}
+	ids, err := logInstances(ctx, c, o)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		prefix := ""
+		if len(ids) > 1 {
+			prefix = "[" + id + "] "
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = copyLogs(ctx, c, o, id, prefix, out, &mu)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+// logInstances picks the instances whose output to show.
+func logInstances(ctx context.Context, c *api.Client, o logsOptions) ([]string, error) {
+	a, err := c.App(ctx, o.App)
+	if err != nil {
+		return nil, explain(err, "reading app "+o.App)
+	}
+	if o.Instance != "" {
+		return []string{o.Instance}, nil
+	}
+	ins, err := c.Instances(ctx, o.App)
+	if err != nil {
+		return nil, explain(err, "listing the instances of "+o.App)
+	}
+	fleet := o.Fleet
+	if fleet == "" {
+		fleet = a.LiveFleet
+	}
+	var ids []string
+	for _, in := range ins {
+		if fleet == "" || in.Fleet == fleet {
+			ids = append(ids, in.ID)
+		}
+	}
+	if len(ids) == 0 {
+		if fleet == "" {
+			return nil, fmt.Errorf("app %s has no instances", o.App)
+		}
+		return nil, fmt.Errorf("app %s has no instances in fleet %s (see `bluegreen status %s`)", o.App, fleet, o.App)
+	}
+	return ids, nil
+}
+
+// copyLogs writes one instance's output to out, a line at a time with the
+// prefix, under mu so lines of several instances do not mix.
+func copyLogs(ctx context.Context, c *api.Client, o logsOptions, id, prefix string, out io.Writer, mu *sync.Mutex) error {
+	rc, err := c.FollowLogs(ctx, o.App, id, o.Tail, o.Follow)
+	if err != nil {
+		return explain(err, "reading the logs of "+id)
+	}
+	defer rc.Close()
+	r := bufio.NewReader(rc)
+	for {
+		line, err := r.ReadString('\n')
+		if line != "" {
+			if line[len(line)-1] != '\n' {
+				line += "\n"
+			}
+			mu.Lock()
+			_, werr := io.WriteString(out, prefix+line)
+			mu.Unlock()
+			if werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reading the logs of %s: %w", id, err)
+		}
+	}
+}

@@ -1,0 +1,261 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"bluegreen/internal/api"
+)
+
+// statusOptions are the inputs of `bluegreen status`.
+type statusOptions struct {
+	Remote remoteOptions
+	App    string
+	Window string
+	Watch  bool
+	JSON   bool
+	TTY    bool
+	// Every is how often --watch reads the status again.
+	Every time.Duration
+}
+
+func newStatusCmd() *cobra.Command {
+	o := statusOptions{Every: 2 * time.Second}
+	cmd := &cobra.Command{
+		Use:   "status APP",
+		Short: "Show an app: live revision, deployment, traffic, checks and instances",
+		Long: `Show an app: its live revision; the active deployment's phase and step and
+what happens next and when (e.g. "blue retires in 54m"); the traffic split
+between blue (the live fleet) and green (the candidate); each fleet's request
+rate, error rate and p99 over the last 10 seconds (--window 1m for a minute);
+and the instances with their health.
+
+--watch keeps it up to date: redrawn in place on a terminal, printed again
+whenever it changes otherwise.`,
+		Example: `  bluegreen status shop
+  bluegreen status shop --watch
+  bluegreen status shop --json | jq .fleets`,
+		Args: exactlyOneApp("status"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.App = args[0]
+			o.TTY = isTerminal(cmd.OutOrStdout())
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runStatus(ctx, o, cmd.OutOrStdout())
+		},
+	}
+	addRemoteFlags(cmd, &o.Remote)
+	cmd.Flags().StringVar(&o.Window, "window", "10s", "how far back the numbers look: 10s or 1m")
+	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "keep showing the status as it changes")
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+// exactlyOneApp is the Args check of commands that take one app name.
+func exactlyOneApp(command string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usageError{fmt.Errorf("%s takes one app name, got %d arguments", command, len(args))}
+		}
+		return nil
+	}
+}
+
+func runStatus(ctx context.Context, o statusOptions, out io.Writer) error {
+	if o.Window != "10s" && o.Window != "1m" {
+		return usageError{fmt.Errorf("--window must be 10s or 1m, not %q", o.Window)}
+	}
+	c, err := o.Remote.client()
+	if err != nil {
+		return err
+	}
+	read := func() (api.Status, error) {
+		st, err := c.Status(ctx, o.App, o.Window)
+		if err != nil {
+			return st, explain(err, "reading the status of "+o.App)
+		}
+		return st, nil
+	}
+	st, err := read()
+	if err != nil {
+		return err
+	}
+	if !o.Watch {
+		if o.JSON {
+			return printJSON(out, st)
+		}
+		_, err := fmt.Fprint(out, renderStatus(st, time.Now()))
+		return err
+	}
+	shown, last := 0, ""
+	tick := time.NewTicker(o.Every)
+	defer tick.Stop()
+	for {
+		switch {
+		case o.JSON:
+			b, _ := json.Marshal(st)
+			fmt.Fprintln(out, string(b))
+		case o.TTY:
+			lines := strings.Split(strings.TrimSuffix(renderStatus(st, time.Now()), "\n"), "\n")
+			fmt.Fprint(out, redraw(shown, lines))
+			shown = len(lines)
+		default:
+			if text := renderStatus(st, time.Time{}); text != last {
+				fmt.Fprintf(out, "%s %s", time.Now().Format("15:04:05"), renderStatus(st, time.Now()))
+				last = text
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if st, err = read(); err != nil {
+			return err
+		}
+	}
+}
+
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// renderStatus is the status as text. now is the time deadlines are shown
+// against ("in 54m"); the zero time leaves them out, to compare renders.
+func renderStatus(st api.Status, now time.Time) string {
+	var b strings.Builder
+	live := "nothing live yet"
+	if st.LiveRevision > 0 {
+		live = fmt.Sprintf("revision %d live (fleet %s, %s)", st.LiveRevision, st.LiveFleet, plural(st.LiveInstances, "instance"))
+	}
+	fmt.Fprintf(&b, "%s: %s\n", st.Name, live)
+	if d := st.Deployment; d != nil {
+		rev := fmt.Sprintf("revision %d", d.ToRevision)
+		if d.FromRevision > 0 {
+			rev = fmt.Sprintf("revision %d → %d", d.FromRevision, d.ToRevision)
+		}
+		phase := d.Phase
+		if p := st.Progress; p != nil && d.Phase == "Shifting" && p.Steps > 0 {
+			phase += fmt.Sprintf(", step %d of %d", min(p.Step+1, p.Steps), p.Steps)
+		}
+		fmt.Fprintf(&b, "deployment %s: %s, %s\n", d.ID, rev, phase)
+		if d.Reason != "" && d.Phase == "RollingBack" {
+			fmt.Fprintf(&b, "  because: %s\n", d.Reason)
+		}
+		if p := st.Progress; p != nil && p.Next != "" {
+			next := p.Next
+			if p.NextAt != nil && !now.IsZero() {
+				next += " " + until(*p.NextAt, now)
+			}
+			fmt.Fprintf(&b, "  next: %s\n", next)
+		}
+	}
+	blue, green := roles(st)
+	if blue != nil || green != nil {
+		bw, gw := 0, 0
+		if blue != nil {
+			bw = blue.Weight
+		}
+		if green != nil {
+			gw = green.Weight
+		}
+		fmt.Fprintf(&b, "traffic: %s\n", trafficBar(bw, gw, 10))
+		fmt.Fprintf(&b, "  %-6s %-9s %8s %8s %8s %8s  %s\n", "FLEET", "REVISION", "REQ/S", "ERRORS", "P99", "HEALTHY", "")
+		for _, r := range []struct {
+			role string
+			f    *api.FleetStatus
+		}{{"blue", blue}, {"green", green}} {
+			if r.f == nil {
+				continue
+			}
+			var notes []string
+			if r.f.Name != r.role {
+				notes = append(notes, "slot "+r.f.Name)
+			}
+			if r.f.Live {
+				notes = append(notes, "live")
+			}
+			if r.f.Test {
+				notes = append(notes, "test listener")
+			}
+			if r.f.Fenced {
+				notes = append(notes, "fenced")
+			}
+			p99 := "-"
+			if r.f.Requests > 0 {
+				p99 = seconds(r.f.P99Seconds)
+			}
+			fmt.Fprintf(&b, "  %-6s %-9d %8.1f %8s %8s %8s  %s\n", r.role, r.f.Revision, r.f.RequestRate, percent(r.f.ErrorRate),
+				p99, fmt.Sprintf("%d/%d", r.f.Healthy, r.f.Targets), strings.Join(notes, ", "))
+		}
+	}
+	var ins []api.InstanceStatus
+	for _, f := range st.Fleets {
+		ins = append(ins, f.Instances...)
+	}
+	if len(ins) > 0 {
+		b.WriteString("instances:\n")
+		for _, in := range ins {
+			health := "-"
+			if in.Healthy != nil {
+				health = map[bool]string{true: "healthy", false: "unhealthy"}[*in.Healthy]
+			}
+			fmt.Fprintf(&b, "  %-24s %-6s %-8d %-21s %-8s %s\n", in.ID, in.Fleet, in.Revision, in.Address, in.State, health)
+		}
+	}
+	return b.String()
+}
+
+// roles names the fleets as people speak of them: blue is the live fleet
+// (or, during an app's first deployment, none) and green the candidate,
+// whatever their slot names.
+func roles(st api.Status) (blue, green *api.FleetStatus) {
+	for i := range st.Fleets {
+		f := &st.Fleets[i]
+		switch {
+		case st.Deployment != nil && f.Revision == st.Deployment.ToRevision && green == nil:
+			green = f
+		case f.Live && blue == nil:
+			blue = f
+		case st.Deployment != nil && st.Deployment.FromRevision > 0 && f.Revision == st.Deployment.FromRevision && blue == nil:
+			blue = f
+		case st.Deployment == nil && blue == nil:
+			blue = f
+		}
+	}
+	return blue, green
+}
+
+// until says when t comes relative to now: "in 54m", "in 12s", "now".
+func until(t, now time.Time) string {
+	d := t.Sub(now)
+	if d <= 0 {
+		return "now"
+	}
+	return "in " + shortDuration(d)
+}
+
+// shortDuration rounds a duration to what a person needs: 1h5m, 54m,
+// 4m10s, 12s.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d >= time.Hour:
+		d = d.Round(time.Minute)
+		return strings.TrimSuffix(d.String(), "0s")
+	case d >= 10*time.Minute:
+		return fmt.Sprintf("%dm", int(d.Round(time.Minute).Minutes()))
+	case d >= time.Minute:
+		return d.Round(time.Second).String()
+	}
+	return fmt.Sprintf("%ds", int((d + time.Second - 1).Seconds()))
+}

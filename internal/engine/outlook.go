@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Fleets reads the app's fleets from the data plane over the last window:
+// weights, health, targets, requests, errors and latency, as the checks see
+// them. An app the data plane does not serve has no fleets.
+func (e *Engine) Fleets(ctx context.Context, app string, window time.Duration) (map[string]FleetMetrics, error) {
+	return e.opts.Traffic.Metrics(ctx, app, window)
+}
+
+// Outlook is where an active deployment stands in its strategy and what
+// happens next, for people watching it.
+type Outlook struct {
+	// Step is the strategy step being carried out (0-based), of Steps.
+	Step  int
+	Steps int
+	// Weight is green's share of production traffic as last set.
+	Weight int
+	// Waiting says why the deployment stays where it is while Shifting.
+	Waiting Waiting
+	// Next says what happens next ("green goes to 50%", "blue retires"),
+	// at At (zero when it waits for a person or a condition).
+	Next string
+	At   time.Time
+}
+
+// Outlook says where the deployment stands and what it does next.
+func (e *Engine) Outlook(ctx context.Context, id string) (Outlook, error) {
+	s, err := e.loadState(ctx, id)
+	if err != nil {
+		return Outlook{}, err
+	}
+	return outlook(s, e.now()), nil
+}
+
+// outlook is Outlook as a function of the deployment's state and the time.
+func outlook(s *state, now time.Time) Outlook {
+	steps := s.green.Spec.Strategy.Steps
+	o := Outlook{Step: s.det.Progress.Step, Steps: len(steps), Weight: s.det.Weight}
+	dl := s.d.Deadlines
+	switch s.d.Phase {
+	case PhasePending, PhaseProvisioning:
+		o.Next = "green's instances start"
+	case PhaseValidating:
+		o.Next, o.At = "green must be healthy", dl[deadlineStartup]
+	case PhaseTestTraffic:
+		o.Next = "the test listener's hooks pass, then traffic shifts"
+	case PhaseAwaitingApproval:
+		o.Next, o.At = fmt.Sprintf("waits for promote; on timeout: %s", s.green.Spec.Strategy.OnApprovalTimeout), dl[deadlineApproval]
+	case PhaseShifting:
+		full := s.det.Full || s.blue == nil || s.det.Fast
+		p := NextPlan(steps, s.det.Progress, full, len(s.green.Spec.Checks.Rules) > 0, now)
+		o.Waiting = p.Waiting
+		next := 100
+		if p.Step+1 < len(steps) {
+			next = weightAt(steps, p.Step+1)
+		}
+		switch p.Waiting {
+		case WaitPromote:
+			o.Next = fmt.Sprintf("waits for promote, then green goes to %d%%", next)
+		case WaitPause:
+			o.Next, o.At = fmt.Sprintf("green goes to %d%%", next), p.Until
+		case WaitChecks:
+			o.Next, o.At = fmt.Sprintf("green goes to %d%% after the next check", next), dl[deadlineCheck]
+		default:
+			o.Next = "green goes to 100%"
+		}
+	case PhaseBaking:
+		o.Next, o.At = "green becomes live", dl[deadlineBake]
+	case PhaseRetiring:
+		if s.det.BlueFenced {
+			o.Next = "blue drains and stops"
+		} else {
+			o.Next, o.At = "blue retires", dl[deadlineKeepBlue]
+			if s.det.SkipKeepBlue {
+				o.At = time.Time{}
+			}
+		}
+	case PhaseRollingBack:
+		o.Next = "traffic is back on blue; green drains and stops"
+	}
+	return o
+}
