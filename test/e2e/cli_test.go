@@ -330,6 +330,7 @@ func TestEventStream(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.api.Base+"/api/v1/events?app=shop", nil)
 	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+e.api.Token)
 	req.Header.Set("Last-Event-ID", strconv.FormatInt(all[1].Seq, 10))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
