@@ -12,11 +12,26 @@ import (
 	"bluegreen/internal/spec"
 )
 
+// packed is a directory being packed for upload: once the upload has
+// been read to its end, digest says what the server must have stored.
+type packed struct {
+	io.ReadCloser
+	done   chan struct{}
+	digest artifact.Digest
+}
+
+// Digest waits for the packing to end and returns the bundle's digest.
+func (p *packed) Digest() artifact.Digest {
+	<-p.done
+	return p.digest
+}
+
 // openBundle returns the archive to upload for src, a directory or an
 // archive (.tar.gz, .tgz, .tar or .zip). A directory is packed on the fly
 // into the bundle store's canonical .tar.gz, streamed, with the same checks
 // the server applies (symlinks that stay inside, no devices, the size
-// limits); an archive is sent as it is. With specFile, the bundle's
+// limits), and returned as a *packed whose digest the caller checks against
+// the server's; an archive is sent as it is. With specFile, the bundle's
 // bluegreen.yaml is replaced by that file's content (an archive is then
 // repacked).
 func openBundle(src, specFile string) (io.ReadCloser, error) {
@@ -41,12 +56,17 @@ func openBundle(src, specFile string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("bundle %s: not a directory or an archive file", src)
 	}
 	pr, pw := io.Pipe()
-	go func() {
-		if specData == nil {
-			_, err := artifact.Pack(src, pw, artifact.DefaultLimits())
+	if specData == nil {
+		p := &packed{ReadCloser: pr, done: make(chan struct{})}
+		go func() {
+			defer close(p.done)
+			d, err := artifact.Pack(src, pw, artifact.DefaultLimits())
+			p.digest = d
 			pw.CloseWithError(packError(src, err))
-			return
-		}
+		}()
+		return p, nil
+	}
+	go func() {
 		inner, innerW := io.Pipe()
 		go func() {
 			_, err := artifact.Pack(src, innerW, artifact.DefaultLimits())

@@ -87,6 +87,13 @@ func runDeploy(ctx context.Context, o deployOptions, out io.Writer) error {
 	if err != nil {
 		return explain(err, "uploading "+o.Source)
 	}
+	if p, ok := bundle.(*packed); ok {
+		// The server canonicalises what it receives the same way: the
+		// digests differ only if the bytes changed on the way.
+		if want := "bundle:" + string(p.Digest()); rev.Source != want {
+			return fmt.Errorf("uploading %s: the server stored %s, but the bundle packed here is %s", o.Source, rev.Source, want)
+		}
+	}
 	fmt.Fprintf(out, "uploaded revision %d of %s\n", rev.Generation, rev.App)
 	d, err := c.Deploy(ctx, rev.App, rev.Generation)
 	if err != nil {
