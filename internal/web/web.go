@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"bluegreen/internal/auth"
 	"bluegreen/internal/store"
@@ -52,9 +51,8 @@ func New(o Options) (*Dashboard, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Dashboard{o: o, pages: map[string]*template.Template{}}
-	funcs := template.FuncMap{"lower": strings.ToLower}
 	for _, name := range []string{"login", "apps", "app", "notfound"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		t, err := template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing the dashboard's %s page: %w", name, err)
 		}

@@ -124,6 +124,8 @@ func TestDashboard(t *testing.T) {
 	}
 
 	login(t, ctx, base, strings.TrimSpace(string(admin)))
+	waitJS(t, ctx, "the apps page shows shop's traffic and health",
+		`(() => { const c = document.querySelector('.app-card[data-app="shop"]'); return !!c && c.querySelector('.split') !== null && c.textContent.includes('2/2 healthy'); })()`)
 	run(t, ctx, "opening the app page", chromedp.Navigate(base+"/ui/apps/shop"), chromedp.WaitVisible(chromedp.ID("btn-promote")))
 	url := get(t, ctx, "reading the URL", chromedp.Location())
 	if strings.Contains(url, "bg_") {
