@@ -58,6 +58,7 @@ type Revision struct {
 	Source     string           `json:"source"`
 	Params     map[string]int64 `json:"params"`
 	Message    string           `json:"message,omitempty"`
+	CreatedBy  string           `json:"created_by,omitempty"` // the name of the token that uploaded it
 	CreatedAt  time.Time        `json:"created_at"`
 }
 
@@ -135,7 +136,7 @@ func deploymentOf(d store.Deployment) Deployment {
 }
 
 func revisionOf(r store.Revision) Revision {
-	return Revision{App: r.App, Generation: r.Generation, Source: r.Source, Params: r.Params, Message: r.Message, CreatedAt: r.CreatedAt}
+	return Revision{App: r.App, Generation: r.Generation, Source: r.Source, Params: r.Params, Message: r.Message, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt}
 }
 
 // errorOf maps an error to its answer.

@@ -38,27 +38,29 @@ func caller(ctx context.Context) store.Token {
 // callerRole is the role of the request's token.
 func callerRole(ctx context.Context) auth.Role { return auth.Role(caller(ctx).Role) }
 
+// SessionAuth authenticates requests by a browser session: the dashboard
+// logs a person in with a token and keeps a session cookie, so that its
+// pages can call the API without handling the token.
+type SessionAuth interface {
+	// SessionToken returns the active token behind the request's session
+	// cookie; ok is false when the request carries none. An error refuses
+	// the request: auth.ErrInvalidToken (the session expired, or its token
+	// was revoked) answers 401, auth.ErrCSRF 403.
+	SessionToken(r *http.Request) (tok store.Token, ok bool, err error)
+}
+
 // guard lets a request through to h only with an active token whose role
 // allows need. 401 says the token is missing or not valid (never which of
 // unknown or revoked); 403 says which role is needed and which one the
-// token has.
+// token has. A request without an Authorization header may come from the
+// dashboard: its session cookie stands for the token it logged in with.
 func (s *Server) guard(pattern string, need auth.Role, h http.HandlerFunc) http.HandlerFunc {
 	if need == public {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		secret, err := bearer(r)
-		if err != nil {
-			unauthorized(w, err.Error(), false)
-			return
-		}
-		tok, err := s.Tokens.Authenticate(r.Context(), secret)
-		if errors.Is(err, auth.ErrInvalidToken) {
-			unauthorized(w, "the token is not valid (unknown or revoked)", true)
-			return
-		}
-		if err != nil {
-			writeError(w, fmt.Errorf("checking the token: %w", err))
+		tok, ok := s.authenticate(w, r)
+		if !ok {
 			return
 		}
 		if !auth.Role(tok.Role).Allows(need) {
@@ -68,6 +70,44 @@ func (s *Server) guard(pattern string, need auth.Role, h http.HandlerFunc) http.
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
 	}
+}
+
+// authenticate finds the request's token (bearer, else session) or answers
+// the refusal and returns false.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (store.Token, bool) {
+	if r.Header.Get("Authorization") == "" && s.Sessions != nil {
+		tok, ok, err := s.Sessions.SessionToken(r)
+		switch {
+		case !ok:
+			// No session either: the bearer check below says what is missing.
+		case errors.Is(err, auth.ErrInvalidToken):
+			unauthorized(w, "the dashboard session has expired or its token was revoked; log in again", true)
+			return tok, false
+		case errors.Is(err, auth.ErrCSRF):
+			writeError(w, &Error{http.StatusForbidden, CodeForbidden, err.Error()})
+			return tok, false
+		case err != nil:
+			writeError(w, fmt.Errorf("checking the session: %w", err))
+			return tok, false
+		default:
+			return tok, true
+		}
+	}
+	secret, err := bearer(r)
+	if err != nil {
+		unauthorized(w, err.Error(), false)
+		return store.Token{}, false
+	}
+	tok, err := s.Tokens.Authenticate(r.Context(), secret)
+	if errors.Is(err, auth.ErrInvalidToken) {
+		unauthorized(w, "the token is not valid (unknown or revoked)", true)
+		return tok, false
+	}
+	if err != nil {
+		writeError(w, fmt.Errorf("checking the token: %w", err))
+		return tok, false
+	}
+	return tok, true
 }
 
 // bearer reads the secret of an "Authorization: Bearer SECRET" header.

@@ -16,6 +16,7 @@ import (
 	"bluegreen/internal/engine"
 	"bluegreen/internal/params"
 	"bluegreen/internal/platform"
+	"bluegreen/internal/sampler"
 	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 )
@@ -35,6 +36,11 @@ type Server struct {
 	// Stop, once closed, ends the event and log streams, so that a
 	// shutdown need not wait for the clients that follow them.
 	Stop <-chan struct{}
+	// Sessions, when set, lets the dashboard's session cookie stand for
+	// the token it logged in with.
+	Sessions SessionAuth
+	// Samples, when set, answers GET /api/v1/apps/{app}/metrics.
+	Samples *sampler.Sampler
 }
 
 // maxJSONBody bounds request bodies other than bundles.
@@ -62,6 +68,7 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/deployments/{id}", auth.Viewer, s.getDeployment},
 		{"GET /api/v1/events", auth.Viewer, s.listEvents},
 		{"GET /api/v1/apps/{app}/status", auth.Viewer, s.getStatus},
+		{"GET /api/v1/apps/{app}/metrics", auth.Viewer, s.getMetrics},
 		{"GET /api/v1/params", auth.Viewer, s.listParams},
 		// A viewer reads a secure param's metadata, not its value: getParam
 		// answers 403 for it.

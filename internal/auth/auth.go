@@ -101,6 +101,10 @@ var (
 	// ErrLastAdmin refuses to revoke the only active admin token, which
 	// would leave nobody able to make tokens.
 	ErrLastAdmin = errors.New("it is the last active admin token: create another admin token first")
+	// ErrCSRF refuses a state-changing request authenticated by a browser
+	// session (the dashboard's cookie) that does not carry the session's
+	// CSRF token: another site may have sent it.
+	ErrCSRF = errors.New("a request that changes state with a session cookie needs the session's X-Bluegreen-CSRF header; reload the dashboard")
 )
 
 // touchEvery bounds how often a token's last use is written: a write per

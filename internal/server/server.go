@@ -23,7 +23,9 @@ import (
 	"bluegreen/internal/params"
 	"bluegreen/internal/platform/process"
 	"bluegreen/internal/routerproc"
+	"bluegreen/internal/sampler"
 	"bluegreen/internal/store"
+	"bluegreen/internal/web"
 )
 
 // DefaultAPIAddr is where the API listens unless told otherwise.
@@ -169,15 +171,41 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	stopStreams := make(chan struct{})
+	tokens := auth.New(st, nil)
+	sessions := web.NewSessions(st, nil, 0, 0)
+	samples := sampler.New(sampler.Options{
+		Apps: func(ctx context.Context) ([]string, error) {
+			apps, err := st.ListApps(ctx)
+			names := make([]string, 0, len(apps))
+			for _, a := range apps {
+				names = append(names, a.Name)
+			}
+			return names, err
+		},
+		Fleets: eng.Fleets, Logger: log.With("part", "sampler"),
+	})
+	sctx, stopSampler := context.WithCancel(ctx)
+	samplerDone := make(chan struct{})
+	go func() { defer close(samplerDone); samples.Run(sctx) }()
+	defer func() { stopSampler(); <-samplerDone }()
+	dash, err := web.New(web.Options{Store: st, Tokens: tokens, Sessions: sessions, Logger: log.With("part", "web")})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// One listener: the API under /api/, the dashboard everywhere else.
+	mux := http.NewServeMux()
+	mux.Handle("/api/", (&api.Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Params: ps,
+		Tokens: tokens, Logger: log, Stop: stopStreams, Sessions: sessions, Samples: samples}).Handler())
+	mux.Handle("/", dash.Handler())
 	srv := &http.Server{
-		Handler: (&api.Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Params: ps,
-			Tokens: auth.New(st, nil), Logger: log, Stop: stopStreams}).Handler(),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	srv.RegisterOnShutdown(func() { close(stopStreams) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("server ready", "api", addr, "data", o.DataDir)
+	log.Info("server ready", "api", addr, "dashboard", "http://"+addr+"/", "data", o.DataDir)
 
 	select {
 	case <-ctx.Done():

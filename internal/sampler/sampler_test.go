@@ -1,0 +1,61 @@
+package sampler
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"bluegreen/internal/engine"
+)
+
+// The fleets here come from a function standing in for the router, which
+// the end-to-end tests exercise for real; this test is about the history.
+func TestSamplesAreKeptForTheSpanAndPerApp(t *testing.T) {
+	now := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
+	apps := []string{"shop", "blog"}
+	s := New(Options{
+		Apps: func(context.Context) ([]string, error) { return apps, nil },
+		Fleets: func(_ context.Context, app string, window time.Duration) (map[string]engine.FleetMetrics, error) {
+			if window != 2*time.Second {
+				t.Errorf("window %s, want the sampling interval", window)
+			}
+			return map[string]engine.FleetMetrics{"blue": {Revision: "1", Weight: 100, Requests: 20, Errors: 1, P99: 30 * time.Millisecond}}, nil
+		},
+		Every: 2 * time.Second, Keep: time.Minute,
+		Now: func() time.Time { return now },
+	})
+	for range 40 { // 80 s of samples
+		if err := s.SampleOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(2 * time.Second)
+	}
+	pts := s.Since("shop", time.Time{})
+	if len(pts) != 30 {
+		t.Fatalf("%d samples kept, want a minute's worth (30)", len(pts))
+	}
+	b := pts[0].Fleets["blue"]
+	if b.RequestRate != 10 || b.ErrorRate != 0.05 || b.P99Seconds != 0.03 || b.Weight != 100 {
+		t.Errorf("sample %+v", b)
+	}
+	if got := s.Since("shop", pts[27].Time); len(got) != 2 {
+		t.Errorf("since the 28th sample: %d, want 2", len(got))
+	}
+	apps = []string{"shop"}
+	if err := s.SampleOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Since("blog", time.Time{})) != 0 {
+		t.Error("a removed app's samples are kept")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop with its context")
+	}
+}
