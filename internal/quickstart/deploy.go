@@ -195,6 +195,7 @@ func (s Summary) Print(o Options) {
 	if o.Keep {
 		fmt.Fprintf(w, "\nStill running (--keep):\n")
 		fmt.Fprintf(w, "  production  %s\n  test        %s\n  API         %s\n", s.Production, s.Test, s.API)
+		fmt.Fprintf(w, "  dashboard   %s/ (log in with the token in %s)\n", s.API, filepath.Join(s.DataDir, "admin.token"))
 		fmt.Fprintf(w, "\nTry next:\n")
 		fmt.Fprintf(w, "  curl -s %s\n", s.Production)
 		fmt.Fprintf(w, "  bluegreen status hello --data %s\n", s.DataDir)
