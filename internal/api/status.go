@@ -40,7 +40,12 @@ type Progress struct {
 
 // FleetStatus is one fleet of an app as the router and the platform see it.
 type FleetStatus struct {
-	Name     string `json:"name"` // the slot: blue or green
+	Name string `json:"name"` // the slot: blue or green
+	// Role is how people speak of the fleet, whatever its slot: "blue" for
+	// the live fleet (the one a deployment started from), "green" for the
+	// candidate. The slots alternate from deployment to deployment; the
+	// roles do not.
+	Role     string `json:"role"`
 	Revision int64  `json:"revision,omitempty"`
 	Live     bool   `json:"live"` // the app's live fleet
 	// Weight is its share of production traffic in percent; Fenced: it
@@ -112,6 +117,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	assignRoles(&out)
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -191,4 +197,30 @@ func (c *Client) Status(ctx context.Context, app, window string) (Status, error)
 	}
 	err := c.doJSON(ctx, http.MethodGet, path, nil, &out)
 	return out, err
+}
+
+// assignRoles names the fleets by role: green is the active deployment's
+// candidate, blue the live fleet (or the one the deployment started from);
+// with no deployment, the live fleet is blue.
+func assignRoles(st *Status) {
+	var blue, green *FleetStatus
+	for i := range st.Fleets {
+		f := &st.Fleets[i]
+		switch {
+		case st.Deployment != nil && f.Revision == st.Deployment.ToRevision && green == nil:
+			green = f
+		case f.Live && blue == nil:
+			blue = f
+		case st.Deployment != nil && st.Deployment.FromRevision > 0 && f.Revision == st.Deployment.FromRevision && blue == nil:
+			blue = f
+		case st.Deployment == nil && blue == nil:
+			blue = f
+		}
+	}
+	if blue != nil {
+		blue.Role = "blue"
+	}
+	if green != nil {
+		green.Role = "green"
+	}
 }

@@ -135,9 +135,9 @@ func TestRenderStatus(t *testing.T) {
 		Window:   "10s",
 		Progress: &api.Progress{Step: 3, Steps: 3, Weight: 100, Next: "blue retires", NextAt: &next},
 		Fleets: []api.FleetStatus{
-			{Name: "green", Revision: 7, Live: true, Weight: 100, Healthy: 1, Targets: 1, Requests: 1200, RequestRate: 120, ErrorRate: 0.001, P99Seconds: 0.0123,
+			{Name: "green", Role: "green", Revision: 7, Live: true, Weight: 100, Healthy: 1, Targets: 1, Requests: 1200, RequestRate: 120, ErrorRate: 0.001, P99Seconds: 0.0123,
 				Instances: []api.InstanceStatus{{Instance: api.Instance{ID: "shop-7-green-0", Revision: 7, Fleet: "green", Address: "127.0.0.1:40001", State: "running"}, Healthy: &yes}}},
-			{Name: "blue", Revision: 6, Weight: 0, Healthy: 1, Targets: 1,
+			{Name: "blue", Role: "blue", Revision: 6, Weight: 0, Healthy: 1, Targets: 1,
 				Instances: []api.InstanceStatus{{Instance: api.Instance{ID: "shop-6-blue-0", Revision: 6, Fleet: "blue", Address: "127.0.0.1:40002", State: "running"}, Healthy: &yes}}},
 		},
 	}

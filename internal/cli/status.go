@@ -216,21 +216,15 @@ func renderStatus(st api.Status, now time.Time) string {
 	return b.String()
 }
 
-// roles names the fleets as people speak of them: blue is the live fleet
-// (or, during an app's first deployment, none) and green the candidate,
-// whatever their slot names.
+// roles picks the fleets the server named blue (live) and green
+// (candidate).
 func roles(st api.Status) (blue, green *api.FleetStatus) {
 	for i := range st.Fleets {
-		f := &st.Fleets[i]
-		switch {
-		case st.Deployment != nil && f.Revision == st.Deployment.ToRevision && green == nil:
+		switch f := &st.Fleets[i]; f.Role {
+		case "blue":
+			blue = f
+		case "green":
 			green = f
-		case f.Live && blue == nil:
-			blue = f
-		case st.Deployment != nil && st.Deployment.FromRevision > 0 && f.Revision == st.Deployment.FromRevision && blue == nil:
-			blue = f
-		case st.Deployment == nil && blue == nil:
-			blue = f
 		}
 	}
 	return blue, green

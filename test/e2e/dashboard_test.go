@@ -141,8 +141,12 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("confirm-ok")),
 		chromedp.Click(chromedp.ID("confirm-ok")),
 	)
-	waitJS(t, ctx, "the page shows the shift at 50%",
-		`document.getElementById('phase').textContent === 'Shifting' && document.getElementById('split').textContent.includes('green 50%')`)
+	// Roles, not slots: v1 runs in the slot named green (an app's first
+	// deployment uses it), yet it is the live fleet, so it is blue here as in
+	// the CLI; v2, the candidate, is green.
+	waitJS(t, ctx, "the page shows the shift at 50%, v1 as blue and v2 as green",
+		`document.getElementById('phase').textContent === 'Shifting' && document.getElementById('split').textContent.includes('green 50%') &&
+		 document.getElementById('summary').textContent.includes('r1 on blue') && document.getElementById('split').textContent.includes('green r2')`)
 	// Charts: a few samples with green taking traffic beside blue.
 	waitJS(t, ctx, "the charts show both fleets",
 		`+document.getElementById('charts').dataset.greenPoints >= 3 && +document.getElementById('charts').dataset.bluePoints >= 3`)

@@ -40,6 +40,12 @@
   function clock(t) { return new Date(t).toLocaleTimeString([], { hour12: false }); }
   function when(t) { const d = new Date(t); return d.toLocaleDateString() + ' ' + clock(t); }
   function fleetLabel(name) { return h('span', { class: 'fleet-name ' + (name === 'blue' || name === 'green' ? name : '') }, name); }
+  // A fleet is named by its role, as the CLI names it: blue is the live
+  // fleet (the one a deployment started from), green the candidate. The
+  // slots the router knows them by alternate from deployment to deployment.
+  function roleOf(f) { return f.role || f.name; }
+  function slotNote(f) { return f.role && f.role !== f.name ? ' (slot ' + f.name + ')' : ''; }
+  function liveRole(st) { const f = st.fleets.find((x) => x.live); return f ? roleOf(f) : st.live_fleet; }
 
   async function api(method, path, data) {
     const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
@@ -110,11 +116,11 @@
     const text = shown.length ? shown.map((f) => f.name + ' ' + f.weight + '%').join(', ') : 'no production traffic';
     const bar = h('div', { class: 'split', role: 'img', 'aria-label': 'traffic split: ' + text });
     for (const f of shown) {
-      const seg = h('div', { class: 'seg seg-' + f.name, title: f.name + ' r' + f.revision + ': ' + f.weight + '%' }, f.name + ' ' + f.weight + '%');
+      const seg = h('div', { class: 'seg seg-' + roleOf(f), title: roleOf(f) + ' r' + f.revision + ': ' + f.weight + '%' }, roleOf(f) + ' ' + f.weight + '%');
       seg.style.width = f.weight + '%';
       bar.append(seg);
     }
-    const legend = h('p', { class: 'split-legend' }, fleets.map((f, i) => [i ? ' · ' : '', fleetLabel(f.name), ' r' + f.revision + (f.live ? ' (live)' : '') + ' ' + f.weight + '%' + (f.test ? ', test listener' : '') + (f.fenced ? ', fenced' : '')]));
+    const legend = h('p', { class: 'split-legend' }, fleets.map((f, i) => [i ? ' · ' : '', fleetLabel(roleOf(f)), ' r' + f.revision + (f.live ? ' (live)' : '') + ' ' + f.weight + '%' + (f.test ? ', test listener' : '') + (f.fenced ? ', fenced' : '')]));
     return [bar, legend];
   }
 
@@ -147,9 +153,9 @@
         const att = attention(st, deps[0]);
         replace(card.querySelector('.card-body'),
           att && h('p', { class: 'attention' + (att.bad ? ' bad' : '') }, att.text),
-          h('p', {}, 'live ', st.live_revision ? 'r' + st.live_revision + ' on ' : 'none', st.live_fleet ? fleetLabel(st.live_fleet) : ''),
+          h('p', {}, 'live ', st.live_revision ? 'r' + st.live_revision + ' on ' : 'none', st.live_fleet ? fleetLabel(liveRole(st)) : ''),
           splitBar(st.fleets),
-          st.fleets.map((f) => h('p', {}, fleetLabel(f.name), ' r' + f.revision + ': ', health(f), ', ' + f.request_rate.toFixed(1) + ' req/s, ' + pct(f.error_rate) + ' errors')),
+          st.fleets.map((f) => h('p', {}, fleetLabel(roleOf(f)), ' r' + f.revision + ': ', health(f), ', ' + f.request_rate.toFixed(1) + ' req/s, ' + pct(f.error_rate) + ' errors')),
           d ? h('p', {}, 'deploying r' + d.to_revision + ': ', h('strong', {}, d.phase), st.progress && st.progress.next ? ' — next: ' + st.progress.next : '')
             : h('p', { class: 'muted' }, deps[0] ? 'last deployment r' + deps[0].to_revision + ' ' + deps[0].outcome.replace('_', ' ') + ' at ' + when(deps[0].finished_at || deps[0].updated_at) : 'no deployments'));
       } catch (e) {
@@ -176,7 +182,7 @@
       if (!st) return;
       const d = st.deployment;
       const last = state.deps[0];
-      replace($('summary'), 'live revision ', st.live_revision ? 'r' + st.live_revision + ' on ' : 'none yet', st.live_fleet ? fleetLabel(st.live_fleet) : '',
+      replace($('summary'), 'live revision ', st.live_revision ? 'r' + st.live_revision + ' on ' : 'none yet', st.live_fleet ? fleetLabel(liveRole(st)) : '',
         d ? [' · deploying r' + d.to_revision + ' (', h('span', {}, d.phase), ')'] : '');
       const att = attention(st, last);
       $('attention').hidden = !att;
@@ -256,7 +262,7 @@
     function renderFleets() {
       const st = state.status;
       replace($('fleets'), st.fleets.length ? st.fleets.map((f) => h('div', { class: 'fleet' },
-        h('h3', {}, fleetLabel(f.name), ' — r' + f.revision + (f.live ? ', live' : ', candidate') + ', ' + f.weight + '% of traffic, ', health(f),
+        h('h3', {}, fleetLabel(roleOf(f)), slotNote(f) + ' — r' + f.revision + (f.live ? ', live' : ', candidate') + ', ' + f.weight + '% of traffic, ', health(f),
           ', ' + f.request_rate.toFixed(1) + ' req/s, ' + pct(f.error_rate) + ' errors, p99 ' + ms(f.p99_seconds) + ' (last ' + st.window + ')'),
         h('div', { class: 'table-wrap' }, h('table', {},
           h('thead', {}, h('tr', {}, ['instance', 'state', 'health', 'address', 'started', 'recent output'].map((x) => h('th', { scope: 'col' }, x)))),
@@ -317,10 +323,13 @@
       const W = 300, H = 120, L = 4, B = 14;
       const span = pts.length ? Math.min(SPAN, Math.max(MIN_SPAN, now - new Date(pts[0].time))) : SPAN;
       const ago = (f) => { const s = Math.round(span * f / 1000); return s >= 60 && s % 60 === 0 ? '-' + s / 60 + 'm' : s >= 60 ? '-' + (s / 60).toFixed(1) + 'm' : '-' + s + 's'; };
+      // Samples are kept by slot; the charts speak of roles.
+      const slotOf = { blue: 'blue', green: 'green' };
+      if (state.status) for (const f of state.status.fleets) if (f.role) slotOf[f.role] = f.name;
       const box = $('charts');
       box.dataset.samples = pts.length;
-      box.dataset.greenPoints = pts.filter((p) => p.fleets.green && p.fleets.green.requests > 0).length;
-      box.dataset.bluePoints = pts.filter((p) => p.fleets.blue && p.fleets.blue.requests > 0).length;
+      box.dataset.greenPoints = pts.filter((p) => p.fleets[slotOf.green] && p.fleets[slotOf.green].requests > 0).length;
+      box.dataset.bluePoints = pts.filter((p) => p.fleets[slotOf.blue] && p.fleets[slotOf.blue].requests > 0).length;
       replace(box, CHARTS.map((c) => {
         let max = 0;
         for (const p of pts) for (const f of Object.values(p.fleets)) max = Math.max(max, f[c.key]);
@@ -343,7 +352,7 @@
           // A gap in a fleet's samples (it did not run) breaks its line.
           let d = '', pen = 'M';
           for (const p of pts) {
-            const f = p.fleets[name];
+            const f = p.fleets[slotOf[name]];
             if (!f) { pen = 'M'; continue; }
             d += pen + x(p.time).toFixed(1) + ',' + y(f[c.key]).toFixed(1) + ' ';
             pen = 'L';
