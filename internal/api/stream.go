@@ -231,32 +231,5 @@ func (c *Client) FollowLogs(ctx context.Context, app, id string, tail int, follo
 // get sends a GET and returns a 2xx answer for the caller to read; other
 // answers become an *Error.
 func (c *Client) get(ctx context.Context, path, accept string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", path, err)
-	}
-	if resp.StatusCode >= 300 {
-		defer resp.Body.Close()
-		e := &Error{Status: resp.StatusCode}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(b, e) != nil || e.Message == "" {
-			e.Code, e.Message = "http_"+fmt.Sprint(resp.StatusCode), fmt.Sprintf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
-		}
-		return nil, e
-	}
-	return resp, nil
+	return c.send(ctx, http.MethodGet, path, nil, "Accept", accept)
 }
