@@ -165,6 +165,14 @@ func TestDashboard(t *testing.T) {
 		t.Logf("wrote %s", docs)
 	}
 
+	// On a phone's width the page stacks: nothing runs off to the side and
+	// the actions stay on screen.
+	run(t, ctx, "narrowing the window to a phone's width", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	waitJS(t, ctx, "the page to fit a phone's width",
+		`document.documentElement.scrollWidth <= window.innerWidth + 1 &&
+		 document.getElementById('btn-promote').getBoundingClientRect().right <= window.innerWidth`)
+	run(t, ctx, "widening the window again", chromedp.EmulateReset())
+
 	waitJS(t, ctx, "the page shows the deployment succeeded",
 		`document.getElementById('phase').textContent === 'Succeeded' && document.getElementById('outcome').textContent.startsWith('succeeded')`)
 	if got := e.waitEnd(d.ID, 30*time.Second); got.Outcome != "succeeded" {
