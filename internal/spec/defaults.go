@@ -14,6 +14,7 @@ const (
 	DefaultTest               = "127.0.0.1:8081"
 	DefaultHealthPath         = "/healthz"
 	DefaultHealthInterval     = 2 * time.Second
+	MinHealthInterval         = 10 * time.Millisecond
 	DefaultHealthTimeout      = 1 * time.Second
 	DefaultHealthyThreshold   = 2
 	DefaultUnhealthyThreshold = 3

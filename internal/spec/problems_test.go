@@ -102,6 +102,7 @@ var problemCases = []struct {
 	// health.
 	{"health path relative", base + "health:\n  path: healthz\n", "starting with /"},
 	{"health interval zero", base + "health:\n  interval: 0s\n", "must be longer than 0s"},
+	{"health interval below the router's", base + "health:\n  interval: 5ms\n  timeout: 5ms\n", "shorter than 10ms"},
 	{"health timeout above interval", base + "health:\n  interval: 1s\n  timeout: 2s\n", "longer than health.interval"},
 	{"health threshold zero", base + "health:\n  healthy_threshold: 0\n  unhealthy_threshold: 0\n", "must be at least 1, got 0"},
 	{"health startup zero", base + "health:\n  startup_timeout: 0s\n", "must be longer than 0s"},

@@ -207,6 +207,10 @@ func (s *Spec) validateHealth(c *collector) {
 		c.add("health.path", "want a URL path starting with /, like /healthz, got %s", quote(h.Path))
 	}
 	positive(c, "health.interval", h.Interval, false)
+	if h.Interval > 0 && h.Interval.D() < MinHealthInterval {
+		// The router refuses faster checks: the table would not apply.
+		c.add("health.interval", "%s is shorter than %s, the fastest check the router runs", h.Interval, Duration(MinHealthInterval))
+	}
 	positive(c, "health.timeout", h.Timeout, false)
 	if h.Timeout > h.Interval && h.Interval > 0 {
 		c.add("health.timeout", "%s is longer than health.interval %s; a check would still run when the next one starts", h.Timeout, h.Interval)
