@@ -332,7 +332,9 @@ func (e *Engine) baking(ctx context.Context, s *state) (time.Duration, error) {
 func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) {
 	bf, _ := s.blueFleet()
 	if !s.det.BlueFenced {
-		if err := e.route(ctx, s); err != nil {
+		// While blue is warm, green is watched as during the shift: if it
+		// dies or fails its health check, traffic goes back to blue.
+		if err := e.watch(ctx, s); err != nil {
 			return 0, err
 		}
 		exp := s.d.Deadlines[deadlineKeepBlue]

@@ -225,6 +225,8 @@ func TestFailedDeploymentsRollBack(t *testing.T) {
 		{name: "green turns unhealthy mid-shift", reason: "failed its health check", env: `{ HELLO_FAIL_HEALTH_AFTER: 2s }`, extra: shift},
 		{name: "the progress deadline passes", reason: "progress deadline", env: `{ HELLO_FAIL_HEALTH: "1" }`, startup: "1m",
 			extra: "strategy:\n  progress_deadline: 2s\n"},
+		{name: "green dies while blue is warm", reason: "exited", env: `{ HELLO_EXIT_AFTER: 3s }`, dies: true,
+			extra: "retire:\n  keep_blue: 1m\n  drain_timeout: 2s\n"},
 		{name: "approval times out", reason: "approval timed out",
 			extra: "strategy:\n  approval: manual\n  approval_timeout: 2s\n"},
 	}
@@ -239,7 +241,11 @@ func TestFailedDeploymentsRollBack(t *testing.T) {
 	var windows []window
 	for i, c := range cases {
 		version := fmt.Sprintf("bad%d", i+1)
-		spec := e.spec(specParts{env: c.env, startup: c.startup, extra: quick + c.extra})
+		extra := quick + c.extra
+		if strings.Contains(c.extra, "retire:") {
+			extra = "bake: 0s\n" + c.extra // its own retirement instead of quick's
+		}
+		spec := e.spec(specParts{env: c.env, startup: c.startup, extra: extra})
 		from := time.Now()
 		d := e.deploy(version, spec, c.files)
 		d = e.waitEnd(d.ID, 60*time.Second)
