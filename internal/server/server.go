@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"bluegreen/internal/api"
@@ -123,12 +124,15 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer plat.Close()
 
-	var traffic *engine.RouterTraffic
+	// A router restarted from its route file has the last table pushed;
+	// forgetting what was pushed makes the next push whole again. The watch
+	// loop may call this before traffic exists, hence the atomic.
+	var trafficRef atomic.Pointer[engine.RouterTraffic]
 	sup, err := routerproc.Start(ctx, routerproc.Options{
 		Dir: filepath.Join(o.DataDir, routerDir), Command: o.RouterCommand, Logger: log.With("part", "router"),
 		OnRestart: func() {
-			if traffic != nil {
-				traffic.Forget()
+			if t := trafficRef.Load(); t != nil {
+				t.Forget()
 			}
 		},
 	})
@@ -136,7 +140,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer sup.Close()
-	traffic = engine.NewRouterTraffic(sup)
+	traffic := engine.NewRouterTraffic(sup)
+	trafficRef.Store(traffic)
 	if sup.Adopted() {
 		log.Info("adopted the running router", "pid", sup.Pid(), "admin", sup.Admin())
 	} else {
