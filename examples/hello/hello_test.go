@@ -21,26 +21,14 @@ import (
 	"github.com/coder/websocket"
 
 	"bluegreen/internal/freeport"
+	"bluegreen/internal/testbin"
 )
 
 // helloBin is the program under test, built once for the package.
 var helloBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hello-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	helloBin = filepath.Join(dir, "hello")
-	if out, err := exec.Command("go", "build", "-o", helloBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building hello: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, testbin.Program{Path: &helloBin, Pkg: "bluegreen/examples/hello"})
 }
 
 const patience = 15 * time.Second // how long any awaited condition may take

@@ -2,11 +2,9 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"bluegreen/internal/platform/process"
 	"bluegreen/internal/routerproc"
 	"bluegreen/internal/store"
+	"bluegreen/internal/testbin"
 )
 
 // bluegreenBin is the real binary, built once: the engine's router runs as
@@ -25,21 +24,7 @@ import (
 var bluegreenBin string
 
 func TestMain(m *testing.M) {
-	tmp, err := os.MkdirTemp("", "bluegreen-api-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bluegreenBin = filepath.Join(tmp, "bluegreen")
-	cmd := exec.Command("go", "build", "-o", bluegreenBin, "bluegreen/cmd/bluegreen")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building bluegreen:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(tmp)
-	os.Exit(code)
+	testbin.Main(m, testbin.Program{Path: &bluegreenBin, Pkg: "bluegreen/cmd/bluegreen"})
 }
 
 // apiEnv is the API over a real store, params, bundle store, process

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 
 	"bluegreen/internal/freeport"
 	"bluegreen/internal/router"
+	"bluegreen/internal/testbin"
 )
 
 // bluegreenBin is the real binary, built once for the package; the routers the
@@ -37,21 +37,7 @@ func TestMain(m *testing.M) {
 		runChild(dir)
 		return
 	}
-	tmp, err := os.MkdirTemp("", "bluegreen-routerproc-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bluegreenBin = filepath.Join(tmp, "bluegreen")
-	cmd := exec.Command("go", "build", "-o", bluegreenBin, "bluegreen/cmd/bluegreen")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building bluegreen:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(tmp)
-	os.Exit(code)
+	testbin.Main(m, testbin.Program{Path: &bluegreenBin, Pkg: "bluegreen/cmd/bluegreen"})
 }
 
 // runChild starts a supervisor, pushes the table it was given, says so on

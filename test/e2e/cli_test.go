@@ -68,11 +68,7 @@ func (e *deployEnv) wantCLI(code int, msg string, args ...string) cliResult {
 func (e *deployEnv) bundleDir(version, spec string, files map[string]string) string {
 	t := e.t
 	t.Helper()
-	hello, err := helloBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := os.ReadFile(hello)
+	prog, err := os.ReadFile(bin.hello)
 	if err != nil {
 		t.Fatal(err)
 	}

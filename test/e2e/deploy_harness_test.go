@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -127,16 +126,6 @@ func (e *deployEnv) teardown() {
 	}
 }
 
-// helloBinary builds examples/hello once.
-var helloBinary = sync.OnceValues(func() (string, error) {
-	out := filepath.Join(os.TempDir(), fmt.Sprintf("bluegreen-e2e-hello-%d", os.Getpid()))
-	cmd := exec.Command("go", "build", "-o", out, "bluegreen/examples/hello")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building hello: %v\n%s", err, b)
-	}
-	return out, nil
-})
-
 // specParts are what tests vary in a spec.
 type specParts struct {
 	env     string // process env as a YAML flow mapping, e.g. { HELLO_LATENCY: 100ms }
@@ -183,11 +172,7 @@ func (e *deployEnv) specFor(extra string) string { return e.spec(specParts{extra
 func (e *deployEnv) bundle(version, spec string, files map[string]string) []byte {
 	t := e.t
 	t.Helper()
-	hello, err := helloBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := os.ReadFile(hello)
+	prog, err := os.ReadFile(bin.hello)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,42 +3,21 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"bluegreen/internal/testbin"
 )
 
 // bin holds the binaries built once for the whole package. bluegreenRace
 // is built with the race detector: the server tests run the control plane
 // (and the router and shims it starts) with it, and fail on a report.
-var bin struct{ bluegreen, bluegreenRace, bgload string }
+var bin struct{ bluegreen, bluegreenRace, bgload, hello string }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "bluegreen-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin.bluegreen = filepath.Join(dir, "bluegreen")
-	bin.bgload = filepath.Join(dir, "bgload")
-	bin.bluegreenRace = filepath.Join(dir, "bluegreen-race")
-	race := exec.Command("go", "build", "-race", "-o", bin.bluegreenRace, "bluegreen/cmd/bluegreen")
-	race.Stdout, race.Stderr = os.Stderr, os.Stderr
-	if err := race.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building bluegreen with the race detector:", err)
-		os.Exit(1)
-	}
-	for out, pkg := range map[string]string{bin.bluegreen: "bluegreen/cmd/bluegreen", bin.bgload: "bluegreen/cmd/bgload"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building", pkg, err)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m,
+		testbin.Program{Path: &bin.bluegreen, Pkg: "bluegreen/cmd/bluegreen"},
+		testbin.Program{Path: &bin.bluegreenRace, Pkg: "bluegreen/cmd/bluegreen", Name: "bluegreen-race", Race: true},
+		testbin.Program{Path: &bin.bgload, Pkg: "bluegreen/cmd/bgload"},
+		testbin.Program{Path: &bin.hello, Pkg: "bluegreen/examples/hello"},
+	)
 }
