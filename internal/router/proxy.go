@@ -76,7 +76,14 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	} else {
-		f, pin = a.routeProduction(&ctx.Request.Header, now)
+		var preview, pinned []byte
+		if a.preview != "" {
+			preview = ctx.Request.Header.Peek(a.preview)
+		}
+		if a.cookie != "" {
+			pinned = ctx.Request.Header.Cookie(a.cookie)
+		}
+		f, pin = a.routeProduction(preview, pinned, now)
 		if f == nil {
 			h.r.unrouted.Add(1)
 			plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusServiceUnavailable, "no healthy target for app "+a.name)

@@ -43,6 +43,8 @@ type Router struct {
 	rr         map[string]*atomic.Uint64
 	listeners  map[string]*listener
 	admin      *http.Server
+	loops      *loopEngine // serves plain listeners; nil until the first, or where there is none
+	loopsErr   error
 }
 
 type listener struct {
@@ -53,12 +55,23 @@ type listener struct {
 	// ln is closed by the router itself: fasthttp only learns its listener once
 	// Serve runs, so a shutdown that came first would leave Serve accepting.
 	ln net.Listener
+	// loop accepts the connections of a plain listener; ln then only carries
+	// those the loops hand to the fasthttp server.
+	loop *loopListener
 }
 
 // stop closes the listener and lets the server's connections finish until ctx ends.
 func (l *listener) stop(ctx context.Context) {
+	if l.loop != nil {
+		l.loop.detach()
+	}
 	l.ln.Close()
+	var wg sync.WaitGroup
+	if l.loop != nil {
+		wg.Go(func() { l.loop.drain(ctx) })
+	}
 	l.srv.ShutdownWithContext(ctx)
+	wg.Wait()
 }
 
 // New returns a router with an empty table and no listeners; Apply gives it both.
@@ -230,6 +243,10 @@ func (r *Router) build(cfg *Config) *table {
 				f.targets = append(f.targets, t)
 				f.fencedT = append(f.fencedT, slices.Contains(fc.FencedTargets, addr))
 			}
+			f.loopReady = true
+			for _, t := range f.targets {
+				f.loopReady = f.loopReady && t.ap.IsValid()
+			}
 			a.fleets = append(a.fleets, f)
 			a.byName[fname] = f
 		}
@@ -324,15 +341,19 @@ func (r *Router) serve(l *listener, ln net.Listener) {
 		KeepHijackedConns: true,
 	}
 	if l.tls {
-		ln = tls.NewListener(ln, &tls.Config{
+		ln = guardListener{tls.NewListener(ln, &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			NextProtos: []string{"http/1.1"},
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return l.cert.Load(), nil
 			},
-		})
+		})}
+	} else if ll := r.attachLoop(l.addr, ln); ll != nil {
+		l.loop = ll
+		ln = ll.handoff // handed-over connections come wrapped in their guard
+	} else {
+		ln = guardListener{ln}
 	}
-	ln = guardListener{ln}
 	l.ln = ln
 	r.listeners[l.addr] = l
 	r.wg.Add(1)
@@ -343,6 +364,26 @@ func (r *Router) serve(l *listener, ln net.Listener) {
 		}
 	}()
 	r.log.Info("listening", "addr", l.addr, "tls", l.tls)
+}
+
+// attachLoop has the event loops accept on a plain listener; nil means the
+// fasthttp server accepts on it itself.
+func (r *Router) attachLoop(addr string, ln net.Listener) *loopListener {
+	if r.loops == nil && r.loopsErr == nil {
+		r.loops, r.loopsErr = newLoopEngine(r)
+		if r.loopsErr != nil {
+			r.log.Warn("event loops unavailable; listeners use the goroutine server", "err", r.loopsErr)
+		}
+	}
+	if r.loops == nil {
+		return nil
+	}
+	ll, err := r.loops.attach(addr, ln, newHandoffListener(ln.Addr()))
+	if err != nil {
+		r.log.Warn("event loops cannot accept on listener; it uses the goroutine server", "addr", addr, "err", err)
+		return nil
+	}
+	return ll
 }
 
 // badRequest answers requests the server could not parse.
@@ -441,6 +482,11 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		t.closeAll()
 		t.retire()
 	}
+	r.mu.Lock()
+	if r.loops != nil {
+		r.loops.stop()
+	}
+	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
 	return ctx.Err()

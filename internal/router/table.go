@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // table is one immutable routing table. Requests load it once and keep it, so a
@@ -78,6 +76,9 @@ type fleet struct {
 	targets  []*target
 	fencedT  []bool
 	stats    *metrics
+	// loopReady: every target is an IP address the event loop can connect to
+	// without a name lookup.
+	loopReady bool
 }
 
 // usableTarget reports whether target i may take a new request.
@@ -230,17 +231,19 @@ func gcd(a, b int) int {
 }
 
 // routeProduction decides the fleet of a production request: preview header, then
-// the sticky pin, then the weights. It returns the fleet and whether to (re)pin.
-func (a *app) routeProduction(h *fasthttp.RequestHeader, now int64) (f *fleet, pin bool) {
+// the sticky pin, then the weights. preview and pinned are the values of the
+// app's preview header and sticky cookie in the request. It returns the fleet
+// and whether to (re)pin.
+func (a *app) routeProduction(preview, pinned []byte, now int64) (f *fleet, pin bool) {
 	if a.preview != "" {
-		if name := b2s(h.Peek(a.preview)); name != "" {
+		if name := b2s(preview); name != "" {
 			if f := a.byName[name]; f != nil && f.available(now) {
 				return f, false
 			}
 		}
 	}
 	if a.cookie != "" {
-		if name := b2s(h.Cookie(a.cookie)); name != "" {
+		if name := b2s(pinned); name != "" {
 			if f := a.byName[name]; f != nil && f.weight > 0 && f.available(now) {
 				return f, false
 			}

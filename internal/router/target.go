@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sync"
@@ -25,6 +26,7 @@ const (
 // connections and metrics carry over when a new table names the same target.
 type target struct {
 	app, fleet, addr string
+	ap               netip.AddrPort // addr, when it is an IP address and port
 
 	healthy      atomic.Bool
 	checks       atomic.Uint64 // active checks completed, so a caller can tell trust from a verdict
@@ -39,16 +41,26 @@ type target struct {
 	idle     []*upConn
 	all      map[*upConn]struct{}
 	upgraded map[io.Closer]struct{}
-	removed  bool
+	// loopConns are the connections the event loops hold, pooled or in use.
+	loopConns map[loopUpstream]struct{}
+	removed   bool
+}
+
+// loopUpstream is an upstream connection of an event loop; its loop closes it.
+type loopUpstream interface {
+	kill()        // close it, cutting the exchange it carries
+	closeIfIdle() // close it if it is pooled
 }
 
 func newTarget(app, fleet, addr string) *target {
 	t := &target{
 		app: app, fleet: fleet, addr: addr,
-		stats:    &metrics{},
-		all:      map[*upConn]struct{}{},
-		upgraded: map[io.Closer]struct{}{},
+		stats:     &metrics{},
+		all:       map[*upConn]struct{}{},
+		upgraded:  map[io.Closer]struct{}{},
+		loopConns: map[loopUpstream]struct{}{},
 	}
+	t.ap, _ = netip.ParseAddrPort(addr)
 	t.healthy.Store(true)
 	return t
 }
@@ -130,10 +142,25 @@ func (t *target) dropIdle() {
 	for _, c := range idle {
 		delete(t.all, c)
 	}
+	loop := t.loopConnsLocked()
 	t.mu.Unlock()
 	for _, c := range idle {
 		c.Conn.Close()
 	}
+	for _, c := range loop {
+		c.closeIfIdle()
+	}
+}
+
+func (t *target) loopConnsLocked() []loopUpstream {
+	if len(t.loopConns) == 0 {
+		return nil
+	}
+	out := make([]loopUpstream, 0, len(t.loopConns))
+	for c := range t.loopConns {
+		out = append(out, c)
+	}
+	return out
 }
 
 func (t *target) dropConn(c *upConn) {
@@ -171,9 +198,13 @@ func (t *target) closeAll() {
 		conns = append(conns, c)
 	}
 	t.idle = nil
+	loop := t.loopConnsLocked()
 	t.mu.Unlock()
 	for _, c := range conns {
 		c.Close()
+	}
+	for _, c := range loop {
+		c.kill()
 	}
 }
 
@@ -187,9 +218,13 @@ func (t *target) retire() {
 	for _, c := range idle {
 		delete(t.all, c)
 	}
+	loop := t.loopConnsLocked()
 	t.mu.Unlock()
 	for _, c := range idle {
 		c.Conn.Close()
+	}
+	for _, c := range loop {
+		c.closeIfIdle()
 	}
 	t.stopHealth()
 }

@@ -1,0 +1,483 @@
+package router
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+)
+
+// The event loop (loop_linux.go) serves the plain requests that make up almost
+// all traffic itself, and hands every other connection to the fasthttp server
+// before it acts on a single byte. This file holds its parsing: a strict reader
+// of request heads that says "plain" only when the head is one the loop forwards
+// exactly as the fasthttp path would, a reader of response heads, and a scanner
+// of chunked bodies. They are pure functions of bytes, tested and fuzzed alone.
+
+// span is a header field inside a buffer: name and value as offsets.
+type span struct{ k0, k1, v0, v1 int32 }
+
+func (s span) name(b []byte) []byte  { return b[s.k0:s.k1] }
+func (s span) value(b []byte) []byte { return b[s.v0:s.v1] }
+
+// reqHead is a request head the loop can forward.
+type reqHead struct {
+	size   int // bytes of the head, blank line included
+	method []byte
+	target []byte
+	host   []byte
+	close  bool // Connection: close
+	fields []span
+}
+
+// lookup returns the value of the first field named name (case-insensitive).
+func (h *reqHead) lookup(b []byte, name string) []byte {
+	for _, f := range h.fields {
+		if asciiEqualFold(f.name(b), name) {
+			return f.value(b)
+		}
+	}
+	return nil
+}
+
+// headVerdictLoop is what parseRequestHead makes of the start of a buffer.
+type headVerdictLoop int
+
+const (
+	headIncomplete headVerdictLoop = iota // the blank line has not arrived yet
+	headPlain                             // a GET or HEAD the loop forwards itself
+	headOther                             // anything else: the fasthttp server takes the connection
+)
+
+// parseRequestHead reads the request head at the start of b. It says headPlain
+// only for an HTTP/1.1 GET or HEAD in origin form with exactly one Host, no body
+// framing, no Expect or Upgrade, a Connection header (if any) of keep-alive or
+// close, CRLF line ends, and field names and values of plain characters. Every
+// other head, well-formed or not, is headOther: the fasthttp server and the
+// framing guard then answer it exactly as they always have.
+func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
+	h.fields = h.fields[:0]
+	h.host, h.close = nil, false
+	end := bytes.Index(b, crlfcrlf)
+	if end < 0 {
+		if len(b) >= maxHeaderBytes {
+			return headOther
+		}
+		// A bare LF ends lines for lenient servers; the loop does not follow.
+		if i := bytes.IndexByte(b, '\n'); i >= 0 && (i == 0 || b[i-1] != '\r') {
+			return headOther
+		}
+		return headIncomplete
+	}
+	if end+4 > maxHeaderBytes {
+		return headOther
+	}
+	h.size = end + 4
+	line, rest := cutLine(b[:end+2])
+	sp := bytes.IndexByte(line, ' ')
+	if sp < 0 {
+		return headOther
+	}
+	h.method = line[:sp]
+	if string(h.method) != "GET" && string(h.method) != "HEAD" {
+		return headOther
+	}
+	line = line[sp+1:]
+	sp = bytes.IndexByte(line, ' ')
+	if sp <= 0 || string(line[sp+1:]) != "HTTP/1.1" {
+		return headOther
+	}
+	h.target = line[:sp]
+	if h.target[0] != '/' {
+		return headOther
+	}
+	for _, c := range h.target {
+		if c <= ' ' || c >= 0x7f {
+			return headOther
+		}
+	}
+	hosts := 0
+	for len(rest) > 0 {
+		var l []byte
+		off := len(b[:end+2]) - len(rest)
+		l, rest = cutLine(rest)
+		colon := bytes.IndexByte(l, ':')
+		if colon <= 0 {
+			return headOther
+		}
+		for _, c := range l[:colon] {
+			if !isTokenChar(c) {
+				return headOther
+			}
+		}
+		v0, v1 := colon+1, len(l)
+		for v0 < v1 && (l[v0] == ' ' || l[v0] == '\t') {
+			v0++
+		}
+		for v1 > v0 && (l[v1-1] == ' ' || l[v1-1] == '\t') {
+			v1--
+		}
+		for _, c := range l[v0:v1] {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return headOther
+			}
+		}
+		name, value := l[:colon], l[v0:v1]
+		switch {
+		case asciiEqualFold(name, "Host"):
+			hosts++
+			h.host = value
+		case asciiEqualFold(name, "Content-Length"), asciiEqualFold(name, "Transfer-Encoding"),
+			asciiEqualFold(name, "Expect"), asciiEqualFold(name, "Upgrade"):
+			return headOther
+		case asciiEqualFold(name, "Connection"):
+			for _, tok := range bytes.Split(value, []byte(",")) {
+				tok = bytes.TrimSpace(tok)
+				switch {
+				case asciiEqualFold(tok, "close"):
+					h.close = true
+				case asciiEqualFold(tok, "keep-alive"), len(tok) == 0:
+				default:
+					return headOther
+				}
+			}
+		}
+		h.fields = append(h.fields, span{int32(off), int32(off + colon), int32(off + v0), int32(off + v1)})
+	}
+	if hosts != 1 || len(h.host) == 0 {
+		return headOther
+	}
+	return headPlain
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// cutLine splits off the first CRLF-terminated line.
+func cutLine(b []byte) (line, rest []byte) {
+	i := bytes.Index(b, []byte("\r\n"))
+	if i < 0 {
+		return b, nil
+	}
+	return b[:i], b[i+2:]
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// Body framing of a response, as the loop forwards it.
+const (
+	bodyNone     = iota // 1xx, 204, 304 or an answer to HEAD
+	bodyLength          // Content-Length bytes
+	bodyChunked         // chunked, passed on as it is
+	bodyUntilEOF        // until the upstream closes; re-chunked for the client
+)
+
+// respHead is an upstream response head.
+type respHead struct {
+	size    int
+	code    int
+	reason  []byte
+	mode    int
+	length  int64
+	keep    bool // the upstream connection may carry another request
+	sse     bool
+	hasDate bool
+	fields  []span // what is passed on to the client
+}
+
+var errBadResponse = errors.New("malformed response head")
+
+// parseResponseHead reads the response head at the start of b; ok is false while
+// it is incomplete. head says the request was a HEAD. Hop-by-hop fields, those
+// the Connection field names, and the request ID field (the router sets its
+// own) are left out of fields.
+func parseResponseHead(b []byte, head bool, reqIDName string, h *respHead) (ok bool, err error) {
+	h.fields = h.fields[:0]
+	end := bytes.Index(b, crlfcrlf)
+	if end < 0 {
+		return false, nil
+	}
+	h.size = end + 4
+	line, rest := cutLine(b[:end+2])
+	var proto11 bool
+	switch {
+	case bytes.HasPrefix(line, []byte("HTTP/1.1 ")):
+		proto11 = true
+	case bytes.HasPrefix(line, []byte("HTTP/1.0 ")):
+	default:
+		return false, errBadResponse
+	}
+	line = line[9:]
+	if len(line) < 3 || (len(line) > 3 && line[3] != ' ') {
+		return false, errBadResponse
+	}
+	code, err := strconv.Atoi(string(line[:3]))
+	if err != nil || code < 100 {
+		return false, errBadResponse
+	}
+	h.code = code
+	h.reason = nil
+	if len(line) > 4 {
+		h.reason = line[4:]
+	}
+	h.length, h.sse, h.hasDate = -1, false, false
+	chunked, closeTok, keepTok := false, false, false
+	var connList [][]byte
+	for len(rest) > 0 {
+		var l []byte
+		off := len(b[:end+2]) - len(rest)
+		l, rest = cutLine(rest)
+		colon := bytes.IndexByte(l, ':')
+		if colon <= 0 || l[0] == ' ' || l[0] == '\t' {
+			return false, errBadResponse
+		}
+		v0, v1 := colon+1, len(l)
+		for v0 < v1 && (l[v0] == ' ' || l[v0] == '\t') {
+			v0++
+		}
+		for v1 > v0 && (l[v1-1] == ' ' || l[v1-1] == '\t') {
+			v1--
+		}
+		name, value := l[:colon], l[v0:v1]
+		keepField := true
+		switch {
+		case asciiEqualFold(name, "Content-Length"):
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil || n < 0 || (h.length >= 0 && n != h.length) {
+				return false, errBadResponse
+			}
+			h.length = n
+			keepField = false
+		case asciiEqualFold(name, "Transfer-Encoding"):
+			if !asciiEqualFold(bytes.TrimSpace(value), "chunked") {
+				return false, errBadResponse
+			}
+			chunked = true
+			keepField = false
+		case asciiEqualFold(name, "Connection"):
+			for _, tok := range bytes.Split(value, []byte(",")) {
+				tok = bytes.TrimSpace(tok)
+				switch {
+				case asciiEqualFold(tok, "close"):
+					closeTok = true
+				case asciiEqualFold(tok, "keep-alive"):
+					keepTok = true
+				case len(tok) > 0:
+					connList = append(connList, tok)
+				}
+			}
+			keepField = false
+		case asciiEqualFold(name, "Keep-Alive"), asciiEqualFold(name, "Proxy-Connection"),
+			asciiEqualFold(name, "Te"), asciiEqualFold(name, "Upgrade"), asciiEqualFold(name, reqIDName):
+			keepField = false
+		case asciiEqualFold(name, "Content-Type"):
+			h.sse = bytes.HasPrefix(value, []byte("text/event-stream"))
+		case asciiEqualFold(name, "Date"):
+			h.hasDate = true
+		}
+		if keepField {
+			h.fields = append(h.fields, span{int32(off), int32(off + colon), int32(off + v0), int32(off + v1)})
+		}
+	}
+	if len(connList) > 0 {
+		kept := h.fields[:0]
+		for _, f := range h.fields {
+			if !listHas(connList, f.name(b)) {
+				kept = append(kept, f)
+			}
+		}
+		h.fields = kept
+	}
+	h.keep = !closeTok && (proto11 || keepTok)
+	switch {
+	case code < 200 || code == 204 || code == 304 || head:
+		h.mode = bodyNone
+	case chunked:
+		h.mode = bodyChunked
+		h.length = -1
+	case h.length >= 0:
+		h.mode = bodyLength
+	default:
+		h.mode = bodyUntilEOF
+		h.keep = false
+	}
+	return true, nil
+}
+
+func listHas(list [][]byte, name []byte) bool {
+	for _, tok := range list {
+		if bytes.EqualFold(tok, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// chunkScanner follows the framing of a chunked body passed on unchanged, to
+// find where it ends.
+type chunkScanner struct {
+	state  int
+	left   int64
+	digits int
+	line   int // length of the trailer line being read
+}
+
+const (
+	chSize = iota
+	chExt
+	chSizeLF
+	chData
+	chDataCR
+	chDataLF
+	chTrailerStart
+	chTrailer
+	chTrailerLF
+	chEndLF
+	chDone
+)
+
+var errBadChunk = errors.New("malformed chunked body")
+
+// scan consumes p, returning how many bytes belong to the body (all of p unless
+// the body ends inside it) and whether it has ended.
+func (s *chunkScanner) scan(p []byte) (int, bool, error) {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch s.state {
+		case chSize:
+			switch {
+			case c == '\r' && s.digits > 0:
+				s.state = chSizeLF
+			case c == ';' && s.digits > 0:
+				s.state = chExt
+			default:
+				d := unhex(c)
+				if d < 0 || s.digits >= 15 {
+					return i, false, errBadChunk
+				}
+				s.left = s.left<<4 | int64(d)
+				s.digits++
+			}
+		case chExt:
+			if c == '\r' {
+				s.state = chSizeLF
+			} else if c == '\n' {
+				return i, false, errBadChunk
+			}
+		case chSizeLF:
+			if c != '\n' {
+				return i, false, errBadChunk
+			}
+			s.digits = 0
+			if s.left == 0 {
+				s.state = chTrailerStart
+			} else {
+				s.state = chData
+			}
+		case chData:
+			k := int64(len(p) - i)
+			if k > s.left {
+				k = s.left
+			}
+			s.left -= k
+			i += int(k) - 1
+			if s.left == 0 {
+				s.state = chDataCR
+			}
+		case chDataCR:
+			if c != '\r' {
+				return i, false, errBadChunk
+			}
+			s.state = chDataLF
+		case chDataLF:
+			if c != '\n' {
+				return i, false, errBadChunk
+			}
+			s.state = chSize
+		case chTrailerStart:
+			if c == '\r' {
+				s.state = chEndLF
+			} else {
+				s.state, s.line = chTrailer, 1
+			}
+		case chTrailer:
+			s.line++
+			if c == '\r' {
+				s.state = chTrailerLF
+			} else if s.line > maxHeaderBytes {
+				return i, false, errBadChunk
+			}
+		case chTrailerLF:
+			if c != '\n' {
+				return i, false, errBadChunk
+			}
+			s.state = chTrailerStart
+		case chEndLF:
+			if c != '\n' {
+				return i, false, errBadChunk
+			}
+			s.state = chDone
+			return i + 1, true, nil
+		}
+	}
+	return len(p), false, nil
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+// cookieValue finds a cookie in the value of a Cookie field.
+func cookieValue(field []byte, name string) []byte {
+	for len(field) > 0 {
+		var pair []byte
+		if i := bytes.IndexByte(field, ';'); i >= 0 {
+			pair, field = field[:i], field[i+1:]
+		} else {
+			pair, field = field, nil
+		}
+		pair = bytes.TrimSpace(pair)
+		if k, v, ok := bytes.Cut(pair, []byte("=")); ok && string(k) == name {
+			return bytes.Trim(v, `"`)
+		}
+	}
+	return nil
+}
