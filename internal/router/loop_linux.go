@@ -399,6 +399,9 @@ func (lp *loop) sweep() {
 		case c.headSince != 0 && now-c.headSince > int64(headTimeout):
 			c.closeAfter = true
 			lp.answerPlain(c, lp.e.r.table.Load(), "", http.StatusRequestTimeout, "the request did not arrive within "+headTimeout.String())
+			if len(c.out) == 0 {
+				lp.closeClient(c) // otherwise once the answer is out
+			}
 		case c.n == 0 && now-c.lastActive > int64(idleTimeout):
 			lp.closeClient(c)
 		}
@@ -1340,12 +1343,11 @@ func (lp *loop) onResponse(u *uconn) {
 		if h.mode == bodyLength && !h.sse && h.length <= smallBody && int64(u.n-h.size) < h.length && h.size+int(h.length) <= len(u.buf) {
 			return
 		}
-		lp.startResponse(x, u, h)
-		if x.finished || u.closed {
-			return
+		if lp.startResponse(x, u, h) {
+			return // x may already carry the client's next request
 		}
 	}
-	lp.forwardBody(x, u, 0)
+	lp.forwardBody(x, u)
 }
 
 func (lp *loop) badResponse(x *lexch, u *uconn, err error) {
@@ -1357,8 +1359,9 @@ func (lp *loop) badResponse(x *lexch, u *uconn, err error) {
 	lp.fail(x, http.StatusBadGateway, "bad response from "+t.addr+": "+shortErr(err))
 }
 
-// startResponse sends the client the response head, and the body if it is all here.
-func (lp *loop) startResponse(x *lexch, u *uconn, h *respHead) {
+// startResponse sends the client the response head, and the body if it is all
+// here; it reports whether the exchange is over.
+func (lp *loop) startResponse(x *lexch, u *uconn, h *respHead) bool {
 	x.gotHead = true
 	x.t = u.t
 	x.status = h.code
@@ -1423,7 +1426,7 @@ func (lp *loop) startResponse(x *lexch, u *uconn, h *respHead) {
 		lp.account(x)
 		lp.toClient(x, w)
 		lp.responseDone(x, u, h.keep && u.n == 0)
-		return
+		return true
 	}
 	if h.mode == bodyLength && int64(u.n) >= h.length {
 		// Head and whole body in one write.
@@ -1435,10 +1438,11 @@ func (lp *loop) startResponse(x *lexch, u *uconn, h *respHead) {
 		lp.account(x)
 		lp.toClient(x, w)
 		lp.responseDone(x, u, h.keep && !extra)
-		return
+		return true
 	}
 	lp.scratch = w
 	lp.toClient(x, w)
+	return false
 }
 
 // toClient writes to the client of x unless it has gone.
@@ -1447,7 +1451,7 @@ func (lp *loop) toClient(x *lexch, b []byte) {
 }
 
 // forwardBody passes the body bytes in u's buffer on to the client.
-func (lp *loop) forwardBody(x *lexch, u *uconn, _ int) {
+func (lp *loop) forwardBody(x *lexch, u *uconn) {
 	if u.n == 0 {
 		return
 	}

@@ -1,0 +1,319 @@
+package router
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// These tests follow requests across the two ways a plain listener serves them:
+// the event loop for plain GET and HEAD requests, the fasthttp server for every
+// connection whose next request is anything else.
+
+// echoBackend answers with the method, path and body it received.
+func echoBackend(t *testing.T) string {
+	t.Helper()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Seen-Host", r.Host)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.RequestURI(), body)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// readResponses reads n responses from one connection, in order.
+func readResponses(t *testing.T, c net.Conn, n int, method ...string) []string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	var out []string
+	for i := range n {
+		var req *http.Request
+		if i < len(method) {
+			req = &http.Request{Method: method[i]}
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatalf("response %d: %v", i+1, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("response %d body: %v", i+1, err)
+		}
+		out = append(out, fmt.Sprintf("%d %s", resp.StatusCode, body))
+	}
+	return out
+}
+
+func TestPlainAndOtherRequestsShareAConnection(t *testing.T) {
+	r := startRouter(t, oneFleet(echoBackend(t)))
+	c, err := net.Dial("tcp", r.Config().Production)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Pipelined in one write: two the loop serves, one it hands over with the
+	// bytes already read, and one more after it on the same connection.
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"+
+		"GET /d HTTP/1.1\r\nHost: x\r\n\r\n")
+	got := readResponses(t, c, 4, "GET", "HEAD", "POST", "GET")
+	want := []string{"200 GET /a ", "200 ", "200 POST /c hello", "200 GET /d "}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	// The connection is the fasthttp server's now; it still serves.
+	io.WriteString(c, "GET /e HTTP/1.1\r\nHost: x\r\n\r\n")
+	if got := readResponses(t, c, 1); got[0] != "200 GET /e " {
+		t.Fatalf("after the hand-over: %q", got)
+	}
+}
+
+func TestHeadArrivingInPieces(t *testing.T) {
+	r := startRouter(t, oneFleet(echoBackend(t)))
+	c, err := net.Dial("tcp", r.Config().Production)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := "GET /pieces?x=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n"
+	for i := range len(req) {
+		if _, err := c.Write([]byte{req[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readResponses(t, c, 1); got[0] != "200 GET /pieces?x=1 " {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestConnectionCloseIsHonoured(t *testing.T) {
+	r := startRouter(t, oneFleet(echoBackend(t)))
+	c, err := net.Dial("tcp", r.Config().Production)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	all, err := io.ReadAll(c) // ends when the router closes the connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(all, []byte("Connection: close")) || !bytes.HasSuffix(all, []byte("GET /last ")) {
+		t.Fatalf("got %q", all)
+	}
+}
+
+// TestResponseFramings passes every framing an upstream may use: chunked with
+// trailers, until close (re-chunked for the client, whose connection stays
+// open), a body larger than the loop's buffer, and a 1xx before the answer.
+func TestResponseFramings(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					switch req.URL.Path {
+					case "/chunked":
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"+
+							"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n")
+					case "/until-close":
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of this until the end")
+						return
+					case "/big":
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(big))+"\r\n\r\n")
+						io.WriteString(c, big)
+					case "/early-hints":
+						io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					case "/hop-by-hop":
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: X-Private\r\nX-Private: secret\r\nKeep-Alive: timeout=5\r\nX-Request-Id: upstream\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 0\r\n\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	r := startRouter(t, oneFleet(ln.Addr().String()))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+
+	resp, body := get(t, client, prodURL(r)+"/chunked")
+	if body != "hello world" || resp.Trailer.Get("X-Sum") != "42" || len(resp.TransferEncoding) == 0 {
+		t.Fatalf("chunked: %q, trailer %q, encoding %v", body, resp.Trailer.Get("X-Sum"), resp.TransferEncoding)
+	}
+	resp, body = get(t, client, prodURL(r)+"/until-close")
+	if body != "all of this until the end" || resp.Close {
+		t.Fatalf("until close: %q (client connection closed: %v)", body, resp.Close)
+	}
+	// The slow reader makes the router wait for the client, not buffer the body.
+	req, _ := http.NewRequest("GET", prodURL(r)+"/big", nil)
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		got.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp.Body.Close()
+	if got.String() != big {
+		t.Fatalf("big body: got %d bytes, want %d, equal %v", got.Len(), len(big), got.String() == big)
+	}
+	resp, body = get(t, client, prodURL(r)+"/early-hints")
+	if resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("after a 103: %d %q", resp.StatusCode, body)
+	}
+	resp, _ = get(t, client, prodURL(r)+"/hop-by-hop")
+	h := resp.Header
+	if h.Get("X-Private") != "" || h.Get("Keep-Alive") != "" || h.Get("X-Request-Id") == "upstream" || h.Get("X-Request-Id") == "" || len(h["Set-Cookie"]) != 2 {
+		t.Fatalf("response fields: %v", h)
+	}
+}
+
+func TestUpstreamDyingMidBodyCutsTheClient(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nonly a little")
+	})
+	r := startRouter(t, oneFleet(up))
+	c, err := net.Dial("tcp", r.Config().Production)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	all, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("the client connection was not closed: %v", err)
+	}
+	if !bytes.HasSuffix(all, []byte("only a little")) {
+		t.Fatalf("got %q", all)
+	}
+	waitFor(t, 5*time.Second, "the exchange to be counted as over", func() bool {
+		return r.Stats().Apps["shop"].Fleets["blue"].InFlight == 0
+	})
+}
+
+func TestClientLeavingMidRequestEndsTheExchange(t *testing.T) {
+	release := make(chan struct{})
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		<-release
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	r := startRouter(t, oneFleet(up))
+	c, err := net.Dial("tcp", r.Config().Production)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitFor(t, 5*time.Second, "the request to be in flight", func() bool {
+		return r.Stats().Apps["shop"].Fleets["blue"].InFlight == 1
+	})
+	c.Close()
+	close(release)
+	waitFor(t, 5*time.Second, "the exchange to end", func() bool {
+		return r.Stats().Apps["shop"].Fleets["blue"].InFlight == 0
+	})
+	if got := r.Stats().Apps["shop"].Fleets["blue"].Totals.ByClass["2xx"]; got != 1 {
+		t.Fatalf("the answer the client left before is counted as %d 2xx", got)
+	}
+}
+
+func TestTargetByNameIsServed(t *testing.T) {
+	// A target named by host name is connected to by the fasthttp path, which
+	// resolves names; the loop only connects to addresses.
+	addr := echoBackend(t)
+	_, port, _ := net.SplitHostPort(addr)
+	r := startRouter(t, oneFleet("localhost:"+port))
+	resp, body := get(t, &http.Client{}, prodURL(r)+"/by-name")
+	if resp.StatusCode != 200 || body != "GET /by-name " {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestListenerRemovedWhileRequestsRun(t *testing.T) {
+	release := make(chan struct{})
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		<-release
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+	})
+	cfg := oneFleet(up)
+	other := freeAddr(t)
+	cfg.Apps["shop"].Production = other
+	r := startRouter(t, cfg)
+	busy, err := net.Dial("tcp", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	idle, err := net.Dial("tcp", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(busy, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitFor(t, 5*time.Second, "the request to be in flight", func() bool {
+		return r.Stats().Apps["shop"].Fleets["blue"].InFlight == 1
+	})
+	cfg = r.Config()
+	cfg.Apps["shop"].Production = ""
+	if _, err := r.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	// The idle connection is closed; the busy one gets its answer, then is closed.
+	idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("idle connection still open (read %d bytes)", n)
+	}
+	close(release)
+	busy.SetReadDeadline(time.Now().Add(10 * time.Second))
+	all, err := io.ReadAll(busy)
+	if err != nil || !bytes.HasSuffix(all, []byte("done")) || !bytes.Contains(all, []byte("Connection: close")) {
+		t.Fatalf("busy connection: %q, %v", all, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if c, err := (&net.Dialer{}).DialContext(ctx, "tcp", other); err == nil {
+		c.Close()
+		t.Fatal("the removed listener still accepts")
+	}
+}
