@@ -317,3 +317,41 @@ func TestListenerRemovedWhileRequestsRun(t *testing.T) {
 		t.Fatal("the removed listener still accepts")
 	}
 }
+
+func TestSlowHeadsAndIdleConnectionsAreClosed(t *testing.T) {
+	defer func(h, i time.Duration) { headTimeout, idleTimeout = h, i }(headTimeout, idleTimeout)
+	headTimeout, idleTimeout = 500*time.Millisecond, 1500*time.Millisecond
+	r := startRouter(t, oneFleet(echoBackend(t)))
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", r.Config().Production)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	silent, partial, idle := dial(), dial(), dial()
+	io.WriteString(partial, "GET /slow HTTP/1.1\r\nHost: x\r\n")
+	io.WriteString(idle, "GET /once HTTP/1.1\r\nHost: x\r\n\r\n")
+	if got := readResponses(t, idle, 1); got[0] != "200 GET /once " {
+		t.Fatalf("got %q", got)
+	}
+	// A connection that never sends is closed without an answer; a head that
+	// does not complete in time gets a 408; an idle keep-alive connection is
+	// closed after the idle timeout.
+	if all, err := io.ReadAll(silent); err != nil || len(all) != 0 {
+		t.Fatalf("silent connection: %q, %v", all, err)
+	}
+	all, err := io.ReadAll(partial)
+	if err != nil || !bytes.HasPrefix(all, []byte("HTTP/1.1 408 ")) || !bytes.Contains(all, []byte("did not arrive within 500ms")) {
+		t.Fatalf("partial head: %q, %v", all, err)
+	}
+	start := time.Now()
+	if _, err := io.ReadAll(idle); err != nil {
+		t.Fatalf("idle connection: %v", err)
+	}
+	if time.Since(start) < 500*time.Millisecond {
+		t.Fatalf("the idle connection was closed after %s, before its idle timeout", time.Since(start))
+	}
+}

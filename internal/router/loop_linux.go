@@ -997,6 +997,7 @@ func (lp *loop) finish(x *lexch) {
 	lp.account(x)
 	c := x.c
 	c.x = nil
+	c.lastActive = lp.nowNs // the idle time runs from the end of the response
 	if c.closed {
 		return
 	}

@@ -305,10 +305,14 @@ func (r *Router) route(tbl *table, addr string, test, isTLS bool, hosts []string
 	}
 }
 
+// Timeouts of the listeners' connections; variables so that tests can shorten them.
+var (
+	idleTimeout = 120 * time.Second
+	headTimeout = 30 * time.Second
+)
+
 // Server-side limits of the listeners.
 const (
-	idleTimeout      = 120 * time.Second
-	headTimeout      = 30 * time.Second
 	bodyTimeout      = time.Hour
 	maxHeaderBytes   = 16 << 10 // the request line and headers must fit
 	streamBodiesOver = 64 << 10 // smaller request bodies are read before forwarding
