@@ -1329,7 +1329,11 @@ func (lp *loop) onResponse(u *uconn) {
 				return
 			}
 			if h.code == http.StatusSwitchingProtocols {
-				lp.badResponse(x, u, errors.New("101 Switching Protocols to a request without Upgrade"))
+				t := u.t
+				x.u = nil
+				lp.closeUpstream(u)
+				t.stats.inflight.Add(-1)
+				lp.fail(x, http.StatusBadGateway, "upstream "+t.addr+" switched protocols without being asked")
 				return
 			}
 			if h.code >= 200 {
