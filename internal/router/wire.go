@@ -3,7 +3,6 @@ package router
 import (
 	"bytes"
 	"errors"
-	"strconv"
 )
 
 // The event loop (loop_linux.go) serves the plain requests that make up almost
@@ -63,7 +62,7 @@ func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
 			return headOther
 		}
 		// A bare LF ends lines for lenient servers; the loop does not follow.
-		if i := bytes.IndexByte(b, '\n'); i >= 0 && (i == 0 || b[i-1] != '\r') {
+		if hasBareLF(b) {
 			return headOther
 		}
 		return headIncomplete
@@ -116,10 +115,8 @@ func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
 		for v1 > v0 && (l[v1-1] == ' ' || l[v1-1] == '\t') {
 			v1--
 		}
-		for _, c := range l[v0:v1] {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return headOther
-			}
+		if !plainValue(l[v0:v1]) {
+			return headOther
 		}
 		name, value := l[:colon], l[v0:v1]
 		switch {
@@ -150,6 +147,31 @@ func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
+
+// hasBareLF reports whether b has an LF that does not follow a CR.
+func hasBareLF(b []byte) bool {
+	for off := 0; ; {
+		i := bytes.IndexByte(b[off:], '\n')
+		if i < 0 {
+			return false
+		}
+		if off+i == 0 || b[off+i-1] != '\r' {
+			return true
+		}
+		off += i + 1
+	}
+}
+
+// plainValue reports whether v is a field value (or reason phrase) of visible
+// characters, spaces and tabs: no CR, LF, NUL or other control character.
+func plainValue(v []byte) bool {
+	for _, c := range v {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
 
 // cutLine splits off the first CRLF-terminated line.
 func cutLine(b []byte) (line, rest []byte) {
@@ -241,14 +263,23 @@ func parseResponseHead(b []byte, head bool, reqIDName string, h *respHead) (ok b
 	if len(line) < 3 || (len(line) > 3 && line[3] != ' ') {
 		return false, errBadResponse
 	}
-	code, err := strconv.Atoi(string(line[:3]))
-	if err != nil || code < 100 {
+	code := 0
+	for _, c := range line[:3] {
+		if c < '0' || c > '9' {
+			return false, errBadResponse
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 100 {
 		return false, errBadResponse
 	}
 	h.code = code
 	h.reason = nil
 	if len(line) > 4 {
 		h.reason = line[4:]
+	}
+	if !plainValue(h.reason) {
+		return false, errBadResponse
 	}
 	h.length, h.sse, h.hasDate = -1, false, false
 	chunked, closeTok, keepTok := false, false, false
@@ -258,8 +289,14 @@ func parseResponseHead(b []byte, head bool, reqIDName string, h *respHead) (ok b
 		off := len(b[:end+2]) - len(rest)
 		l, rest = cutLine(rest)
 		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 || l[0] == ' ' || l[0] == '\t' {
+		if colon <= 0 {
 			return false, errBadResponse
+		}
+		// What is passed on must be what any client reads the same way.
+		for _, c := range l[:colon] {
+			if !isTokenChar(c) {
+				return false, errBadResponse
+			}
 		}
 		v0, v1 := colon+1, len(l)
 		for v0 < v1 && (l[v0] == ' ' || l[v0] == '\t') {
@@ -268,12 +305,15 @@ func parseResponseHead(b []byte, head bool, reqIDName string, h *respHead) (ok b
 		for v1 > v0 && (l[v1-1] == ' ' || l[v1-1] == '\t') {
 			v1--
 		}
+		if !plainValue(l[v0:v1]) {
+			return false, errBadResponse
+		}
 		name, value := l[:colon], l[v0:v1]
 		keepField := true
 		switch {
 		case asciiEqualFold(name, "Content-Length"):
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 || (h.length >= 0 && n != h.length) {
+			n, ok := plainLength(value)
+			if !ok || (h.length >= 0 && n != h.length) {
 				return false, errBadResponse
 			}
 			h.length = n
@@ -332,6 +372,21 @@ func parseResponseHead(b []byte, head bool, reqIDName string, h *respHead) (ok b
 		h.keep = false
 	}
 	return true, nil
+}
+
+// plainLength reads a Content-Length of 1 to 18 digits, no sign.
+func plainLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 func listHas(list [][]byte, name []byte) bool {
@@ -425,16 +480,20 @@ func (s *chunkScanner) scan(p []byte) (int, bool, error) {
 			}
 			s.state = chSize
 		case chTrailerStart:
-			if c == '\r' {
+			switch {
+			case c == '\r':
 				s.state = chEndLF
-			} else {
+			case c < ' ' && c != '\t' || c == 0x7f:
+				return i, false, errBadChunk // a bare LF would end the body early for some clients
+			default:
 				s.state, s.line = chTrailer, 1
 			}
 		case chTrailer:
 			s.line++
-			if c == '\r' {
+			switch {
+			case c == '\r':
 				s.state = chTrailerLF
-			} else if s.line > maxHeaderBytes {
+			case c < ' ' && c != '\t' || c == 0x7f, s.line > maxHeaderBytes:
 				return i, false, errBadChunk
 			}
 		case chTrailerLF:
