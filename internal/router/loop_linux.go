@@ -22,7 +22,7 @@ import (
 )
 
 // The event loop is the router's engine for plain HTTP listeners (decision
-// 0002). Each loop is one goroutine on its own thread with its own epoll set; it
+// 0002). Each loop is one goroutine with its own epoll set; it
 // owns its client connections, its upstream connections and their pool, so no
 // lock is taken on the way of a request. A loop serves the plain requests
 // (parseRequestHead) from start to end, response bodies of any size and framing
@@ -249,9 +249,11 @@ type registration struct {
 }
 
 type loop struct {
-	e    *loopEngine
-	ep   int
-	wake int // eventfd that wakes the loop for posted work
+	e     *loopEngine
+	ep    int
+	epf   *os.File        // ep, as Go's poller knows it
+	epRaw syscall.RawConn // to wait on ep there
+	wake  int             // eventfd that wakes the loop for posted work
 
 	mu     sync.Mutex
 	cmds   []func()
@@ -280,13 +282,24 @@ func newLoop(e *loopEngine) (*loop, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
+	// Non-blocking, so that os.NewFile registers it with Go's poller.
+	if err := unix.SetNonblock(ep, true); err != nil {
+		unix.Close(ep)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	epf := os.NewFile(uintptr(ep), "epoll")
+	epRaw, err := epf.SyscallConn()
+	if err != nil {
+		epf.Close()
+		return nil, err
+	}
 	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		unix.Close(ep)
+		epf.Close()
 		return nil, os.NewSyscallError("eventfd", err)
 	}
 	lp := &loop{
-		e: e, ep: ep, wake: wake,
+		e: e, ep: ep, epf: epf, epRaw: epRaw, wake: wake,
 		fds:     map[int]registration{},
 		clients: map[*lconn]struct{}{},
 		ups:     map[*uconn]struct{}{},
@@ -294,7 +307,7 @@ func newLoop(e *loopEngine) (*loop, error) {
 		events:  make([]unix.EpollEvent, 256),
 	}
 	if err := lp.add(wake, unix.EPOLLIN, nil); err != nil {
-		unix.Close(ep)
+		epf.Close()
 		unix.Close(wake)
 		return nil, err
 	}
@@ -352,15 +365,14 @@ func (lp *loop) remove(fd int) {
 }
 
 func (lp *loop) run() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	for !lp.quit {
 		// While events keep coming, the loop polls without telling the Go
-		// scheduler; it blocks, as a system call the scheduler knows of, only
-		// when there is nothing to do.
+		// scheduler; with nothing to do, it parks in Go's own poller until its
+		// epoll set has something (an epoll descriptor is itself pollable), so
+		// no thread sits blocked in a system call and the processor is free.
 		n, err := rawEpollWait(lp.ep, lp.events)
 		if n == 0 && err == nil {
-			n, err = unix.EpollWait(lp.ep, lp.events, 1000)
+			n, err = lp.wait()
 		}
 		if err != nil && err != unix.EINTR {
 			lp.e.r.log.Error("event loop stopped", "err", err)
@@ -400,7 +412,22 @@ func (lp *loop) run() {
 		lp.closeUpstream(u)
 	}
 	unix.Close(lp.wake)
-	unix.Close(lp.ep)
+	lp.epf.Close()
+}
+
+// wait parks the loop until an event is ready or a second has passed (for the sweep).
+func (lp *loop) wait() (int, error) {
+	lp.epf.SetReadDeadline(time.Now().Add(time.Second))
+	var n int
+	var err error
+	rerr := lp.epRaw.Read(func(fd uintptr) bool {
+		n, err = rawEpollWait(int(fd), lp.events)
+		return n > 0 || err != nil
+	})
+	if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+		return 0, rerr
+	}
+	return n, err
 }
 
 func (lp *loop) runPosted() {
