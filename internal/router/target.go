@@ -44,6 +44,7 @@ type target struct {
 	// loopConns are the connections the event loops hold, pooled or in use.
 	loopConns map[loopUpstream]struct{}
 	removed   bool
+	retired   atomic.Bool // removed, for readers that take no lock
 }
 
 // loopUpstream is an upstream connection of an event loop; its loop closes it.
@@ -213,6 +214,7 @@ func (t *target) closeAll() {
 func (t *target) retire() {
 	t.mu.Lock()
 	t.removed = true
+	t.retired.Store(true)
 	idle := t.idle
 	t.idle = nil
 	for _, c := range idle {

@@ -1,0 +1,557 @@
+//go:build linux
+
+package router
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A loop's client connections, and the exchanges it runs for their requests.
+
+// lconn is a client connection served by a loop.
+type lconn struct {
+	lp         *loop
+	ll         *loopListener
+	fd         int
+	ip         string
+	buf        []byte
+	n          int
+	out        []byte // written when the client can take it
+	x          *lexch
+	closeAfter bool // close once the current response is out
+	inOff      bool // not polled for reading
+	outOn      bool // polled for writing
+	closed     bool
+	lost       bool // the client went away while a request was in flight
+	headSince  int64
+	lastActive int64
+	reqBuf     []byte // the upstream request of the exchange, reused
+	xs         lexch  // the exchange, reused
+}
+
+func (c *lconn) event(ev uint32) {
+	lp := c.lp
+	if c.inOff && ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		// Reported whatever the interest: the client is gone.
+		lp.clientGone(c)
+		return
+	}
+	if ev&unix.EPOLLOUT != 0 {
+		lp.flushClient(c)
+		if c.closed {
+			return
+		}
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.inOff {
+		lp.readClient(c)
+	}
+}
+
+func (lp *loop) readClient(c *lconn) {
+	if c.buf == nil {
+		c.buf = lp.getBuf()
+	}
+	if c.n == len(c.buf) {
+		// Only while a request is in flight: more requests wait in the kernel.
+		lp.setClientPoll(c, true, c.outOn)
+		return
+	}
+	m, err := rawRead(c.fd, c.buf[c.n:])
+	if m > 0 {
+		c.n += m
+		c.lastActive = lp.nowNs
+		if c.x == nil {
+			lp.serveClient(c)
+		}
+		return
+	}
+	if err == unix.EAGAIN || err == unix.EINTR {
+		if c.n == 0 && c.x == nil {
+			lp.putBuf(c.buf)
+			c.buf = nil
+		}
+		return
+	}
+	// The client closed or failed. A request in flight runs to its end, as on
+	// the fasthttp path, and the connection is closed after it.
+	if c.x != nil {
+		c.closeAfter = true
+		lp.setClientPoll(c, true, c.outOn)
+		return
+	}
+	lp.closeClient(c)
+}
+
+// setClientPoll sets what a client connection is polled for.
+func (lp *loop) setClientPoll(c *lconn, inOff, outOn bool) {
+	if c.inOff == inOff && c.outOn == outOn {
+		return
+	}
+	c.inOff, c.outOn = inOff, outOn
+	var ev uint32
+	if !inOff {
+		ev |= unix.EPOLLIN | unix.EPOLLRDHUP
+	}
+	if outOn {
+		ev |= unix.EPOLLOUT
+	}
+	lp.modify(c.fd, ev)
+}
+
+// serveClient starts the requests buffered on c, one at a time.
+func (lp *loop) serveClient(c *lconn) {
+	for c.x == nil && c.n > 0 && !c.closed && !c.closeAfter {
+		switch parseRequestHead(c.buf[:c.n], &lp.req) {
+		case headIncomplete:
+			if c.headSince == 0 {
+				c.headSince = lp.nowNs
+			}
+			return
+		case headOther:
+			lp.handover(c)
+			return
+		}
+		c.headSince = 0
+		if !lp.start(c) {
+			lp.handover(c)
+			return
+		}
+	}
+	if c.x == nil && c.closeAfter && len(c.out) == 0 && !c.closed {
+		lp.closeClient(c)
+	}
+}
+
+// handover gives c, with what was read of it, to the listener's fasthttp server.
+func (lp *loop) handover(c *lconn) {
+	lp.remove(c.fd)
+	delete(lp.clients, c)
+	c.closed = true
+	c.ll.open.Add(-1)
+	f := os.NewFile(uintptr(c.fd), "client")
+	nc, err := net.FileConn(f)
+	f.Close()
+	var prefix []byte
+	if c.n > 0 {
+		prefix = append(prefix, c.buf[:c.n]...)
+	}
+	if c.buf != nil {
+		lp.putBuf(c.buf)
+		c.buf = nil
+	}
+	if err != nil {
+		lp.e.r.log.Warn("handing a connection over failed", "err", err)
+		return
+	}
+	c.ll.handoff.give(&guardConn{Conn: &prefixConn{Conn: nc, prefix: prefix}, ip: c.ip})
+}
+
+func (lp *loop) closeClient(c *lconn) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	lp.remove(c.fd)
+	delete(lp.clients, c)
+	unix.Close(c.fd)
+	c.ll.open.Add(-1)
+	if c.buf != nil {
+		lp.putBuf(c.buf)
+		c.buf = nil
+	}
+	c.out = nil
+}
+
+// writeClient sends b to the client now, queueing what the socket does not take.
+func (lp *loop) writeClient(c *lconn, b []byte) {
+	if c.closed || c.lost || len(b) == 0 {
+		return
+	}
+	if len(c.out) == 0 {
+		n, err := rawWrite(c.fd, b)
+		if n == len(b) {
+			return
+		}
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			lp.clientGone(c)
+			return
+		}
+		b = b[max(n, 0):]
+	}
+	c.out = append(c.out, b...)
+	lp.setClientPoll(c, c.inOff, true)
+}
+
+// clientGone is a client whose connection failed while the router was writing.
+// The exchange runs on until its upstream part ends, as on the fasthttp path.
+func (lp *loop) clientGone(c *lconn) {
+	c.out = nil
+	c.closeAfter = true
+	if c.x == nil {
+		lp.closeClient(c)
+		return
+	}
+	c.lost = true
+	lp.remove(c.fd) // closed when the exchange ends
+	c.inOff, c.outOn = true, false
+	if u := c.x.u; u != nil && u.paused {
+		lp.resumeUpstream(u)
+	}
+}
+
+func (lp *loop) flushClient(c *lconn) {
+	if len(c.out) > 0 {
+		n, err := rawWrite(c.fd, c.out)
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			lp.clientGone(c)
+			return
+		}
+		if n > 0 {
+			c.out = c.out[:copy(c.out, c.out[n:])]
+		}
+	}
+	if len(c.out) > 0 {
+		if x := c.x; x != nil && x.u != nil && x.u.paused && len(c.out) < loopHighWater/2 {
+			lp.resumeUpstream(x.u)
+		}
+		return
+	}
+	c.out = nil
+	lp.setClientPoll(c, c.inOff, false)
+	if x := c.x; x != nil && x.u != nil && x.u.paused {
+		lp.resumeUpstream(x.u)
+	}
+	if c.x == nil {
+		if c.closeAfter {
+			lp.closeClient(c)
+		} else if c.n > 0 {
+			lp.serveClient(c)
+		}
+	}
+}
+
+// lexch is one request on its way through a loop.
+type lexch struct {
+	c        *lconn
+	tbl      *table
+	lr       *listenerRoutes
+	f        *fleet
+	cur      *target // the target of the current attempt
+	t        *target // the target that answered
+	u        *uconn
+	pin      bool
+	head     bool
+	reqID    string
+	req      []byte // the request as sent upstream, kept for a retry
+	start    time.Time
+	tries    int
+	fresh    bool
+	reused   bool
+	last     failure
+	status   int
+	out      int64
+	mode     int
+	left     int64
+	chunks   chunkScanner
+	keep     bool // the upstream connection can be pooled after the body
+	gotHead  bool
+	stream   bool // counted in the streaming gauges
+	recorded bool
+	finished bool
+}
+
+// start routes the request whose head lp.req holds. It returns false, having
+// changed nothing, when the request must go to the fasthttp path instead.
+func (lp *loop) start(c *lconn) bool {
+	h := &lp.req
+	b := c.buf
+	r := lp.e.r
+	tbl := r.table.Load()
+	start := time.Now()
+	now := start.UnixNano()
+	lr := tbl.listeners[c.ll.addr]
+	var a *app
+	var f *fleet
+	var t *target
+	pin := false
+	code, msg := 0, ""
+	switch {
+	case lr == nil:
+		code, msg = http.StatusNotFound, "no routes on this listener"
+	default:
+		if a = lr.lookup(b2s(h.host)); a == nil {
+			code, msg = http.StatusNotFound, "no app for host "+strconv.Quote(string(h.host))
+			break
+		}
+		if lr.test {
+			if f = a.testFleet; f == nil {
+				code, msg = http.StatusNotFound, "app "+a.name+" has no test fleet"
+			} else if f.fenced {
+				code, msg = http.StatusServiceUnavailable, "test fleet "+f.name+" of app "+a.name+" is fenced"
+			}
+			break
+		}
+		var preview, pinned []byte
+		if a.preview != "" {
+			preview = h.lookup(b, a.preview)
+		}
+		if a.cookie != "" {
+			for _, fl := range h.fields {
+				if asciiEqualFold(fl.name(b), "Cookie") {
+					if v := cookieValue(fl.value(b), a.cookie); v != nil {
+						pinned = v
+						break
+					}
+				}
+			}
+		}
+		if f, pin = a.routeProduction(preview, pinned, now); f == nil {
+			code, msg = http.StatusServiceUnavailable, "no healthy target for app "+a.name
+		}
+	}
+	if code == 0 {
+		if !f.loopReady {
+			return false
+		}
+		t = f.pickTarget(nil, now)
+	}
+	reqID := requestID(h.lookup(b, tbl.reqID))
+	if h.close {
+		c.closeAfter = true
+	}
+	if code != 0 {
+		r.unrouted.Add(1)
+		lp.consume(c, h.size)
+		lp.answerPlain(c, tbl, reqID, code, msg)
+		return true
+	}
+	x := &c.xs
+	*x = lexch{c: c, tbl: tbl, lr: lr, f: f, pin: pin, reqID: reqID, head: string(h.method) == "HEAD", start: start}
+	x.req = lp.requestHead(x, h, b, c.reqBuf[:0])
+	c.reqBuf = x.req
+	lp.consume(c, h.size)
+	c.x = x
+	f.stats.inflight.Add(1)
+	lp.attempt(x, t)
+	return true
+}
+
+// consume drops n bytes from the front of c's buffer.
+func (lp *loop) consume(c *lconn, n int) {
+	c.n = copy(c.buf, c.buf[n:c.n])
+}
+
+// requestHead writes the upstream request, as exchange.writeHead does.
+func (lp *loop) requestHead(x *lexch, h *reqHead, b, w []byte) []byte {
+	w = append(w, h.method...)
+	w = append(w, ' ')
+	w = append(w, h.target...)
+	w = append(w, " HTTP/1.1\r\nHost: "...)
+	w = append(w, h.host...)
+	w = append(w, "\r\n"...)
+	trust := x.tbl.trustXF
+	var priorFor, priorProto, priorHost []byte
+	for _, f := range h.fields {
+		k := f.name(b)
+		if trust {
+			switch {
+			case asciiEqualFold(k, "X-Forwarded-For"):
+				priorFor = f.value(b)
+			case asciiEqualFold(k, "X-Forwarded-Proto"):
+				priorProto = f.value(b)
+			case asciiEqualFold(k, "X-Forwarded-Host"):
+				priorHost = f.value(b)
+			}
+		}
+		if skipRequestField(k, x.tbl) {
+			continue
+		}
+		w = append(w, k...)
+		w = append(w, ": "...)
+		w = append(w, f.value(b)...)
+		w = append(w, "\r\n"...)
+	}
+	w = append(w, "X-Forwarded-For: "...)
+	if len(priorFor) > 0 {
+		w = append(w, priorFor...)
+		w = append(w, ", "...)
+	}
+	w = append(w, x.c.ip...)
+	w = append(w, "\r\nX-Forwarded-Proto: "...)
+	if len(priorProto) > 0 {
+		w = append(w, priorProto...)
+	} else {
+		w = append(w, "http"...)
+	}
+	w = append(w, "\r\nX-Forwarded-Host: "...)
+	if len(priorHost) > 0 {
+		w = append(w, priorHost...)
+	} else {
+		w = append(w, h.host...)
+	}
+	w = append(w, "\r\n"...)
+	w = append(w, x.tbl.reqID...)
+	w = append(w, ": "...)
+	w = append(w, x.reqID...)
+	w = append(w, "\r\n\r\n"...)
+	return w
+}
+
+// skipRequestField is skipRequestHeader for field names as the client wrote them.
+func skipRequestField(k []byte, tbl *table) bool {
+	for _, name := range [...]string{"Host", "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
+		if asciiEqualFold(k, name) {
+			return true
+		}
+	}
+	if asciiEqualFold(k, "Forwarded") {
+		return !tbl.trustXF
+	}
+	return asciiEqualFold(k, tbl.reqID)
+}
+
+// answerPlain answers the client with a short text, as plainError does.
+func (lp *loop) answerPlain(c *lconn, tbl *table, reqID string, code int, msg string) int {
+	body := "bluegreen: " + msg + "\n"
+	w := lp.scratch[:0]
+	w = append(w, "HTTP/1.1 "...)
+	w = strconv.AppendInt(w, int64(code), 10)
+	w = append(w, ' ')
+	w = append(w, http.StatusText(code)...)
+	w = append(w, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
+	if reqID != "" {
+		w = append(w, tbl.reqID...)
+		w = append(w, ": "...)
+		w = append(w, reqID...)
+		w = append(w, "\r\n"...)
+	}
+	w = lp.appendDate(w)
+	w = append(w, "Content-Length: "...)
+	w = strconv.AppendInt(w, int64(len(body)), 10)
+	if c.closeAfter {
+		w = append(w, "\r\nConnection: close"...)
+	}
+	w = append(w, "\r\n\r\n"...)
+	w = append(w, body...)
+	lp.scratch = w
+	lp.writeClient(c, w)
+	return len(body)
+}
+
+func (lp *loop) appendDate(w []byte) []byte {
+	if sec := time.Now().Unix(); sec != lp.dateSec || lp.date == nil {
+		lp.dateSec = sec
+		lp.date = time.Unix(sec, 0).UTC().AppendFormat(lp.date[:0], http.TimeFormat)
+	}
+	w = append(w, "Date: "...)
+	w = append(w, lp.date...)
+	return append(w, "\r\n"...)
+}
+
+// attempt sends the request to t, as exchange.try does.
+func (lp *loop) attempt(x *lexch, t *target) {
+	if t == nil {
+		lp.fail(x, http.StatusServiceUnavailable, "no healthy target in fleet "+x.f.name+" of app "+x.f.app.name)
+		return
+	}
+	x.tries++
+	x.cur = t
+	t.stats.inflight.Add(1)
+	u, reused, err := lp.upstream(t, x.fresh)
+	if err != nil {
+		t.stats.inflight.Add(-1)
+		if !errors.Is(err, errTargetRemoved) {
+			t.markSuspect()
+		}
+		lp.retry(x, retryOther, failure{http.StatusBadGateway, "cannot connect to " + t.addr + ": " + shortErr(err)})
+		return
+	}
+	x.u, x.reused = u, reused
+	u.x = x
+	if !u.connecting {
+		lp.sendRequest(u)
+	}
+}
+
+// retry makes the next attempt, or answers with the last failure.
+func (lp *loop) retry(x *lexch, o outcome, f failure) {
+	x.last = f
+	x.u = nil
+	t := x.cur
+	if x.tries >= 3 {
+		lp.fail(x, f.code, f.msg)
+		return
+	}
+	x.fresh = o == retrySame
+	if o == retryOther {
+		if t = x.f.pickTarget(t, nanotime()); t == nil {
+			lp.fail(x, f.code, f.msg)
+			return
+		}
+	}
+	lp.attempt(x, t)
+}
+
+func (lp *loop) fail(x *lexch, code int, msg string) {
+	x.status = code
+	x.out += int64(len("bluegreen: ") + len(msg) + 1)
+	// Counted before the answer leaves, so whoever reads the answer reads the count.
+	lp.account(x)
+	lp.answerPlain(x.c, x.tbl, x.reqID, code, msg)
+	lp.finish(x)
+}
+
+// account counts the exchange in the metrics, once.
+func (lp *loop) account(x *lexch) {
+	if x.recorded {
+		return
+	}
+	x.recorded = true
+	x.f.stats.inflight.Add(-1)
+	if x.t != nil {
+		x.t.stats.inflight.Add(-1)
+	}
+	if x.stream {
+		x.f.stats.streaming.Add(-1)
+		x.t.stats.streaming.Add(-1)
+	}
+	end := time.Now()
+	d := end.Sub(x.start)
+	x.f.stats.record(end, x.status, d, 0, x.out)
+	if x.t != nil {
+		x.t.stats.record(end, x.status, d, 0, x.out)
+	}
+}
+
+// finish ends the exchange and lets the client's next request in.
+func (lp *loop) finish(x *lexch) {
+	if x.finished {
+		return
+	}
+	x.finished = true
+	lp.account(x)
+	c := x.c
+	c.x = nil
+	c.lastActive = lp.nowNs // the idle time runs from the end of the response
+	if c.closed {
+		return
+	}
+	if c.closeAfter && len(c.out) == 0 {
+		lp.closeClient(c)
+		return
+	}
+	if c.inOff && !c.closeAfter {
+		lp.setClientPoll(c, false, c.outOn)
+	}
+	if len(c.out) == 0 && c.n > 0 {
+		lp.serveClient(c)
+	}
+}
