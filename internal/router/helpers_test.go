@@ -125,6 +125,17 @@ func get(t *testing.T, c *http.Client, url string, hdr ...string) (*http.Respons
 // then hands the connection to onRequest: an upstream that misbehaves on purpose.
 func rawUpstream(t *testing.T, onRequest func(c net.Conn, br *bufio.Reader)) string {
 	t.Helper()
+	return upstreamServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err == nil {
+			onRequest(c, br)
+		}
+	})
+}
+
+// upstreamServer is a TCP server that runs serve on each connection it accepts.
+func upstreamServer(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -138,10 +149,7 @@ func rawUpstream(t *testing.T, onRequest func(c net.Conn, br *bufio.Reader)) str
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err == nil {
-					onRequest(c, br)
-				}
+				serve(c)
 			}()
 		}
 	}()

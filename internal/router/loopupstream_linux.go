@@ -295,20 +295,14 @@ func (lp *loop) upstreamFailed(u *uconn, err error) {
 		return
 	}
 	if x.reused {
-		lp.dropIdle(t)
+		// The target closed a kept-alive connection: the others it had pooled
+		// then, in every loop and on the fasthttp path, are most likely closed too.
 		t.dropIdle()
 		lp.retry(x, retrySame, f)
 		return
 	}
 	t.markSuspect()
 	lp.retry(x, retryOther, f)
-}
-
-// dropIdle closes the loop's pooled connections to t.
-func (lp *loop) dropIdle(t *target) {
-	for _, u := range append([]*uconn(nil), lp.idle[t]...) {
-		lp.closeUpstream(u)
-	}
 }
 
 // onResponse handles what arrived from the upstream of an exchange.
@@ -429,7 +423,7 @@ func (lp *loop) startResponse(x *lexch, u *uconn, h *respHead) bool {
 	if h.mode == bodyNone {
 		lp.scratch = w
 		lp.account(x)
-		lp.toClient(x, w)
+		lp.writeClient(x.c, w)
 		lp.responseDone(x, u, h.keep && u.n == 0)
 		return true
 	}
@@ -441,18 +435,13 @@ func (lp *loop) startResponse(x *lexch, u *uconn, h *respHead) bool {
 		u.n = 0
 		lp.scratch = w
 		lp.account(x)
-		lp.toClient(x, w)
+		lp.writeClient(x.c, w)
 		lp.responseDone(x, u, h.keep && !extra)
 		return true
 	}
 	lp.scratch = w
-	lp.toClient(x, w)
+	lp.writeClient(x.c, w)
 	return false
-}
-
-// toClient writes to the client of x unless it has gone.
-func (lp *loop) toClient(x *lexch, b []byte) {
-	lp.writeClient(x.c, b)
 }
 
 // forwardBody passes the body bytes in u's buffer on to the client.
@@ -471,7 +460,7 @@ func (lp *loop) forwardBody(x *lexch, u *uconn) {
 		}
 		x.left -= int64(len(p))
 		done = x.left == 0
-		lp.toClient(x, p)
+		lp.writeClient(x.c, p)
 	case bodyChunked:
 		n, end, err := x.chunks.scan(p)
 		if err != nil {
@@ -483,7 +472,7 @@ func (lp *loop) forwardBody(x *lexch, u *uconn) {
 		}
 		p = p[:n]
 		done = end
-		lp.toClient(x, p)
+		lp.writeClient(x.c, p)
 	case bodyUntilEOF:
 		w := lp.scratch[:0]
 		w = strconv.AppendInt(w, int64(len(p)), 16)
@@ -491,7 +480,7 @@ func (lp *loop) forwardBody(x *lexch, u *uconn) {
 		w = append(w, p...)
 		w = append(w, "\r\n"...)
 		lp.scratch = w
-		lp.toClient(x, w)
+		lp.writeClient(x.c, w)
 	}
 	x.out += int64(len(p))
 	u.n = 0
