@@ -6,10 +6,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -341,5 +346,100 @@ func TestSlowHeadsAndIdleConnectionsAreClosed(t *testing.T) {
 	}
 	if time.Since(start) < 500*time.Millisecond {
 		t.Fatalf("the idle connection was closed after %s, before its idle timeout", time.Since(start))
+	}
+}
+
+// countingHandler counts the log records whose message starts with prefix.
+type countingHandler struct {
+	prefix string
+	n      *atomic.Int64
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, h.prefix) {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestHelperClientGet is not a test of its own: TestAcceptPausesWhenDescriptorsRunOut
+// runs the test binary with it as a client in another process, which waits for
+// a line on its standard input, then GETs the URL and prints the status.
+func TestHelperClientGet(t *testing.T) {
+	url := os.Getenv("BLUEGREEN_TEST_GET")
+	if url == "" {
+		t.Skip("a helper process of TestAcceptPausesWhenDescriptorsRunOut")
+	}
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Get(url)
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Println("status:", resp.StatusCode)
+}
+
+func TestAcceptPausesWhenDescriptorsRunOut(t *testing.T) {
+	var warnings atomic.Int64
+	cfg := oneFleet(echoBackend(t))
+	cfg.Production, cfg.Test = freeAddr(t), freeAddr(t)
+	r := New(Options{Logger: slog.New(countingHandler{"accept failed", &warnings})})
+	if _, err := r.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r.Shutdown(ctx)
+	})
+	// The client is another process, so that it can connect while this one
+	// has no descriptor left for the router to accept it with.
+	client := exec.Command(os.Args[0], "-test.run=^TestHelperClientGet$")
+	client.Env = append(os.Environ(), "BLUEGREEN_TEST_GET="+prodURL(r)+"/after")
+	stdin, err := client.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	client.Stdout = &out
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	// A new descriptor takes the lowest free number, and none may be at or
+	// above the limit: the number a probe gets is the limit that leaves none.
+	probe, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = uint64(probe.Fd())
+	probe.Close()
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(stdin, "go\n")
+	waitFor(t, 10*time.Second, "the router to find no descriptor for the new connection", func() bool {
+		return warnings.Load() > 0
+	})
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Wait(); err != nil {
+		t.Fatalf("client: %v: %s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "status: 200") {
+		t.Fatalf("the connection was not served once descriptors were back: %s", out.String())
+	}
+	// A listener that stays readable must not make the loop spin on accept.
+	if n := warnings.Load(); n > 4 {
+		t.Fatalf("%d accept warnings: the loop kept retrying instead of pausing", n)
 	}
 }
