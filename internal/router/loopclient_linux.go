@@ -241,7 +241,6 @@ func (lp *loop) flushClient(c *lconn) {
 type lexch struct {
 	c        *lconn
 	tbl      *table
-	lr       *listenerRoutes
 	f        *fleet
 	cur      *target // the target of the current attempt
 	t        *target // the target that answered
@@ -254,7 +253,6 @@ type lexch struct {
 	tries    int
 	fresh    bool
 	reused   bool
-	last     failure
 	status   int
 	out      int64
 	mode     int
@@ -333,7 +331,7 @@ func (lp *loop) start(c *lconn) bool {
 		return true
 	}
 	x := &c.xs
-	*x = lexch{c: c, tbl: tbl, lr: lr, f: f, pin: pin, reqID: reqID, head: string(h.method) == "HEAD", start: start}
+	*x = lexch{c: c, tbl: tbl, f: f, pin: pin, reqID: reqID, head: string(h.method) == "HEAD", start: start}
 	x.req = lp.requestHead(x, h, b, c.reqBuf[:0])
 	c.reqBuf = x.req
 	lp.consume(c, h.size)
@@ -483,7 +481,6 @@ func (lp *loop) attempt(x *lexch, t *target) {
 
 // retry makes the next attempt, or answers with the last failure.
 func (lp *loop) retry(x *lexch, o outcome, f failure) {
-	x.last = f
 	x.u = nil
 	t := x.cur
 	if x.tries >= 3 {
