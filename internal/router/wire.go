@@ -166,12 +166,15 @@ func hasBareLF(b []byte) bool {
 // characters, spaces and tabs: no CR, LF, NUL or other control character.
 func plainValue(v []byte) bool {
 	for _, c := range v {
-		if c < ' ' && c != '\t' || c == 0x7f {
+		if isCtl(c) {
 			return false
 		}
 	}
 	return true
 }
+
+// isCtl reports whether c is a control character other than a tab.
+func isCtl(c byte) bool { return c < ' ' && c != '\t' || c == 0x7f }
 
 // cutLine splits off the first CRLF-terminated line.
 func cutLine(b []byte) (line, rest []byte) {
@@ -423,6 +426,12 @@ const (
 
 var errBadChunk = errors.New("malformed chunked body")
 
+// The states that expect one fixed byte of framing: which byte, and the state after it.
+var (
+	fixedByte = [...]byte{chDataCR: '\r', chDataLF: '\n', chTrailerLF: '\n', chEndLF: '\n'}
+	fixedNext = [...]int{chDataCR: chDataLF, chDataLF: chSize, chTrailerLF: chTrailerStart, chEndLF: chDone}
+)
+
 // scan consumes p, returning how many bytes belong to the body (all of p unless
 // the body ends inside it) and whether it has ended.
 func (s *chunkScanner) scan(p []byte) (int, bool, error) {
@@ -469,21 +478,18 @@ func (s *chunkScanner) scan(p []byte) (int, bool, error) {
 			if s.left == 0 {
 				s.state = chDataCR
 			}
-		case chDataCR:
-			if c != '\r' {
+		case chDataCR, chDataLF, chTrailerLF, chEndLF:
+			if c != fixedByte[s.state] {
 				return i, false, errBadChunk
 			}
-			s.state = chDataLF
-		case chDataLF:
-			if c != '\n' {
-				return i, false, errBadChunk
+			if s.state = fixedNext[s.state]; s.state == chDone {
+				return i + 1, true, nil
 			}
-			s.state = chSize
 		case chTrailerStart:
 			switch {
 			case c == '\r':
 				s.state = chEndLF
-			case c < ' ' && c != '\t' || c == 0x7f:
+			case isCtl(c):
 				return i, false, errBadChunk // a bare LF would end the body early for some clients
 			default:
 				s.state, s.line = chTrailer, 1
@@ -493,20 +499,9 @@ func (s *chunkScanner) scan(p []byte) (int, bool, error) {
 			switch {
 			case c == '\r':
 				s.state = chTrailerLF
-			case c < ' ' && c != '\t' || c == 0x7f, s.line > maxHeaderBytes:
+			case isCtl(c), s.line > maxHeaderBytes:
 				return i, false, errBadChunk
 			}
-		case chTrailerLF:
-			if c != '\n' {
-				return i, false, errBadChunk
-			}
-			s.state = chTrailerStart
-		case chEndLF:
-			if c != '\n' {
-				return i, false, errBadChunk
-			}
-			s.state = chDone
-			return i + 1, true, nil
 		}
 	}
 	return len(p), false, nil
