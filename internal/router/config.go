@@ -47,6 +47,9 @@ type TLSFiles struct {
 type AppConfig struct {
 	// Hosts the app answers on its listeners: exact names, "*.example.com", or "*".
 	Hosts []string `json:"hosts,omitempty" yaml:"hosts"`
+	// TestHosts, when set, are the hosts of the test listener instead of Hosts
+	// (the candidate's own hosts while a deployment changes them).
+	TestHosts []string `json:"test_hosts,omitempty" yaml:"test_hosts"`
 	// Production and Test override the top-level listeners for this app.
 	Production    string                  `json:"production,omitempty" yaml:"production"`
 	Test          string                  `json:"test,omitempty" yaml:"test"`
@@ -73,6 +76,13 @@ type FleetConfig struct {
 	Fenced bool `json:"fenced,omitempty" yaml:"fenced"`
 	// FencedTargets are targets of this fleet that take no new requests.
 	FencedTargets []string `json:"fenced_targets,omitempty" yaml:"fenced_targets"`
+	// Health, when set, is this fleet's own active check instead of the app's:
+	// each revision is checked as its own spec says.
+	Health *HealthConfig `json:"health,omitempty" yaml:"health"`
+	// Role, when set, is the name the preview header uses for this fleet
+	// ("blue" for the live fleet, "green" for the candidate) when the fleets'
+	// names are slots that alternate between deployments.
+	Role string `json:"role,omitempty" yaml:"role"`
 }
 
 // HealthConfig describes the active health check of every target of an app.
@@ -241,26 +251,28 @@ func (c *Config) Validate() error {
 		if len(a.Hosts) == 0 {
 			a.Hosts = []string{"*"}
 		}
-		for i, h := range a.Hosts {
-			h = strings.ToLower(h)
-			a.Hosts[i] = h
-			if h != "*" && !hostRe.MatchString(h) {
-				p.add("%s.hosts[%d]: %q is not a host name, a *.suffix wildcard or *", at, i, h)
+		checkHosts(&p, at+".hosts", a.Hosts)
+		checkHosts(&p, at+".test_hosts", a.TestHosts)
+		for _, kind := range []string{"production", "test"} {
+			addr, hosts := l.production, a.Hosts
+			if kind == "test" {
+				addr = l.test
+				if len(a.TestHosts) > 0 {
+					hosts = a.TestHosts
+				}
 			}
-		}
-		for kind, addr := range map[string]string{"production": l.production, "test": l.test} {
 			if addr == "" {
 				continue
 			}
 			if u, ok := listeners[addr]; ok && u.kind != kind {
-				p.add("%s: %s is the %s listener of app %s and cannot also be a %s listener", at, addr, u.kind, u.app, kind)
+				p.add("%s: %s cannot be the %s listener of app %s: it is the %s listener of app %s", at, addr, kind, name, u.kind, u.app)
 				continue
 			}
 			listeners[addr] = use{kind, name}
-			for _, h := range a.Hosts {
+			for _, h := range hosts {
 				key := addr + " " + h
-				if other, ok := hostOwner[key]; ok {
-					p.add("%s: host %q on %s is already routed to app %s", at, h, addr, other)
+				if other, ok := hostOwner[key]; ok && other != name {
+					p.add("%s: host %q on %s is claimed by app %s and by app %s", at, h, addr, other, name)
 				}
 				hostOwner[key] = name
 			}
@@ -271,8 +283,25 @@ func (c *Config) Validate() error {
 		if len(a.Fleets) > maxFleets {
 			p.add("%s.fleets: at most %d fleets per app", at, maxFleets)
 		}
+		roles := map[string]string{}
 		for _, fname := range sortedKeys(a.Fleets) {
-			checkFleet(&p, at+".fleets."+fname, fname, a.Fleets[fname])
+			fat := at + ".fleets." + fname
+			f := a.Fleets[fname]
+			checkFleet(&p, fat, fname, f)
+			if f == nil {
+				continue
+			}
+			if f.Health != nil {
+				checkHealth(&p, fat+".health", f.Health)
+			}
+			if f.Role != "" {
+				if !nameRe.MatchString(f.Role) {
+					p.add("%s.role: must be 1-63 characters of a-z, 0-9 and '-'", fat)
+				} else if other, ok := roles[f.Role]; ok {
+					p.add("%s.role: fleet %s has the role %q too", fat, other, f.Role)
+				}
+				roles[f.Role] = fname
+			}
 		}
 		if a.TestFleet != "" {
 			if _, ok := a.Fleets[a.TestFleet]; !ok {
@@ -328,6 +357,16 @@ func (c *Config) listenersOf(a *AppConfig) appListeners {
 
 // maxFleets bounds fleets per app so that the weight schedules can be cached per subset.
 const maxFleets = 6
+
+func checkHosts(p *problems, at string, hosts []string) {
+	for i, h := range hosts {
+		h = strings.ToLower(h)
+		hosts[i] = h
+		if h != "*" && !hostRe.MatchString(h) {
+			p.add("%s[%d]: %q is not a host name, a *.suffix wildcard or *", at, i, h)
+		}
+	}
+}
 
 func checkFleet(p *problems, at, name string, f *FleetConfig) {
 	if f == nil {

@@ -66,13 +66,13 @@ production: 127.0.0.1:8080
 apps:
   a: { hosts: ["x.example.com"], fleets: { blue: { weight: 1, targets: ["127.0.0.1:1"] } } }
   b: { hosts: ["x.example.com"], fleets: { blue: { weight: 1, targets: ["127.0.0.1:2"] } } }
-`, []string{`apps.b: host "x.example.com" on 127.0.0.1:8080 is already routed to app a`}},
+`, []string{`apps.b: host "x.example.com" on 127.0.0.1:8080 is claimed by app a and by app b`}},
 		{"listener used both ways", `
 production: 127.0.0.1:8080
 apps:
   a: { test: 127.0.0.1:9000, fleets: { blue: { weight: 1, targets: ["127.0.0.1:1"] } } }
   b: { production: 127.0.0.1:9000, fleets: { blue: { weight: 1, targets: ["127.0.0.1:2"] } } }
-`, []string{"apps.b: 127.0.0.1:9000 is the test listener of app a and cannot also be a production listener"}},
+`, []string{"apps.b: 127.0.0.1:9000 cannot be the production listener of app b: it is the test listener of app a"}},
 		{"fenced target not in fleet", base + "    fleets:\n      blue: { weight: 1, targets: [\"127.0.0.1:1\"], fenced_targets: [\"127.0.0.1:2\"] }\n",
 			[]string{"mapping key \"fleets\" already defined"}},
 	} {

@@ -239,7 +239,11 @@ func (r *Router) build(cfg *Config) *table {
 					r.targets[key] = t
 				}
 				usedTargets[key] = true
-				t.setHealth(r.ctx, ac.Health, r.log)
+				hc := ac.Health
+				if fc.Health != nil {
+					hc = fc.Health
+				}
+				t.setHealth(r.ctx, hc, r.log)
 				f.targets = append(f.targets, t)
 				f.fencedT = append(f.fencedT, slices.Contains(fc.FencedTargets, addr))
 			}
@@ -250,13 +254,30 @@ func (r *Router) build(cfg *Config) *table {
 			a.fleets = append(a.fleets, f)
 			a.byName[fname] = f
 		}
+		// The preview header names fleets by role when the table gives roles.
+		a.byPreview = a.byName
+		for _, fname := range sortedKeys(ac.Fleets) {
+			if ac.Fleets[fname].Role != "" {
+				a.byPreview = map[string]*fleet{}
+				for _, f := range a.fleets {
+					if role := ac.Fleets[f.name].Role; role != "" {
+						a.byPreview[role] = f
+					}
+				}
+				break
+			}
+		}
 		a.scheds = make([]atomic.Pointer[[]uint8], 1<<(len(a.fleets)+1))
 		a.testFleet = a.byName[ac.TestFleet]
 		tbl.apps[name] = a
 		l := cfg.listenersOf(ac)
 		r.route(tbl, l.production, false, l.productionTLS != nil, ac.Hosts, a)
 		if l.test != "" {
-			r.route(tbl, l.test, true, l.testTLS != nil, ac.Hosts, a)
+			hosts := ac.Hosts
+			if len(ac.TestHosts) > 0 {
+				hosts = ac.TestHosts
+			}
+			r.route(tbl, l.test, true, l.testTLS != nil, hosts, a)
 		}
 	}
 	for _, lr := range tbl.listeners {

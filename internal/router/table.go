@@ -60,6 +60,7 @@ type app struct {
 	name      string
 	fleets    []*fleet
 	byName    map[string]*fleet
+	byPreview map[string]*fleet // the preview header's names: roles, else fleet names
 	testFleet *fleet
 	cookie    string // empty unless sticky
 	preview   string
@@ -237,7 +238,7 @@ func gcd(a, b int) int {
 func (a *app) routeProduction(preview, pinned []byte, now int64) (f *fleet, pin bool) {
 	if a.preview != "" {
 		if name := b2s(preview); name != "" {
-			if f := a.byName[name]; f != nil && f.available(now) {
+			if f := a.byPreview[name]; f != nil && f.available(now) {
 				return f, false
 			}
 		}
