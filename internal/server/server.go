@@ -94,6 +94,11 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
+	lock, err := lockDataDir(o.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	st, err := store.Open(ctx, o.DataDir, store.Options{})
 	if err != nil {
 		return err
@@ -218,6 +223,9 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("API server: %w", err)
 	}
 	log.Info("stopping; apps and the router keep running")
+	if in, err := ReadInfo(o.DataDir); err == nil && in.PID == os.Getpid() {
+		_ = os.Remove(filepath.Join(o.DataDir, infoFile))
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)

@@ -41,6 +41,17 @@ func StopAll(ctx context.Context, o StopAllOptions) (stopped int, err error) {
 	if in, err := ReadInfo(o.DataDir); err == nil && in.PID > 0 && syscall.Kill(in.PID, 0) == nil && isServer(in.PID) {
 		return 0, fmt.Errorf("the server (pid %d) is running on %s: stop it first (SIGTERM), then run --stop-all", in.PID, o.DataDir)
 	}
+	if _, err := os.Stat(o.DataDir); err == nil {
+		// Held while stopping, so that no server starts the live fleets
+		// again meanwhile.
+		lock, err := lockDataDir(o.DataDir)
+		if errors.Is(err, ErrDataDirInUse) {
+			return 0, fmt.Errorf("%w: stop it first (SIGTERM), then run --stop-all", err)
+		}
+		if err == nil {
+			defer lock.Close()
+		}
+	}
 	plat, err := process.New(process.Options{StateDir: filepath.Join(o.DataDir, instancesDir), Shim: o.ShimCommand, Logger: log})
 	if err != nil {
 		return 0, err
