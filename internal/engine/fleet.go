@@ -268,9 +268,9 @@ func (e *Engine) maintain(ctx context.Context, app string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.opts.Traffic.Route(ctx, app, appRoute(live.rev.Spec, []fleetRoute{{
-		slot: live.slot, generation: live.rev.Generation, weight: 100, targets: fs.targets(),
-	}}, "")); err != nil {
+	if err := e.opts.Traffic.Route(ctx, app, appRoute(live.rev.Spec, nil, []fleetRoute{
+		routeFleet(live.rev, live.slot, RoleBlue, 100, fs.targets(), false),
+	}, "")); err != nil {
 		return err
 	}
 	_, err = e.stopWhere(ctx, app, live.rev.Spec.Process.StopTimeout.D(), func(in platform.Instance) bool {

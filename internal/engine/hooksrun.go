@@ -60,8 +60,12 @@ func (e *Engine) commandEnv(ctx context.Context, s *state, event string) (map[st
 	env["BG_DEPLOYMENT_ID"] = s.d.ID
 	env["BG_REVISION"] = strconv.FormatInt(s.green.Generation, 10)
 	env["BG_LIFECYCLE_EVENT"] = event
-	env["BG_TEST_URL"] = listenerURL(s.green.Spec.Router.Test)
-	env["BG_PRODUCTION_URL"] = listenerURL(s.green.Spec.Router.Production)
+	if testServesGreen(s.d.Phase) {
+		// Only once the test listener serves green: a hook must never be
+		// given a URL that does not work at that moment.
+		env["BG_TEST_URL"] = listenerURL(s.green.Spec.Router.Test)
+	}
+	env["BG_PRODUCTION_URL"] = listenerURL(frontSpec(s).Router.Production)
 	env["BG_GREEN_TARGETS"] = strings.Join(gs.targets(), ",")
 	env["BG_BLUE_TARGETS"] = strings.Join(blueTargets, ",")
 	return env, nil

@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // Phases of a deployment, in lifecycle order (see docs/engine.md).
 const (
 	PhasePending          = "Pending"
@@ -43,6 +45,7 @@ const (
 	deadlineCheck    = "next_check" // the next check evaluation
 	deadlineBake     = "bake"       // baking ends
 	deadlineKeepBlue = "keep_blue"  // blue retires
+	deadlineDrain    = "drain"      // a drain closes what is still open
 )
 
 // details is the engine's own state of a deployment, kept as JSON in
@@ -71,6 +74,12 @@ type details struct {
 	HooksDone []string `json:"hooks_done,omitempty"`
 	// RollbackFrom is the phase a rollback began in.
 	RollbackFrom string `json:"rollback_from,omitempty"`
+	// EndNow: an abort arrived while rolling back; the rollback ends at
+	// once, as far as it can get, with this reason.
+	EndNow string `json:"end_now,omitempty"`
+	// TroubleSince is when the steps of the deployment began failing, for
+	// as long as they fail in a row (zero otherwise).
+	TroubleSince time.Time `json:"trouble_since,omitzero"`
 	// Fast: a rollback to an earlier revision after blue retired; it skips
 	// approval, pauses and bake, but still validates health.
 	Fast bool `json:"fast,omitempty"`

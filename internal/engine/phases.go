@@ -3,9 +3,12 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"bluegreen/internal/platform"
+	"bluegreen/internal/router"
+	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 )
 
@@ -24,8 +27,7 @@ func (e *Engine) route(ctx context.Context, s *state) error {
 		if rollingBack {
 			w = 0
 		}
-		fleets = append(fleets, fleetRoute{slot: s.det.Slot, generation: s.green.Generation, weight: w,
-			targets: gs.targets(), fenced: rollingBack})
+		fleets = append(fleets, routeFleet(s.green, s.det.Slot, RoleGreen, w, gs.targets(), rollingBack))
 	}
 	if bf, ok := s.blueFleet(); ok {
 		bs, err := e.observe(ctx, bf)
@@ -36,19 +38,38 @@ func (e *Engine) route(ctx context.Context, s *state) error {
 		if rollingBack {
 			w = 100
 		}
-		fleets = append(fleets, fleetRoute{slot: bf.slot, generation: bf.rev.Generation, weight: w,
-			targets: bs.targets(), fenced: s.det.BlueFenced && !rollingBack})
+		fleets = append(fleets, routeFleet(bf.rev, bf.slot, RoleBlue, w, bs.targets(), s.det.BlueFenced && !rollingBack))
 	}
 	test := ""
-	switch s.d.Phase {
-	case PhaseTestTraffic, PhaseAwaitingApproval, PhaseShifting, PhaseBaking:
+	if testServesGreen(s.d.Phase) {
 		test = s.det.Slot
 	}
-	spec := s.green.Spec
-	if rollingBack && s.blue != nil {
-		spec = s.blue.Spec
+	return e.opts.Traffic.Route(ctx, s.d.App, appRoute(frontSpec(s), s.green.Spec, fleets, test))
+}
+
+// testServesGreen says whether the test listener serves green in a phase:
+// from TestTraffic until green becomes live.
+func testServesGreen(phase string) bool {
+	switch phase {
+	case PhaseTestTraffic, PhaseAwaitingApproval, PhaseShifting, PhaseBaking:
+		return true
 	}
-	return e.opts.Traffic.Route(ctx, s.d.App, appRoute(spec, fleets, test))
+	return false
+}
+
+// frontSpec is the spec whose production settings (listener, hosts,
+// stickiness, preview header) are in force: blue's for as long as blue is
+// live, green's from the moment green becomes live (the end of the bake)
+// and for an app's first deployment. A rollback puts blue's back.
+func frontSpec(s *state) *spec.Spec {
+	if s.blue == nil {
+		return s.green.Spec
+	}
+	switch s.d.Phase {
+	case PhaseRetiring, PhaseSucceeded:
+		return s.green.Spec
+	}
+	return s.blue.Spec
 }
 
 func (e *Engine) pending(ctx context.Context, s *state) error {
@@ -75,8 +96,27 @@ func (e *Engine) pending(ctx context.Context, s *state) error {
 	if s.blue != nil && s.blue.Spec.Process.Instances == s.green.Spec.Process.Instances {
 		s.det.Instances = s.det.BlueInstances
 	}
+	if err := e.checkRoutes(ctx, s); err != nil {
+		return err
+	}
 	return e.moveOn(ctx, s, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of revision %d as %s", s.det.Instances, s.green.Generation, s.det.Slot),
 		map[string]any{"slot": s.det.Slot, "instances": s.det.Instances}, nil)
+}
+
+// checkRoutes asks the data plane, before anything starts, whether it will
+// take the app's routes while green is a candidate and once green is live,
+// so that a host or listener that cannot be had ends the deployment before
+// an instance runs.
+func (e *Engine) checkRoutes(ctx context.Context, s *state) error {
+	green := routeFleet(s.green, s.det.Slot, RoleGreen, 0, nil, false)
+	if bf, ok := s.blueFleet(); ok {
+		blue := routeFleet(bf.rev, bf.slot, RoleBlue, 0, nil, false)
+		if err := e.opts.Traffic.Check(ctx, s.d.App, appRoute(s.blue.Spec, s.green.Spec, []fleetRoute{green, blue}, s.det.Slot)); err != nil {
+			return err
+		}
+	}
+	green.role = RoleBlue
+	return e.opts.Traffic.Check(ctx, s.d.App, appRoute(s.green.Spec, nil, []fleetRoute{green}, ""))
 }
 
 func (e *Engine) provisioning(ctx context.Context, s *state) error {
@@ -353,16 +393,16 @@ func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) 
 		return 0, err
 	}
 	timeout := s.green.Spec.Retire.DrainTimeout.D()
-	rep, err := e.opts.Traffic.Drain(ctx, s.d.App, bf.slot, timeout)
+	rep, waited, err := e.drain(ctx, s, bf.slot, timeout)
 	if err != nil {
 		return 0, err
 	}
-	msg := fmt.Sprintf("blue drained in %s", time.Duration(rep.Waited).Round(time.Millisecond))
+	msg := fmt.Sprintf("blue drained in %s", waited.Round(time.Millisecond))
 	if !rep.Complete {
 		msg = fmt.Sprintf("blue's drain deadline (%s) closed %d requests (%d streams) and %d upgraded connections", timeout, rep.OpenRequests, rep.OpenStreams, rep.OpenConnections)
 	}
 	e.event(ctx, s.d.App, s.d.ID, "drain", msg, map[string]any{
-		"fleet": bf.slot, "complete": rep.Complete, "waited_seconds": time.Duration(rep.Waited).Seconds(),
+		"fleet": bf.slot, "role": RoleBlue, "complete": rep.Complete, "waited_seconds": waited.Seconds(),
 		"open_requests": rep.OpenRequests, "open_streams": rep.OpenStreams, "open_connections": rep.OpenConnections,
 	})
 	if err := e.runHooks(ctx, s, "after_block_traffic", true); err != nil {
@@ -377,14 +417,37 @@ func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) 
 	if err != nil {
 		return 0, err
 	}
-	if err := e.opts.Traffic.Route(ctx, s.d.App, appRoute(s.green.Spec, []fleetRoute{{
-		slot: s.det.Slot, generation: s.green.Generation, weight: 100, targets: gs.targets(),
-	}}, "")); err != nil {
+	if err := e.opts.Traffic.Route(ctx, s.d.App, appRoute(s.green.Spec, nil, []fleetRoute{
+		routeFleet(s.green, s.det.Slot, RoleBlue, 100, gs.targets(), false),
+	}, "")); err != nil {
 		return 0, err
 	}
 	s.d.Deadlines = map[string]time.Time{}
 	return 0, e.save(ctx, s, change{phase: PhaseSucceeded, outcome: store.OutcomeSucceeded, reason: "blue retired",
 		kind: "phase", message: fmt.Sprintf("blue retired (%d instances stopped); deployment succeeded", len(ids)), fields: map[string]any{"stopped": ids}})
+}
+
+// drain fences a fleet and waits for its work to end until the drain's
+// deadline, which is stored when the drain first starts: a server that
+// restarts mid-drain resumes the same drain and closes what is left at the
+// original deadline. waited counts from the drain's first start.
+func (e *Engine) drain(ctx context.Context, s *state, slot string, timeout time.Duration) (router.DrainReport, time.Duration, error) {
+	now := e.now()
+	end, ok := s.d.Deadlines[deadlineDrain]
+	if !ok {
+		end = now.Add(timeout)
+		if s.d.Deadlines == nil {
+			s.d.Deadlines = map[string]time.Time{}
+		}
+		s.d.Deadlines[deadlineDrain] = end
+		if err := e.save(ctx, s, change{}); err != nil {
+			return router.DrainReport{}, 0, err
+		}
+	}
+	left := max(end.Sub(now), 0)
+	rep, err := e.opts.Traffic.Drain(ctx, s.d.App, slot, left)
+	waited := timeout - left + time.Duration(rep.Waited)
+	return rep, waited, err
 }
 
 // beginRollback starts rolling back: the phase changes first (so a crash
@@ -419,18 +482,8 @@ func (e *Engine) rollingBack(ctx context.Context, s *state) (time.Duration, erro
 			return e.rollbackTrouble(ctx, s, err)
 		}
 	}
-	a, err := e.st.GetApp(ctx, s.d.App)
-	if err != nil {
+	if err := e.restoreLive(ctx, s); err != nil {
 		return 0, err
-	}
-	if a.LiveGeneration == s.green.Generation && a.LiveSlot == s.det.Slot {
-		gen, slot, n := int64(0), "", 0
-		if hasBlue {
-			gen, slot, n = bf.rev.Generation, bf.slot, bf.instances
-		}
-		if err := e.st.Update(ctx, func(tx *store.Tx) error { _, err := tx.SetLive(ctx, a, gen, slot, n); return err }); err != nil {
-			return 0, err
-		}
 	}
 	if err := e.runHooks(ctx, s, "on_rollback", false); err != nil {
 		return 0, err
@@ -438,20 +491,21 @@ func (e *Engine) rollingBack(ctx context.Context, s *state) (time.Duration, erro
 	gf := s.greenFleet()
 	var stopped []string
 	if !s.green.Spec.Retire.KeepGreenOnRollback {
-		if _, err := e.opts.Traffic.Drain(ctx, s.d.App, gf.slot, s.green.Spec.Retire.DrainTimeout.D()); err != nil {
+		if _, _, err := e.drain(ctx, s, gf.slot, s.green.Spec.Retire.DrainTimeout.D()); err != nil {
 			e.log.Warn("draining green", "app", s.d.App, "err", err)
 		}
+		var err error
 		if stopped, err = e.stopFleet(ctx, gf); err != nil {
 			return e.rollbackTrouble(ctx, s, err)
 		}
 	}
-	var route = appRoute(s.green.Spec, nil, "")
+	var route *router.AppConfig
 	if hasBlue {
 		bs, err := e.observe(ctx, bf)
 		if err != nil {
 			return 0, err
 		}
-		route = appRoute(bf.rev.Spec, []fleetRoute{{slot: bf.slot, generation: bf.rev.Generation, weight: 100, targets: bs.targets()}}, "")
+		route = appRoute(bf.rev.Spec, nil, []fleetRoute{routeFleet(bf.rev, bf.slot, RoleBlue, 100, bs.targets(), false)}, "")
 	}
 	if err := e.opts.Traffic.Route(ctx, s.d.App, route); err != nil {
 		return e.rollbackTrouble(ctx, s, err)
@@ -463,6 +517,59 @@ func (e *Engine) rollingBack(ctx context.Context, s *state) (time.Duration, erro
 	s.d.Deadlines = map[string]time.Time{}
 	return 0, e.save(ctx, s, change{phase: PhaseRolledBack, outcome: store.OutcomeRolledBack, kind: "phase", message: msg,
 		fields: map[string]any{"stopped": stopped, "kept_green": s.green.Spec.Retire.KeepGreenOnRollback}})
+}
+
+// endRollbackNow ends a rollback that a person aborted: what the rollback
+// still had to do is done once, without retries and without waiting for a
+// drain or the on_rollback hooks, and the deployment ends: RolledBack when
+// blue took every request back, Failed otherwise, with what went wrong.
+func (e *Engine) endRollbackNow(ctx context.Context, s *state) error {
+	var problems []string
+	bf, hasBlue := s.blueFleet()
+	var route *router.AppConfig
+	if hasBlue {
+		bs, err := e.observe(ctx, bf)
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		route = appRoute(bf.rev.Spec, nil, []fleetRoute{routeFleet(bf.rev, bf.slot, RoleBlue, 100, bs.targets(), false)}, "")
+	}
+	if err := e.opts.Traffic.Route(ctx, s.d.App, route); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if err := e.restoreLive(ctx, s); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if !s.green.Spec.Retire.KeepGreenOnRollback {
+		if _, err := e.stopFleet(ctx, s.greenFleet()); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	s.d.Deadlines = map[string]time.Time{}
+	fields := map[string]any{"abort": s.det.EndNow}
+	if len(problems) == 0 {
+		return e.save(ctx, s, change{phase: PhaseRolledBack, outcome: store.OutcomeRolledBack, kind: "phase", fields: fields,
+			message: "rolled back: the abort ended the rollback's remaining steps (drain and on_rollback hooks skipped)"})
+	}
+	return e.save(ctx, s, change{phase: PhaseFailed, outcome: store.OutcomeFailed, kind: "phase", fields: fields,
+		reason:  fmt.Sprintf("%s; the rollback was ended by abort before it completed: %s", s.d.Reason, strings.Join(problems, "; ")),
+		message: "rollback ended by abort: " + strings.Join(problems, "; ")})
+}
+
+// restoreLive makes blue the live revision again if green had become it.
+func (e *Engine) restoreLive(ctx context.Context, s *state) error {
+	a, err := e.st.GetApp(ctx, s.d.App)
+	if err != nil {
+		return err
+	}
+	if a.LiveGeneration != s.green.Generation || a.LiveSlot != s.det.Slot {
+		return nil
+	}
+	gen, slot, n := int64(0), "", 0
+	if bf, ok := s.blueFleet(); ok {
+		gen, slot, n = bf.rev.Generation, bf.slot, bf.instances
+	}
+	return e.st.Update(ctx, func(tx *store.Tx) error { _, err := tx.SetLive(ctx, a, gen, slot, n); return err })
 }
 
 // rollbackTrouble retries a failing rollback until its deadline, then

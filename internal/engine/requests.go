@@ -203,7 +203,13 @@ func (e *Engine) Abort(ctx context.Context, app, reason string) (store.Deploymen
 	}
 	d, err := e.request(ctx, app, func(d store.Deployment, det *details) (string, error) {
 		if d.Phase == PhaseRollingBack {
-			return "", fmt.Errorf("deployment %s of app %s is already rolling back: %w", d.ID, app, ErrNothingToDo)
+			if det.EndNow != "" {
+				return "", fmt.Errorf("deployment %s of app %s is already ending its rollback: %w", d.ID, app, ErrNothingToDo)
+			}
+			// A rollback that does not end (a hook or a drain that takes
+			// long, a data plane that refuses it) is ended now.
+			det.EndNow = reason
+			return "abort: the rollback ends now (" + reason + ")", nil
 		}
 		det.Abort = reason
 		return "abort: " + reason, nil

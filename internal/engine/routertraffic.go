@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,10 +79,51 @@ func (t *RouterTraffic) Route(ctx context.Context, app string, cfg *router.AppCo
 		} else {
 			delete(t.table.Apps, app)
 		}
-		return fmt.Errorf("routing app %s: %w", app, err)
+		return refusal(app, err)
 	}
 	t.pushed[app] = enc
 	return nil
+}
+
+// refusal names the app whose routes the router refused, as a
+// PermanentError; other errors (the router is restarting) pass through.
+func refusal(app string, err error) error {
+	if errors.Is(err, routerproc.ErrRefused) {
+		reason := strings.TrimPrefix(err.Error(), routerproc.ErrRefused.Error()+": ")
+		return &PermanentError{Err: fmt.Errorf("the router refused the routes of app %s: %s", app, reason)}
+	}
+	return fmt.Errorf("routing app %s: %w", app, err)
+}
+
+// Check implements Traffic: the table with cfg as app's entry is validated
+// as the router would, without a push.
+func (t *RouterTraffic) Check(ctx context.Context, app string, cfg *router.AppConfig) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.load(ctx); err != nil {
+		return err
+	}
+	tbl := *t.table
+	tbl.Apps = maps.Clone(t.table.Apps)
+	if cfg == nil {
+		delete(tbl.Apps, app)
+	} else {
+		tbl.Apps[app] = cfg
+	}
+	probe, err := json.Marshal(tbl)
+	if err != nil {
+		return fmt.Errorf("encoding the routing table: %w", err)
+	}
+	if _, err := router.ParseJSON(probe); err != nil {
+		return refusal(app, fmt.Errorf("%w: %s", routerproc.ErrRefused, oneLine(strings.TrimPrefix(err.Error(), "invalid routing table:"))))
+	}
+	return nil
+}
+
+// oneLine folds a multi-line message into one.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	return strings.TrimPrefix(s, "; ")
 }
 
 // Forget drops what was last pushed, so the next Route of every app pushes

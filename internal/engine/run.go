@@ -183,15 +183,55 @@ func (e *Engine) run(ctx context.Context, id string, r *runner) {
 		case interrupted:
 			continue // an abort arrived: the next pass acts on it
 		default:
+			ended, terr := e.trouble(ctx, s, err)
+			if terr != nil {
+				e.log.Error("recording a failing step", "app", s.d.App, "deployment", id, "err", terr)
+			}
+			if ended {
+				backoff = time.Second
+				continue
+			}
 			e.log.Error("deployment step failed; trying again", "app", s.d.App, "deployment", id, "phase", s.d.Phase, "err", err)
 			e.event(ctx, s.d.App, id, "error", fmt.Sprintf("%s: %v (trying again in %s)", s.d.Phase, err, backoff), map[string]any{"phase": s.d.Phase})
 			wait = backoff
 			backoff = min(backoff*2, 30*time.Second)
 		}
+		if err == nil && !s.det.TroubleSince.IsZero() && s.d.Active() {
+			s.det.TroubleSince = time.Time{}
+			if err := e.save(ctx, s, change{}); err != nil && !errors.Is(err, store.ErrConflict) {
+				e.log.Error("recording a step that passed", "app", s.d.App, "deployment", id, "err", err)
+			}
+		}
 		if wait > 0 && !e.sleep(ctx, r, wait) {
 			return
 		}
 	}
+}
+
+// trouble deals with a step that failed with an error that may pass (the
+// router restarting, a busy disk): it is tried again, but never past the
+// progress deadline counted from the first failure in a row, which is
+// stored. Then the deployment rolls back, or a rollback ends as Failed.
+// ended says that the deployment moved on.
+func (e *Engine) trouble(ctx context.Context, s *state, err error) (ended bool, _ error) {
+	now := e.now()
+	if s.det.TroubleSince.IsZero() {
+		s.det.TroubleSince = now
+		return false, e.save(ctx, s, change{})
+	}
+	limit := s.green.Spec.Strategy.ProgressDeadline.D()
+	if now.Sub(s.det.TroubleSince) < limit {
+		return false, nil
+	}
+	reason := fmt.Sprintf("%s kept failing for %s (progress_deadline): %v", s.d.Phase, limit, err)
+	s.det.TroubleSince = time.Time{}
+	if s.d.Phase == PhaseRollingBack {
+		s.d.Deadlines = map[string]time.Time{}
+		return true, e.save(ctx, s, change{phase: PhaseFailed, outcome: store.OutcomeFailed,
+			reason: fmt.Sprintf("%s; the rollback could not complete: %s", s.d.Reason, reason),
+			kind:   "phase", message: "rollback failed: " + reason})
+	}
+	return true, e.beginRollback(ctx, s, reason)
 }
 
 // sleep waits for d, a wake-up or the end of ctx (false then).
@@ -214,6 +254,9 @@ func (e *Engine) step(ctx context.Context, s *state) (time.Duration, error) {
 	defer unlock()
 	if s.det.Abort != "" && s.d.Phase != PhaseRollingBack {
 		return 0, e.beginRollback(ctx, s, s.det.Abort)
+	}
+	if s.det.EndNow != "" && s.d.Phase == PhaseRollingBack {
+		return 0, e.endRollbackNow(ctx, s)
 	}
 	var wait time.Duration
 	var err error
@@ -242,6 +285,10 @@ func (e *Engine) step(ctx context.Context, s *state) (time.Duration, error) {
 	var rb *errRollback
 	if errors.As(err, &rb) {
 		return 0, e.beginRollback(ctx, s, rb.reason)
+	}
+	var pe *PermanentError
+	if errors.As(err, &pe) {
+		return 0, e.beginRollback(ctx, s, pe.Error())
 	}
 	if err == nil && s.d.Phase != PhaseRollingBack {
 		if exp, ok := s.d.Deadlines[deadlineProgress]; ok && !e.now().Before(exp) && e.progressCounts(s) {

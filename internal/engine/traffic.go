@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -15,7 +16,12 @@ import (
 // Kubernetes the same requests become Service and route changes.
 type Traffic interface {
 	// Route makes the data plane serve app as cfg says; nil removes the app.
+	// A state the data plane will never take (a host another app claims)
+	// is a *PermanentError.
 	Route(ctx context.Context, app string, cfg *router.AppConfig) error
+	// Check says whether Route would take cfg beside the other apps as they
+	// are, without changing anything (a *PermanentError when it would not).
+	Check(ctx context.Context, app string, cfg *router.AppConfig) error
 	// Metrics reads the app's fleets over the last window.
 	Metrics(ctx context.Context, app string, window time.Duration) (map[string]FleetMetrics, error)
 	// Drain fences a fleet, waits up to timeout for its work to end, then
@@ -50,36 +56,58 @@ func (m FleetMetrics) ErrorRate() float64 {
 	return float64(m.Errors) / float64(m.Requests)
 }
 
-// fleetRoute is what one fleet should look like in the router.
+// Roles of fleets, as people read and type them: blue is the live fleet,
+// green the candidate.
+const (
+	RoleBlue  = "blue"
+	RoleGreen = "green"
+)
+
+// fleetRoute is what one fleet should look like in the router. Its health
+// check is its own revision's.
 type fleetRoute struct {
 	slot       string
+	role       string
 	generation int64
 	weight     int
 	targets    []string
 	fenced     bool
+	health     spec.Health
 }
 
-// appRoute builds the router's view of an app from its spec (the router
-// section and health check) and its fleets. testFleet may be "".
-func appRoute(s *spec.Spec, fleets []fleetRoute, testFleet string) *router.AppConfig {
+// routeFleet is the route of a fleet of rev in slot.
+func routeFleet(rev *revision, slot, role string, weight int, targets []string, fenced bool) fleetRoute {
+	return fleetRoute{slot: slot, role: role, generation: rev.Generation, weight: weight, targets: targets, fenced: fenced, health: rev.Spec.Health}
+}
+
+// appRoute builds the router's view of an app. front is the spec whose
+// production settings (listener, hosts, stickiness, preview header) are in
+// force: the live revision's until green becomes live. test is the spec of
+// the fleet the test listener serves (nil: front's); its test listener and
+// hosts apply there. Each fleet is checked with its own revision's health
+// section. testFleet may be "".
+func appRoute(front, test *spec.Spec, fleets []fleetRoute, testFleet string) *router.AppConfig {
 	if len(fleets) == 0 {
 		return nil
 	}
+	if test == nil {
+		test = front
+	}
 	cfg := &router.AppConfig{
-		Production:    s.Router.Production,
-		Test:          s.Router.Test,
-		Hosts:         append([]string(nil), s.Router.Hosts...),
+		Production:    front.Router.Production,
+		Test:          test.Router.Test,
+		Hosts:         append([]string(nil), front.Router.Hosts...),
 		Fleets:        map[string]*router.FleetConfig{},
 		TestFleet:     testFleet,
-		Sticky:        s.Router.Sticky,
-		PreviewHeader: s.Router.PreviewHeader,
-		Health: &router.HealthConfig{
-			Path:               s.Health.Path,
-			Interval:           router.Duration(s.Health.Interval.D()),
-			Timeout:            router.Duration(s.Health.Timeout.D()),
-			HealthyThreshold:   s.Health.HealthyThreshold,
-			UnhealthyThreshold: s.Health.UnhealthyThreshold,
-		},
+		Sticky:        front.Router.Sticky,
+		PreviewHeader: front.Router.PreviewHeader,
+		Health:        healthConfig(front.Health),
+	}
+	if !slices.Equal(test.Router.Hosts, front.Router.Hosts) {
+		cfg.TestHosts = append([]string(nil), test.Router.Hosts...)
+		if len(cfg.TestHosts) == 0 {
+			cfg.TestHosts = []string{"*"}
+		}
 	}
 	for _, f := range fleets {
 		fc := &router.FleetConfig{
@@ -87,6 +115,8 @@ func appRoute(s *spec.Spec, fleets []fleetRoute, testFleet string) *router.AppCo
 			Targets:  append([]string(nil), f.targets...),
 			Revision: strconv.FormatInt(f.generation, 10),
 			Fenced:   f.fenced,
+			Role:     f.role,
+			Health:   healthConfig(f.health),
 		}
 		if len(fc.Targets) == 0 {
 			// A fleet with no target yet cannot take weight.
@@ -96,3 +126,20 @@ func appRoute(s *spec.Spec, fleets []fleetRoute, testFleet string) *router.AppCo
 	}
 	return cfg
 }
+
+func healthConfig(h spec.Health) *router.HealthConfig {
+	return &router.HealthConfig{
+		Path:               h.Path,
+		Interval:           router.Duration(h.Interval.D()),
+		Timeout:            router.Duration(h.Timeout.D()),
+		HealthyThreshold:   h.HealthyThreshold,
+		UnhealthyThreshold: h.UnhealthyThreshold,
+	}
+}
+
+// PermanentError is an error that trying again will not mend, such as a
+// routing table the router refuses: the deployment ends on it at once.
+type PermanentError struct{ Err error }
+
+func (p *PermanentError) Error() string { return p.Err.Error() }
+func (p *PermanentError) Unwrap() error { return p.Err }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -200,7 +202,7 @@ func (s *Supervisor) Apply(ctx context.Context, cfg router.Config) (uint64, erro
 	}
 	tbl.Admin = s.admin
 	if err := tbl.Validate(); err != nil {
-		return 0, err
+		return 0, refused(err.Error())
 	}
 	data, err := encodeRouteFile(tbl)
 	if err != nil {
@@ -222,10 +224,25 @@ func (s *Supervisor) Apply(ctx context.Context, cfg router.Config) (uint64, erro
 			s.log.Error("restoring the route file after a refused table", "file", s.routes, "err", rerr)
 		}
 	}
+	if apiErr != nil && apiErr.Status == http.StatusBadRequest && (apiErr.Code == "invalid_table" || apiErr.Code == "rejected") {
+		return 0, refused(apiErr.Message)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("pushing the routing table: %w", err)
 	}
 	return gen, nil
+}
+
+// ErrRefused marks a routing table the router will not take as it is (a
+// host claimed twice, a listener it cannot open): trying again changes
+// nothing.
+var ErrRefused = errors.New("the router refused the routing table")
+
+// refused wraps the router's reason, on one line, in ErrRefused.
+func refused(reason string) error {
+	reason = strings.TrimPrefix(reason, "invalid routing table:")
+	reason = strings.Join(strings.Fields(strings.ReplaceAll(reason, "\n  ", "; ")), " ")
+	return fmt.Errorf("%w: %s", ErrRefused, strings.TrimPrefix(reason, "; "))
 }
 
 // cloneConfig deep-copies a table so that validation, which fills defaults,

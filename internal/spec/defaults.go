@@ -28,6 +28,8 @@ const (
 	DefaultCheckInterval      = 10 * time.Second
 	DefaultFailureLimit       = 2
 	DefaultMinRequests        = 50
+	DefaultInconclusiveLimit  = 5
+	DefaultOnInconclusive     = InconclusiveWait
 	DefaultCommandTimeout     = 30 * time.Second
 	DefaultWebhookTimeout     = 5 * time.Second
 	DefaultBake               = 5 * time.Minute
@@ -107,6 +109,8 @@ func (s *Spec) ApplyDefaults() {
 	dur(&c.Interval, "checks.interval", DefaultCheckInterval)
 	num(&c.FailureLimit, "checks.failure_limit", DefaultFailureLimit)
 	num(&c.MinRequests, "checks.min_requests", DefaultMinRequests)
+	num(&c.InconclusiveLimit, "checks.inconclusive_limit", DefaultInconclusiveLimit)
+	str(&c.OnInconclusive, "checks.on_inconclusive", DefaultOnInconclusive)
 	for i, r := range c.Rules {
 		path := rulePath(i)
 		if r.Command != nil {

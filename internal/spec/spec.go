@@ -133,6 +133,9 @@ const (
 	ApprovalManual  = "manual"
 	TimeoutRollback = "rollback"
 	TimeoutContinue = "continue"
+
+	InconclusiveWait     = "wait"
+	InconclusiveRollback = "rollback"
 )
 
 // Step is one move of the strategy: set green's weight (percent of production
@@ -148,7 +151,11 @@ type Checks struct {
 	Interval     Duration `yaml:"interval" json:"interval"`
 	FailureLimit int      `yaml:"failure_limit" json:"failure_limit"`
 	MinRequests  int      `yaml:"min_requests" json:"min_requests"`
-	Rules        []Rule   `yaml:"rules" json:"rules"`
+	// InconclusiveLimit consecutive inconclusive evaluations make the
+	// deployment do what OnInconclusive says: wait for a person, or roll back.
+	InconclusiveLimit int    `yaml:"inconclusive_limit" json:"inconclusive_limit"`
+	OnInconclusive    string `yaml:"on_inconclusive" json:"on_inconclusive"`
+	Rules             []Rule `yaml:"rules" json:"rules"`
 }
 
 // Rule is one check; exactly one of its fields is set.

@@ -265,6 +265,8 @@ func (s *Spec) validateChecks(c *collector) {
 	positive(c, "checks.interval", ch.Interval, false)
 	atLeast(c, "checks.failure_limit", ch.FailureLimit, 1)
 	atLeast(c, "checks.min_requests", ch.MinRequests, 0)
+	atLeast(c, "checks.inconclusive_limit", ch.InconclusiveLimit, 1)
+	oneOf(c, "checks.on_inconclusive", ch.OnInconclusive, InconclusiveWait, InconclusiveRollback)
 	for i, r := range ch.Rules {
 		validateRule(c, rulePath(i), r)
 	}
