@@ -20,6 +20,10 @@ import (
 //	BG_INSTANCE  instance name, sent back as header X-Instance when set.
 //	BG_FLEET     fleet name, sent back as header X-Fleet when set.
 //
+//	HELLO_HEALTH_PATH=/health    where health is answered (default /healthz);
+//	                             every other path that begins with /health
+//	                             answers 404, as an app that moved its check.
+//
 // Failure knobs (unset or empty means off):
 //
 //	HELLO_FAIL_HEALTH=1          /healthz always answers 503.
@@ -46,6 +50,7 @@ import (
 // the variable.
 type config struct {
 	version, instance, fleet string
+	healthPath               string
 
 	failHealth      bool
 	failHealthAfter time.Duration // < 0: off
@@ -109,6 +114,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return d
 	}
 
+	c.healthPath = "/healthz"
+	if v, ok := set("HELLO_HEALTH_PATH"); ok {
+		if !strings.HasPrefix(v, "/health") {
+			err = fmt.Errorf("HELLO_HEALTH_PATH=%q: want a path that begins with /health", v)
+		}
+		c.healthPath = v
+	}
 	c.failHealth = boolean("HELLO_FAIL_HEALTH")
 	c.failHealthAfter = duration("HELLO_FAIL_HEALTH_AFTER", -1)
 	if v, ok := set("HELLO_ERROR_RATE"); ok {

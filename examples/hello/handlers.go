@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,7 @@ type app struct {
 
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", a.healthz)
+	mux.HandleFunc(a.cfg.healthPath, a.healthz)
 	mux.HandleFunc("/slow", a.slow)
 	mux.HandleFunc("/sse", a.sse)
 	mux.HandleFunc("/ws", a.ws)
@@ -69,6 +70,10 @@ func (a *app) failNext() bool {
 }
 
 func (a *app) hello(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/health") {
+		http.NotFound(w, r) // not this revision's health path
+		return
+	}
 	fail := a.failNext()
 	if !wait(r.Context(), a.cfg.latency) {
 		return

@@ -278,6 +278,17 @@ func TestFailHealth(t *testing.T) {
 	}
 }
 
+func TestHealthPath(t *testing.T) {
+	t.Parallel()
+	p := start(t, "", "HELLO_HEALTH_PATH=/health")
+	p.waitListening()
+	for path, want := range map[string]int{"/health": 200, "/healthz": 404, "/health/deep": 404, "/": 200} {
+		if res, _ := p.get(path); res.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", path, res.StatusCode, want)
+		}
+	}
+}
+
 func TestFailHealthAfter(t *testing.T) {
 	t.Parallel()
 	const after = 1500 * time.Millisecond
@@ -597,6 +608,7 @@ func TestBadEnvExits2(t *testing.T) {
 		"HELLO_EXIT_AFTER=5",
 		"HELLO_IGNORE_SIGTERM=yes",
 		"HELLO_SHUTDOWN_TIMEOUT=forever",
+		"HELLO_HEALTH_PATH=/ready",
 		"PORT=http",
 	} {
 		t.Run(kv, func(t *testing.T) {

@@ -7,7 +7,7 @@
 // Endpoints, all on -listen (default 127.0.0.1:$PORT):
 //
 //	/                     "hello from <version>"
-//	/healthz              200 "ok", or 503 when told to fail
+//	/healthz              200 "ok", or 503 when told to fail (HELLO_HEALTH_PATH moves it)
 //	/slow?ms=N            answers after N ms (at most 10 minutes)
 //	/sse?n=N&interval=D   N server-sent events (default: until the client
 //	                      leaves), one every D (default 100ms)

@@ -102,23 +102,45 @@ func logInstances(ctx context.Context, c *api.Client, o logsOptions) ([]string, 
 	if err != nil {
 		return nil, explain(err, "listing the instances of "+o.App)
 	}
-	fleet := o.Fleet
-	if fleet == "" {
-		fleet = a.LiveFleet
+	role := o.Fleet
+	if role == "" {
+		role = "blue"
 	}
 	var ids []string
 	for _, in := range ins {
-		if fleet == "" || in.Fleet == fleet {
+		if instanceRole(a, in) == role {
 			ids = append(ids, in.ID)
 		}
 	}
 	if len(ids) == 0 {
-		if fleet == "" {
+		switch {
+		case role == "green" && a.Deployment == nil:
+			return nil, fmt.Errorf("app %s has no green fleet: no deployment is in progress (see `bluegreen status %s`)", o.App, o.App)
+		case o.Fleet == "":
 			return nil, fmt.Errorf("app %s has no instances", o.App)
 		}
-		return nil, fmt.Errorf("app %s has no instances in fleet %s (see `bluegreen status %s`)", o.App, fleet, o.App)
+		return nil, fmt.Errorf("app %s has no instances in its %s fleet (see `bluegreen status %s`)", o.App, role, o.App)
 	}
 	return ids, nil
+}
+
+// instanceRole says which fleet an instance belongs to as people name
+// fleets: green is the candidate of the deployment in progress, blue the
+// live fleet (or the one the deployment started from). "" for neither.
+func instanceRole(a api.App, in api.Instance) string {
+	if d := a.Deployment; d != nil {
+		switch in.Revision {
+		case d.ToRevision:
+			return "green"
+		case d.FromRevision:
+			return "blue"
+		}
+		return ""
+	}
+	if in.Revision == a.LiveRevision && in.Fleet == a.LiveFleet {
+		return "blue"
+	}
+	return ""
 }
 
 // copyLogs writes one instance's output to out, a line at a time with the

@@ -142,12 +142,30 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 	}
 	green := m[s.det.Slot]
 	var blue *FleetMetrics
+	baseline := false
 	if bf, ok := s.blueFleet(); ok {
 		if b, ok := m[bf.slot]; ok {
 			blue = &b
 		}
+		switch {
+		case blue != nil && blue.Requests > 0 && blue.Requests >= uint64(c.MinRequests):
+			// Blue's numbers in this interval are the baseline for the
+			// intervals in which blue has no traffic (the bake).
+			b := *blue
+			b.Targets = nil
+			s.det.BlueBaseline = &b
+		case s.det.BlueBaseline != nil:
+			blue, baseline = s.det.BlueBaseline, true
+		}
 	}
 	results := EvaluateMetrics(c, green, blue)
+	if baseline {
+		for i := range results {
+			if strings.HasSuffix(results[i].Rule, "_vs_blue") {
+				results[i].Detail += " (blue's baseline from before the switch)"
+			}
+		}
+	}
 	for i, r := range c.Rules {
 		switch {
 		case r.Command != nil:
@@ -160,15 +178,24 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 	switch v {
 	case Fail:
 		s.det.CheckFailures++
+		s.det.Inconclusive = 0
+		s.det.Progress.Checked = false
 	case Pass:
 		s.det.CheckFailures = 0
+		s.det.Inconclusive = 0
 		s.det.Progress.Checked = true
 	case Inconclusive:
-		s.det.Progress.Checked = true
+		s.det.Inconclusive++
+	}
+	stalled := v == Inconclusive && s.det.Inconclusive >= c.InconclusiveLimit && holdsOnSilence(s)
+	if v != Inconclusive {
+		s.det.Stalled = false
+		delete(s.d.Deadlines, deadlineStalled)
 	}
 	s.d.Deadlines[deadlineCheck] = e.now().Add(c.Interval.D())
 	fields := map[string]any{
 		"verdict": string(v), "results": results, "failures": s.det.CheckFailures, "failure_limit": c.FailureLimit,
+		"inconclusive": s.det.Inconclusive, "inconclusive_limit": c.InconclusiveLimit,
 		"weight": s.det.Weight, "green_requests": green.Requests, "green_error_rate": green.ErrorRate(),
 		"green_p99_seconds": green.P99.Seconds(),
 	}
@@ -181,13 +208,44 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 	if v == Fail {
 		msg += fmt.Sprintf(" (failure %d of %d: %s)", s.det.CheckFailures, c.FailureLimit, failedRules(results))
 	}
+	if v == Inconclusive {
+		msg += fmt.Sprintf(" (%d of %d in a row: %s)", s.det.Inconclusive, c.InconclusiveLimit, inconclusiveRules(results))
+	}
 	if err := e.save(ctx, s, change{kind: "check", message: msg, fields: fields}); err != nil {
 		return err
 	}
 	if s.det.CheckFailures >= c.FailureLimit {
 		return rollbackf("checks failed %d times in a row: %s", s.det.CheckFailures, failedRules(results))
 	}
+	if stalled && !s.det.Stalled {
+		why := fmt.Sprintf("%d check evaluations in a row were inconclusive (%s)", s.det.Inconclusive, inconclusiveRules(results))
+		if c.OnInconclusive == spec.InconclusiveRollback {
+			return rollbackf("%s", why)
+		}
+		timeout := s.green.Spec.Strategy.ApprovalTimeout
+		s.det.Stalled = true
+		s.d.Deadlines[deadlineStalled] = e.now().Add(timeout.D())
+		return e.save(ctx, s, change{kind: "checks.inconclusive", fields: map[string]any{"inconclusive": s.det.Inconclusive},
+			message: fmt.Sprintf("%s: waiting for promote (go on) or abort; rolls back in %s otherwise", why, timeout)})
+	}
 	return nil
+}
+
+// holdsOnSilence says whether inconclusive evaluations hold the deployment
+// back: not on an app's first deployment (nothing to compare with, nothing
+// to go back to) nor on the fast path of a rollback.
+func holdsOnSilence(s *state) bool {
+	return s.blue != nil && !s.det.Fast
+}
+
+func inconclusiveRules(rs []RuleResult) string {
+	var out []string
+	for _, r := range rs {
+		if r.Verdict == Inconclusive {
+			out = append(out, r.Rule+": "+r.Detail)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func failedRules(rs []RuleResult) string {
@@ -212,7 +270,7 @@ func (e *Engine) commandCheck(ctx context.Context, s *state, i int, r *spec.Comm
 		res.Verdict, res.Detail = Fail, err.Error()
 		return res
 	}
-	out := runCommand(ctx, command{Run: r.Run, Dir: dir, Env: env, Timeout: r.Timeout.D()})
+	out := runCommand(ctx, command{Run: r.Run, Dir: dir, Env: env, Timeout: r.Timeout.D(), Started: e.trackGroup})
 	res.Detail = fmt.Sprintf("%q exited %d in %s", r.Run, out.ExitCode, out.Took.Round(time.Millisecond))
 	if out.Err != nil {
 		res.Verdict = Fail

@@ -122,6 +122,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	e.mu.Unlock()
 
+	e.killLeftoverGroups()
 	apps, err := e.st.ListApps(ctx)
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)

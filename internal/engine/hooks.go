@@ -22,6 +22,9 @@ type command struct {
 	Dir     string
 	Env     map[string]string
 	Timeout time.Duration
+	// Started, when set, is told the command's process group once it runs;
+	// the func it returns is called when the group is gone.
+	Started func(pgid int) (done func())
 }
 
 // commandResult is how a command ended.
@@ -50,6 +53,9 @@ func runCommand(ctx context.Context, c command) commandResult {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return commandResult{ExitCode: -1, Took: time.Since(start), Err: fmt.Errorf("starting %q: %w", c.Run, err)}
+	}
+	if c.Started != nil {
+		defer c.Started(cmd.Process.Pid)()
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -76,4 +78,62 @@ func zombie(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && len(s) > i+2 && s[i+2] == 'Z'
+}
+
+// What a hook started must not outlive a killed server: a new engine kills
+// what is left of the groups the last one recorded, and nothing else.
+func TestLeftoverHookGroupsAreKilled(t *testing.T) {
+	e := &Engine{opts: Options{RevisionsDir: t.TempDir()}, log: slog.New(slog.DiscardHandler)}
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	cmd := exec.Command("/bin/sh", "-c", "sleep 300 & echo $! > "+pidFile+"; wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.trackGroup(cmd.Process.Pid) // the server "dies" before it forgets the group
+	var child int
+	until(t, "the hook's child to start", func() bool {
+		b, _ := os.ReadFile(pidFile)
+		child, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return child > 0
+	})
+	// The shell dies as Pdeathsig would kill it; its child stays behind.
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	running := func(pid int) bool {
+		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		return err == nil && !strings.Contains(string(st), ") Z ")
+	}
+	if !running(child) {
+		t.Fatal("the child went with the shell; nothing to test")
+	}
+	stranger := exec.Command("sleep", "300")
+	if err := stranger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Process.Kill()
+
+	e.killLeftoverGroups()
+	until(t, "the hook's child to be killed", func() bool { return !running(child) })
+	if !running(stranger.Process.Pid) {
+		t.Fatal("a process outside the group was killed")
+	}
+	if ents, _ := os.ReadDir(e.hooksDir()); len(ents) != 0 {
+		t.Fatalf("%d groups still recorded", len(ents))
+	}
+}
+
+// until waits for cond, looking every 10ms for at most 10s.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }

@@ -90,7 +90,7 @@ func (e *Engine) runHooks(ctx context.Context, s *state, event string, fail bool
 		return err
 	}
 	for i, h := range hooks {
-		res := runCommand(ctx, command{Run: h.Run, Dir: dir, Env: env, Timeout: h.Timeout.D()})
+		res := runCommand(ctx, command{Run: h.Run, Dir: dir, Env: env, Timeout: h.Timeout.D(), Started: e.trackGroup})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

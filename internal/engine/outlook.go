@@ -56,22 +56,30 @@ func outlook(s *state, now time.Time) Outlook {
 		full := s.det.Full || s.blue == nil || s.det.Fast
 		p := NextPlan(steps, s.det.Progress, full, len(s.green.Spec.Checks.Rules) > 0, now)
 		o.Waiting = p.Waiting
-		next := 100
-		if p.Step+1 < len(steps) {
-			next = weightAt(steps, p.Step+1)
-		}
-		switch p.Waiting {
-		case WaitPromote:
+		next := nextWeight(steps, p.Step)
+		switch {
+		case s.det.Stalled && p.Waiting == WaitChecks:
+			o.Waiting = WaitPromote
+			o.Next, o.At = fmt.Sprintf("checks were inconclusive %d times in a row: waits for promote, then green goes to %d%%; rolls back otherwise", s.det.Inconclusive, next), dl[deadlineStalled]
+		case p.Waiting == WaitChecks && s.det.Inconclusive > 0:
+			o.Next, o.At = fmt.Sprintf("green goes to %d%% after a check passes (the last %d were inconclusive)", next, s.det.Inconclusive), dl[deadlineCheck]
+		case p.Waiting == WaitPromote:
 			o.Next = fmt.Sprintf("waits for promote, then green goes to %d%%", next)
-		case WaitPause:
+		case p.Waiting == WaitPause:
 			o.Next, o.At = fmt.Sprintf("green goes to %d%%", next), p.Until
-		case WaitChecks:
-			o.Next, o.At = fmt.Sprintf("green goes to %d%% after the next check", next), dl[deadlineCheck]
+		case p.Waiting == WaitChecks:
+			o.Next, o.At = fmt.Sprintf("green goes to %d%% after a check passes", next), dl[deadlineCheck]
 		default:
 			o.Next = "green goes to 100%"
 		}
 	case PhaseBaking:
 		o.Next, o.At = "green becomes live", dl[deadlineBake]
+		switch {
+		case s.det.Stalled:
+			o.Next, o.At = fmt.Sprintf("checks were inconclusive %d times in a row: waits for promote, then green becomes live; rolls back otherwise", s.det.Inconclusive), dl[deadlineStalled]
+		case !now.Before(o.At) && bakeGated(s) && !s.det.SkipBake && !s.det.Progress.Checked:
+			o.Next, o.At = "green becomes live after a check passes at 100%", dl[deadlineCheck]
+		}
 	case PhaseRetiring:
 		if s.det.BlueFenced {
 			o.Next = "blue drains and stops"

@@ -38,7 +38,7 @@ func TestOutlook(t *testing.T) {
 		{"indefinite pause", PhaseShifting, details{Weight: 50, Progress: Progress{Step: 1, Since: t0}}, rev(canary, false),
 			nil, "waits for promote, then green goes to 100%", time.Time{}, WaitPromote},
 		{"waits for a check", PhaseShifting, details{Weight: 10, Progress: Progress{Step: 0, Since: t0}}, rev([]spec.Step{{Weight: w(10)}, {Weight: w(40)}, {Weight: w(100)}}, true),
-			map[string]time.Time{deadlineCheck: t0.Add(5 * time.Second)}, "green goes to 40% after the next check", t0.Add(5 * time.Second), WaitChecks},
+			map[string]time.Time{deadlineCheck: t0.Add(5 * time.Second)}, "green goes to 40% after a check passes", t0.Add(5 * time.Second), WaitChecks},
 		{"baking", PhaseBaking, details{Weight: 100}, rev(canary, false),
 			map[string]time.Time{deadlineBake: t0.Add(10 * time.Minute)}, "green becomes live", t0.Add(10 * time.Minute), ""},
 		{"keeping blue", PhaseRetiring, details{Weight: 100}, rev(canary, false),

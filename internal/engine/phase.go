@@ -46,6 +46,7 @@ const (
 	deadlineBake     = "bake"       // baking ends
 	deadlineKeepBlue = "keep_blue"  // blue retires
 	deadlineDrain    = "drain"      // a drain closes what is still open
+	deadlineStalled  = "stalled"    // nobody came after inconclusive checks: roll back
 )
 
 // details is the engine's own state of a deployment, kept as JSON in
@@ -67,9 +68,18 @@ type details struct {
 	Approved     bool   `json:"approved,omitempty"`
 	Full         bool   `json:"full,omitempty"`
 	SkipKeepBlue bool   `json:"skip_keep_blue,omitempty"`
+	SkipBake     bool   `json:"skip_bake,omitempty"`
 	Abort        string `json:"abort,omitempty"` // why a rollback was asked for
-	// CheckFailures counts consecutive failed check evaluations.
+	// CheckFailures counts consecutive failed check evaluations, and
+	// Inconclusive consecutive inconclusive ones.
 	CheckFailures int `json:"check_failures,omitempty"`
+	Inconclusive  int `json:"inconclusive,omitempty"`
+	// Stalled: inconclusive_limit was reached; the deployment waits for a
+	// person (promote or abort) until the stalled deadline.
+	Stalled bool `json:"stalled,omitempty"`
+	// BlueBaseline is blue's numbers in the last interval in which it had
+	// enough requests: relative rules use it once blue has no traffic.
+	BlueBaseline *FleetMetrics `json:"blue_baseline,omitempty"`
 	// HooksDone lists the lifecycle events whose hooks have all succeeded.
 	HooksDone []string `json:"hooks_done,omitempty"`
 	// RollbackFrom is the phase a rollback began in.

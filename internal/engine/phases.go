@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -40,11 +41,21 @@ func (e *Engine) route(ctx context.Context, s *state) error {
 		}
 		fleets = append(fleets, routeFleet(bf.rev, bf.slot, RoleBlue, w, bs.targets(), s.det.BlueFenced && !rollingBack))
 	}
-	test := ""
+	// The test listener is green's own while it serves green, and the
+	// front spec's otherwise.
+	test, testSpec := "", frontSpec(s)
 	if testServesGreen(s.d.Phase) {
-		test = s.det.Slot
+		test, testSpec = s.det.Slot, s.green.Spec
 	}
-	return e.opts.Traffic.Route(ctx, s.d.App, appRoute(frontSpec(s), s.green.Spec, fleets, test))
+	err = e.opts.Traffic.Route(ctx, s.d.App, appRoute(frontSpec(s), testSpec, fleets, test))
+	var pe *PermanentError
+	if rollingBack && s.blue == nil && errors.As(err, &pe) {
+		// A first deployment whose own routes are refused has nothing to
+		// go back to: the app leaves the router.
+		e.log.Warn("removing the routes the router refused", "app", s.d.App, "err", err)
+		return e.opts.Traffic.Route(ctx, s.d.App, nil)
+	}
+	return err
 }
 
 // testServesGreen says whether the test listener serves green in a phase:
@@ -256,12 +267,25 @@ func (e *Engine) plan(s *state) Plan {
 	return NextPlan(s.green.Spec.Strategy.Steps, s.det.Progress, full, len(s.green.Spec.Checks.Rules) > 0, e.now())
 }
 
+// stalledPlan is plan, told that inconclusive checks made the deployment
+// wait for a person.
+func (e *Engine) stalledPlan(s *state) Plan {
+	p := e.plan(s)
+	if s.det.Stalled && p.Waiting == WaitChecks {
+		p.Waiting = WaitPromote
+	}
+	return p
+}
+
 // watch runs while green takes production traffic: a dead green instance
 // or an unhealthy green target rolls back; a dead blue instance is
 // replaced, blue being the way back; checks are evaluated when due.
 func (e *Engine) watch(ctx context.Context, s *state) error {
 	if _, err := e.greenExited(ctx, s); err != nil {
 		return err
+	}
+	if exp, ok := s.d.Deadlines[deadlineStalled]; ok && s.det.Stalled && !e.now().Before(exp) {
+		return rollbackf("nobody promoted within %s after %d inconclusive check evaluations in a row", s.green.Spec.Strategy.ApprovalTimeout, s.det.Inconclusive)
 	}
 	if bf, ok := s.blueFleet(); ok && !s.det.BlueFenced {
 		launched, err := e.ensure(ctx, bf)
@@ -301,6 +325,10 @@ func (e *Engine) shifting(ctx context.Context, s *state) (time.Duration, error) 
 			// repaired by the resumed runner's route().
 			dl := s.d.Deadlines
 			dl[deadlineProgress] = e.now().Add(s.green.Spec.Strategy.ProgressDeadline.D())
+			if _, ok := dl[deadlineCheck]; ok {
+				// The next evaluation looks at the new weight only.
+				dl[deadlineCheck] = e.now().Add(s.green.Spec.Checks.Interval.D())
+			}
 			if err := e.save(ctx, s, change{kind: "traffic", message: fmt.Sprintf("green %d%% → %d%% (step %d of %d)", from, p.Weight, min(p.Step+1, len(s.green.Spec.Strategy.Steps)), len(s.green.Spec.Strategy.Steps)),
 				fields: map[string]any{"from": from, "weight": p.Weight, "step": p.Step}}); err != nil {
 				return 0, err
@@ -325,6 +353,13 @@ func (e *Engine) shifting(ctx context.Context, s *state) (time.Duration, error) 
 	return e.nextLook(s, p.Until), nil
 }
 
+// bakeGated says whether the end of the bake waits for a passing check
+// evaluation: when rules watch a bake that lasts, on a deployment that
+// has a blue to compare with and to go back to.
+func bakeGated(s *state) bool {
+	return len(s.green.Spec.Checks.Rules) > 0 && s.green.Spec.Bake.D() > 0 && holdsOnSilence(s)
+}
+
 // nextLook is how long to wait: until the sooner of until, the next check
 // and a tick.
 func (e *Engine) nextLook(s *state, until time.Time) time.Duration {
@@ -346,8 +381,15 @@ func (e *Engine) baking(ctx context.Context, s *state) (time.Duration, error) {
 		return 0, err
 	}
 	end := s.d.Deadlines[deadlineBake]
-	if e.now().Before(end) {
-		return e.nextLook(s, end), nil
+	if !s.det.SkipBake {
+		if e.now().Before(end) {
+			return e.nextLook(s, end), nil
+		}
+		if bakeGated(s) && !s.det.Progress.Checked {
+			// Silence is not a pass: green becomes live after an
+			// evaluation at 100 % passed.
+			return e.nextLook(s, time.Time{}), nil
+		}
 	}
 	// Green is live from here: the app's live revision changes in the
 	// same transaction as the phase.

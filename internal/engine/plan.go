@@ -16,7 +16,8 @@ type Progress struct {
 	// Promoted: a promote arrived while on this step; it ends the step's
 	// pause, timed or not.
 	Promoted bool `json:"promoted,omitempty"`
-	// Checked: a check evaluation that did not fail happened on this step.
+	// Checked: the latest conclusive check evaluation on this step passed
+	// (a failed one clears it again; an inconclusive one changes nothing).
 	Checked bool `json:"checked,omitempty"`
 }
 
@@ -28,7 +29,7 @@ const (
 	WaitNone    Waiting = ""
 	WaitPause   Waiting = "pause"   // a timed pause, until Plan.Until
 	WaitPromote Waiting = "promote" // an indefinite pause, until `promote`
-	WaitChecks  Waiting = "checks"  // a step without pause waits for one check evaluation that does not fail
+	WaitChecks  Waiting = "checks"  // the step waits for a check evaluation that passes at its weight
 )
 
 // Plan is what the strategy wants now.
@@ -48,17 +49,17 @@ type Plan struct {
 // weight and what the plan waits for. It moves over every step whose
 // condition to go on is already met, so a deployment resumed after a long
 // stop catches up at once. full (`promote --full`) goes straight to 100 %.
-// hasRules says whether the spec has check rules: a step without a pause
-// then waits for one check evaluation that did not fail, so traffic never
-// moves past a weight nobody has looked at.
-func NextPlan(steps []spec.Step, p Progress, full, hasRules bool, now time.Time) Plan {
+// gated says that check rules watch the shift: a step after which green's
+// weight grows then ends only once an evaluation passed at its weight (and
+// its pause, if any, is over), so the weight never grows past a weight
+// that failed or that nobody could judge. A promote ends the step regardless.
+func NextPlan(steps []spec.Step, p Progress, full, gated bool, now time.Time) Plan {
 	if full {
 		return Plan{Progress: Progress{Step: len(steps), Since: now}, Weight: 100, Done: true}
 	}
 	for p.Step < len(steps) {
 		st := steps[p.Step]
 		w := weightAt(steps, p.Step)
-		last := p.Step == len(steps)-1
 		switch {
 		case p.Promoted:
 			// promote ends whatever this step waits for
@@ -66,12 +67,20 @@ func NextPlan(steps []spec.Step, p Progress, full, hasRules bool, now time.Time)
 			return Plan{Progress: p, Weight: w, Waiting: WaitPromote}
 		case st.Pause != nil && now.Before(p.Since.Add(st.Pause.Duration.D())):
 			return Plan{Progress: p, Weight: w, Waiting: WaitPause, Until: p.Since.Add(st.Pause.Duration.D())}
-		case st.Pause == nil && hasRules && !last && !p.Checked:
+		case gated && w > 0 && nextWeight(steps, p.Step) > w && !p.Checked:
 			return Plan{Progress: p, Weight: w, Waiting: WaitChecks}
 		}
 		p = Progress{Step: p.Step + 1, Since: now}
 	}
 	return Plan{Progress: p, Weight: 100, Done: true}
+}
+
+// nextWeight is green's weight after step i: the next step's, or 100.
+func nextWeight(steps []spec.Step, i int) int {
+	if i+1 < len(steps) {
+		return weightAt(steps, i+1)
+	}
+	return 100
 }
 
 // weightAt is green's weight on step i: the last weight set at or before it.

@@ -67,6 +67,20 @@ func TestNextPlan(t *testing.T) {
 			Plan{Weight: 20, Waiting: WaitPause, Until: t0.Add(time.Hour + time.Minute)}, 1},
 		{"done stays done", canary, Progress{Step: 2, Since: t0}, false, true, t0,
 			Plan{Weight: 100, Done: true}, 2},
+		{"a timed pause over without a pass waits for checks", canary, Progress{Since: t0}, false, true, t0.Add(5 * time.Minute),
+			Plan{Weight: 10, Waiting: WaitChecks}, 0},
+		{"a timed pause over after a pass moves on", canary, Progress{Since: t0, Checked: true}, false, true, t0.Add(5 * time.Minute),
+			Plan{Weight: 100, Done: true}, 2},
+		{"a pass does not cut a timed pause short", canary, Progress{Since: t0, Checked: true}, false, true, t0.Add(time.Minute),
+			Plan{Weight: 10, Waiting: WaitPause, Until: t0.Add(5 * time.Minute)}, 0},
+		{"promote goes on whatever the checks say", canary, Progress{Since: t0, Promoted: true}, false, true, t0.Add(time.Second),
+			Plan{Weight: 100, Done: true}, 2},
+		{"a weight step before a pause at the same weight does not wait", pauseOnly, Progress{Since: t0}, false, true, t0,
+			Plan{Weight: 30, Waiting: WaitPause, Until: t0.Add(time.Minute)}, 1},
+		{"the pause before the weight grows waits for a pass", pauseOnly, Progress{Step: 1, Since: t0}, false, true, t0.Add(time.Hour),
+			Plan{Weight: 30, Waiting: WaitChecks}, 1},
+		{"a step at weight 0 has nothing to judge", []spec.Step{{Weight: w(0), Pause: pause(time.Minute)}, {Weight: w(100)}}, Progress{Since: t0}, false, true, t0.Add(time.Minute),
+			Plan{Weight: 100, Done: true}, 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

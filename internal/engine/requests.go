@@ -170,8 +170,8 @@ func (e *Engine) request(ctx context.Context, app string, fn func(d store.Deploy
 }
 
 // Promote ends what the active deployment waits for: the manual approval,
-// the current pause (full: every remaining step, straight to 100 %), or
-// blue's keep time while it retires.
+// the current step's pause or checks (full: every remaining step, straight
+// to 100 %), the bake, or blue's keep time while it retires.
 func (e *Engine) Promote(ctx context.Context, app string, full bool) (store.Deployment, error) {
 	return e.request(ctx, app, func(d store.Deployment, det *details) (string, error) {
 		switch d.Phase {
@@ -184,10 +184,15 @@ func (e *Engine) Promote(ctx context.Context, app string, full bool) (store.Depl
 		case PhaseShifting:
 			det.Progress.Promoted = true
 			det.Full = det.Full || full
+			det.Stalled, det.Inconclusive = false, 0
 			if full {
 				return "promote --full: green goes to 100 % at once", nil
 			}
 			return fmt.Sprintf("promote: step %d ends now", d.Step+1), nil
+		case PhaseBaking:
+			det.SkipBake = true
+			det.Stalled, det.Inconclusive = false, 0
+			return "promote: the bake ends now and green becomes live", nil
 		case PhaseRetiring:
 			det.SkipKeepBlue = true
 			return "promote: blue retires now", nil

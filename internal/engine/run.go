@@ -306,8 +306,8 @@ func (e *Engine) progressCounts(s *state) bool {
 	case PhaseAwaitingApproval, PhaseBaking, PhaseRetiring:
 		return false
 	case PhaseShifting:
-		p := e.plan(s)
-		return p.Waiting == WaitChecks
+		// Waiting for checks counts; waiting for a person does not.
+		return e.stalledPlan(s).Waiting == WaitChecks
 	}
 	return true
 }

@@ -130,6 +130,7 @@ func (e *deployEnv) teardown() {
 type specParts struct {
 	env     string // process env as a YAML flow mapping, e.g. { HELLO_LATENCY: 100ms }
 	startup string // health.startup_timeout (10s when empty)
+	health  string // health.path (/healthz when empty)
 	router  string // more lines of the router section
 	extra   string // top-level sections after the shared ones
 }
@@ -145,6 +146,10 @@ func (e *deployEnv) spec(p specParts) string {
 	if p.startup != "" {
 		startup = p.startup
 	}
+	health := "/healthz"
+	if p.health != "" {
+		health = p.health
+	}
 	return fmt.Sprintf(`app: shop
 process:
   command: ["./hello"]
@@ -155,13 +160,13 @@ router:
   production: %s
   test: %s
 %shealth:
-  path: /healthz
+  path: %s
   interval: 100ms
   timeout: 100ms
   healthy_threshold: 1
   unhealthy_threshold: 2
   startup_timeout: %s
-%s`, env, e.prod, e.test, p.router, startup, p.extra)
+%s`, env, e.prod, e.test, p.router, health, startup, p.extra)
 }
 
 // specFor is spec with only extra sections.
@@ -304,11 +309,13 @@ type loadRecord struct {
 	version    string
 }
 
-func startLoad(t *testing.T, url string, rate int) *load {
+// startLoad runs bgload against url; more are more of its flags (-host).
+func startLoad(t *testing.T, url string, rate int, more ...string) *load {
 	t.Helper()
 	l := &load{t: t, out: &lockedBuffer{}, records: filepath.Join(t.TempDir(), "records.txt"), done: make(chan struct{})}
-	l.cmd = exec.Command(bin.bgload, "-url", url, "-rate", strconv.Itoa(rate), "-duration", "5m",
-		"-c", "16", "-header", "X-Version", "-records", l.records)
+	args := append([]string{"-url", url, "-rate", strconv.Itoa(rate), "-duration", "5m",
+		"-c", "16", "-header", "X-Version", "-records", l.records}, more...)
+	l.cmd = exec.Command(bin.bgload, args...)
 	l.cmd.Stdout = l.out
 	l.cmd.Stderr = l.out
 	if err := l.cmd.Start(); err != nil {

@@ -115,3 +115,11 @@ func startedAt(ticks uint64) time.Time {
 	}
 	return bt.Add(time.Duration(ticks) * time.Second / clockTicks).UTC()
 }
+
+// GroupOf reports the process group of pid and when it started (clock
+// ticks since boot), for callers that must find what is left of a process
+// group they started, and only that.
+func GroupOf(pid int) (pgid int, startTicks uint64, err error) {
+	s, err := readStat(pid)
+	return s.PGID, s.StartTicks, err
+}
