@@ -78,7 +78,8 @@ func TestFrameRolledBack(t *testing.T) {
   ✗ RolledBack
   blue ██████████ 100% | green ░░░░░░░░░░   0%
   12:00:03 green 0% → 20% (step 1 of 3)
-  12:00:09 hook before_allow_traffic[0] failed (exit 3) …
+  12:00:09 hook before_allow_traffic[0] failed (exit 3)
+           smoke test: 500
   12:00:09 rolling back: hook before_allow_traffic[0] failed
   12:00:11 rolled back to revision 6: hook before_allow_traffic[0] failed
 deployment d-1 rolled back: hook before_allow_traffic[0] failed`

@@ -71,7 +71,7 @@ func runRollback(ctx context.Context, o rollbackOptions, out io.Writer) error {
 	if !o.Wait {
 		return nil
 	}
-	final, err := watchDeployment(ctx, c, d, out, o.TTY)
+	final, err := watchDeployment(ctx, c, d, out, o.TTY, true)
 	if err != nil {
 		return err
 	}

@@ -265,5 +265,16 @@ func (e *Engine) Rollback(ctx context.Context, app string, to int64) (store.Depl
 	if to == a.LiveGeneration {
 		return store.Deployment{}, fmt.Errorf("app %s: revision %d is already live: %w", app, to, ErrNothingToDo)
 	}
+	if _, err := e.st.GetRevision(ctx, app, to); errors.Is(err, store.ErrNotFound) {
+		return store.Deployment{}, notFound(fmt.Sprintf("app %s has no revision %d (`bluegreen history %s` lists its deployments)", app, to, app))
+	} else if err != nil {
+		return store.Deployment{}, err
+	}
 	return e.start(ctx, app, to, KindRollback)
 }
+
+// notFound is an error that reads as its message and is store.ErrNotFound.
+type notFound string
+
+func (n notFound) Error() string        { return string(n) }
+func (n notFound) Is(target error) bool { return target == store.ErrNotFound }
