@@ -358,15 +358,21 @@ func TestSilentCanaryDoesNotPromote(t *testing.T) {
 	d := e.deploy("v2", silent("wait"), nil)
 	stalls := func(n int) {
 		t.Helper()
-		waitFor(t, 30*time.Second, "the deployment to wait for a person", func() bool {
+		for end := time.Now().Add(30 * time.Second); ; {
 			seen := 0
 			for _, ev := range e.events(d.ID) {
 				if ev.Kind == "checks.inconclusive" {
 					seen++
 				}
 			}
-			return seen >= n
-		})
+			if seen >= n {
+				return
+			}
+			if time.Now().After(end) {
+				t.Fatalf("the deployment did not wait for a person (%d times)\n%s", n, e.eventLog(d.ID))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	stalls(1)
 	st, err := e.api.Status(ctx, "shop", "")
