@@ -13,6 +13,7 @@ import (
 
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/platform"
+	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 )
@@ -47,6 +48,11 @@ func bundleDigest(r *revision) (artifact.Digest, error) {
 // unpack makes sure the revision's bundle is unpacked in its directory. A
 // finished unpack leaves a marker, so a crash half-way is redone cleanly.
 func (e *Engine) unpack(r *revision) (string, error) {
+	// The app's directory is made (closed to others) before anything is
+	// unpacked into it.
+	if _, err := e.userOf(r); err != nil {
+		return "", err
+	}
 	dir := e.revisionDir(r.App, r.Generation)
 	marker := dir + ".unpacked"
 	if _, err := os.Stat(marker); err == nil {
@@ -63,6 +69,9 @@ func (e *Engine) unpack(r *revision) (string, error) {
 		return "", fmt.Errorf("unpacking revision %d of app %s: %w", r.Generation, r.App, err)
 	}
 	if err := e.opts.Bundles.Unpack(d, dir); err != nil {
+		return "", fmt.Errorf("unpacking revision %d of app %s: %w", r.Generation, r.App, err)
+	}
+	if err := runas.ShareTree(dir); err != nil {
 		return "", fmt.Errorf("unpacking revision %d of app %s: %w", r.Generation, r.App, err)
 	}
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
@@ -93,6 +102,10 @@ func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.Ins
 	if err != nil {
 		return platform.InstanceSpec{}, fmt.Errorf("revision %d of app %s: %w", f.rev.Generation, f.rev.App, err)
 	}
+	user, err := e.userOf(f.rev)
+	if err != nil {
+		return platform.InstanceSpec{}, err
+	}
 	id := instanceID(f.rev.App, f.rev.Generation, f.slot, i)
 	vars := map[string]string{}
 	for k, v := range env {
@@ -106,7 +119,7 @@ func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.Ins
 	return platform.InstanceSpec{
 		ID: id, App: f.rev.App, Revision: f.rev.Generation, Fleet: f.slot, Index: i,
 		Dir: dir, WorkDir: p.Dir, Command: p.Command, Env: p.Env, Vars: vars,
-		StopSignal: p.StopSignal, StopTimeout: p.StopTimeout.D(),
+		StopSignal: p.StopSignal, StopTimeout: p.StopTimeout.D(), User: user,
 	}, nil
 }
 

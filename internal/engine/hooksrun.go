@@ -34,7 +34,8 @@ func listenerURL(addr string) string {
 }
 
 // commandEnv is what hooks and command checks get: the pinned params of
-// green's revision and the deployment's BG_ variables.
+// green's revision (those only: never another revision's or app's) and the
+// deployment's BG_ variables.
 func (e *Engine) commandEnv(ctx context.Context, s *state, event string) (map[string]string, error) {
 	env := map[string]string{}
 	pv, err := e.opts.Params.Resolve(ctx, s.green.Params)
@@ -68,8 +69,8 @@ func (e *Engine) commandEnv(ctx context.Context, s *state, event string) (map[st
 }
 
 // runHooks runs the hooks of a lifecycle event once per deployment: each
-// in green's revision directory with its timeout, its output recorded as an
-// event. A failure is a reason to roll back (fail is false for on_rollback,
+// in green's revision directory, as green's user, with its timeout, its
+// output (known secrets hidden) recorded as an event. A failure is a reason to roll back (fail is false for on_rollback,
 // whose failure is recorded and then passed over, since the rollback must
 // still finish).
 func (e *Engine) runHooks(ctx context.Context, s *state, event string, fail bool) error {
@@ -86,7 +87,7 @@ func (e *Engine) runHooks(ctx context.Context, s *state, event string, fail bool
 		return err
 	}
 	for i, h := range hooks {
-		res := runCommand(ctx, command{Run: h.Run, Dir: dir, Env: env, Timeout: h.Timeout.D()})
+		res := e.execute(ctx, s, command{Run: h.Run, Dir: dir, Env: env, Timeout: h.Timeout.D()})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -52,6 +52,9 @@ func environment(s platform.InstanceSpec, port int, getenv func(string) (string,
 			env[k] = v
 		}
 	}
+	if s.User != nil {
+		s.User.SetEnv(env) // not the server's HOME and USER
+	}
 	maps.Copy(env, s.Vars)
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		v, err := spec.Expand(s.Env[k], lookup)

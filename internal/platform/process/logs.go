@@ -90,10 +90,19 @@ func (p *Platform) tailerOf(id string) *tailer {
 	if _, err := os.Stat(p.files.logPath(id)); err != nil {
 		return nil
 	}
-	t = newTailer(p.files.logPath(id), p.opts.LogKeep, p.opts.RingLines)
+	t = newTailer(p.files.logPath(id), p.opts.LogKeep, p.opts.RingLines, p.redactor())
 	t.read()
 	t.end()
 	return t
+}
+
+// redactor is what hides known secrets in the output of an instance whose
+// output the platform starts keeping now.
+func (p *Platform) redactor() func(string) string {
+	if p.opts.Redact == nil {
+		return nil
+	}
+	return p.opts.Redact()
 }
 
 // ensureTailer starts following the log of rec's instance unless that is
@@ -104,7 +113,7 @@ func (p *Platform) ensureTailer(id string, rec record) *tailer {
 	if t := p.tailers[id]; t != nil {
 		return t
 	}
-	t := newTailer(p.files.logPath(id), p.opts.LogKeep, p.opts.RingLines)
+	t := newTailer(p.files.logPath(id), p.opts.LogKeep, p.opts.RingLines, p.redactor())
 	p.tailers[id] = t
 	if p.closed {
 		t.end()
