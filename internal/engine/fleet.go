@@ -48,15 +48,11 @@ func bundleDigest(r *revision) (artifact.Digest, error) {
 // unpack makes sure the revision's bundle is unpacked in its directory. A
 // finished unpack leaves a marker, so a crash half-way is redone cleanly.
 func (e *Engine) unpack(r *revision) (string, error) {
-	// The app's directory is made (closed to others) before anything is
-	// unpacked into it.
-	if _, err := e.userOf(r); err != nil {
-		return "", err
-	}
 	dir := e.revisionDir(r.App, r.Generation)
 	marker := dir + ".unpacked"
 	if _, err := os.Stat(marker); err == nil {
-		return dir, nil
+		_, err := e.userOf(r) // its user may have changed since
+		return dir, err
 	}
 	d, err := bundleDigest(r)
 	if err != nil {
@@ -64,6 +60,11 @@ func (e *Engine) unpack(r *revision) (string, error) {
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return "", fmt.Errorf("clearing %s: %w", dir, err)
+	}
+	// The directory is made, closed to all but the revision's user, before
+	// anything is unpacked into it.
+	if _, err := e.userOf(r); err != nil {
+		return "", err
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", fmt.Errorf("unpacking revision %d of app %s: %w", r.Generation, r.App, err)

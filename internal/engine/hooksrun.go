@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 
+	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/spec"
 )
 
@@ -79,6 +81,18 @@ func (e *Engine) runHooks(ctx context.Context, s *state, event string, fail bool
 		return nil
 	}
 	dir, err := e.unpack(s.green)
+	var refused *runas.Refusal
+	if errors.As(err, &refused) {
+		// The server will not run green's processes as its user (the
+		// policy changed since the upload): that will not pass by itself.
+		msg := fmt.Sprintf("hooks %s cannot run: %v", event, err)
+		e.event(ctx, s.d.App, s.d.ID, "hook.failed", msg, map[string]any{"event": event})
+		if fail {
+			return rollbackf("%s", msg)
+		}
+		s.det.HooksDone = append(s.det.HooksDone, event)
+		return e.save(ctx, s, change{})
+	}
 	if err != nil {
 		return err
 	}

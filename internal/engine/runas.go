@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"bluegreen/internal/platform"
 	"bluegreen/internal/platform/runas"
@@ -27,7 +26,7 @@ func (e *Engine) checkRunAs(s *spec.Spec) error {
 }
 
 // userOf returns who r's instances and hooks run as (nil: as the server),
-// with r's app directory opened to that user and closed to others.
+// with r's directory made (if need be) and opened to that user alone.
 func (e *Engine) userOf(r *revision) (*platform.User, error) {
 	if e.opts.RunAs == nil {
 		return nil, nil
@@ -36,7 +35,7 @@ func (e *Engine) userOf(r *revision) (*platform.User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revision %d of app %s: run_as: %w", r.Generation, r.App, err)
 	}
-	if err := e.opts.RunAs.PrepareAppDir(filepath.Join(e.opts.RevisionsDir, r.App), u); err != nil {
+	if err := e.opts.RunAs.PrepareRevisionDir(e.revisionDir(r.App, r.Generation), u); err != nil {
 		return nil, fmt.Errorf("revision %d of app %s: opening its directory to %s: %w", r.Generation, r.App, u, err)
 	}
 	return &u, nil

@@ -114,6 +114,9 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.Chmod(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	if err := users.CheckReach(); err != nil {
+		return err
+	}
 	st, err := store.Open(ctx, o.DataDir, store.Options{})
 	if err != nil {
 		return err

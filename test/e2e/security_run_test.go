@@ -273,10 +273,10 @@ func TestDeployerHookCannotReachTheServersSecrets(t *testing.T) {
 		t.Error("a viewer sees no hook event")
 	}
 
-	// On disk: the server's files closed, shop's revisions open to shop's
+	// On disk: the server's files closed, shop's revision open to shop's
 	// user alone.
 	for name, want := range map[string]os.FileMode{".": 0o711, "admin.token": 0o600, "params.key": 0o600, "bluegreen.db": 0o600,
-		"bundles": 0o700, "instances": 0o700, "router": 0o700, "revisions": 0o711, "revisions/shop": 0o750} {
+		"bundles": 0o700, "instances": 0o700, "router": 0o700, "revisions": 0o711, "revisions/shop": 0o711, "revisions/shop/1": 0o750} {
 		info, err := os.Stat(filepath.Join(e.data, name))
 		if err != nil {
 			t.Fatal(err)
@@ -285,12 +285,12 @@ func TestDeployerHookCannotReachTheServersSecrets(t *testing.T) {
 			t.Errorf("DATA/%s: mode %04o, want %04o", name, got, want)
 		}
 	}
-	info, err := os.Stat(filepath.Join(e.data, "revisions", "shop"))
+	info, err := os.Stat(filepath.Join(e.data, "revisions", "shop", "1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if gid := info.Sys().(*syscall.Stat_t).Gid; strconv.Itoa(int(gid)) != hookUID {
-		t.Errorf("DATA/revisions/shop has group %d, want shop's %s", gid, hookUID)
+		t.Errorf("DATA/revisions/shop/1 has group %d, want shop's %s", gid, hookUID)
 	}
 }
 

@@ -23,13 +23,16 @@ const RevisionsDir = "revisions"
 //	  admin.token, params.key,
 //	  bluegreen.db, ...        0600 (files), 0700 (directories): the server's
 //	  revisions/               0711
-//	    APP/                   0750, group of the app's user: only that user
-//	                           (and root) may enter
-//	      GENERATION/          the bundle, readable (not writable) by the app
+//	    APP/                   0711
+//	      GENERATION/          0750, group of the revision's user: only that
+//	                           user (and root) may enter; the bundle inside
+//	                           is readable, not writable, by it
 //
-// With every app as a user of its own, an app reaches its own revisions and
-// nothing else. When the apps share one user they share its group, so
-// they can read each other's revisions (never the server's files).
+// The gate is per revision, not per app, so that a revision whose run_as
+// differs from the live one's does not lock the live fleet out of its own
+// files. With every app as a user of its own, an app reaches its own
+// revisions and nothing else. When apps share one user they share its
+// group, so they can read each other's revisions (never the server's files).
 
 // shares reports whether any app may run as a user other than the server's.
 func (p *Policy) shares() bool {
@@ -41,9 +44,8 @@ func (p *Policy) shares() bool {
 // PrepareDataDir sets the modes of the data directory's top level: the
 // directory itself passable by the users apps run as (and no more), every
 // other entry but revisions/ closed to everyone but the server. It then
-// checks that the users apps run as by default reach revisions/, and says
-// which directory stops them if they do not. Call it once everything the
-// server keeps at the top level exists.
+// checks (CheckReach) that the users apps run as by default reach it. Call
+// it once everything the server keeps at the top level exists.
 func (p *Policy) PrepareDataDir() error {
 	data := p.cfg.DataDir
 	mode := fs.FileMode(0o700)
@@ -82,53 +84,75 @@ func (p *Policy) PrepareDataDir() error {
 			}
 		}
 	}
+	return p.CheckReach()
+}
+
+// CheckReach checks that the users apps run as by default can reach the
+// revisions in the data directory, and says which directory stops them if
+// they cannot. The data directory's own modes are the server's to set
+// (PrepareDataDir); its parents' are not.
+func (p *Policy) CheckReach() error {
 	if !p.shares() {
 		return nil
 	}
-	u := p.fixed
+	u, who := p.fixed, p.fixed.String()
 	if p.dynamic {
-		u = dynamicUser(DynamicFirst)
+		u, who = dynamicUser(DynamicFirst), fmt.Sprintf("users of their own (uids %d-%d)", DynamicFirst, DynamicLast)
 	}
 	if u.UID == 0 {
 		return nil
 	}
-	if err := Reach(revs, u); err != nil {
-		return fmt.Errorf("apps run as %s, who cannot reach their revisions: %w; or run apps as root with --run-as root (they can then read the server's secrets)", p.defaultName(), err)
+	if err := Reach(filepath.Dir(p.cfg.DataDir), u); err != nil {
+		return fmt.Errorf("apps run as %s, who cannot reach the data directory %s: %w; or run apps as root with --run-as root (they can then read the server's secrets)", who, p.cfg.DataDir, err)
 	}
 	return nil
 }
 
-// PrepareAppDir makes an app's directory under revisions/ enterable by the
-// app's user u and by nobody else but the server: group u's, mode 0750.
-// It is called before each use, so a change of user (another policy, a
-// restored data directory) is applied to the revisions already there.
-func (p *Policy) PrepareAppDir(dir string, u platform.User) error {
+// PrepareRevisionDir makes a revision's directory, empty if it is new,
+// enterable by the revision's user u and by nobody else but the server:
+// group u's, mode 0750 (0700 when u is the server's own user or root). Its
+// app's directory is passable only. It is called before the bundle is
+// unpacked into it, and before each use, so a change of user (another
+// policy, a restored data directory) is applied to revisions already there.
+func (p *Policy) PrepareRevisionDir(dir string, u platform.User) error {
+	appMode := fs.FileMode(0o700)
+	if p.shares() {
+		appMode = 0o711
+	}
+	app := filepath.Dir(dir)
+	if err := os.Mkdir(app, appMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if err := os.Chmod(app, appMode); err != nil {
+		return err
+	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	self := p.host.self
+	if self.UID != 0 {
+		return os.Chmod(dir, 0o700)
+	}
 	gid, mode := self.GID, fs.FileMode(0o700)
-	if self.UID == 0 && p.Switches(u) {
+	if p.Switches(u) {
 		gid, mode = u.GID, 0o750
 	}
-	if self.UID == 0 {
-		if err := os.Lchown(dir, int(self.UID), int(gid)); err != nil {
-			return err
-		}
+	if err := os.Lchown(dir, int(self.UID), int(gid)); err != nil {
+		return err
 	}
 	return os.Chmod(dir, mode)
 }
 
 // ShareTree lets whoever may enter dir read everything in it, and write
 // nothing: each file's and directory's bits for others become its owner's
-// read and execute bits. A revision is unpacked by the server; its app's
-// user reads it through the app directory's group, which is the gate.
+// read and execute bits. A revision is unpacked by the server; its user
+// reads it through the group of dir itself, the gate, whose mode stays.
 func ShareTree(dir string) error {
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.Type()&fs.ModeSymlink != 0 {
+		if path == dir || d.Type()&fs.ModeSymlink != 0 {
 			return nil
 		}
 		info, err := d.Info()

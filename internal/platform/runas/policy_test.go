@@ -249,7 +249,7 @@ func TestPrepareDataDir(t *testing.T) {
 	}
 }
 
-func TestAppDirAndTree(t *testing.T) {
+func TestRevisionDirAndTree(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("changing a directory's group needs root")
 	}
@@ -259,37 +259,48 @@ func TestAppDirAndTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := p.PrepareDataDir(); err != nil {
+		t.Fatal(err)
+	}
 	u, err := p.Resolve("shop", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := filepath.Join(data, RevisionsDir, "shop")
-	if err := os.MkdirAll(filepath.Dir(app), 0o711); err != nil {
+	gen := filepath.Join(data, RevisionsDir, "shop", "1")
+	if err := p.PrepareRevisionDir(gen, u); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.PrepareAppDir(app, u); err != nil {
-		t.Fatal(err)
+	for dir, want := range map[string]struct {
+		mode os.FileMode
+		gid  uint32
+	}{filepath.Dir(gen): {0o711, 0}, gen: {0o750, u.GID}} {
+		info, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := info.Sys().(*syscall.Stat_t)
+		if info.Mode().Perm() != want.mode || st.Uid != 0 || st.Gid != want.gid {
+			t.Errorf("%s: mode %04o, owner %d:%d; want %04o, 0:%d", dir, info.Mode().Perm(), st.Uid, st.Gid, want.mode, want.gid)
+		}
 	}
-	info, err := os.Stat(app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := info.Sys().(*syscall.Stat_t)
-	if info.Mode().Perm() != 0o750 || st.Uid != 0 || st.Gid != u.GID {
-		t.Fatalf("app directory: mode %04o, owner %d:%d; want 0750, 0:%d", info.Mode().Perm(), st.Uid, st.Gid, u.GID)
-	}
-	if err := Reach(app, u); err != nil {
-		t.Fatalf("the app's user cannot reach its directory: %v", err)
+	if err := Reach(gen, u); err != nil {
+		t.Fatalf("the revision's user cannot reach it: %v", err)
 	}
 	other, err := p.Resolve("blog", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Reach(app, other); err == nil || !strings.Contains(err.Error(), app+" has mode 0750") {
-		t.Fatalf("another app's user reaches shop's directory: %v", err)
+	if err := Reach(gen, other); err == nil || !strings.Contains(err.Error(), gen+" has mode 0750") {
+		t.Fatalf("another app's user reaches shop's revision: %v", err)
+	}
+	// Another user for the same revision (a changed policy) takes it over.
+	if err := p.PrepareRevisionDir(gen, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := Reach(gen, other); err != nil {
+		t.Fatalf("after the change of user: %v", err)
 	}
 
-	gen := filepath.Join(app, "1")
 	files := map[string]os.FileMode{"key.pem": 0o600, "run.sh": 0o755, "open.txt": 0o666}
 	if err := os.MkdirAll(filepath.Join(gen, "private"), 0o700); err != nil {
 		t.Fatal(err)
@@ -305,7 +316,7 @@ func TestAppDirAndTree(t *testing.T) {
 	if err := ShareTree(gen); err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]os.FileMode{"key.pem": 0o604, "run.sh": 0o755, "open.txt": 0o664, "private": 0o705} {
+	for name, want := range map[string]os.FileMode{".": 0o750, "key.pem": 0o604, "run.sh": 0o755, "open.txt": 0o664, "private": 0o705} {
 		info, err := os.Stat(filepath.Join(gen, name))
 		if err != nil {
 			t.Fatal(err)
