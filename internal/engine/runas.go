@@ -17,7 +17,7 @@ func (e *Engine) checkRunAs(s *spec.Spec) error {
 	if e.opts.RunAs == nil {
 		return nil
 	}
-	_, err := e.opts.RunAs.Resolve(s.App, s.RunAs)
+	err := e.opts.RunAs.Check(s.App, s.RunAs)
 	var refused *runas.Refusal
 	if errors.As(err, &refused) {
 		return s.Problem("run_as", "%s", refused.Error())

@@ -109,11 +109,18 @@ func (p *Platform) redactor() func(string) string {
 // being done already.
 func (p *Platform) ensureTailer(id string, rec record) *tailer {
 	p.mu.Lock()
+	t := p.tailers[id]
+	p.mu.Unlock()
+	if t != nil {
+		return t
+	}
+	redact := p.redactor() // may read a database: not under the lock
+	p.mu.Lock()
 	defer p.mu.Unlock()
 	if t := p.tailers[id]; t != nil {
 		return t
 	}
-	t := newTailer(p.files.logPath(id), p.opts.LogKeep, p.opts.RingLines, p.redactor())
+	t = newTailer(p.files.logPath(id), p.opts.LogKeep, p.opts.RingLines, redact)
 	p.tailers[id] = t
 	if p.closed {
 		t.end()

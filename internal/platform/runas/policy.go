@@ -197,6 +197,17 @@ func (p *Policy) defaultName() string {
 	return p.fixed.String()
 }
 
+// Check refuses, as Resolve would, an app's run_as that the server cannot
+// or will not arrange, without giving the app a dynamic user yet (that
+// happens when it is first deployed).
+func (p *Policy) Check(app, runAs string) error {
+	if runAs == "" {
+		return nil
+	}
+	_, err := p.Resolve(app, runAs)
+	return err
+}
+
 // Switches reports whether processes started as u must change identity.
 func (p *Policy) Switches(u platform.User) bool {
 	return u.UID != p.host.self.UID || u.GID != p.host.self.GID
