@@ -127,10 +127,13 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// text is what was kept, with known secrets hidden.
+// text is what was kept, with known secrets hidden; when the start was
+// dropped, so is the rest of a secret it may have cut.
 func (b *tailBuffer) text(red *params.Redactor) string {
+	kept := b.buf.String()
 	if b.dropped > 0 {
-		return fmt.Sprintf("[%d earlier bytes not kept]\n%s", b.dropped, red.RedactTail(b.buf.String()))
+		cut := red.TailStart(kept)
+		return fmt.Sprintf("[%d earlier bytes not kept]\n%s", b.dropped+int64(cut), red.Redact(kept[cut:]))
 	}
-	return red.Redact(b.buf.String())
+	return red.Redact(kept)
 }

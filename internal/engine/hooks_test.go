@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -71,7 +72,7 @@ func TestRunCommand(t *testing.T) {
 		long := strings.Repeat("x", hookOutputLimit-10)
 		r = runCommand(ctx, command{Run: `printf 'hunter2-very-secret%s\nafter\n' "$LONG"`, Dir: dir, Env: map[string]string{"LONG": long},
 			Timeout: 10 * time.Second, Redact: red})
-		if r.Output != "[16 earlier bytes not kept]\nafter\n" {
+		if r.Output != fmt.Sprintf("[%d earlier bytes not kept]\nafter\n", hookOutputLimit+10) {
 			t.Fatalf("output of %d bytes: %.80q…", len(r.Output), r.Output)
 		}
 	})

@@ -64,30 +64,19 @@ func (r *Redactor) Redact(s string) string {
 	return r.r.Replace(s)
 }
 
-// RedactTail redacts the end of a longer output whose first part was
-// dropped: the kept part may begin with the rest of a secret cut in two,
-// which no longer matches, so the partial first line is dropped as well
-// (or, with no line break in it, one byte less than the longest secret).
-func (r *Redactor) RedactTail(s string) string {
-	if r != nil && r.r != nil {
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			s = s[i+1:]
-		} else {
-			s = s[min(len(s), r.longest-1):]
-		}
+// TailStart says where a safe tail of s begins, when s is the end of a
+// longer output whose first part was dropped: s may begin with the rest of
+// a secret cut in two, which no longer matches, so its partial first line
+// goes as well (or, with no line break in s, one byte less than the
+// longest secret). Without secrets to hide, nothing goes.
+func (r *Redactor) TailStart(s string) int {
+	if r == nil || r.r == nil {
+		return 0
 	}
-	return r.Redact(s)
-}
-
-// Secrets returns the plain text of env's secure values.
-func (e Env) Secrets() []string {
-	var out []string
-	for _, v := range e {
-		if v.secure {
-			out = append(out, v.s)
-		}
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return i + 1
 	}
-	return out
+	return min(len(s), r.longest-1)
 }
 
 // Redactor returns a redactor of every secure value the store holds, every

@@ -103,11 +103,16 @@ func TestRedactor(t *testing.T) {
 		}
 	}
 	// A tail that begins in the middle of a secret loses its first line.
-	if got := r.RedactTail("ry-secret and more\nnext hunter2\n"); got != "next [redacted]\n" {
-		t.Errorf("RedactTail = %q", got)
+	tail := "ry-secret and more\nnext hunter2\n"
+	if got := r.Redact(tail[r.TailStart(tail):]); got != "next [redacted]\n" {
+		t.Errorf("the safe tail of %q is %q", tail, got)
 	}
-	if got := r.RedactTail("ry-secret without a line break, then some more words, then hunter2"); strings.Contains(got, "ry-secret") || !strings.HasSuffix(got, "[redacted]") {
-		t.Errorf("RedactTail without a line break = %q", got)
+	tail = "ry-secret without a line break, then some more words, then hunter2"
+	if got := r.Redact(tail[r.TailStart(tail):]); strings.Contains(got, "ry-secret") || !strings.HasSuffix(got, "[redacted]") {
+		t.Errorf("the safe tail of %q is %q", tail, got)
+	}
+	if n := NewRedactor().TailStart(tail); n != 0 {
+		t.Errorf("with no secrets, the tail starts at %d", n)
 	}
 	var none *Redactor
 	if none.Redact("hunter2") != "hunter2" || NewRedactor().Redact("hunter2") != "hunter2" {

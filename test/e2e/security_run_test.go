@@ -348,3 +348,34 @@ func TestServerNotRootRefusesRunAs(t *testing.T) {
 		}
 	}
 }
+
+// An app may name its user where the server allows it; once the server no
+// longer does, deploying that revision again is refused, naming run_as.
+func TestRunAsChoiceNeedsTheServersLeave(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the server must run as root to run apps as other users")
+	}
+	e := &deployEnv{t: t, data: filepath.Join(passableTempDir(t), "data"), prod: freeAddr(t), test: freeAddr(t), binary: bin.bluegreen,
+		args: []string{"--allow-run-as", "nobody"}}
+	t.Cleanup(e.teardown)
+	e.startServer()
+	ctx := context.Background()
+	d := e.deploy("v1", ownSpec("shop", e.prod, e.test, "run_as: nobody\n"), nil)
+	if d = e.waitEnd(d.ID, 60*time.Second); d.Outcome != "succeeded" {
+		t.Fatalf("v1: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	for _, in := range e.instances() {
+		if uid := procUID(t, in.PID); uid != "65534" {
+			t.Errorf("instance %s runs as uid %s, want nobody's 65534", in.ID, uid)
+		}
+	}
+
+	e.killServer()
+	e.args = nil
+	e.startServer()
+	_, err := e.api.Deploy(ctx, "shop", 1)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, "run_as: this server does not let apps run as nobody (uid 65534)") {
+		t.Fatalf("deploying a revision whose run_as is no longer allowed: %v, want a 400 naming run_as", err)
+	}
+}

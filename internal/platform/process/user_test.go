@@ -78,6 +78,12 @@ func TestAppRunsAsItsUser(t *testing.T) {
 	if strings.Contains(out, secret) {
 		t.Errorf("Logs shows the secret:\n%s", out)
 	}
+	// A restarted server rebuilds the lines it keeps from the file, hidden
+	// the same way.
+	again := newTestPlatform(t, opts)
+	if out := readLogs(t, again, in.ID, 0); strings.Contains(out, secret) || !strings.Contains(out, "the secret is [redacted]") {
+		t.Errorf("after a restart, Logs shows:\n%s", out)
+	}
 	// The file itself, the server's alone, keeps the output as written.
 	info, err := os.Stat(log)
 	if err != nil {

@@ -58,6 +58,7 @@ type Config struct {
 // arrange. Its message says why and what to do instead.
 type Refusal struct{ msg string }
 
+// Error says why the choice is refused and what to do instead.
 func (r *Refusal) Error() string { return r.msg }
 
 func refuse(format string, args ...any) *Refusal {
