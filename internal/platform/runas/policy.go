@@ -137,7 +137,7 @@ func newPolicy(cfg Config, h host) (*Policy, error) {
 func (p *Policy) Describe() string {
 	switch {
 	case p.dynamic:
-		return fmt.Sprintf("each app as a user of its own (uids %d-%d)", DynamicFirst, DynamicLast)
+		return fmt.Sprintf("a user of each app's own (uids %d-%d)", DynamicFirst, DynamicLast)
 	case p.fixed.UID == 0:
 		return "root: apps and hooks can read everything the server can, its secrets included"
 	case p.fixed.UID == p.host.self.UID:
