@@ -14,6 +14,7 @@ import (
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/auth"
 	"bluegreen/internal/engine"
+	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 )
 
@@ -146,6 +147,8 @@ func errorOf(err error) *Error {
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, new(*spec.Errors)):
+		return &Error{http.StatusBadRequest, CodeInvalid, err.Error()}
 	case errors.As(err, &active):
 		return &Error{http.StatusConflict, CodeActiveDeployment,
 			fmt.Sprintf("app %s has a deployment in progress: %s; wait for it, or abort it", active.App, active.DeploymentID)}

@@ -382,7 +382,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []Event{}
 	for _, e := range evs {
-		out = append(out, eventOf(e))
+		out = append(out, eventOf(e, callerRole(r.Context())))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

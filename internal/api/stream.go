@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"bluegreen/internal/auth"
 	"bluegreen/internal/platform"
 	"bluegreen/internal/store"
 )
@@ -87,7 +89,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, f store.Ev
 			return
 		}
 		for _, e := range evs {
-			data, err := json.Marshal(eventOf(e))
+			data, err := json.Marshal(eventOf(e, callerRole(r.Context())))
 			if err != nil {
 				s.logError("encoding an event", "seq", e.Seq, "err", err)
 				return
@@ -109,8 +111,18 @@ func (s *Server) logError(msg string, args ...any) {
 	}
 }
 
-func eventOf(e store.Event) Event {
-	return Event{Seq: e.Seq, Time: e.Time, App: e.App, DeploymentID: e.DeploymentID, Kind: e.Kind, Message: e.Message, Fields: e.Fields}
+// eventOf is an event as a caller of role may see it: a hook's output
+// (with known secrets already hidden when it was recorded) goes to deployers
+// and admins, who can deploy hooks and read secure params anyway; a viewer
+// sees that the hook ran and how it ended, and "output_hidden": true.
+func eventOf(e store.Event, role auth.Role) Event {
+	fields := e.Fields
+	if _, ok := fields["output"]; ok && strings.HasPrefix(e.Kind, "hook.") && !role.Allows(auth.Deployer) {
+		fields = maps.Clone(fields)
+		delete(fields, "output")
+		fields["output_hidden"] = true
+	}
+	return Event{Seq: e.Seq, Time: e.Time, App: e.App, DeploymentID: e.DeploymentID, Kind: e.Kind, Message: e.Message, Fields: fields}
 }
 
 // followLogs streams an instance's output as it is written, flushed per

@@ -65,6 +65,11 @@ func runQuickstart(ctx context.Context, o quickstartOptions, out io.Writer) erro
 		if dir, err = os.MkdirTemp("", "bluegreen-quickstart-"); err != nil {
 			return err
 		}
+		// Passable (not listable): as root, the app runs as a user of its
+		// own, which must reach its revision in the data directory below.
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return err
+		}
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

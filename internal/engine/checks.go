@@ -276,7 +276,7 @@ func (e *Engine) commandCheck(ctx context.Context, s *state, i int, r *spec.Comm
 		res.Verdict, res.Detail = Fail, err.Error()
 		return res
 	}
-	out := runCommand(ctx, command{Run: r.Run, Dir: dir, Env: env, Timeout: r.Timeout.D(), Started: e.trackGroup})
+	out := e.execute(ctx, s, command{Run: r.Run, Dir: dir, Env: env, Timeout: r.Timeout.D()})
 	res.Detail = fmt.Sprintf("%q exited %d in %s", r.Run, out.ExitCode, out.Took.Round(time.Millisecond))
 	if out.Err != nil {
 		res.Verdict = Fail

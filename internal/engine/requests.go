@@ -46,6 +46,9 @@ func (e *Engine) CreateRevision(ctx context.Context, in RevisionInput) (store.Re
 	if err != nil {
 		return store.Revision{}, err
 	}
+	if err := e.checkRunAs(s); err != nil {
+		return store.Revision{}, err
+	}
 	tmp, err := os.MkdirTemp(e.opts.RevisionsDir, ".check-")
 	if err != nil {
 		if err := os.MkdirAll(e.opts.RevisionsDir, 0o755); err != nil {
@@ -89,6 +92,9 @@ func (e *Engine) Deploy(ctx context.Context, app string, generation int64) (stor
 func (e *Engine) start(ctx context.Context, app string, generation int64, kind string) (store.Deployment, error) {
 	rev, err := e.loadRevision(ctx, app, generation)
 	if err != nil {
+		return store.Deployment{}, err
+	}
+	if err := e.checkRunAs(rev.Spec); err != nil {
 		return store.Deployment{}, err
 	}
 	det := details{Kind: kind, Fast: kind == KindRollback}

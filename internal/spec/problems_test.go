@@ -66,6 +66,8 @@ var problemCases = []struct {
 	{"platform docker", base + "platform: docker\n", `platform "docker" is not supported yet`},
 	{"platform kubernetes section", base + "kubernetes: {namespace: x}\n", "platform kubernetes is not supported yet"},
 	{"platform unknown", base + "platform: proces\n", `unknown platform "proces" (did you mean "process"?)`},
+	{"run_as with a space", base + "run_as: www data\n", `bad user "www data"`},
+	{"run_as too long", base + "run_as: " + strings.Repeat("u", 33) + "\n", "bad user"},
 
 	// process.
 	{"command missing", "app: shop\n", "process.command: is required"},

@@ -13,7 +13,7 @@ import (
 // The README's run command, as a newcomer runs it: it must finish with
 // zero failed requests and leave nothing running.
 func TestQuickstart(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "qs")
+	dir := filepath.Join(passableTempDir(t), "qs")
 	out, err := exec.Command(bin.bluegreen, "quickstart", "--dir", dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("quickstart: %v\n%s", err, out)
@@ -42,7 +42,7 @@ func TestQuickstart(t *testing.T) {
 
 // Ctrl-C in the middle stops everything the quickstart started.
 func TestQuickstartInterrupted(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "qs")
+	dir := filepath.Join(passableTempDir(t), "qs")
 	out := &lockedBuffer{}
 	cmd := exec.Command(bin.bluegreen, "quickstart", "--dir", dir)
 	cmd.Stdout, cmd.Stderr = out, out

@@ -44,6 +44,10 @@ type Options struct {
 	StartTimeout time.Duration
 	// Logger receives the platform's own events (default: discarded).
 	Logger *slog.Logger
+	// Redact, when set, returns what hides known secret values in the
+	// output of an instance (see Logs). It is asked once for each instance
+	// whose output the platform starts keeping.
+	Redact func() func(string) string
 }
 
 // Platform runs instances as local processes, each watched by a shim, and
@@ -112,8 +116,13 @@ func New(opts Options) (*Platform, error) {
 	}
 	opts.StateDir = stateDir
 	files := layout{stateDir}
-	for _, d := range []string{files.instancesDir(), files.logsDir()} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
+	// The records and the logs are the server's alone: an app's output may
+	// hold its secrets, and apps may run as other users (InstanceSpec.User).
+	for _, d := range []string{stateDir, files.instancesDir(), files.logsDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("process platform: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
 			return nil, fmt.Errorf("process platform: %w", err)
 		}
 	}
