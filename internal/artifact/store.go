@@ -70,6 +70,9 @@ func New(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Limits returns the limits the store enforces, defaults filled in.
+func (s *Store) Limits() Limits { return s.lim }
+
 func (s *Store) blobDir() string { return filepath.Join(s.dir, "sha256") }
 func (s *Store) tmpDir() string  { return filepath.Join(s.dir, "tmp") }
 
