@@ -101,6 +101,9 @@ type pacedBody struct {
 	// rateBound says the deadline in force came from the average rate,
 	// not from the gap since the last bytes.
 	rateBound bool
+	// eof: the body has ended, and net/http reads the connection for the
+	// next request, with no deadline: none must be set any more.
+	eof bool
 }
 
 func newPacedBody(w http.ResponseWriter, r io.Reader, pace uploadPace) *pacedBody {
@@ -109,6 +112,9 @@ func newPacedBody(w http.ResponseWriter, r io.Reader, pace uploadPace) *pacedBod
 }
 
 func (b *pacedBody) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
 	byRate := b.start.Add(b.pace.grace + time.Duration(float64(b.n)/b.pace.minRate*float64(time.Second)))
 	byGap := b.last.Add(b.pace.stall)
 	deadline := byGap
@@ -124,9 +130,10 @@ func (b *pacedBody) Read(p []byte) (int, error) {
 	}
 	switch {
 	case err == io.EOF:
-		// The body is in: what follows (unpacking, storing) must not be
-		// cut by a deadline meant for the client.
-		_ = b.rc.SetReadDeadline(time.Time{})
+		// The body is in; net/http has lifted the deadline, so that what
+		// follows (unpacking, storing) is not cut by one meant for the
+		// client.
+		b.eof = true
 		return n, err
 	case err != nil:
 		return n, &bodyError{err: err, paced: b}

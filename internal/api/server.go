@@ -431,6 +431,8 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	for _, e := range evs {
 		out = append(out, eventOf(e))
 	}
+	// A wait may have outlasted the server's write deadline.
+	extendWrite(http.NewResponseController(w))
 	writeJSON(w, http.StatusOK, out)
 }
 
