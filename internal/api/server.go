@@ -165,6 +165,10 @@ func (s *Server) createRevision(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &Error{http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the upload is %d bytes; a bundle archive may be at most %d", r.ContentLength, lim)})
 		return
 	}
+	// Waiting, receiving and unpacking may outlast the server's deadline
+	// for an answer: the answer gets its own once they are done.
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
 	release, err := s.uploads.acquire(r.Context())
 	if r.Context().Err() != nil {
 		return // the client left while it waited
@@ -188,10 +192,12 @@ func (s *Server) createRevision(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
+		extendWrite(rc)
 		writeError(w, uploadError(err))
 		return
 	}
 	rev, err := s.Engine.CreateRevision(r.Context(), engine.RevisionInput{Bundle: d, Spec: raw, SpecName: spec.FileName, Message: msg, CreatedBy: caller(r.Context()).Name})
+	extendWrite(rc)
 	var se *spec.Errors
 	if errors.As(err, &se) {
 		err = &Error{http.StatusBadRequest, CodeInvalid, err.Error()}
