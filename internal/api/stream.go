@@ -23,6 +23,17 @@ import (
 // that proxies and clients see the connection is alive.
 const DefaultHeartbeat = 15 * time.Second
 
+// streamWriteStall bounds one write of a stream (an event, a heartbeat, a
+// chunk of a log): a stream may last for hours, but a client that stops
+// reading it is dropped. The server's write deadline for an answer is
+// moved along before each write.
+const streamWriteStall = time.Minute
+
+// extendWrite moves the connection's write deadline for the next write.
+func extendWrite(rc *http.ResponseController) {
+	_ = rc.SetWriteDeadline(time.Now().Add(streamWriteStall))
+}
+
 // wantsEventStream says whether the client asked for server-sent events.
 func wantsEventStream(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
@@ -68,6 +79,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, f store.Ev
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
+	extendWrite(rc)
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.WriteString(w, ": events\n\n"); err != nil || rc.Flush() != nil {
 		return
@@ -80,6 +92,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, f store.Ev
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, context.DeadlineExceeded):
+			extendWrite(rc)
 			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}
@@ -88,6 +101,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, f store.Ev
 			s.logError("streaming events", "err", err)
 			return
 		}
+		extendWrite(rc)
 		for _, e := range evs {
 			data, err := json.Marshal(eventOf(e, callerRole(r.Context())))
 			if err != nil {
@@ -155,6 +169,7 @@ func copyFlushing(w http.ResponseWriter, src io.Reader) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			extendWrite(rc)
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return
 			}

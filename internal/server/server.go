@@ -196,10 +196,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer eng.Close()
 
-	ln, err := net.Listen("tcp", o.APIAddr)
+	budget, err := budgetDescriptors()
+	if err != nil {
+		return err
+	}
+	if budget.tight {
+		log.Warn("the open-files limit leaves the engine few descriptors for hooks, instances and the store; raise it (ulimit -n, LimitNOFILE=)", budget.logAttrs()...)
+	}
+	tcp, err := net.Listen("tcp", o.APIAddr)
 	if err != nil {
 		return fmt.Errorf("API listener: %w", err)
 	}
+	ln := newLimitListener(tcp, budget.maxConns, log.With("part", "api"))
 	addr := ln.Addr().String()
 	if !isLoopback(ln.Addr()) {
 		// The API speaks plain HTTP: anyone on the path can read the
@@ -214,6 +222,8 @@ func Run(ctx context.Context, o Options) error {
 	stopStreams := make(chan struct{})
 	tokens := auth.New(st, nil)
 	sessions := web.NewSessions(st, nil, 0, 0)
+	// One limit on failed authentications, for the login form and the API.
+	failures := auth.NewLimiter(0, 0, nil)
 	samples := sampler.New(sampler.Options{
 		Apps: func(ctx context.Context) ([]string, error) {
 			apps, err := st.ListApps(ctx)
@@ -229,7 +239,7 @@ func Run(ctx context.Context, o Options) error {
 	samplerDone := make(chan struct{})
 	go func() { defer close(samplerDone); samples.Run(sctx) }()
 	defer func() { stopSampler(); <-samplerDone }()
-	dash, err := web.New(web.Options{Store: st, Tokens: tokens, Sessions: sessions, Logger: log.With("part", "web")})
+	dash, err := web.New(web.Options{Store: st, Tokens: tokens, Sessions: sessions, Logger: log.With("part", "web"), Failures: failures})
 	if err != nil {
 		ln.Close()
 		return err
@@ -237,15 +247,20 @@ func Run(ctx context.Context, o Options) error {
 	// One listener: the API under /api/, the dashboard everywhere else.
 	mux := http.NewServeMux()
 	mux.Handle("/api/", (&api.Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Params: ps,
-		Tokens: tokens, Logger: log, Stop: stopStreams, Sessions: sessions, Samples: samples}).Handler())
+		Tokens: tokens, Logger: log, Stop: stopStreams, Sessions: sessions, Samples: samples, Failures: failures}).Handler())
 	mux.Handle("/", dash.Handler())
 	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           deadlines(mux),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         ln.connState,
+		ErrorLog:          slog.NewLogLogger(log.With("part", "api").Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(func() { close(stopStreams) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	log.Info("API limits", append(budget.logAttrs(), "max_uploads", api.DefaultMaxUploads)...)
 	log.Info("server ready", "api", addr, "dashboard", "http://"+addr+"/", "data", o.DataDir)
 
 	select {

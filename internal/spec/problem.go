@@ -39,6 +39,8 @@ func (p Problem) String() string {
 // Errors is every problem found in one spec, in file order.
 type Errors struct {
 	Problems []Problem
+	// tooLarge marks a spec over MaxBytes or MaxNodes (see ErrTooLarge).
+	tooLarge bool
 }
 
 // Error prints one problem per line.
