@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -463,18 +464,21 @@ func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	known := false
+	listed := false
 	for _, in := range ins {
-		known = known || in.ID == id
+		listed = listed || in.ID == id
 	}
 	follow := r.URL.Query().Get("follow") == "1"
 	var rc io.ReadCloser
-	if follow && known {
+	if follow && listed {
 		rc, err = s.followLogs(r, id, tail)
 	} else {
+		// An instance that was stopped (rolled back, retired) keeps its
+		// output until it is pruned: named by this app's ID pattern, it
+		// can still be read.
 		rc, err = s.Platform.Logs(r.Context(), id, platform.LogOptions{Tail: tail})
 	}
-	if !known || errors.Is(err, platform.ErrNotFound) {
+	if !listed && !namesInstanceOf(app, id) || errors.Is(err, platform.ErrNotFound) {
 		writeError(w, &Error{http.StatusNotFound, CodeNotFound, fmt.Sprintf("app %s has no instance %s", app, id)})
 		if err == nil {
 			rc.Close()
@@ -492,4 +496,13 @@ func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = io.Copy(w, rc)
+}
+
+// stoppedID is how the engine names an instance: APP-GENERATION-SLOT-INDEX.
+var stoppedID = regexp.MustCompile(`^[0-9]+-(blue|green)-[0-9]+$`)
+
+// namesInstanceOf says whether id names an instance of app, running or not.
+func namesInstanceOf(app, id string) bool {
+	rest, ok := strings.CutPrefix(id, app+"-")
+	return ok && stoppedID.MatchString(rest)
 }

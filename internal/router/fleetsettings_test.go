@@ -165,7 +165,7 @@ func TestLastCheckSaysWhatItSaw(t *testing.T) {
 	}
 	want := map[string]string{
 		answers: "GET /healthz answered 404 Not Found: 404 page not found second line",
-		ln:      "GET /healthz: connection refused (nothing listens on the port)",
+		ln:      "GET /healthz: connection refused (nothing listens on the port yet)",
 	}
 	for addr, w := range want {
 		waitFor(t, 5*time.Second, "a check of "+addr, func() bool { return seen(addr) != "" })

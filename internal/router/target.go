@@ -341,8 +341,15 @@ func probe(ctx context.Context, client *http.Client, addr string, hc *HealthConf
 	n, _ := io.ReadFull(io.LimitReader(resp.Body, int64(len(head))), head)
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	saw = fmt.Sprintf("GET %s answered %d %s", hc.Path, resp.StatusCode, http.StatusText(resp.StatusCode))
-	if body := oneLineText(head[:n]); body != "" {
+	saw = "GET " + hc.Path + " answered " + resp.Status
+	if !strings.Contains(resp.Status, " ") {
+		saw += " " + http.StatusText(resp.StatusCode)
+	}
+	b := head[:n]
+	if strings.Contains(resp.Header.Get("Content-Type"), "html") {
+		b = stripTags(b)
+	}
+	if body := oneLineText(b); body != "" {
 		saw += ": " + body
 	}
 	if !statusAccepted(resp.StatusCode, hc.Status) {
@@ -356,13 +363,32 @@ func checkError(err error, timeout time.Duration) string {
 	var ne net.Error
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused (nothing listens on the port)"
+		return "connection refused (nothing listens on the port yet)"
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
 		return fmt.Sprintf("no answer within %s", timeout)
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return "the connection was closed without an answer"
 	}
 	return err.Error()
+}
+
+// stripTags drops what is between < and > of an HTML body, so that the
+// words of an error page show, not its markup.
+func stripTags(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	in := false
+	for _, c := range b {
+		switch {
+		case c == '<':
+			in = true
+		case c == '>' && in:
+			in = false
+			out = append(out, ' ')
+		case !in:
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // oneLineText is the printable start of a body on one line.
