@@ -467,9 +467,15 @@ func TestPreviewHeaderNamesRolesAcrossDeployments(t *testing.T) {
 			}
 		}
 		for role, want := range map[string]string{"green": green, "blue": blue} {
-			out, err := exec.Command(bin.bluegreen, "logs", "shop", "--data", e.data, "--fleet", role, "--tail", "50").CombinedOutput()
-			if err != nil || !strings.Contains(string(out), want) || strings.Contains(string(out), map[string]string{green: blue, blue: green}[want]) {
-				t.Fatalf("deploying %s over %s: logs --fleet %s: %v\n%s", green, blue, role, err, out)
+			// The output is read from the instances' files as they write it.
+			var out []byte
+			var err error
+			waitFor(t, 10*time.Second, "logs --fleet "+role+" to show "+want, func() bool {
+				out, err = exec.Command(bin.bluegreen, "logs", "shop", "--data", e.data, "--fleet", role, "--tail", "50").CombinedOutput()
+				return err == nil && strings.Contains(string(out), "hello "+want)
+			})
+			if other := map[string]string{green: blue, blue: green}[want]; strings.Contains(string(out), "hello "+other) {
+				t.Fatalf("deploying %s over %s: logs --fleet %s shows %s:\n%s", green, blue, role, other, out)
 			}
 		}
 		if _, err := e.api.Promote(ctx, "shop", false); err != nil {
