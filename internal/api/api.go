@@ -157,7 +157,7 @@ func errorOf(err error) *Error {
 	case errors.As(err, &active):
 		return &Error{http.StatusConflict, CodeActiveDeployment,
 			fmt.Sprintf("app %s has a deployment in progress: %s; wait for it, or abort it", active.App, active.DeploymentID)}
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrUnknownRevision):
 		return &Error{http.StatusNotFound, CodeNotFound, err.Error()}
 	case errors.Is(err, auth.ErrLastAdmin):
 		return &Error{http.StatusConflict, CodeLastAdmin, err.Error()}

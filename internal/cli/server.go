@@ -6,9 +6,11 @@ import (
 	"io"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"bluegreen/internal/engine"
 	"bluegreen/internal/server"
 )
 
@@ -19,6 +21,10 @@ type serverOptions struct {
 	StopAll   bool
 	RunAs     string
 	AllowRun  []string
+	// What is kept of revisions no longer run.
+	KeepRevisions int
+	KeepFor       time.Duration
+	PruneEvery    time.Duration
 }
 
 func newServerCmd() *cobra.Command {
@@ -54,6 +60,9 @@ as its own user and refuses any other.`,
 	cmd.Flags().StringVar(&o.LogFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
 	cmd.Flags().StringVar(&o.RunAs, "run-as", "", "user apps and hooks run as: dynamic (a user of each app's own), a user name or ID, or root (default: dynamic when the server runs as root, else the server's user)")
 	cmd.Flags().StringSliceVar(&o.AllowRun, "allow-run-as", nil, "users an app's run_as may name (comma-separated)")
+	cmd.Flags().IntVar(&o.KeepRevisions, "keep-revisions", engine.DefaultRetention.Revisions, "revisions of each app kept with their bundles, files, instance output and events (at least 1)")
+	cmd.Flags().DurationVar(&o.KeepFor, "keep-for", engine.DefaultRetention.For, "revisions younger than this are kept too, and events of this age")
+	cmd.Flags().DurationVar(&o.PruneEvery, "prune-every", time.Hour, "how often what is no longer kept is removed")
 	cmd.Flags().BoolVar(&o.StopAll, "stop-all", false, "stop every instance and the router the server left running, then exit (the server must be stopped)")
 	return cmd
 }
@@ -74,5 +83,12 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "stopped %d instances and the router of %s\n", n, o.DataDir)
 		return nil
 	}
-	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log, RunAs: o.RunAs, AllowRunAs: o.AllowRun})
+	if o.KeepRevisions < 1 {
+		return usageError{fmt.Errorf("server: --keep-revisions must be at least 1, got %d", o.KeepRevisions)}
+	}
+	if o.KeepFor < 0 || o.PruneEvery <= 0 {
+		return usageError{fmt.Errorf("server: --keep-for must be 0 or more and --prune-every above 0")}
+	}
+	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log, RunAs: o.RunAs, AllowRunAs: o.AllowRun,
+		Retention: engine.Retention{Revisions: o.KeepRevisions, For: o.KeepFor}, PruneEvery: o.PruneEvery})
 }

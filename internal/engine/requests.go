@@ -94,6 +94,9 @@ func (e *Engine) start(ctx context.Context, app string, generation int64, kind s
 	if err != nil {
 		return store.Deployment{}, err
 	}
+	if d, err := bundleDigest(rev); err == nil && !e.opts.Bundles.Has(d) {
+		return store.Deployment{}, prunedError(app, generation)
+	}
 	if err := e.checkRunAs(rev.Spec); err != nil {
 		return store.Deployment{}, err
 	}
@@ -279,8 +282,12 @@ func (e *Engine) Rollback(ctx context.Context, app string, to int64) (store.Depl
 	return e.start(ctx, app, to, KindRollback)
 }
 
-// notFound is an error that reads as its message and is store.ErrNotFound.
+// ErrUnknownRevision is what a request names a revision that does not
+// exist, or no longer can be deployed, is.
+var ErrUnknownRevision = errors.New("unknown revision")
+
+// notFound is an error that reads as its message and is ErrUnknownRevision.
 type notFound string
 
 func (n notFound) Error() string        { return string(n) }
-func (n notFound) Is(target error) bool { return target == store.ErrNotFound }
+func (n notFound) Is(target error) bool { return target == ErrUnknownRevision }

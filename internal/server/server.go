@@ -54,6 +54,11 @@ type Options struct {
 	// own user). AllowRunAs lists the users an app's run_as may name.
 	RunAs      string
 	AllowRunAs []string
+	// Retention is what is kept of revisions no longer run (the engine's
+	// default when zero); PruneEvery is how often it is applied (1h when
+	// zero).
+	Retention  engine.Retention
+	PruneEvery time.Duration
 }
 
 // Layout of the data directory.
@@ -195,6 +200,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer eng.Close()
+	stopPruning := prune(ctx, eng, o, log.With("part", "retention"))
+	defer stopPruning()
 
 	budget, err := budgetDescriptors()
 	if err != nil {
@@ -283,4 +290,36 @@ func Run(ctx context.Context, o Options) error {
 func isLoopback(a net.Addr) bool {
 	tcp, ok := a.(*net.TCPAddr)
 	return ok && tcp.IP.IsLoopback()
+}
+
+// prune applies the retention at start and then every PruneEvery, until
+// the returned func is called.
+func prune(ctx context.Context, eng *engine.Engine, o Options, log *slog.Logger) (stop func()) {
+	r := o.Retention
+	if r.Revisions == 0 && r.For == 0 {
+		r = engine.DefaultRetention
+	}
+	every := o.PruneEvery
+	if every <= 0 {
+		every = time.Hour
+	}
+	log.Info("retention", "revisions", r.Revisions, "for", r.For.String(), "every", every.String())
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if _, err := eng.Prune(ctx, r); err != nil && ctx.Err() == nil {
+				log.Error("pruning", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

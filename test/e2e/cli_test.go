@@ -233,6 +233,12 @@ func TestCLIDeployLifecycle(t *testing.T) {
 	if out := e.mustCLI("status", "shop"); !strings.Contains(out, "AwaitingApproval") || !strings.Contains(out, "waits for promote") {
 		t.Errorf("status while awaiting approval:\n%s", out)
 	}
+	// A deployment of the app is in progress: another one is refused
+	// before anything is uploaded, and says what to do.
+	r := e.wantCLI(1, "has a deployment in progress ("+id+", AwaitingApproval); nothing was uploaded", "deploy", e.bundleDir("v9", e.specFor(quick), nil))
+	if strings.Contains(r.stdout, "uploaded") {
+		t.Errorf("deploy during a deployment uploaded: %s", r.stdout)
+	}
 	e.mustCLI("promote", "shop")
 	e.waitPhase(id, 30*time.Second, "Shifting")
 	var st api.Status
@@ -280,6 +286,11 @@ func TestCLIDeployLifecycle(t *testing.T) {
 	if code := lf.interrupt(t); code != 0 {
 		t.Errorf("logs -f exited %d on SIGINT", code)
 	}
+
+	// A revision the app does not have is named as such.
+	e.wantCLI(1, "app shop has no revision 99", "rollback", "shop", "--to", "99")
+	// A directory without a spec is refused before anything is uploaded.
+	e.wantCLI(2, "has no bluegreen.yaml: write one (`bluegreen init", "deploy", t.TempDir())
 
 	// Nothing to promote or abort now; rollback deploys v1 again.
 	e.wantCLI(1, "no deployment in progress", "abort", "shop")
