@@ -3,6 +3,7 @@ package router
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -78,6 +80,25 @@ func (t *target) usable(now int64) bool {
 // connection; an active check that passes clears it sooner.
 func (t *target) markSuspect() {
 	t.suspectUntil.Store(time.Now().Add(suspectFor).UnixNano())
+}
+
+// localDialError reports whether a failed connection attempt failed on the
+// router's side: out of descriptors, memory, buffers or local ports. Such a
+// failure says nothing about the target, so it must not count against it.
+func localDialError(err error) bool {
+	for _, e := range [...]syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.EADDRNOTAVAIL, syscall.ENOSPC} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// localFailure is what a client gets when the router could not open a
+// connection for reasons of its own.
+func localFailure(t *target, err error) failure {
+	return failure{http.StatusServiceUnavailable, "the router is out of resources to connect to " + t.addr + ": " + shortErr(err)}
 }
 
 // upConn is a persistent connection to a target.
@@ -272,11 +293,26 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 	// A target is taken on trust until its first check, which then decides at
 	// once; later changes need the thresholds.
 	first := true
+	short := false // the last check could not run for want of the router's own resources
 	for {
 		err := probe(ctx, client, t.addr, hc)
 		if ctx.Err() != nil {
 			return
 		}
+		if localDialError(err) {
+			// Out of descriptors (or the like) here: no verdict on the target.
+			if !short {
+				log.Warn("health check could not run; the router is out of resources", "app", t.app, "fleet", t.fleet, "target", t.addr, "err", err)
+			}
+			short = true
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			continue
+		}
+		short = false
 		if first && err != nil {
 			failRun = hc.UnhealthyThreshold - 1
 		}
