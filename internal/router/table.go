@@ -70,8 +70,8 @@ type app struct {
 	// header; previewSum is its SHA-256, compared in constant time.
 	previewSecret string
 	previewSum    [32]byte
-	rr        *atomic.Uint64
-	scheds    []atomic.Pointer[[]uint8] // indexed by eligible-fleet mask (+ a bit for equal shares)
+	rr            *atomic.Uint64
+	scheds        []atomic.Pointer[[]uint8] // indexed by eligible-fleet mask (+ a bit for equal shares)
 }
 
 type fleet struct {
