@@ -1,6 +1,9 @@
 package router
 
-import "bytes"
+import (
+	"bytes"
+	"net/netip"
+)
 
 // What the router believes about where a request came from and what it was
 // addressed to, on both ways of serving it (the event loop and the fasthttp
@@ -105,10 +108,8 @@ func validAuthority(a []byte) bool {
 		if i < 2 {
 			return false
 		}
-		for _, c := range a[1:i] {
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':' || c == '.') {
-				return false
-			}
+		if ip, err := netip.ParseAddr(string(a[1:i])); err != nil || !ip.Is6() || ip.Zone() != "" {
+			return false
 		}
 		host, port = nil, a[i+1:]
 		if len(port) > 0 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -384,4 +385,108 @@ func TestRoutingTarget(t *testing.T) {
 			t.Errorf("%q: got %q %q %v, want %q %q %v", tc.target, host, up, ok, tc.host, tc.upstream, tc.ok)
 		}
 	}
+}
+
+const testPreviewSecret = "s3cret-preview-0123456789"
+
+// TestPreviewSecret: with a preview secret, the preview header selects a fleet
+// only when it carries the secret; otherwise the request is routed as if it
+// had no preview header. The header, secret and all, never reaches the app.
+func TestPreviewSecret(t *testing.T) {
+	for _, mode := range serveModes {
+		t.Run(mode.name, func(t *testing.T) {
+			blue, green := newHeaderEcho(t, 0), newHeaderEcho(t, 0)
+			cfg := twoFleets(blue.addr, green.addr, 100, 0)
+			cfg.Apps["shop"].PreviewHeader = "X-Bluegreen-Fleet"
+			cfg.Apps["shop"].PreviewSecret = testPreviewSecret
+			r := startRouterMode(t, cfg, mode.loops)
+			for _, tc := range []struct {
+				value string
+				green bool
+			}{
+				{"green", false},
+				{"green; secret=wrong-secret-0123456789", false},
+				{"green; secret=" + testPreviewSecret[:len(testPreviewSecret)-1], false},
+				{"green; secret=" + testPreviewSecret + "x", false},
+				{"green;secret=", false},
+				{"green; secret=" + testPreviewSecret, true},
+				{"green;secret=" + testPreviewSecret, true},
+				{"purple; secret=" + testPreviewSecret, false},
+			} {
+				for _, method := range []string{"GET", "POST"} {
+					b, g := blue.requests.Load(), green.requests.Load()
+					req := method + " / HTTP/1.1\r\nHost: x\r\nX-Bluegreen-Fleet: " + tc.value + "\r\nContent-Length: 0\r\n\r\n"
+					if method == "GET" {
+						req = "GET / HTTP/1.1\r\nHost: x\r\nX-Bluegreen-Fleet: " + tc.value + "\r\n\r\n"
+					}
+					c, br := rawConn(t, r.Config().Production)
+					code, body := roundTrip(t, c, br, method, req)
+					gotGreen := green.requests.Load() > g
+					if code != 200 || gotGreen != tc.green || gotGreen == (blue.requests.Load() > b) {
+						t.Errorf("%s %q: %d, served by green %v, want %v", method, tc.value, code, gotGreen, tc.green)
+					}
+					if strings.Contains(body, "X-Bluegreen-Fleet") || strings.Contains(body, "secret") {
+						t.Errorf("%s %q: the preview header reached the app:\n%s", method, tc.value, body)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestPreviewSecretIsChecked(t *testing.T) {
+	for _, tc := range []struct {
+		header, secret, want string
+	}{
+		{"", testPreviewSecret, "apps.shop.preview_secret: set without preview_header"},
+		{"X-Bluegreen-Fleet", "short", "apps.shop.preview_secret: must be 16 to 256 characters of A-Z, a-z, 0-9 and . _ ~ + / = - (it has 5 characters)"},
+		{"X-Bluegreen-Fleet", "has a space in it, sixteen+", "apps.shop.preview_secret: must be 16 to 256"},
+		{"X-Bluegreen-Fleet", strings.Repeat("a", 257), "(it has 257 characters)"},
+	} {
+		cfg := twoFleets("127.0.0.1:1", "127.0.0.1:2", 100, 0)
+		cfg.Production = "127.0.0.1:3"
+		cfg.Apps["shop"].PreviewHeader = tc.header
+		cfg.Apps["shop"].PreviewSecret = tc.secret
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("header %q secret %q: %v, want %q", tc.header, tc.secret, err, tc.want)
+		}
+		if err != nil && len(tc.secret) > 5 && strings.Contains(err.Error(), tc.secret) {
+			t.Errorf("the error quotes the secret: %v", err)
+		}
+	}
+}
+
+// FuzzRoutingTarget: whatever the target, routingTarget does not panic; the
+// scheme and authority of what it accepts in absolute form, net/url reads with
+// the same host, an http or https scheme and no userinfo (the path is passed on
+// byte for byte, as in origin form), and what it sends upstream is in origin form.
+func FuzzRoutingTarget(f *testing.F) {
+	for _, s := range []string{"/a?b", "*", "http://a.example/x?y", "HTTPS://[::1]:8443", "http://a@b/", "http://a.example?q",
+		"ftp://x/", "http:///", "a:80", "http://a:b:c/", "http://[::1/", "http://a/#x", "//a/b"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, target []byte) {
+		host, up, ok := routingTarget([]byte("hdr"), target)
+		if !ok {
+			return
+		}
+		if string(host) == "hdr" {
+			if string(up) != string(target) {
+				t.Fatalf("origin-form %q sent upstream as %q", target, up)
+			}
+			return
+		}
+		if len(up) == 0 || up[0] != '/' {
+			t.Fatalf("%q sent upstream as %q, not in origin form", target, up)
+		}
+		authority := string(target[:strings.Index(string(target), "://")+3]) + string(host)
+		u, err := url.Parse(authority)
+		if err != nil {
+			t.Fatalf("accepted %q, which net/url refuses: %v", target, err)
+		}
+		if !strings.EqualFold(u.Host, string(host)) || u.User != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			t.Fatalf("%q: routed by %q, net/url reads host %q scheme %q user %v", target, host, u.Host, u.Scheme, u.User)
+		}
+	})
 }
