@@ -37,7 +37,7 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 	tbl := h.r.table.Load()
 	refuse := func(code int, msg string) {
 		h.r.unrouted.Add(1)
-		if ctx.Request.Header.ContentLength() != 0 {
+		if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
 			// The body is not read: the connection cannot carry another request.
 			ctx.SetConnectionClose()
 		}

@@ -490,3 +490,31 @@ func FuzzRoutingTarget(f *testing.F) {
 		}
 	})
 }
+
+// TestRefusalWithABodyClosesTheConnection: a request refused before its body
+// is read (here a streamed one, over 64 KiB) closes the connection, so that
+// the body is never read as requests; a bodiless refusal keeps it open.
+func TestRefusalWithABodyClosesTheConnection(t *testing.T) {
+	for _, mode := range serveModes {
+		t.Run(mode.name, func(t *testing.T) {
+			up := newHeaderEcho(t, 0)
+			cfg := oneFleet(up.addr)
+			cfg.Apps["shop"].Hosts = []string{"shop.example"}
+			r := startRouterMode(t, cfg, mode.loops)
+			c, br := rawConn(t, r.Config().Production)
+			if code, _ := roundTrip(t, c, br, "GET", "GET / HTTP/1.1\r\nHost: other.example\r\n\r\n"); code != 404 {
+				t.Fatalf("unknown host: %d", code)
+			}
+			if code, _ := roundTrip(t, c, br, "GET", "GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n"); code != 200 {
+				t.Fatalf("after a bodiless refusal the connection does not serve: %d", code)
+			}
+			smuggled := "GET /smuggled HTTP/1.1\r\nHost: shop.example\r\n\r\n"
+			body := smuggled + strings.Repeat("x", 100<<10-len(smuggled))
+			out := rawExchange(t, r.Config().Production,
+				fmt.Sprintf("POST / HTTP/1.1\r\nHost: other.example\r\nContent-Length: %d\r\n\r\n", len(body))+body)
+			if !strings.HasPrefix(out, "HTTP/1.1 404") || strings.Count(out, "HTTP/1.1 ") != 1 || up.smuggled.Load() != 0 {
+				t.Fatalf("a refused upload: %.300q, %d smuggled", out, up.smuggled.Load())
+			}
+		})
+	}
+}
