@@ -57,8 +57,9 @@ func (r *Router) Routes() RoutesView {
 }
 
 // AdminHandler serves the admin API: GET/PUT /routes, GET /stats, POST /drain,
-// GET /metrics and GET /healthz. Every route needs the bearer token when the
-// running table sets admin_token.
+// GET /metrics and GET /healthz. Requests a web page sent from another origin
+// are refused; every route needs the bearer token when the running table sets
+// admin_token.
 func (r *Router) AdminHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{r})
@@ -80,7 +81,7 @@ func (r *Router) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	return r.requireToken(mux)
+	return refuseBrowsers(r.requireToken(mux))
 }
 
 func (r *Router) requireToken(next http.Handler) http.Handler {
@@ -236,7 +237,11 @@ func (r *Router) ListenAdmin(addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin listener %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: r.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	h := r.AdminHandler()
+	if ln.Addr().Network() == "tcp" {
+		h = loopbackHostOnly(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	r.mu.Lock()
 	r.admin = srv
 	r.mu.Unlock()

@@ -251,6 +251,10 @@ func (x *exchange) upgradeOrRespond(uc *upConn, body *bodyWriter, want string) {
 	t.stats.record(end, x.status, end.Sub(x.start), 0, 0)
 	x.recorded = true
 	x.deferred = true
+	if g, ok := ctx.Conn().(*guardConn); ok {
+		// Only now is the connection no longer HTTP: the framing guard stops here.
+		g.switched()
+	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		defer x.finish()

@@ -64,6 +64,9 @@ type AppConfig struct {
 	StickyCookie string `json:"sticky_cookie,omitempty" yaml:"sticky_cookie"`
 	// PreviewHeader, when set, lets a request name the fleet it wants (e.g. X-Bluegreen-Fleet: green).
 	PreviewHeader string `json:"preview_header,omitempty" yaml:"preview_header"`
+	// PreviewSecret, when set, must come with the fleet's name in the preview
+	// header ("green; secret=SECRET"); without it the header is ignored.
+	PreviewSecret string `json:"preview_secret,omitempty" yaml:"preview_secret"`
 }
 
 // FleetConfig is one fleet of an app.
@@ -323,11 +326,33 @@ func (c *Config) Validate() error {
 		if a.PreviewHeader != "" && !hdrRe.MatchString(a.PreviewHeader) {
 			p.add("%s.preview_header: %q is not a valid header name", at, a.PreviewHeader)
 		}
+		if a.PreviewSecret != "" {
+			checkPreviewSecret(&p, at, a)
+		}
 		if a.Health != nil {
 			checkHealth(&p, at+".health", a.Health)
 		}
 	}
 	return p.err()
+}
+
+// Bounds of a preview secret: long enough not to be guessed, short enough for a header.
+const (
+	minPreviewSecret = 16
+	maxPreviewSecret = 256
+)
+
+var secretRe = regexp.MustCompile(`^[A-Za-z0-9._~+/=-]+$`)
+
+// checkPreviewSecret checks an app's preview secret without ever quoting it.
+func checkPreviewSecret(p *problems, at string, a *AppConfig) {
+	if a.PreviewHeader == "" {
+		p.add("%s.preview_secret: set without preview_header (set preview_header too, or remove it)", at)
+	}
+	if n := len(a.PreviewSecret); n < minPreviewSecret || n > maxPreviewSecret || !secretRe.MatchString(a.PreviewSecret) {
+		p.add("%s.preview_secret: must be %d to %d characters of A-Z, a-z, 0-9 and . _ ~ + / = - (it has %d characters)",
+			at, minPreviewSecret, maxPreviewSecret, n)
+	}
 }
 
 // appListeners are an app's listeners after the top-level defaults apply.

@@ -13,8 +13,13 @@ import (
 // router refuses every ambiguous framing outright, whatever the server library
 // would do. A guard follows the framing of the raw bytes of each connection and
 // records, for every request head, whether it must be refused. The handler
-// checks the verdict of its request; the method and target must match, so a
-// guard that lost track of the framing is switched off rather than misapplied.
+// checks the verdict of its request; the method and target must match. A guard
+// that lost track of the framing fails closed: every later request of the
+// connection is refused, since the server may then be reading a request the
+// guard never saw. Scanning stops only when a refusal closes the connection or
+// the upstream really switched protocols (a 101 for an upgrade the client asked
+// for); an upgrade the upstream turned down leaves the connection HTTP, and the
+// guard on.
 
 // guardListener wraps accepted connections in a guardConn.
 type guardListener struct{ net.Listener }
@@ -48,7 +53,8 @@ type headVerdict struct {
 type guardConn struct {
 	net.Conn
 	mu       sync.Mutex
-	off      bool
+	off      bool // scanning has stopped
+	lost     bool // stopped because the framing could not be followed: refuse what follows
 	state    scanState
 	line     []byte // the head, chunk-size line or trailer being read
 	left     int64  // bytes left in a body or chunk
@@ -71,21 +77,39 @@ func (g *guardConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// pop returns the verdict of the request the handler is serving, if the guard has one.
-func (g *guardConn) pop(method, target []byte) (headVerdict, bool) {
+// lostVerdict refuses a request whose framing the guard could not follow.
+var lostVerdict = headVerdict{code: 400, refuse: "the framing of this connection could not be followed; open a new connection"}
+
+// pop returns the verdict of the request the handler is serving. A request the
+// guard has no verdict for, or another verdict than its own, is refused.
+func (g *guardConn) pop(method, target []byte) headVerdict {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	// Verdicts already recorded stay good after scanning stops.
 	if len(g.verdicts) == 0 {
-		return headVerdict{}, false
+		g.lose()
+		return lostVerdict
 	}
 	v := g.verdicts[0]
 	g.verdicts = g.verdicts[1:]
 	if v.method != string(method) || v.target != string(target) {
-		g.off, g.verdicts = true, nil
-		return headVerdict{}, false
+		g.lose()
+		return lostVerdict
 	}
-	return v, true
+	return v
+}
+
+// lose stops scanning for good: what follows cannot be told apart.
+func (g *guardConn) lose() {
+	g.off, g.lost, g.verdicts = true, true, nil
+}
+
+// switched stops scanning when the upstream has switched protocols: what the
+// client sends from now on is not HTTP, and no request follows.
+func (g *guardConn) switched() {
+	g.mu.Lock()
+	g.off = true
+	g.mu.Unlock()
 }
 
 // last returns the verdict of the newest head, for a request the server could
@@ -104,10 +128,16 @@ func (g *guardConn) scan(b []byte) {
 		switch g.state {
 		case scanHead, scanTrailers:
 			var complete bool
-			if b, complete = g.takeLine(b); !complete {
+			if b, complete = g.takeLine(b); !complete || g.off {
 				return
 			}
 			if !endsHead(g.line) {
+				continue
+			}
+			if g.state == scanHead && (len(g.line) == 1 || len(g.line) == 2 && g.line[0] == '\r') {
+				// Empty lines before a request line are skipped, as RFC 9112
+				// allows and the server does (a CRLF after a body, say).
+				g.line = g.line[:0]
 				continue
 			}
 			if g.state == scanHead {
@@ -132,14 +162,14 @@ func (g *guardConn) scan(b []byte) {
 			}
 		case scanChunkSize, scanChunkEnd:
 			var complete bool
-			if b, complete = g.takeLine(b); !complete {
+			if b, complete = g.takeLine(b); !complete || g.off {
 				return
 			}
 			line := bytes.TrimRight(g.line, "\r\n")
 			g.line = g.line[:0]
 			if g.state == scanChunkEnd {
 				if len(line) != 0 {
-					g.off = true
+					g.lose()
 				}
 				g.state = scanChunkSize
 				continue
@@ -150,7 +180,7 @@ func (g *guardConn) scan(b []byte) {
 			size, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 64)
 			switch {
 			case err != nil || size < 0:
-				g.off = true
+				g.lose()
 			case size == 0:
 				g.state = scanTrailers
 			default:
@@ -174,7 +204,7 @@ func (g *guardConn) takeLine(b []byte) (rest []byte, complete bool) {
 
 func (g *guardConn) buffer(b []byte) {
 	if len(g.line)+len(b) > maxGuardLine {
-		g.off = true
+		g.lose()
 		return
 	}
 	g.line = append(g.line, b...)
@@ -192,13 +222,14 @@ func (g *guardConn) head(h []byte) {
 	first, rest, _ := bytes.Cut(h, []byte("\n"))
 	method, target, ok := requestLine(bytes.TrimRight(first, "\r"))
 	if !ok {
-		g.off = true // the server answers 400 and closes
+		g.lose() // the server answers 400 and closes, or reads what the guard could not
 		return
 	}
 	v := headVerdict{method: method, target: target}
 	var cl []string
 	var te []string
-	upgrade, folded, spaced := false, false, false
+	hosts := 0
+	folded, spaced := false, false
 	for len(rest) > 0 {
 		var l []byte
 		l, rest, _ = bytes.Cut(rest, []byte("\n"))
@@ -208,7 +239,7 @@ func (g *guardConn) head(h []byte) {
 		}
 		name, value, ok := bytes.Cut(bytes.TrimRight(l, "\r"), []byte(":"))
 		if !ok {
-			g.off = true
+			g.lose()
 			return
 		}
 		if bytes.ContainsAny(name, " \t") {
@@ -219,8 +250,8 @@ func (g *guardConn) head(h []byte) {
 			cl = append(cl, string(bytes.TrimSpace(value)))
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			te = append(te, string(bytes.TrimSpace(value)))
-		case bytes.EqualFold(name, []byte("Upgrade")):
-			upgrade = true
+		case bytes.EqualFold(name, []byte("Host")):
+			hosts++
 		}
 	}
 	refuse := func(code int, why string) {
@@ -237,6 +268,10 @@ func (g *guardConn) head(h []byte) {
 		refuse(400, "a header name may not end in whitespace")
 	case len(te) > 1 || (len(te) == 1 && !bytes.EqualFold([]byte(te[0]), []byte("chunked"))):
 		refuse(501, "the only transfer coding accepted is a single chunked")
+	case hosts > 1:
+		// RFC 9112: a request with more than one Host field must be refused;
+		// which one a server or an app would believe is anyone's guess.
+		refuse(400, "a request may carry only one Host header")
 	}
 	for _, c := range cl {
 		if c != cl[0] || !allDigits(c) {
@@ -245,15 +280,15 @@ func (g *guardConn) head(h []byte) {
 	}
 	g.verdicts = append(g.verdicts, v)
 	switch {
-	case upgrade || v.method == "CONNECT" || v.refuse != "":
-		// What follows may not be HTTP; a refused request closes the connection.
+	case v.refuse != "":
+		// A refused request closes the connection: nothing more is read.
 		g.off = true
 	case len(te) > 0:
 		g.state = scanChunkSize
 	case len(cl) > 0:
 		n, err := strconv.ParseInt(cl[0], 10, 64)
 		if err != nil || n < 0 {
-			g.off = true
+			g.lose()
 			return
 		}
 		if n > 0 {

@@ -355,7 +355,9 @@ func (lp *loop) requestHead(x *lexch, h *reqHead, b, w []byte) []byte {
 	w = append(w, h.host...)
 	w = append(w, "\r\n"...)
 	trust := x.tbl.trustXF
+	a := x.f.app
 	var priorFor, priorProto, priorHost []byte
+	priorRealIP := false
 	for _, f := range h.fields {
 		k := f.name(b)
 		if trust {
@@ -366,9 +368,11 @@ func (lp *loop) requestHead(x *lexch, h *reqHead, b, w []byte) []byte {
 				priorProto = f.value(b)
 			case asciiEqualFold(k, "X-Forwarded-Host"):
 				priorHost = f.value(b)
+			case asciiEqualFold(k, "X-Real-IP"):
+				priorRealIP = true
 			}
 		}
-		if skipRequestField(k, x.tbl) {
+		if skipRequestField(k, x.tbl) || (a.previewSecret != "" && asciiEqualFold(k, a.preview)) {
 			continue
 		}
 		w = append(w, k...)
@@ -394,6 +398,10 @@ func (lp *loop) requestHead(x *lexch, h *reqHead, b, w []byte) []byte {
 	} else {
 		w = append(w, h.host...)
 	}
+	if !priorRealIP {
+		w = append(w, "\r\nX-Real-IP: "...)
+		w = append(w, x.c.ip...)
+	}
 	w = append(w, "\r\n"...)
 	w = append(w, x.tbl.reqID...)
 	w = append(w, ": "...)
@@ -410,8 +418,8 @@ func skipRequestField(k []byte, tbl *table) bool {
 			return true
 		}
 	}
-	if asciiEqualFold(k, "Forwarded") {
-		return !tbl.trustXF
+	if !tbl.trustXF && forwardingLookalike(k) {
+		return true
 	}
 	return asciiEqualFold(k, tbl.reqID)
 }
@@ -466,6 +474,12 @@ func (lp *loop) attempt(x *lexch, t *target) {
 	u, reused, err := lp.upstream(t, x.fresh)
 	if err != nil {
 		t.stats.inflight.Add(-1)
+		if localDialError(err) {
+			// The router's own shortage: another target would fare no better.
+			f := localFailure(t, err)
+			lp.fail(x, f.code, f.msg)
+			return
+		}
 		if !errors.Is(err, errTargetRemoved) {
 			t.markSuspect()
 		}

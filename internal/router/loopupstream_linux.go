@@ -289,6 +289,11 @@ func (lp *loop) upstreamFailed(u *uconn, err error) {
 	t := u.t
 	t.stats.inflight.Add(-1)
 	f := failure{http.StatusBadGateway, "no response from " + t.addr + ": " + shortErr(err)}
+	if u.connecting && localDialError(err) {
+		f := localFailure(t, err)
+		lp.fail(x, f.code, f.msg)
+		return
+	}
 	if u.connecting {
 		t.markSuspect()
 		lp.retry(x, retryOther, failure{http.StatusBadGateway, "cannot connect to " + t.addr + ": " + shortErr(err)})

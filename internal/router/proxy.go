@@ -35,29 +35,41 @@ func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 	tbl := h.r.table.Load()
-	if g, ok := ctx.Conn().(*guardConn); ok {
-		if v, ok := g.pop(ctx.Method(), ctx.RequestURI()); ok && v.refuse != "" {
-			h.r.unrouted.Add(1)
+	refuse := func(code int, msg string) {
+		h.r.unrouted.Add(1)
+		if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
+			// The body is not read: the connection cannot carry another request.
 			ctx.SetConnectionClose()
-			plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), v.code, v.refuse)
+		}
+		plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), code, msg)
+	}
+	if g, ok := ctx.Conn().(*guardConn); ok {
+		if v := g.pop(ctx.Method(), ctx.RequestURI()); v.refuse != "" {
+			ctx.SetConnectionClose()
+			refuse(v.code, v.refuse)
 			return
 		}
 	}
 	lr := tbl.listeners[h.addr]
 	if lr == nil {
-		h.r.unrouted.Add(1)
-		plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusNotFound, "no routes on this listener")
+		refuse(http.StatusNotFound, "no routes on this listener")
 		return
 	}
 	if ctx.IsConnect() {
-		h.r.unrouted.Add(1)
-		plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusMethodNotAllowed, "CONNECT is not supported")
+		// Whatever follows a CONNECT is meant for a tunnel, not for the router.
+		ctx.SetConnectionClose()
+		refuse(http.StatusMethodNotAllowed, "CONNECT is not supported")
 		return
 	}
-	a := lr.lookup(b2s(ctx.Host()))
+	host, target, ok := routingTarget(ctx.Request.Header.Host(), ctx.Request.Header.RequestURI())
+	if !ok {
+		ctx.SetConnectionClose()
+		refuse(http.StatusBadRequest, "the request target must be a path (/...), * or an absolute http:// or https:// URL")
+		return
+	}
+	a := lr.lookup(b2s(host))
 	if a == nil {
-		h.r.unrouted.Add(1)
-		plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusNotFound, "no app for host "+strconv.Quote(string(ctx.Host())))
+		refuse(http.StatusNotFound, "no app for host "+strconv.Quote(string(host)))
 		return
 	}
 	start := ctx.Time() // stamped by the server when the request was read
@@ -66,13 +78,11 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 	pin := false
 	if lr.test {
 		if f = a.testFleet; f == nil {
-			h.r.unrouted.Add(1)
-			plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusNotFound, "app "+a.name+" has no test fleet")
+			refuse(http.StatusNotFound, "app "+a.name+" has no test fleet")
 			return
 		}
 		if f.fenced {
-			h.r.unrouted.Add(1)
-			plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusServiceUnavailable, "test fleet "+f.name+" of app "+a.name+" is fenced")
+			refuse(http.StatusServiceUnavailable, "test fleet "+f.name+" of app "+a.name+" is fenced")
 			return
 		}
 	} else {
@@ -85,12 +95,11 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 		}
 		f, pin = a.routeProduction(preview, pinned, now)
 		if f == nil {
-			h.r.unrouted.Add(1)
-			plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), http.StatusServiceUnavailable, "no healthy target for app "+a.name)
+			refuse(http.StatusServiceUnavailable, "no healthy target for app "+a.name)
 			return
 		}
 	}
-	x := &exchange{ctx: ctx, tbl: tbl, lr: lr, f: f, pin: pin, start: start}
+	x := &exchange{ctx: ctx, tbl: tbl, lr: lr, f: f, pin: pin, start: start, host: host, target: target}
 	x.reqID = requestID(ctx.Request.Header.Peek(tbl.reqID))
 	f.stats.inflight.Add(1)
 	x.run(f.pickTarget(nil, now))
@@ -106,6 +115,8 @@ type exchange struct {
 	ctx      *fasthttp.RequestCtx
 	tbl      *table
 	lr       *listenerRoutes
+	host     []byte // the host the request was routed by
+	target   []byte // the request target as sent upstream: origin form, or *
 	f        *fleet
 	t        *target // the target that answered; nil when none did
 	pin      bool
@@ -203,6 +214,12 @@ func (x *exchange) try(t *target, fresh bool) (outcome, failure) {
 	}
 	if err != nil {
 		t.stats.inflight.Add(-1)
+		if localDialError(err) {
+			// The router's own shortage: another target would fare no better.
+			f := localFailure(t, err)
+			x.fail(f.code, f.msg)
+			return done, f
+		}
 		if !errors.Is(err, errTargetRemoved) {
 			t.markSuspect()
 		}
@@ -505,18 +522,20 @@ func (x *exchange) writeHead(bw *bufio.Writer, t *target, upgrade string, cl int
 	h := &x.ctx.Request.Header
 	bw.Write(h.Method())
 	bw.WriteByte(' ')
-	bw.Write(h.RequestURI())
+	bw.Write(x.target)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	if host := h.Host(); len(host) > 0 {
-		bw.Write(host)
+	if len(x.host) > 0 {
+		bw.Write(x.host)
 	} else {
 		bw.WriteString(t.addr)
 	}
 	bw.WriteString("\r\n")
 	connTokens := h.Peek("Connection")
 	trust := x.tbl.trustXF
+	a := x.f.app
 	for k, v := range h.All() {
-		if skipRequestHeader(k, x.tbl) || (len(connTokens) > 0 && headerListContains(connTokens, k)) {
+		if skipRequestHeader(k, x.tbl) || (len(connTokens) > 0 && headerListContains(connTokens, k)) ||
+			(a.previewSecret != "" && asciiEqualFold(k, a.preview)) {
 			continue
 		}
 		bw.Write(k)
@@ -547,9 +566,14 @@ func (x *exchange) writeHead(bw *bufio.Writer, t *target, upgrade string, cl int
 	if len(priorHost) > 0 {
 		bw.WriteString("\r\nX-Forwarded-Host: ")
 		bw.Write(priorHost)
-	} else if host := h.Host(); len(host) > 0 {
+	} else if len(x.host) > 0 {
 		bw.WriteString("\r\nX-Forwarded-Host: ")
-		bw.Write(host)
+		bw.Write(x.host)
+	}
+	if !trust || len(h.Peek("X-Real-Ip")) == 0 {
+		// A trusted proxy in front may have set it; otherwise it is the peer.
+		bw.WriteString("\r\nX-Real-IP: ")
+		bw.WriteString(clientIP)
 	}
 	bw.WriteString("\r\n")
 	writeField(bw, x.tbl.reqID, x.reqID)
@@ -578,16 +602,18 @@ func writeField(bw *bufio.Writer, k, v string) {
 }
 
 // skipRequestHeader drops hop-by-hop headers, the framing the router writes
-// itself, forwarding headers it rewrites, and Expect (the router has already
-// answered 100 Continue).
+// itself, forwarding headers it rewrites, client-address headers a client
+// could forge (unless the router trusts the proxy in front of it), and Expect
+// (the router has already answered 100 Continue).
 func skipRequestHeader(k []byte, tbl *table) bool {
 	switch string(k) {
 	case "Host", "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Expect",
 		"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host":
 		return true
-	case "Forwarded":
-		return !tbl.trustXF
+	}
+	if !tbl.trustXF && forwardingLookalike(k) {
+		return true
 	}
 	return string(k) == tbl.reqID
 }

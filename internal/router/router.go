@@ -5,6 +5,7 @@ package router
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -217,6 +218,10 @@ func (r *Router) build(cfg *Config) *table {
 			r.rr[name] = rr
 		}
 		a := &app{name: name, byName: map[string]*fleet{}, preview: ac.PreviewHeader, rr: rr}
+		if ac.PreviewSecret != "" {
+			a.previewSecret = ac.PreviewSecret
+			a.previewSum = sha256.Sum256([]byte(ac.PreviewSecret))
+		}
 		if ac.Sticky {
 			a.cookie = ac.StickyCookie
 		}

@@ -68,6 +68,8 @@ func FuzzGuardFraming(f *testing.F) {
 	f.Add([]byte("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nT: 1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"), 7, 40)
 	f.Add([]byte("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc"), 1, 2)
 	f.Add([]byte("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\nPUT /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nokGET /y HTTP/1.0\n\n"), 30, 31)
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\nGET http://b/x HTTP/1.1\r\nHost: a\r\n\r\n"), 20, 50)
+	f.Add([]byte("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 60, 70)
 	f.Fuzz(func(t *testing.T, data []byte, cut1, cut2 int) {
 		whole := &guardConn{}
 		whole.scan(data)
@@ -107,4 +109,37 @@ func TestOversizedHeadIsRefused(t *testing.T) {
 	if !strings.HasPrefix(out, "HTTP/1.1 431") || !strings.Contains(out, "request headers are larger than the limit") {
 		t.Fatalf("got %.200q", out)
 	}
+}
+
+// FuzzGuardRefusesTwoHosts: a head with two Host fields, in any case and with
+// any values and fields between them, is refused.
+func FuzzGuardRefusesTwoHosts(f *testing.F) {
+	f.Add("Host", "a.example", "host", "b.example", "X-A: 1")
+	f.Add("HOST", "", "Host", "", "")
+	f.Add("Host", "http://x", "hOsT", "a:80", "Content-Length: 0")
+	f.Fuzz(func(t *testing.T, n1, v1, n2, v2, between string) {
+		if !asciiEqualFold([]byte(n1), "Host") || !asciiEqualFold([]byte(n2), "Host") {
+			return
+		}
+		clean := func(s string) string {
+			return strings.Map(func(r rune) rune {
+				if r == '\r' || r == '\n' {
+					return -1
+				}
+				return r
+			}, s)
+		}
+		mid := ""
+		if b := clean(between); b != "" {
+			if !strings.Contains(b, ":") || b[0] == ' ' || b[0] == '\t' {
+				return
+			}
+			mid = b + "\r\n"
+		}
+		g := &guardConn{}
+		g.scan([]byte("GET / HTTP/1.1\r\n" + n1 + ": " + clean(v1) + "\r\n" + mid + n2 + ": " + clean(v2) + "\r\n\r\n"))
+		if v := g.pop([]byte("GET"), []byte("/")); v.code != 400 && v.code != 501 {
+			t.Fatalf("two Host fields passed: %+v", v)
+		}
+	})
 }

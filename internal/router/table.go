@@ -1,6 +1,9 @@
 package router
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -64,8 +67,12 @@ type app struct {
 	testFleet *fleet
 	cookie    string // empty unless sticky
 	preview   string
-	rr        *atomic.Uint64
-	scheds    []atomic.Pointer[[]uint8] // indexed by eligible-fleet mask (+ a bit for equal shares)
+	// previewSecret, when set, must come with the fleet's name in the preview
+	// header; previewSum is its SHA-256, compared in constant time.
+	previewSecret string
+	previewSum    [32]byte
+	rr            *atomic.Uint64
+	scheds        []atomic.Pointer[[]uint8] // indexed by eligible-fleet mask (+ a bit for equal shares)
 }
 
 type fleet struct {
@@ -237,7 +244,7 @@ func gcd(a, b int) int {
 // and whether to (re)pin.
 func (a *app) routeProduction(preview, pinned []byte, now int64) (f *fleet, pin bool) {
 	if a.preview != "" {
-		if name := b2s(preview); name != "" {
+		if name := b2s(a.previewFleet(preview)); name != "" {
 			if f := a.byPreview[name]; f != nil && f.available(now) {
 				return f, false
 			}
@@ -253,6 +260,30 @@ func (a *app) routeProduction(preview, pinned []byte, now int64) (f *fleet, pin 
 		return f, f != nil
 	}
 	return a.pickFleet(now), false
+}
+
+// previewFleet returns the fleet name a preview header value asks for, or nil.
+// With a preview secret the value must be "FLEET; secret=SECRET"; a missing or
+// wrong secret makes the header count as absent. The secret is compared by its
+// SHA-256 in constant time, so that neither its bytes nor its length leak
+// through timing.
+func (a *app) previewFleet(v []byte) []byte {
+	if a.previewSecret == "" {
+		return v
+	}
+	name, rest, ok := bytes.Cut(v, []byte(";"))
+	if !ok {
+		return nil
+	}
+	given, ok := bytes.CutPrefix(bytes.TrimLeft(rest, " \t"), []byte("secret="))
+	if !ok {
+		return nil
+	}
+	sum := sha256.Sum256(bytes.TrimRight(given, " \t"))
+	if subtle.ConstantTimeCompare(sum[:], a.previewSum[:]) != 1 {
+		return nil
+	}
+	return bytes.TrimRight(name, " \t")
 }
 
 // nanotime is the clock of suspicion deadlines.

@@ -85,6 +85,25 @@ func (t *target) markSuspect() {
 	t.suspectUntil.Store(time.Now().Add(suspectFor).UnixNano())
 }
 
+// localDialError reports whether a failed connection attempt failed on the
+// router's side: out of descriptors, memory, buffers or local ports. Such a
+// failure says nothing about the target, so it must not count against it.
+func localDialError(err error) bool {
+	for _, e := range [...]syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.EADDRNOTAVAIL, syscall.ENOSPC} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// localFailure is what a client gets when the router could not open a
+// connection for reasons of its own.
+func localFailure(t *target, err error) failure {
+	return failure{http.StatusServiceUnavailable, "the router is out of resources to connect to " + t.addr + ": " + shortErr(err)}
+}
+
 // upConn is a persistent connection to a target.
 type upConn struct {
 	net.Conn
@@ -277,11 +296,26 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 	// A target is taken on trust until its first check, which then decides at
 	// once; later changes need the thresholds.
 	first := true
+	short := false // the last check could not run for want of the router's own resources
 	for {
 		saw, err := probe(ctx, client, t.addr, hc)
 		if ctx.Err() != nil {
 			return
 		}
+		if localDialError(err) {
+			// Out of descriptors (or the like) here: no verdict on the target.
+			if !short {
+				log.Warn("health check could not run; the router is out of resources", "app", t.app, "fleet", t.fleet, "target", t.addr, "err", err)
+			}
+			short = true
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			continue
+		}
+		short = false
 		t.lastCheck.Store(&saw)
 		if first && err != nil {
 			failRun = hc.UnhealthyThreshold - 1
