@@ -282,9 +282,11 @@ func (e *Engine) maintain(ctx context.Context, app string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.opts.Traffic.Route(ctx, app, appRoute(live.rev.Spec, nil, []fleetRoute{
-		routeFleet(live.rev, live.slot, RoleBlue, 100, fs.targets(), false),
-	}, "")); err != nil {
+	cfg, err := e.routeConfig(ctx, live.rev, nil, []fleetRoute{routeFleet(live.rev, live.slot, RoleBlue, 100, fs.targets(), false)}, "")
+	if err != nil {
+		return err
+	}
+	if err := e.opts.Traffic.Route(ctx, app, cfg); err != nil {
 		return err
 	}
 	_, err = e.stopWhere(ctx, app, live.rev.Spec.Process.StopTimeout.D(), func(in platform.Instance) bool {

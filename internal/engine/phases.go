@@ -47,7 +47,10 @@ func (e *Engine) route(ctx context.Context, s *state) error {
 	if testServesGreen(s.d.Phase) {
 		test, testSpec = s.det.Slot, s.green.Spec
 	}
-	err = e.opts.Traffic.Route(ctx, s.d.App, appRoute(frontSpec(s), testSpec, fleets, test))
+	cfg, err := e.routeConfig(ctx, frontRevision(s), testSpec, fleets, test)
+	if err == nil {
+		err = e.opts.Traffic.Route(ctx, s.d.App, cfg)
+	}
 	var pe *PermanentError
 	if rollingBack && s.blue == nil && errors.As(err, &pe) {
 		// A first deployment whose own routes are refused has nothing to
@@ -68,20 +71,23 @@ func testServesGreen(phase string) bool {
 	return false
 }
 
-// frontSpec is the spec whose production settings (listener, hosts,
-// stickiness, preview header) are in force: blue's for as long as blue is
-// live, green's from the moment green becomes live (the end of the bake)
-// and for an app's first deployment. A rollback puts blue's back.
-func frontSpec(s *state) *spec.Spec {
+// frontRevision is the revision whose production settings (listener,
+// hosts, stickiness, preview header) are in force: blue's for as long as
+// blue is live, green's from the moment green becomes live (the end of the
+// bake) and for an app's first deployment. A rollback puts blue's back.
+func frontRevision(s *state) *revision {
 	if s.blue == nil {
-		return s.green.Spec
+		return s.green
 	}
 	switch s.d.Phase {
 	case PhaseRetiring, PhaseSucceeded:
-		return s.green.Spec
+		return s.green
 	}
-	return s.blue.Spec
+	return s.blue
 }
+
+// frontSpec is frontRevision's spec.
+func frontSpec(s *state) *spec.Spec { return frontRevision(s).Spec }
 
 func (e *Engine) pending(ctx context.Context, s *state) error {
 	a, err := e.st.GetApp(ctx, s.d.App)
@@ -477,9 +483,11 @@ func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) 
 	if err != nil {
 		return 0, err
 	}
-	if err := e.opts.Traffic.Route(ctx, s.d.App, appRoute(s.green.Spec, nil, []fleetRoute{
-		routeFleet(s.green, s.det.Slot, RoleBlue, 100, gs.targets(), false),
-	}, "")); err != nil {
+	cfg, err := e.routeConfig(ctx, s.green, nil, []fleetRoute{routeFleet(s.green, s.det.Slot, RoleBlue, 100, gs.targets(), false)}, "")
+	if err != nil {
+		return 0, err
+	}
+	if err := e.opts.Traffic.Route(ctx, s.d.App, cfg); err != nil {
 		return 0, err
 	}
 	s.d.Deadlines = map[string]time.Time{}
@@ -565,7 +573,9 @@ func (e *Engine) rollingBack(ctx context.Context, s *state) (time.Duration, erro
 		if err != nil {
 			return 0, err
 		}
-		route = appRoute(bf.rev.Spec, nil, []fleetRoute{routeFleet(bf.rev, bf.slot, RoleBlue, 100, bs.targets(), false)}, "")
+		if route, err = e.routeConfig(ctx, bf.rev, nil, []fleetRoute{routeFleet(bf.rev, bf.slot, RoleBlue, 100, bs.targets(), false)}, ""); err != nil {
+			return e.rollbackTrouble(ctx, s, err)
+		}
 	}
 	if err := e.opts.Traffic.Route(ctx, s.d.App, route); err != nil {
 		return e.rollbackTrouble(ctx, s, err)
@@ -592,10 +602,16 @@ func (e *Engine) endRollbackNow(ctx context.Context, s *state) error {
 		if err != nil {
 			problems = append(problems, err.Error())
 		}
-		route = appRoute(bf.rev.Spec, nil, []fleetRoute{routeFleet(bf.rev, bf.slot, RoleBlue, 100, bs.targets(), false)}, "")
+		if route, err = e.routeConfig(ctx, bf.rev, nil, []fleetRoute{routeFleet(bf.rev, bf.slot, RoleBlue, 100, bs.targets(), false)}, ""); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
-	if err := e.opts.Traffic.Route(ctx, s.d.App, route); err != nil {
-		problems = append(problems, err.Error())
+	if len(problems) == 0 {
+		// Without a table for blue, the router keeps what it has rather
+		// than lose the app.
+		if err := e.opts.Traffic.Route(ctx, s.d.App, route); err != nil {
+			problems = append(problems, err.Error())
+		}
 	}
 	if err := e.restoreLive(ctx, s); err != nil {
 		problems = append(problems, err.Error())

@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
 
+	"bluegreen/internal/params"
 	"bluegreen/internal/router"
 	"bluegreen/internal/spec"
 )
@@ -143,3 +145,23 @@ type PermanentError struct{ Err error }
 
 func (p *PermanentError) Error() string { return p.Err.Error() }
 func (p *PermanentError) Unwrap() error { return p.Err }
+
+// routeConfig is appRoute with front's preview secret, if its spec names
+// one, read from the params its revision pinned.
+func (e *Engine) routeConfig(ctx context.Context, front *revision, test *spec.Spec, fleets []fleetRoute, testFleet string) (*router.AppConfig, error) {
+	cfg := appRoute(front.Spec, test, fleets, testFleet)
+	name := front.Spec.Router.PreviewSecretParam
+	if cfg == nil || name == "" {
+		return cfg, nil
+	}
+	env, err := e.opts.Params.Resolve(ctx, front.Params)
+	if err != nil {
+		return nil, fmt.Errorf("revision %d of app %s: %w", front.Generation, front.App, err)
+	}
+	v, ok := env[params.EnvName(name)]
+	if !ok {
+		return nil, &PermanentError{Err: fmt.Errorf("revision %d of app %s: router.preview_secret_param %s is not among its pinned params", front.Generation, front.App, name)}
+	}
+	cfg.PreviewSecret = v.Reveal()
+	return cfg, nil
+}

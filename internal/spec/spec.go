@@ -62,6 +62,10 @@ type Router struct {
 	// PreviewHeader, when set, lets a request pick a fleet ("blue" or "green")
 	// on the production listener, so people can look at green before the shift.
 	PreviewHeader string `yaml:"preview_header" json:"preview_header"`
+	// PreviewSecretParam names a param of the spec's params (a secure one,
+	// as a rule) whose value the preview header must carry: "green;
+	// secret=VALUE". Without it, anyone who knows the header reaches green.
+	PreviewSecretParam string `yaml:"preview_secret_param,omitempty" json:"preview_secret_param,omitempty"`
 }
 
 // Health is the HTTP check every instance must pass before it gets traffic.

@@ -178,6 +178,14 @@ func (s *Spec) validateRouter(c *collector) {
 	if r.PreviewHeader != "" && !headerName.MatchString(r.PreviewHeader) {
 		c.add("router.preview_header", "bad header name %s", quote(r.PreviewHeader))
 	}
+	if n := r.PreviewSecretParam; n != "" {
+		switch {
+		case r.PreviewHeader == "":
+			c.add("router.preview_secret_param", "set without router.preview_header (set the header too, or remove it)")
+		case !slices.Contains(s.Params, n):
+			c.add("router.preview_secret_param", "%s is not one of the spec's params (add it to params:, so that each revision pins its version)", quote(n))
+		}
+	}
 }
 
 type hostPort struct {

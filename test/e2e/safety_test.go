@@ -520,3 +520,37 @@ fi
 		}
 	}
 }
+
+// With preview_secret_param, only a request that carries the secret (a
+// secure param) reaches green through the preview header.
+func TestPreviewSecretFromTheParamStore(t *testing.T) {
+	e := newDeployEnv(t)
+	ctx := context.Background()
+	secret := "pr3view-s3cret-for-testers"
+	if _, err := e.api.PutParam(ctx, "/shop/PREVIEW", secret, true, 0); err != nil {
+		t.Fatal(err)
+	}
+	p := specParts{router: "  preview_header: X-Bluegreen-Fleet\n  preview_secret_param: /shop/PREVIEW\n",
+		extra: quick + "params: [/shop/PREVIEW]\n"}
+	e.deployLive("v1", e.spec(p))
+	manual := p
+	manual.extra = quick + "params: [/shop/PREVIEW]\nstrategy:\n  approval: manual\n"
+	d := e.deploy("v2", e.spec(manual), nil)
+	e.waitPhase(d.ID, 30*time.Second, "AwaitingApproval")
+	c := &http.Client{}
+	for hdr, want := range map[string]string{
+		"green":                         "v1",
+		"green; secret=not-the-secret!": "v1",
+		"green; secret=" + secret:       "v2",
+	} {
+		if v, _ := version(t, c, "http://"+e.prod+"/", "X-Bluegreen-Fleet", hdr); v != want {
+			t.Errorf("preview %q reached %s, want %s", hdr, v, want)
+		}
+	}
+	if _, err := e.api.Promote(ctx, "shop", false); err != nil {
+		t.Fatal(err)
+	}
+	if d = e.waitEnd(d.ID, 30*time.Second); d.Outcome != "succeeded" {
+		t.Fatalf("%s (%s)", d.Outcome, d.Reason)
+	}
+}
