@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readmeBlocks returns the README's indented code blocks, as written.
+func readmeBlocks(t *testing.T) []string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	var cur []string
+	flush := func() {
+		if len(cur) > 0 {
+			blocks = append(blocks, strings.TrimSpace(strings.Join(cur, "\n")))
+			cur = nil
+		}
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		l := sc.Text()
+		switch {
+		case strings.HasPrefix(l, "    "):
+			cur = append(cur, strings.TrimPrefix(l, "    "))
+		case strings.TrimSpace(l) == "" && len(cur) > 0:
+			cur = append(cur, "")
+		default:
+			flush()
+		}
+	}
+	flush()
+	return blocks
+}
+
+func readmeBlock(t *testing.T, blocks []string, holding string) string {
+	t.Helper()
+	for _, b := range blocks {
+		if strings.Contains(b, holding) {
+			return b
+		}
+	}
+	t.Fatalf("the README has no code block holding %q", holding)
+	return ""
+}
+
+// The README's "Deploying an app" walkthrough, run as written (only its
+// /tmp paths are moved into the test's own directory): v1, then v2 under
+// traffic, then the history.
+func TestREADMEWalkthrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the walkthrough takes about a minute")
+	}
+	blocks := readmeBlocks(t)
+	first := readmeBlock(t, blocks, "bin/bluegreen server &")
+	second := readmeBlock(t, blocks, "echo v2 > /tmp/hello/VERSION")
+	tmp := passableTempDir(t)
+	move := strings.NewReplacer("/tmp/hello", tmp+"/hello", "/tmp/bg", tmp+"/bg")
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	script := "set -e\n" + move.Replace(first) + "\n" +
+		"curl -sf 127.0.0.1:8080/ | grep -q 'hello from v1'\n" +
+		move.Replace(second) + "\n" +
+		"curl -sf 127.0.0.1:8080/ | grep -q 'hello from v2'\n" +
+		"bin/bluegreen history hello\n"
+	t.Cleanup(func() {
+		data := tmp + "/bg"
+		if b, err := os.ReadFile(filepath.Join(data, "server.json")); err == nil {
+			t.Logf("server.json at the end: %s", b)
+		}
+		_ = exec.Command("pkill", "-f", "bluegreen server$").Run()
+		kill := exec.Command("bash", "-c", "pkill -TERM -f 'bin/bluegreen server' ; for i in $(seq 50); do pgrep -f 'bin/bluegreen server' >/dev/null || break; sleep 0.1; done; bin/bluegreen server --stop-all")
+		kill.Dir, kill.Env = root, append(os.Environ(), "BLUEGREEN_DATA="+data)
+		if out, err := kill.CombinedOutput(); err != nil {
+			t.Logf("stopping what the walkthrough left: %v\n%s", err, out)
+		}
+	})
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = root
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the walkthrough failed: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	for _, want := range []string{"released: revision 1 is live", "released: revision 2 is live", "1 → 2"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the walkthrough's output lacks %q:\n%s", want, text)
+		}
+	}
+	t.Logf("the walkthrough took %s", time.Since(start).Round(time.Second))
+}
