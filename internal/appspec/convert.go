@@ -73,7 +73,7 @@ func (a *AppSpec) NotMapped() []Note {
 	}
 	if a.FileExistsBehavior != "" {
 		notes = append(notes, Note{Topic: "file_exists_behavior", What: []string{a.FileExistsBehavior},
-			Why: "nothing is copied, so nothing is overwritten: every revision has a directory of its own."})
+			Why: "Nothing is copied, so nothing is overwritten: every revision has a directory of its own."})
 	}
 	if len(a.Permissions) > 0 {
 		var what []string
@@ -81,12 +81,12 @@ func (a *AppSpec) NotMapped() []Note {
 			what = append(what, permissionText(p))
 		}
 		notes = append(notes, Note{Topic: "permissions", What: what,
-			Why: "the bundle is unpacked with the modes it was packed with (without setuid, setgid and sticky bits), " +
+			Why: "The bundle is unpacked with the modes it was packed with (without setuid, setgid and sticky bits), " +
 				"owned by the user running `bluegreen server`: chmod files before deploying, and run the server as the owner the app needs."})
 	}
 	if runas := a.runas(); len(runas) > 0 {
 		notes = append(notes, Note{Topic: "runas", What: runas,
-			Why: "hooks run as the user running `bluegreen server`, as its instances do: run the server as that user, " +
+			Why: "Hooks run as the user running `bluegreen server`, as its instances do: run the server as that user, " +
 				"or switch users inside the script (sudo -u NAME)."})
 	}
 	return notes

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -26,11 +27,11 @@ var codedeployVars = []struct {
 	name, instead string
 	re            *regexp.Regexp
 }{
-	{"LIFECYCLE_EVENT", "use BG_LIFECYCLE_EVENT, which holds bluegreen's event names (after_install)", varRef("LIFECYCLE_EVENT")},
-	{"DEPLOYMENT_ID", "use BG_DEPLOYMENT_ID", varRef("DEPLOYMENT_ID")},
-	{"APPLICATION_NAME", "use BG_APP", varRef("APPLICATION_NAME")},
-	{"DEPLOYMENT_GROUP_NAME", "bluegreen has no deployment groups; BG_APP names the app", varRef("DEPLOYMENT_GROUP_NAME")},
-	{"DEPLOYMENT_GROUP_ID", "bluegreen has no deployment groups; BG_APP names the app", varRef("DEPLOYMENT_GROUP_ID")},
+	{"LIFECYCLE_EVENT", "$BG_LIFECYCLE_EVENT for $LIFECYCLE_EVENT (it holds bluegreen's event names, like after_install)", varRef("LIFECYCLE_EVENT")},
+	{"DEPLOYMENT_ID", "$BG_DEPLOYMENT_ID for $DEPLOYMENT_ID", varRef("DEPLOYMENT_ID")},
+	{"APPLICATION_NAME", "$BG_APP for $APPLICATION_NAME", varRef("APPLICATION_NAME")},
+	{"DEPLOYMENT_GROUP_NAME", "$BG_APP for $DEPLOYMENT_GROUP_NAME (bluegreen has no deployment groups)", varRef("DEPLOYMENT_GROUP_NAME")},
+	{"DEPLOYMENT_GROUP_ID", "$BG_APP for $DEPLOYMENT_GROUP_ID (bluegreen has no deployment groups)", varRef("DEPLOYMENT_GROUP_ID")},
 }
 
 // varRef matches a shell expansion of the variable name: $NAME or ${NAME...}.
@@ -79,7 +80,8 @@ func inspectScript(fsys fs.FS, h Hook) []Note {
 	}
 	defer f.Close()
 	var notes []Note
-	varsSeen := map[string]bool{}
+	varsLine := 0 // the first line reading one of CodeDeploy's variables
+	var names, instead []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -92,20 +94,26 @@ func inspectScript(fsys fs.FS, h Hook) []Note {
 			switch {
 			case h.From == "ApplicationStart" && verb != "stop":
 				notes = append(notes, Note{Topic: at, What: []string{fmt.Sprintf("starts a program at ApplicationStart (%s)", what)},
-					Why: "if that is this app, take it out: bluegreen starts each instance itself, from process.command, " +
+					Why: "If that is this app, take it out: bluegreen starts each instance itself, from process.command, " +
 						"and supervises it; a copy started here would run outside its control."})
 			case h.From == "ApplicationStop" && verb == "stop":
 				notes = append(notes, Note{Topic: at, What: []string{fmt.Sprintf("stops a service at ApplicationStop (%s)", what)},
-					Why: "if that service is this app, take it out: bluegreen stops the replaced revision's instances itself, right after application_stop."})
+					Why: "If that service is this app, take it out: bluegreen stops the replaced revision's instances itself, right after application_stop."})
 			}
 		}
 		for _, v := range codedeployVars {
-			if !varsSeen[v.name] && v.re.MatchString(line) {
-				varsSeen[v.name] = true
-				notes = append(notes, Note{Topic: at, What: []string{"reads $" + v.name + ", which CodeDeploy's agent sets and bluegreen does not"},
-					Why: v.instead + "."})
+			if !slices.Contains(names, "$"+v.name) && v.re.MatchString(line) {
+				if varsLine == 0 {
+					varsLine = n
+				}
+				names, instead = append(names, "$"+v.name), append(instead, v.instead)
 			}
 		}
+	}
+	if varsLine > 0 {
+		notes = append(notes, Note{Topic: fmt.Sprintf("%s:%d", h.Location, varsLine),
+			What: []string{"reads variables CodeDeploy's agent sets and bluegreen does not: " + strings.Join(names, ", ")},
+			Why:  "Use " + strings.Join(instead, ", ") + "."})
 	}
 	return notes
 }

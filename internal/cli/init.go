@@ -144,7 +144,7 @@ func runInit(stdout, stderr io.Writer, o initOptions) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("init: writing %s: %w", target, err)
 	}
-	r := initReport{out: stdout, dir: o.Dir, target: target, ans: ans, dockerfile: hasDockerfile(dir)}
+	r := initReport{out: stdout, dir: dir, target: target, ans: ans, dockerfile: hasDockerfile(dir)}
 	if a != nil {
 		r.from, r.spec = fromFile, a
 		r.notes = a.NotMapped()
@@ -295,6 +295,9 @@ func initAnswers(stdout io.Writer, o initOptions, dir string, fromAppspec bool) 
 	}
 	if ans.healthPath, err = q.ask("Health check path", o.HealthPath, "--health-path", ans.healthPath, checkHealthPath); err != nil {
 		return ans, err
+	}
+	if q.on {
+		fmt.Fprintln(stdout)
 	}
 	return ans, nil
 }

@@ -12,7 +12,7 @@ import (
 // initReport is what `bluegreen init` prints once the file is written.
 type initReport struct {
 	out        io.Writer
-	dir        string // DIR as given, "" when not
+	dir        string // where the spec went, as the user named it
 	target     string
 	ans        answers
 	dockerfile bool
@@ -77,7 +77,8 @@ func (r initReport) printRun() {
 	const label, more = "command  ", "         "
 	switch {
 	case a.command != nil:
-		wrap(w, label, more, joinCommand(a.command)+": "+a.why)
+		// As it runs: bluegreen's $$ is a plain $ by then.
+		wrap(w, label, more, strings.ReplaceAll(joinCommand(a.command), "$$", "$")+": "+a.why)
 	case r.spec != nil:
 		fmt.Fprintln(w, label+"none yet")
 	default:
@@ -109,13 +110,12 @@ func (r initReport) printNotes(title string, notes []appspec.Note) {
 	}
 	fmt.Fprintln(r.out, title)
 	for _, n := range notes {
-		head := "  " + n.Topic + ": "
-		if len(n.What) == 1 && len(head)+len(n.What[0]) <= reportWidth {
-			fmt.Fprintln(r.out, head+n.What[0])
+		if len(n.What) == 1 {
+			wrap(r.out, "  ", "      ", n.Topic+": "+n.What[0])
 		} else {
-			fmt.Fprintln(r.out, strings.TrimSuffix(head, " "))
+			fmt.Fprintf(r.out, "  %s:\n", n.Topic)
 			for _, item := range n.What {
-				wrap(r.out, "      ", "        ", item)
+				wrap(r.out, "    - ", "      ", item)
 			}
 		}
 		if n.Why != "" {
