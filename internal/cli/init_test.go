@@ -222,13 +222,24 @@ func TestInitAskEndOfInput(t *testing.T) {
 	}
 }
 
+// copyTree copies a directory tree, keeping the files' modes, and leaving
+// out what its .gitignore names at its top (what a run of its README made).
 func copyTree(t *testing.T, src, dst string) {
 	t.Helper()
+	ignored := map[string]bool{}
+	if b, err := os.ReadFile(filepath.Join(src, ".gitignore")); err == nil {
+		for _, l := range strings.Fields(string(b)) {
+			ignored[strings.TrimPrefix(l, "/")] = true
+		}
+	}
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
+		if ignored[rel] {
+			return nil
+		}
 		target := filepath.Join(dst, rel)
 		if d.IsDir() {
 			return os.MkdirAll(target, 0o755)
