@@ -145,6 +145,11 @@ func runInit(stdout, stderr io.Writer, o initOptions) error {
 		return fmt.Errorf("init: writing %s: %w", target, err)
 	}
 	r := initReport{out: stdout, dir: dir, target: target, ans: ans, dockerfile: hasDockerfile(dir)}
+	if a == nil {
+		if f, err := appspecFile(dir); err == nil {
+			r.appspec = f
+		}
+	}
 	if a != nil {
 		r.from, r.spec = fromFile, a
 		r.notes = a.NotMapped()

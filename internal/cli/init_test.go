@@ -104,6 +104,7 @@ func TestInitFinds(t *testing.T) {
 		{"package-json", map[string]string{"shop/package.json": `{"name": "shop", "scripts": {"start": "node server.js"}}`, "shop/server.js": ""}},
 		{"go-main", map[string]string{"shop/go.mod": "module example.com/tools/shopd\n\ngo 1.26\n", "shop/main.go": "package main\n\nfunc main() {}\n", "shop/main_test.go": "package main\n"}},
 		{"dockerfile", map[string]string{"shop/Dockerfile": "FROM scratch\n", "shop/shop*": ""}},
+		{"appspec", map[string]string{"shop/appspec.yml": "version: 0.0\nos: linux\n", "shop/shop*": ""}},
 		{"nothing", map[string]string{"shop/README.md": "x"}},
 	}
 	for _, tc := range cases {
@@ -183,6 +184,15 @@ func TestInitAsks(t *testing.T) {
 	if strings.Contains(out.String(), "App name") || !strings.Contains(out.String(), "Command that runs one instance [./shop]: ") {
 		t.Errorf("asked:\n%s", out.String())
 	}
+
+	// Converting an appspec, the command has no default.
+	workDir(t, map[string]string{"app/appspec.yml": "version: 0.0\nos: linux\n"})
+	out.Reset()
+	in = &typist{lines: []string{"\n", "\n", "\n", "\n"}, echo: &out}
+	if err := runInit(&out, &errOut, initOptions{From: "app", Ask: true, In: in}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "init/asks-from.out", out.String())
 }
 
 // typist gives one line per read, echoed as a terminal shows it.

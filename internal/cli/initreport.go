@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"bluegreen/internal/appspec"
@@ -16,6 +17,7 @@ type initReport struct {
 	target     string
 	ans        answers
 	dockerfile bool
+	appspec    string // an appspec.yml init was not asked to convert
 	// With --from:
 	from  string
 	spec  *appspec.AppSpec
@@ -92,6 +94,9 @@ func (r initReport) printRun() {
 	}
 	if a.todo != "" {
 		wrap(w, more, more, "Then "+a.todo+".")
+	}
+	if r.spec == nil && r.appspec != "" {
+		wrap(w, more, more, fmt.Sprintf("There is a CodeDeploy %s: bluegreen init --from %s converts its hooks.", filepath.Base(r.appspec), r.appspec))
 	}
 	if r.dockerfile {
 		wrap(w, more, more, "There is a Dockerfile: bluegreen runs the app as a local process for now (its docker platform is not built yet).")
