@@ -145,16 +145,12 @@ func runInit(stdout, stderr io.Writer, o initOptions) error {
 		return fmt.Errorf("init: writing %s: %w", target, err)
 	}
 	r := initReport{out: stdout, dir: dir, target: target, ans: ans, dockerfile: hasDockerfile(dir)}
-	if a == nil {
-		if f, err := appspecFile(dir); err == nil {
-			r.appspec = f
-		}
-	}
 	if a != nil {
-		r.from, r.spec = fromFile, a
+		r.from, r.spec, r.hooks = fromFile, a, is.Hooks
 		r.notes = a.NotMapped()
 		r.looks = appspec.Inspect(os.DirFS(dir), is.Hooks)
-		r.hooks = is.Hooks
+	} else if f, err := appspecFile(dir); err == nil {
+		r.appspec = f
 	}
 	r.print()
 	return nil
