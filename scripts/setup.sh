@@ -5,15 +5,25 @@ cd "$(dirname "$0")/.."
 
 go mod download
 
-# The dashboard's browser tests drive Debian's chromium headless
-# (test/e2e/dashboard_test.go; $CHROMIUM points elsewhere).
-if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+# Debian packages the tests run: chromium drives the dashboard's browser
+# tests (test/e2e/dashboard_test.go; $CHROMIUM points elsewhere); nginx and
+# python3 are apps nobody here wrote (test/e2e/firsthour_test.go).
+missing=()
+if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -x /usr/bin/python3 ] || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: chromium is missing; run as root, or: sudo apt-get install -y --no-install-recommends chromium" >&2
+    echo "setup: ${missing[*]} missing; run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
     exit 1
   fi
-  echo "setup: installing chromium"
+  echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # nginx's package starts a server on port 80 where it can: the tests run
+  # their own, so the packaged one is stopped.
+  if command -v nginx >/dev/null && [ -f /run/nginx.pid ]; then
+    nginx -s quit 2>/dev/null || true
+  fi
 fi

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 	"time"
 
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/auth"
 	"bluegreen/internal/engine"
+	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 )
 
@@ -38,6 +40,10 @@ const (
 	CodeUnauthorized     = "unauthorized"
 	CodeForbidden        = "forbidden"
 	CodeLastAdmin        = "last_admin_token"
+	CodeTooManyRequests  = "too_many_requests"
+	CodeBusy             = "busy"
+	CodeTimeout          = "timeout"
+	CodeNoSpace          = "insufficient_storage"
 )
 
 // App is an app as the API shows it.
@@ -146,6 +152,8 @@ func errorOf(err error) *Error {
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, new(*spec.Errors)):
+		return &Error{http.StatusBadRequest, CodeInvalid, err.Error()}
 	case errors.As(err, &active):
 		return &Error{http.StatusConflict, CodeActiveDeployment,
 			fmt.Sprintf("app %s has a deployment in progress: %s; wait for it, or abort it", active.App, active.DeploymentID)}
@@ -159,6 +167,8 @@ func errorOf(err error) *Error {
 		return &Error{http.StatusConflict, CodeConflict, err.Error()}
 	case errors.Is(err, artifact.ErrLimit):
 		return &Error{http.StatusRequestEntityTooLarge, CodeTooLarge, err.Error()}
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return &Error{http.StatusInsufficientStorage, CodeNoSpace, "the server's disk is full: " + err.Error()}
 	}
 	return &Error{http.StatusInternalServerError, CodeInternal, err.Error()}
 }
@@ -171,7 +181,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
+// writeError answers err. The answer is noted for the request's log line
+// (see logged), so that a server-side failure is never only in an answer.
 func writeError(w http.ResponseWriter, err error) {
 	e := errorOf(err)
+	if n, ok := w.(*loggedWriter); ok {
+		n.err = e
+	}
 	writeJSON(w, e.Status, e)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"bluegreen/internal/auth"
@@ -93,13 +94,29 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (store.Tok
 			return tok, true
 		}
 	}
+	if r.Header.Get("Authorization") == "" {
+		unauthorized(w, "this API needs a token", false)
+		return store.Token{}, false
+	}
+	// A request that brings a credential is a guess until it is checked:
+	// an address that guessed wrong too often waits before the next one.
+	remote := auth.RemoteKey(r)
+	if ok, wait := s.Failures.Allow(remote); !ok {
+		secs := auth.RetryAfter(wait)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, &Error{http.StatusTooManyRequests, CodeTooManyRequests, fmt.Sprintf(
+			"too many failed authentications from %s; try again in %d seconds", remote, secs)})
+		return store.Token{}, false
+	}
 	secret, err := bearer(r)
 	if err != nil {
+		s.failedAuth(r, remote, err.Error())
 		unauthorized(w, err.Error(), false)
 		return store.Token{}, false
 	}
 	tok, err := s.Tokens.Authenticate(r.Context(), secret)
 	if errors.Is(err, auth.ErrInvalidToken) {
+		s.failedAuth(r, remote, "unknown or revoked token")
 		unauthorized(w, "the token is not valid (unknown or revoked)", true)
 		return tok, false
 	}
@@ -108,6 +125,16 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (store.Tok
 		return tok, false
 	}
 	return tok, true
+}
+
+// failedAuth logs a refused credential, by remote address and never by
+// what was sent, and charges it to the address.
+func (s *Server) failedAuth(r *http.Request, remote, why string) {
+	s.log().Warn("API call with a credential that is not valid", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "reason", why)
+	if s.Failures.Fail(remote) {
+		_, wait := s.Failures.Allow(remote)
+		s.log().Warn("too many failed authentications; refusing this address's attempts for a while", "remote", remote, "retry_after", auth.RetryAfter(wait))
+	}
 }
 
 // bearer reads the secret of an "Authorization: Bearer SECRET" header.

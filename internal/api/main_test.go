@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,12 +32,44 @@ func TestMain(m *testing.M) {
 // apiEnv is the API over a real store, params, bundle store, process
 // platform, router process and engine, served on a loopback socket.
 type apiEnv struct {
-	srv    *Server
-	url    string
-	tokens *auth.Tokens
+	srv     *Server
+	url     string
+	tokens  *auth.Tokens
+	dir     string // the data directory
+	bundles *artifact.Store
+	log     *logBuffer // what the API logged
+}
+
+// logBuffer is a log written by the server's goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// envOptions vary what newAPIEnvWith builds.
+type envOptions struct {
+	limits artifact.Limits
+	server func(*Server) // adjusts the server before it serves
 }
 
 func newAPIEnv(t *testing.T) *apiEnv {
+	t.Helper()
+	return newAPIEnvWith(t, envOptions{})
+}
+
+func newAPIEnvWith(t *testing.T, o envOptions) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	// Short: the router's unix socket lives in it.
@@ -55,7 +89,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundles, err := artifact.New(filepath.Join(dir, "bundles"), artifact.Options{})
+	bundles, err := artifact.New(filepath.Join(dir, "bundles"), artifact.Options{Limits: o.limits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,10 +122,18 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	t.Cleanup(func() { eng.Close(); cancel() })
 
 	tokens := auth.New(st, nil)
-	s := &Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Params: ps, Tokens: tokens, Logger: log}
+	apiLog := &logBuffer{}
+	// Tests make many failed calls from one address: the limit on them
+	// has tests of its own, which set it back.
+	lax := auth.NewLimiter(1<<20, time.Millisecond, nil)
+	s := &Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Params: ps, Tokens: tokens,
+		Logger: slog.New(slog.NewTextHandler(apiLog, nil)), Failures: lax}
+	if o.server != nil {
+		o.server(s)
+	}
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
-	return &apiEnv{srv: s, url: hs.URL, tokens: tokens}
+	return &apiEnv{srv: s, url: hs.URL, tokens: tokens, dir: dir, bundles: bundles, log: apiLog}
 }
 
 // token makes a token of role and returns its secret.

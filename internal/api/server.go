@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +43,17 @@ type Server struct {
 	Sessions SessionAuth
 	// Samples, when set, answers GET /api/v1/apps/{app}/metrics.
 	Samples *sampler.Sampler
+	// Failures limits failed authentications per remote address; share
+	// it with the dashboard's login (a limiter of its own when nil).
+	Failures *auth.Limiter
+	// MaxUploads bounds the uploads received at once, and as many more
+	// wait up to UploadWait (DefaultMaxUploads and DefaultUploadWait when
+	// zero); uploads past those answer 503 busy.
+	MaxUploads int
+	UploadWait time.Duration
+
+	uploads *uploadSlots
+	pace    uploadPace
 }
 
 // maxJSONBody bounds request bodies other than bundles.
@@ -91,9 +104,16 @@ func (s *Server) routes() []route {
 // Handler returns the API's routes, each behind the token check its role
 // asks for.
 func (s *Server) Handler() http.Handler {
+	if s.Failures == nil {
+		s.Failures = auth.NewLimiter(0, 0, nil)
+	}
+	s.uploads = newUploadSlots(s.MaxUploads, s.UploadWait)
+	if s.pace == (uploadPace{}) {
+		s.pace = defaultPace
+	}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
-		mux.HandleFunc(rt.pattern, s.guard(rt.pattern, rt.role, rt.handler))
+		mux.HandleFunc(rt.pattern, s.logged(s.guard(rt.pattern, rt.role, rt.handler)))
 	}
 	return mux
 }
@@ -132,19 +152,53 @@ func appName(r *http.Request) (string, error) {
 
 // createRevision stores the bundle in the body (a .tar.gz, .tar or .zip,
 // streamed to disk within the bundle store's limits and checked against
-// ?digest= when given) and makes a revision of it.
+// ?digest= when given) and makes a revision of it. Its spec is read and
+// parsed, within the spec's bounds, before anything is stored: a bundle
+// whose spec is refused leaves nothing behind.
 func (s *Server) createRevision(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	want := artifact.Digest(q.Get("digest"))
-	d, err := s.Bundles.IngestStream(r.Body, want)
+	msg := q.Get("message")
+	if len(msg) > maxMessage {
+		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("query parameter message: %d bytes; at most %d", len(msg), maxMessage)})
+		return
+	}
+	if lim := s.Bundles.Limits().MaxArchiveBytes; r.ContentLength > lim {
+		writeError(w, &Error{http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the upload is %d bytes; a bundle archive may be at most %d", r.ContentLength, lim)})
+		return
+	}
+	// Waiting, receiving and unpacking may outlast the server's deadline
+	// for an answer: the answer gets its own once they are done.
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	release, err := s.uploads.acquire(r.Context())
+	if r.Context().Err() != nil {
+		return // the client left while it waited
+	}
 	if err != nil {
-		if !errors.Is(err, artifact.ErrLimit) {
-			err = &Error{http.StatusBadRequest, CodeInvalid, err.Error()}
-		}
+		retryAfter(w, err)
 		writeError(w, err)
 		return
 	}
-	rev, err := s.Engine.CreateRevision(r.Context(), engine.RevisionInput{Bundle: d, Message: q.Get("message"), CreatedBy: caller(r.Context()).Name})
+	defer release()
+	var raw []byte
+	d, err := s.Bundles.IngestChecked(newPacedBody(w, r.Body, s.pace), artifact.Digest(q.Get("digest")), func(fsys fs.FS) error {
+		b, err := spec.ReadFile(fsys, spec.FileName)
+		if err != nil {
+			return err
+		}
+		if _, err := spec.Parse(b, spec.FileName); err != nil {
+			return err
+		}
+		raw = b
+		return nil
+	})
+	if err != nil {
+		extendWrite(rc)
+		writeError(w, uploadError(err))
+		return
+	}
+	rev, err := s.Engine.CreateRevision(r.Context(), engine.RevisionInput{Bundle: d, Spec: raw, SpecName: spec.FileName, Message: msg, CreatedBy: caller(r.Context()).Name})
+	extendWrite(rc)
 	var se *spec.Errors
 	if errors.As(err, &se) {
 		err = &Error{http.StatusBadRequest, CodeInvalid, err.Error()}
@@ -382,8 +436,10 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []Event{}
 	for _, e := range evs {
-		out = append(out, eventOf(e))
+		out = append(out, eventOf(e, callerRole(r.Context())))
 	}
+	// A wait may have outlasted the server's write deadline.
+	extendWrite(http.NewResponseController(w))
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -408,18 +464,21 @@ func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	known := false
+	listed := false
 	for _, in := range ins {
-		known = known || in.ID == id
+		listed = listed || in.ID == id
 	}
 	follow := r.URL.Query().Get("follow") == "1"
 	var rc io.ReadCloser
-	if follow && known {
+	if follow && listed {
 		rc, err = s.followLogs(r, id, tail)
 	} else {
+		// An instance that was stopped (rolled back, retired) keeps its
+		// output until it is pruned: named by this app's ID pattern, it
+		// can still be read.
 		rc, err = s.Platform.Logs(r.Context(), id, platform.LogOptions{Tail: tail})
 	}
-	if !known || errors.Is(err, platform.ErrNotFound) {
+	if !listed && !namesInstanceOf(app, id) || errors.Is(err, platform.ErrNotFound) {
 		writeError(w, &Error{http.StatusNotFound, CodeNotFound, fmt.Sprintf("app %s has no instance %s", app, id)})
 		if err == nil {
 			rc.Close()
@@ -437,4 +496,13 @@ func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = io.Copy(w, rc)
+}
+
+// stoppedID is how the engine names an instance: APP-GENERATION-SLOT-INDEX.
+var stoppedID = regexp.MustCompile(`^[0-9]+-(blue|green)-[0-9]+$`)
+
+// namesInstanceOf says whether id names an instance of app, running or not.
+func namesInstanceOf(app, id string) bool {
+	rest, ok := strings.CutPrefix(id, app+"-")
+	return ok && stoppedID.MatchString(rest)
 }

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"bluegreen/internal/auth"
 	"bluegreen/internal/platform"
 	"bluegreen/internal/store"
 )
@@ -20,6 +22,17 @@ import (
 // DefaultHeartbeat is how often an idle event stream sends a comment, so
 // that proxies and clients see the connection is alive.
 const DefaultHeartbeat = 15 * time.Second
+
+// streamWriteStall bounds one write of a stream (an event, a heartbeat, a
+// chunk of a log): a stream may last for hours, but a client that stops
+// reading it is dropped. The server's write deadline for an answer is
+// moved along before each write.
+const streamWriteStall = time.Minute
+
+// extendWrite moves the connection's write deadline for the next write.
+func extendWrite(rc *http.ResponseController) {
+	_ = rc.SetWriteDeadline(time.Now().Add(streamWriteStall))
+}
 
 // wantsEventStream says whether the client asked for server-sent events.
 func wantsEventStream(r *http.Request) bool {
@@ -66,6 +79,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, f store.Ev
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
+	extendWrite(rc)
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.WriteString(w, ": events\n\n"); err != nil || rc.Flush() != nil {
 		return
@@ -78,6 +92,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, f store.Ev
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, context.DeadlineExceeded):
+			extendWrite(rc)
 			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}
@@ -86,8 +101,9 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, f store.Ev
 			s.logError("streaming events", "err", err)
 			return
 		}
+		extendWrite(rc)
 		for _, e := range evs {
-			data, err := json.Marshal(eventOf(e))
+			data, err := json.Marshal(eventOf(e, callerRole(r.Context())))
 			if err != nil {
 				s.logError("encoding an event", "seq", e.Seq, "err", err)
 				return
@@ -109,8 +125,18 @@ func (s *Server) logError(msg string, args ...any) {
 	}
 }
 
-func eventOf(e store.Event) Event {
-	return Event{Seq: e.Seq, Time: e.Time, App: e.App, DeploymentID: e.DeploymentID, Kind: e.Kind, Message: e.Message, Fields: e.Fields}
+// eventOf is an event as a caller of role may see it: a hook's output
+// (with known secrets already hidden when it was recorded) goes to deployers
+// and admins, who can deploy hooks and read secure params anyway; a viewer
+// sees that the hook ran and how it ended, and "output_hidden": true.
+func eventOf(e store.Event, role auth.Role) Event {
+	fields := e.Fields
+	if _, ok := fields["output"]; ok && strings.HasPrefix(e.Kind, "hook.") && !role.Allows(auth.Deployer) {
+		fields = maps.Clone(fields)
+		delete(fields, "output")
+		fields["output_hidden"] = true
+	}
+	return Event{Seq: e.Seq, Time: e.Time, App: e.App, DeploymentID: e.DeploymentID, Kind: e.Kind, Message: e.Message, Fields: fields}
 }
 
 // followLogs streams an instance's output as it is written, flushed per
@@ -143,6 +169,7 @@ func copyFlushing(w http.ResponseWriter, src io.Reader) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			extendWrite(rc)
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return
 			}

@@ -51,7 +51,7 @@ func canonicalize(src string, w io.Writer, lim Limits, tmpDir string) (Digest, e
 		return "", fmt.Errorf("reading bundle source: %w", err)
 	}
 	defer f.Close()
-	d, err := canonicalizeArchive(f, info.Size(), w, lim, tmpDir)
+	d, err := canonicalizeArchive(f, info.Size(), w, lim, tmpDir, nil)
 	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", src, err)
 	}
@@ -60,8 +60,9 @@ func canonicalize(src string, w io.Writer, lim Limits, tmpDir string) (Digest, e
 
 // canonicalizeArchive unpacks an archive into a staging directory under
 // tmpDir (the system's when empty), then writes the canonical form of what
-// was unpacked.
-func canonicalizeArchive(ra io.ReaderAt, size int64, w io.Writer, lim Limits, tmpDir string) (Digest, error) {
+// was unpacked. unpacked, when set, is called in between; its error stops
+// the ingest.
+func canonicalizeArchive(ra io.ReaderAt, size int64, w io.Writer, lim Limits, tmpDir string, unpacked func(*os.Root, *tree) error) (Digest, error) {
 	stage, err := os.MkdirTemp(tmpDir, "stage-")
 	if err != nil {
 		return "", fmt.Errorf("creating staging directory: %w", err)
@@ -75,6 +76,11 @@ func canonicalizeArchive(ra io.ReaderAt, size int64, w io.Writer, lim Limits, tm
 	x := &extractor{t: newTree(lim), root: root}
 	if err := extractArchive(ra, size, x); err != nil {
 		return "", err
+	}
+	if unpacked != nil {
+		if err := unpacked(root, x.t); err != nil {
+			return "", err
+		}
 	}
 	return writeCanonical(w, root, x.t)
 }

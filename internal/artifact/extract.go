@@ -223,6 +223,15 @@ func extractZip(ra io.ReaderAt, size int64, x *extractor) error {
 	if len(zr.File) > x.t.lim.MaxEntries {
 		return overLimit(zr.File[x.t.lim.MaxEntries].Name, "more than %d entries", x.t.lim.MaxEntries)
 	}
+	// So are the sizes: a bomb that says what it holds costs no disk. One
+	// that lies is stopped by the bytes read, as every source is.
+	var declared uint64
+	for _, f := range zr.File {
+		if f.UncompressedSize64 > uint64(x.t.lim.MaxTotalBytes)-declared {
+			return overLimit(f.Name, "bundle declares more than %d bytes in total", x.t.lim.MaxTotalBytes)
+		}
+		declared += f.UncompressedSize64
+	}
 	for _, f := range zr.File {
 		if err := extractZipEntry(f, x); err != nil {
 			return err

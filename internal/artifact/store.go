@@ -70,6 +70,9 @@ func New(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Limits returns the limits the store enforces, defaults filled in.
+func (s *Store) Limits() Limits { return s.lim }
+
 func (s *Store) blobDir() string { return filepath.Join(s.dir, "sha256") }
 func (s *Store) tmpDir() string  { return filepath.Join(s.dir, "tmp") }
 
@@ -94,6 +97,19 @@ func (s *Store) Ingest(src string) (Digest, error) {
 // ErrDigestMismatch. The archive is spooled to disk first (zip needs random
 // access), within Limits.MaxArchiveBytes.
 func (s *Store) IngestStream(r io.Reader, want Digest) (Digest, error) {
+	return s.IngestChecked(r, want, nil)
+}
+
+// IngestChecked is IngestStream with a look at the bundle's content before
+// it is stored: check gets the unpacked tree (its symlinks followed within
+// it; permission bits not applied yet), and an error from it, returned as it
+// is, refuses the bundle: nothing is stored.
+//
+// The temporary disk an ingest uses is bounded by the Limits: the spooled
+// archive (MaxArchiveBytes) and the unpacked tree (MaxTotalBytes), and then
+// the tree and its canonical archive; the spool is removed as soon as the
+// tree is unpacked, and everything temporary once the ingest ends.
+func (s *Store) IngestChecked(r io.Reader, want Digest, check func(fs.FS) error) (Digest, error) {
 	if want != "" {
 		if _, err := ParseDigest(string(want)); err != nil {
 			return "", fmt.Errorf("ingesting bundle: %w", err)
@@ -112,9 +128,44 @@ func (s *Store) IngestStream(r io.Reader, want Digest) (Digest, error) {
 	if n > s.lim.MaxArchiveBytes {
 		return "", fmt.Errorf("ingesting bundle: %w: archive larger than %d bytes", ErrLimit, s.lim.MaxArchiveBytes)
 	}
-	return s.publish(want, func(w io.Writer) (Digest, error) {
-		return canonicalizeArchive(spool, n, w, s.lim, s.tmpDir())
+	var checkErr error
+	d, err := s.publish(want, func(w io.Writer) (Digest, error) {
+		return canonicalizeArchive(spool, n, w, s.lim, s.tmpDir(), func(root *os.Root, t *tree) error {
+			spool.Close()
+			os.Remove(spool.Name())
+			if check != nil {
+				checkErr = check(stagedFS{root: root, t: t})
+			}
+			return checkErr
+		})
 	})
+	if checkErr != nil {
+		return "", checkErr
+	}
+	return d, err
+}
+
+// stagedFS reads a staged tree, following the tree's symlinks, which
+// staging does not create.
+type stagedFS struct {
+	root *os.Root
+	t    *tree
+}
+
+func (s stagedFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	target, err := s.t.resolve(".", name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	if target == "" {
+		target = "."
+	} else if s.t.nodes[target] == nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return s.root.Open(target)
 }
 
 // publish writes a canonical bundle to a temporary file, checks its digest,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"bluegreen/internal/api"
 )
@@ -16,7 +17,7 @@ func explain(err error, doing string) error {
 	var ae *api.Error
 	var oe *net.OpError
 	switch {
-	case errors.As(err, &ae) && ae.Code == api.CodeNotFound:
+	case errors.As(err, &ae) && ae.Code == api.CodeNotFound && !strings.Contains(ae.Message, "`bluegreen "):
 		return fmt.Errorf("%s (see `bluegreen apps`)", ae.Message)
 	case errors.As(err, &ae):
 		return errors.New(ae.Message)

@@ -2,14 +2,20 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"bluegreen/internal/api"
+	"bluegreen/internal/engine"
+	"bluegreen/internal/spec"
 )
 
 // deployOptions are the inputs of `bluegreen deploy`.
@@ -19,6 +25,8 @@ type deployOptions struct {
 	File    string // a spec file replacing the bundle's bluegreen.yaml
 	Message string
 	Wait    bool
+	// WaitRetired waits past the release until blue has retired.
+	WaitRetired bool
 	// TTY redraws the progress in place (set when stdout is a terminal).
 	TTY bool
 }
@@ -38,11 +46,16 @@ app's bluegreen.yaml at its root; -f uses another spec file instead (it is
 put into the bundle as bluegreen.yaml, so the revision keeps it).
 
 It prints the revision and the deployment's ID. With --wait it then shows
-the progress until the deployment ends: a checklist of phases, the traffic
-split and the latest check's numbers, redrawn in place on a terminal, or a
-line per event otherwise.
+the progress until the deployment is released (green has all the traffic,
+has passed its bake and is live; blue stays warm for a while, then retires):
+a checklist of phases, the traffic split and the latest check's numbers,
+redrawn in place on a terminal, or a line per event otherwise.
+--wait-retired waits on until blue has retired and the deployment has ended.
 
-Exit codes: 0 started (with --wait: succeeded), 1 error, 2 usage,
+Before anything is uploaded, a directory's spec is checked as validate does,
+and a deployment of the app still in progress is reported.
+
+Exit codes: 0 started (with --wait: released), 1 error, 2 usage,
 3 (with --wait) the deployment rolled back or failed.`,
 		Example: `  bluegreen deploy                        # the current directory
   bluegreen deploy ./build --message "fix the cart" --wait
@@ -67,7 +80,8 @@ Exit codes: 0 started (with --wait: succeeded), 1 error, 2 usage,
 	addRemoteFlags(cmd, &o.Remote)
 	cmd.Flags().StringVarP(&o.File, "file", "f", "", "spec file to use instead of the bundle's bluegreen.yaml")
 	cmd.Flags().StringVarP(&o.Message, "message", "m", "", "a note kept with the revision")
-	cmd.Flags().BoolVarP(&o.Wait, "wait", "w", false, "show the progress until the deployment ends; exit 3 if it rolls back or fails")
+	cmd.Flags().BoolVarP(&o.Wait, "wait", "w", false, "show the progress until green is live (released); exit 3 if it rolls back or fails")
+	cmd.Flags().BoolVar(&o.WaitRetired, "wait-retired", false, "with --wait: go on waiting until blue has retired and the deployment has ended")
 	return cmd
 }
 
@@ -76,6 +90,9 @@ Exit codes: 0 started (with --wait: succeeded), 1 error, 2 usage,
 func runDeploy(ctx context.Context, o deployOptions, out io.Writer) error {
 	c, err := o.Remote.client()
 	if err != nil {
+		return err
+	}
+	if err := checkBeforeUpload(ctx, c, o); err != nil {
 		return err
 	}
 	bundle, err := openBundle(o.Source, o.File)
@@ -104,21 +121,65 @@ func runDeploy(ctx context.Context, o deployOptions, out io.Writer) error {
 		from = fmt.Sprintf(", revision %d → %d", d.FromRevision, d.ToRevision)
 	}
 	fmt.Fprintf(out, "started deployment %s%s\n", d.ID, from)
-	if !o.Wait {
+	if !o.Wait && !o.WaitRetired {
 		fmt.Fprintf(out, "follow it with: bluegreen status %s --watch\n", d.App)
 		return nil
 	}
-	return waitDeployment(ctx, c, d, out, o.TTY)
+	return waitDeployment(ctx, c, d, out, o.TTY, !o.WaitRetired)
+}
+
+// checkBeforeUpload refuses, before a byte is sent, what the server would
+// refuse anyway: a directory without its spec, a spec with problems, an app
+// whose deployment is still in progress.
+func checkBeforeUpload(ctx context.Context, c *api.Client, o deployOptions) error {
+	info, err := os.Stat(o.Source)
+	if err != nil {
+		return usageError{fmt.Errorf("bundle: %w", err)}
+	}
+	if !info.IsDir() {
+		return nil // an archive: the server reads its spec
+	}
+	file := o.File
+	if file == "" {
+		file = filepath.Join(o.Source, spec.FileName)
+		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+			return usageError{fmt.Errorf("%s has no %s: write one (`bluegreen init %s` starts one), or name one with -f", o.Source, spec.FileName, o.Source)}
+		}
+	}
+	s, err := spec.ParseFile(file)
+	if err == nil {
+		err = s.CheckBundle(os.DirFS(o.Source))
+	}
+	var problems *spec.Errors
+	if errors.As(err, &problems) {
+		return fmt.Errorf("%s has %s; nothing was uploaded:\n%s", file, plural(len(problems.Problems), "problem"), problems.Error())
+	}
+	if err != nil {
+		return err
+	}
+	a, err := c.App(ctx, s.App)
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ae) && ae.Status == 404:
+		return nil // a new app
+	case err != nil:
+		return explain(err, "reading app "+s.App)
+	case a.Deployment != nil:
+		d := a.Deployment
+		return fmt.Errorf("app %s has a deployment in progress (%s, %s); nothing was uploaded: wait for it to end (`bluegreen status %s --watch`) or abort it (`bluegreen abort %s`)",
+			s.App, d.ID, d.Phase, s.App, s.App)
+	}
+	return nil
 }
 
 // waitDeployment follows d to its end; a deployment that rolled back or
 // failed is a deploymentEndedError (exit code 3).
-func waitDeployment(ctx context.Context, c *api.Client, d api.Deployment, out io.Writer, tty bool) error {
-	final, err := watchDeployment(ctx, c, d, out, tty)
+func waitDeployment(ctx context.Context, c *api.Client, d api.Deployment, out io.Writer, tty, released bool) error {
+	final, err := watchDeployment(ctx, c, d, out, tty, released)
 	if err != nil {
 		return err
 	}
-	if final.Outcome != "succeeded" {
+	if final.Outcome != "succeeded" && !(released && final.Outcome == "" && final.Phase == engine.PhaseRetiring) {
 		return &deploymentEndedError{final}
 	}
 	return nil

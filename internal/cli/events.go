@@ -142,5 +142,5 @@ func eventLine(e api.Event, withApp bool, loc *time.Location) string {
 	if withApp {
 		app = e.App + " "
 	}
-	return fmt.Sprintf("%s %s%-18s %s", e.Time.In(loc).Format("2006-01-02 15:04:05"), app, e.Kind, oneLine(e.Message))
+	return fmt.Sprintf("%s %s%-18s %s", e.Time.In(loc).Format("2006-01-02 15:04:05"), app, e.Kind, continued(e.Message, "    "))
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"bluegreen/internal/api"
+	"bluegreen/internal/engine"
 )
 
 // errWatchDone ends an event stream once the deployment has ended.
@@ -76,10 +77,11 @@ func outcomeWords(outcome string) string {
 	return outcome
 }
 
-// watchDeployment shows a deployment's progress on out until it ends: a
-// frame redrawn in place on a terminal, one line per event otherwise. It
-// returns the deployment as it ended.
-func watchDeployment(ctx context.Context, c *api.Client, d api.Deployment, out io.Writer, tty bool) (api.Deployment, error) {
+// watchDeployment shows a deployment's progress on out until it ends (or,
+// with released, until green is live and only blue's retirement is left):
+// a frame redrawn in place on a terminal, one line per event otherwise. It
+// returns the deployment as it ended, or as it was when released.
+func watchDeployment(ctx context.Context, c *api.Client, d api.Deployment, out io.Writer, tty, released bool) (api.Deployment, error) {
 	steps := 0
 	if st, err := c.Status(ctx, d.App, ""); err == nil && st.Progress != nil && st.Deployment != nil && st.Deployment.ID == d.ID {
 		steps = st.Progress.Steps
@@ -103,7 +105,7 @@ func watchDeployment(ctx context.Context, c *api.Client, d api.Deployment, out i
 			} else {
 				fmt.Fprintln(out, plainLine(e, p.Phase, loc))
 			}
-			if p.done() {
+			if p.done() || released && p.Phase == engine.PhaseRetiring {
 				return errWatchDone
 			}
 			return nil
@@ -119,9 +121,23 @@ func watchDeployment(ctx context.Context, c *api.Client, d api.Deployment, out i
 	if err != nil {
 		return d, fmt.Errorf("reading deployment %s: %w", d.ID, err)
 	}
+	if final.Outcome == "" && final.Phase == engine.PhaseRetiring {
+		fmt.Fprintln(out, releasedLine(final))
+		return final, nil
+	}
 	if !tty {
 		p.Outcome, p.Reason = final.Outcome, final.Reason
 		fmt.Fprintln(out, endLine(p))
 	}
 	return final, nil
+}
+
+// releasedLine says that green is live and what is left for the deployment.
+func releasedLine(d api.Deployment) string {
+	when := "soon"
+	if t, ok := d.Deadlines["keep_blue"]; ok {
+		when = "at " + t.Local().Format("15:04:05")
+	}
+	return fmt.Sprintf("deployment %s released: revision %d is live; blue stays warm for an instant rollback (`bluegreen rollback %s`) and retires %s (--wait-retired waits for that)",
+		d.ID, d.ToRevision, d.App, when)
 }

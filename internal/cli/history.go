@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -66,9 +68,13 @@ func writeHistory(out io.Writer, ds []api.Deployment, now time.Time) error {
 		_, err := fmt.Fprintln(out, "no deployments yet")
 		return err
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	// The table holds each reason's first line; the lines after it (a
+	// failed green's last output, say) follow their row, indented.
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tREVISION\tOUTCOME\tSTARTED\tTOOK\tREASON")
-	for _, d := range ds {
+	more := make([][]string, len(ds))
+	for i, d := range ds {
 		rev := fmt.Sprint(d.ToRevision)
 		if d.FromRevision > 0 {
 			rev = fmt.Sprintf("%d → %d", d.FromRevision, d.ToRevision)
@@ -80,8 +86,24 @@ func writeHistory(out io.Writer, ds []api.Deployment, now time.Time) error {
 		if d.FinishedAt != nil {
 			end = *d.FinishedAt
 		}
+		reason := strings.Split(strings.TrimRight(d.Reason, "\n"), "\n")
+		more[i] = reason[1:]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, rev, outcome, d.CreatedAt.Local().Format("2006-01-02 15:04:05"),
-			shortDuration(end.Sub(d.CreatedAt)), oneLine(d.Reason))
+			shortDuration(end.Sub(d.CreatedAt)), reason[0])
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	rows := strings.Split(strings.TrimRight(table.String(), "\n"), "\n")
+	var b strings.Builder
+	for i, row := range rows {
+		b.WriteString(row + "\n")
+		if i > 0 {
+			for _, l := range more[i-1] {
+				b.WriteString("    " + l + "\n")
+			}
+		}
+	}
+	_, err := io.WriteString(out, b.String())
+	return err
 }

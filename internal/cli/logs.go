@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -112,6 +113,13 @@ func logInstances(ctx context.Context, c *api.Client, o logsOptions) ([]string, 
 			ids = append(ids, in.ID)
 		}
 	}
+	if len(ids) == 0 && o.Fleet != "blue" {
+		// Nothing runs in that role: the instances of the last deployment
+		// (rolled back, or whose green never became live) kept their output.
+		if past, err := pastInstances(ctx, c, o.App); err == nil && len(past) > 0 {
+			return past, nil
+		}
+	}
 	if len(ids) == 0 {
 		switch {
 		case role == "green" && a.Deployment == nil:
@@ -120,6 +128,28 @@ func logInstances(ctx context.Context, c *api.Client, o logsOptions) ([]string, 
 			return nil, fmt.Errorf("app %s has no instances", o.App)
 		}
 		return nil, fmt.Errorf("app %s has no instances in its %s fleet (see `bluegreen status %s`)", o.App, role, o.App)
+	}
+	return ids, nil
+}
+
+// pastInstances names the green instances of the app's last deployment
+// when it did not leave them running: their output is kept after they
+// stopped.
+func pastInstances(ctx context.Context, c *api.Client, app string) ([]string, error) {
+	ds, err := c.Deployments(ctx, app)
+	if err != nil || len(ds) == 0 || ds[0].Outcome == "" || ds[0].Outcome == "succeeded" {
+		return nil, err
+	}
+	var det struct {
+		Slot      string `json:"slot"`
+		Instances int    `json:"instances"`
+	}
+	if err := json.Unmarshal(ds[0].Details, &det); err != nil || det.Slot == "" {
+		return nil, err
+	}
+	var ids []string
+	for i := range det.Instances {
+		ids = append(ids, fmt.Sprintf("%s-%d-%s-%d", app, ds[0].ToRevision, det.Slot, i))
 	}
 	return ids, nil
 }

@@ -191,7 +191,8 @@ func frame(p *progress, loc *time.Location) []string {
 		lines = append(lines, "  "+c.String())
 	}
 	for _, e := range p.Recent {
-		lines = append(lines, "  "+e.Time.In(loc).Format("15:04:05")+" "+oneLine(e.Message))
+		msg := continued(e.Message, "           ")
+		lines = append(lines, strings.Split("  "+e.Time.In(loc).Format("15:04:05")+" "+msg, "\n")...)
 	}
 	if p.done() {
 		lines = append(lines, endLine(p))
@@ -230,7 +231,7 @@ func trafficBar(blue, green, width int) string {
 // plainLine is one event as a line of plain output, for when the output is
 // not a terminal: "12:00:01 Shifting     green 10% → 50% (step 2 of 3)".
 func plainLine(e api.Event, phase string, loc *time.Location) string {
-	return fmt.Sprintf("%s %-16s %s", e.Time.In(loc).Format("15:04:05"), phase, oneLine(e.Message))
+	return fmt.Sprintf("%s %-16s %s", e.Time.In(loc).Format("15:04:05"), phase, continued(e.Message, "    "))
 }
 
 // endLine says how the deployment ended.
@@ -245,12 +246,10 @@ func endLine(p *progress) string {
 	}
 }
 
-// oneLine keeps the first line of a message (hook output can be long).
-func oneLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " …"
-	}
-	return s
+// continued keeps a message whole: its lines after the first (a failed
+// green's last output, say) are indented under the first.
+func continued(s, indent string) string {
+	return strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+indent)
 }
 
 func percent(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) }

@@ -78,7 +78,8 @@ func TestFrameRolledBack(t *testing.T) {
   ✗ RolledBack
   blue ██████████ 100% | green ░░░░░░░░░░   0%
   12:00:03 green 0% → 20% (step 1 of 3)
-  12:00:09 hook before_allow_traffic[0] failed (exit 3) …
+  12:00:09 hook before_allow_traffic[0] failed (exit 3)
+           smoke test: 500
   12:00:09 rolling back: hook before_allow_traffic[0] failed
   12:00:11 rolled back to revision 6: hook before_allow_traffic[0] failed
 deployment d-1 rolled back: hook before_allow_traffic[0] failed`
@@ -130,27 +131,28 @@ func TestRenderStatus(t *testing.T) {
 	yes := true
 	next := t0.Add(54*time.Minute + 10*time.Second)
 	st := api.Status{
-		App: api.App{Name: "shop", LiveRevision: 7, LiveFleet: "green", LiveInstances: 1,
+		App: api.App{Name: "shop", LiveRevision: 7, LiveFleet: "blue", LiveInstances: 1,
 			Deployment: &api.Deployment{ID: "d-1", App: "shop", FromRevision: 6, ToRevision: 7, Phase: "Retiring"}},
 		Window:   "10s",
 		Progress: &api.Progress{Step: 3, Steps: 3, Weight: 100, Next: "blue retires", NextAt: &next},
 		Fleets: []api.FleetStatus{
-			{Name: "green", Role: "green", Revision: 7, Live: true, Weight: 100, Healthy: 1, Targets: 1, Requests: 1200, RequestRate: 120, ErrorRate: 0.001, P99Seconds: 0.0123,
-				Instances: []api.InstanceStatus{{Instance: api.Instance{ID: "shop-7-green-0", Revision: 7, Fleet: "green", Address: "127.0.0.1:40001", State: "running"}, Healthy: &yes}}},
-			{Name: "blue", Role: "blue", Revision: 6, Weight: 0, Healthy: 1, Targets: 1,
-				Instances: []api.InstanceStatus{{Instance: api.Instance{ID: "shop-6-blue-0", Revision: 6, Fleet: "blue", Address: "127.0.0.1:40002", State: "running"}, Healthy: &yes}}},
+			// The slots are the other way round: people read roles only.
+			{Name: "blue", Role: "green", Revision: 7, Live: true, Weight: 100, Healthy: 1, Targets: 1, Requests: 1200, RequestRate: 120, ErrorRate: 0.001, P99Seconds: 0.0123,
+				Instances: []api.InstanceStatus{{Instance: api.Instance{ID: "shop-7-blue-0", Revision: 7, Fleet: "blue", Address: "127.0.0.1:40001", State: "running"}, Healthy: &yes}}},
+			{Name: "green", Role: "blue", Revision: 6, Weight: 0, Healthy: 1, Targets: 1,
+				Instances: []api.InstanceStatus{{Instance: api.Instance{ID: "shop-6-green-0", Revision: 6, Fleet: "green", Address: "127.0.0.1:40002", State: "running"}, Healthy: &yes}}},
 		},
 	}
-	want := `shop: revision 7 live (fleet green, 1 instance)
+	want := `shop: revision 7 live (1 instance)
 deployment d-1: revision 6 → 7, Retiring
   next: blue retires in 54m
 traffic: blue ░░░░░░░░░░   0% | green ██████████ 100%
   FLEET  REVISION     REQ/S   ERRORS      P99  HEALTHY  
-  blue   6              0.0    0.00%        -      1/1  
+  blue   6              0.0    0.00%        -      1/1  warm, retiring
   green  7            120.0    0.10%     12ms      1/1  live
 instances:
-  shop-7-green-0           green  7        127.0.0.1:40001       running  healthy
-  shop-6-blue-0            blue   6        127.0.0.1:40002       running  healthy
+  shop-7-blue-0            green  7        127.0.0.1:40001       running  healthy
+  shop-6-green-0           blue   6        127.0.0.1:40002       running  healthy
 `
 	if got := renderStatus(st, t0); got != want {
 		t.Errorf("status:\n%s\nwant:\n%s", got, want)

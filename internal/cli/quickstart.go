@@ -52,7 +52,7 @@ checkout.`,
 	return cmd
 }
 
-func runQuickstart(ctx context.Context, o quickstartOptions, out io.Writer) error {
+func runQuickstart(ctx context.Context, o quickstartOptions, out io.Writer) (err error) {
 	if o.Rate <= 0 || o.Rate > 5000 {
 		return usageError{fmt.Errorf("quickstart: --rate must be between 1 and 5000, got %d", o.Rate)}
 	}
@@ -63,6 +63,22 @@ func runQuickstart(ctx context.Context, o quickstartOptions, out io.Writer) erro
 	dir := o.Dir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "bluegreen-quickstart-"); err != nil {
+			return err
+		}
+		// A directory of its own making goes at the end, with the data
+		// directory and its admin token, unless something is left to look
+		// at: the running apps (--keep) or a failure's logs.
+		defer func() {
+			if o.Keep || err != nil && !errors.Is(ctx.Err(), context.Canceled) {
+				return
+			}
+			if rerr := os.RemoveAll(dir); rerr != nil {
+				fmt.Fprintf(out, "could not remove %s: %v\n", dir, rerr)
+			}
+		}()
+		// Passable (not listable): as root, the app runs as a user of its
+		// own, which must reach its revision in the data directory below.
+		if err := os.Chmod(dir, 0o711); err != nil {
 			return err
 		}
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -81,7 +97,7 @@ func runQuickstart(ctx context.Context, o quickstartOptions, out io.Writer) erro
 		if errors.Is(err, context.Canceled) {
 			return errors.New("quickstart: interrupted; everything it started is stopped")
 		}
-		return fmt.Errorf("quickstart: %w", err)
+		return fmt.Errorf("quickstart: %w (its files are kept in %s)", err, dir)
 	}
 	s.Print(qo)
 	if s.Failed > 0 {

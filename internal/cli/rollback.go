@@ -71,7 +71,9 @@ func runRollback(ctx context.Context, o rollbackOptions, out io.Writer) error {
 	if !o.Wait {
 		return nil
 	}
-	final, err := watchDeployment(ctx, c, d, out, o.TTY)
+	// A redeploy is released once the earlier revision is live again; a
+	// flip back to a warm blue is followed to its end.
+	final, err := watchDeployment(ctx, c, d, out, o.TTY, det.Kind == "rollback")
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@ type serverOptions struct {
 	API       string
 	LogFormat string
 	StopAll   bool
+	RunAs     string
+	AllowRun  []string
 }
 
 func newServerCmd() *cobra.Command {
@@ -29,9 +31,17 @@ and the API. The router runs as its own process, started by the server (or
 adopted when one is already running for this data directory), and so do the
 apps' instances. SIGTERM or SIGINT stops the server but leaves the router and
 the apps running: the next start adopts them and resumes every deployment
-where it stood.`,
+where it stood.
+
+A server running as root runs each app's instances and hooks as a user of
+the app's own (an unused user ID, no account needed), which cannot read the
+server's data directory or other apps' revisions. --run-as names one user
+for every app instead ("root" only when written out); --allow-run-as lists
+the users an app's run_as may name. A server not running as root runs apps
+as its own user and refuses any other.`,
 		Example: `  bluegreen server
-  bluegreen server --data /var/lib/bluegreen --api 127.0.0.1:7070`,
+  bluegreen server --data /var/lib/bluegreen --api 127.0.0.1:7070
+  bluegreen server --run-as nobody --allow-run-as www-data`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -42,6 +52,8 @@ where it stood.`,
 	cmd.Flags().StringVar(&o.DataDir, "data", "", "data directory (default $"+DataEnv+" or ./.bluegreen)")
 	cmd.Flags().StringVar(&o.API, "api", server.DefaultAPIAddr, "API address (host:port)")
 	cmd.Flags().StringVar(&o.LogFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
+	cmd.Flags().StringVar(&o.RunAs, "run-as", "", "user apps and hooks run as: dynamic (a user of each app's own), a user name or ID, or root (default: dynamic when the server runs as root, else the server's user)")
+	cmd.Flags().StringSliceVar(&o.AllowRun, "allow-run-as", nil, "users an app's run_as may name (comma-separated)")
 	cmd.Flags().BoolVar(&o.StopAll, "stop-all", false, "stop every instance and the router the server left running, then exit (the server must be stopped)")
 	return cmd
 }
@@ -62,5 +74,5 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "stopped %d instances and the router of %s\n", n, o.DataDir)
 		return nil
 	}
-	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log})
+	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log, RunAs: o.RunAs, AllowRunAs: o.AllowRun})
 }

@@ -136,7 +136,7 @@ func renderStatus(st api.Status, now time.Time) string {
 	var b strings.Builder
 	live := "nothing live yet"
 	if st.LiveRevision > 0 {
-		live = fmt.Sprintf("revision %d live (fleet %s, %s)", st.LiveRevision, st.LiveFleet, plural(st.LiveInstances, "instance"))
+		live = fmt.Sprintf("revision %d live (%s)", st.LiveRevision, plural(st.LiveInstances, "instance"))
 	}
 	fmt.Fprintf(&b, "%s: %s\n", st.Name, live)
 	if d := st.Deployment; d != nil {
@@ -179,11 +179,11 @@ func renderStatus(st api.Status, now time.Time) string {
 				continue
 			}
 			var notes []string
-			if r.f.Name != r.role {
-				notes = append(notes, "slot "+r.f.Name)
-			}
 			if r.f.Live {
 				notes = append(notes, "live")
+			}
+			if r.role == "blue" && !r.f.Live && st.Deployment != nil && st.Deployment.Phase == "Retiring" {
+				notes = append(notes, "warm, retiring")
 			}
 			if r.f.Test {
 				notes = append(notes, "test listener")
@@ -199,18 +199,22 @@ func renderStatus(st api.Status, now time.Time) string {
 				p99, fmt.Sprintf("%d/%d", r.f.Healthy, r.f.Targets), strings.Join(notes, ", "))
 		}
 	}
-	var ins []api.InstanceStatus
+	header := false
 	for _, f := range st.Fleets {
-		ins = append(ins, f.Instances...)
-	}
-	if len(ins) > 0 {
-		b.WriteString("instances:\n")
-		for _, in := range ins {
+		role := f.Role // instances are named by their fleet's role, never its slot
+		if role == "" {
+			role = "-"
+		}
+		for _, in := range f.Instances {
+			if !header {
+				b.WriteString("instances:\n")
+				header = true
+			}
 			health := "-"
 			if in.Healthy != nil {
 				health = map[bool]string{true: "healthy", false: "unhealthy"}[*in.Healthy]
 			}
-			fmt.Fprintf(&b, "  %-24s %-6s %-8d %-21s %-8s %s\n", in.ID, in.Fleet, in.Revision, in.Address, in.State, health)
+			fmt.Fprintf(&b, "  %-24s %-6s %-8d %-21s %-8s %s\n", in.ID, role, in.Revision, in.Address, in.State, health)
 		}
 	}
 	return b.String()

@@ -48,6 +48,9 @@ func bundleDir(t *testing.T, specText string, withHook bool) string {
 	if err := os.WriteFile(filepath.Join(dir, spec.FileName), []byte(specText), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "shop"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if withHook {
 		if err := os.MkdirAll(filepath.Join(dir, "hooks"), 0o755); err != nil {
 			t.Fatal(err)
@@ -57,6 +60,19 @@ func bundleDir(t *testing.T, specText string, withHook bool) string {
 		}
 	}
 	return dir
+}
+
+// validate finds a missing program as launching it would.
+func TestValidateMissingCommand(t *testing.T) {
+	dir := bundleDir(t, goodSpec, true)
+	if err := os.Remove(filepath.Join(dir, "shop")); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "validate", dir)
+	want := filepath.Join(dir, spec.FileName) + `:3:13: process.command[0]: "./shop" does not exist in the bundle`
+	if code != ExitError || !strings.Contains(stderr, want) {
+		t.Fatalf("code %d, stderr %q; want %q", code, stderr, want)
+	}
 }
 
 func TestValidateOK(t *testing.T) {

@@ -34,6 +34,12 @@ type RuleResult struct {
 	Detail string  `json:"detail"`
 }
 
+// latencyFloor keeps a relative latency rule meaningful for a fast app:
+// blue's percentile is taken as at least this, so that the scheduling
+// noise of a busy machine (a p99 of 3 ms against 1 ms) is not "three times
+// slower".
+const latencyFloor = 10 * time.Millisecond
+
 // errorRateFloor keeps a relative error-rate rule meaningful when blue had
 // no errors at all: green is compared with at least this rate times the
 // ratio, so a single 5xx on green is not "infinitely worse".
@@ -87,7 +93,7 @@ func latency(name string, l *spec.LatencyLimit, g time.Duration, blue *FleetMetr
 		if blue != nil {
 			b = pick(blue).Seconds()
 		}
-		res := judge(name+".max_vs_blue", enough && blueEnough, g.Seconds(), b, b**l.MaxVsBlue, minReq, n)
+		res := judge(name+".max_vs_blue", enough && blueEnough, g.Seconds(), b, max(b, latencyFloor.Seconds())**l.MaxVsBlue, minReq, n)
 		if enough && !blueEnough {
 			res.Detail = "blue had too few requests to compare with"
 		}
@@ -270,7 +276,7 @@ func (e *Engine) commandCheck(ctx context.Context, s *state, i int, r *spec.Comm
 		res.Verdict, res.Detail = Fail, err.Error()
 		return res
 	}
-	out := runCommand(ctx, command{Run: r.Run, Dir: dir, Env: env, Timeout: r.Timeout.D(), Started: e.trackGroup})
+	out := e.execute(ctx, s, command{Run: r.Run, Dir: dir, Env: env, Timeout: r.Timeout.D()})
 	res.Detail = fmt.Sprintf("%q exited %d in %s", r.Run, out.ExitCode, out.Took.Round(time.Millisecond))
 	if out.Err != nil {
 		res.Verdict = Fail

@@ -22,6 +22,7 @@ import (
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/params"
 	"bluegreen/internal/platform"
+	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/store"
 )
 
@@ -44,6 +45,13 @@ type Options struct {
 	// MaintainEvery is how often apps without an active deployment have
 	// their live fleet checked and dead instances replaced (5s when zero).
 	MaintainEvery time.Duration
+	// RunAs decides which user each app's instances and hooks run as, and
+	// refuses the revisions whose run_as it cannot arrange. Nil runs them
+	// as the server itself, for tests that have no other users.
+	RunAs *runas.Policy
+	// Secrets are values hidden in hook and command-check output besides
+	// the secure params (the server's admin token).
+	Secrets []string
 }
 
 // Engine runs deployments.

@@ -13,6 +13,7 @@ import (
 
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/platform"
+	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 )
@@ -50,7 +51,8 @@ func (e *Engine) unpack(r *revision) (string, error) {
 	dir := e.revisionDir(r.App, r.Generation)
 	marker := dir + ".unpacked"
 	if _, err := os.Stat(marker); err == nil {
-		return dir, nil
+		_, err := e.userOf(r) // its user may have changed since
+		return dir, err
 	}
 	d, err := bundleDigest(r)
 	if err != nil {
@@ -59,10 +61,18 @@ func (e *Engine) unpack(r *revision) (string, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return "", fmt.Errorf("clearing %s: %w", dir, err)
 	}
+	// The directory is made, closed to all but the revision's user, before
+	// anything is unpacked into it.
+	if _, err := e.userOf(r); err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", fmt.Errorf("unpacking revision %d of app %s: %w", r.Generation, r.App, err)
 	}
 	if err := e.opts.Bundles.Unpack(d, dir); err != nil {
+		return "", fmt.Errorf("unpacking revision %d of app %s: %w", r.Generation, r.App, err)
+	}
+	if err := runas.ShareTree(dir); err != nil {
 		return "", fmt.Errorf("unpacking revision %d of app %s: %w", r.Generation, r.App, err)
 	}
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
@@ -93,6 +103,10 @@ func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.Ins
 	if err != nil {
 		return platform.InstanceSpec{}, fmt.Errorf("revision %d of app %s: %w", f.rev.Generation, f.rev.App, err)
 	}
+	user, err := e.userOf(f.rev)
+	if err != nil {
+		return platform.InstanceSpec{}, err
+	}
 	id := instanceID(f.rev.App, f.rev.Generation, f.slot, i)
 	vars := map[string]string{}
 	for k, v := range env {
@@ -106,7 +120,7 @@ func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.Ins
 	return platform.InstanceSpec{
 		ID: id, App: f.rev.App, Revision: f.rev.Generation, Fleet: f.slot, Index: i,
 		Dir: dir, WorkDir: p.Dir, Command: p.Command, Env: p.Env, Vars: vars,
-		StopSignal: p.StopSignal, StopTimeout: p.StopTimeout.D(),
+		StopSignal: p.StopSignal, StopTimeout: p.StopTimeout.D(), User: user,
 	}, nil
 }
 

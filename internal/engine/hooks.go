@@ -5,11 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
-	"sort"
+	"slices"
 	"syscall"
 	"time"
+
+	"bluegreen/internal/params"
+	"bluegreen/internal/platform"
 )
 
 // hookOutputLimit bounds how much of a hook's output goes into the event
@@ -25,6 +29,12 @@ type command struct {
 	// Started, when set, is told the command's process group once it runs;
 	// the func it returns is called when the group is gone.
 	Started func(pgid int) (done func())
+	// User, when set, names HOME, USER and LOGNAME; Credential, when set,
+	// is the identity the command runs as (nil: the server's own).
+	User       *platform.User
+	Credential *syscall.Credential
+	// Redact hides known secrets in Output (nil: nothing is hidden).
+	Redact *params.Redactor
 }
 
 // commandResult is how a command ended.
@@ -32,7 +42,7 @@ type commandResult struct {
 	ExitCode int // -1 when it did not exit by itself (timeout, signal)
 	TimedOut bool
 	Took     time.Duration
-	Output   string // stdout and stderr interleaved, the last hookOutputLimit bytes
+	Output   string // stdout and stderr interleaved, the last hookOutputLimit bytes, redacted
 	Err      error  // could not start, timed out, or exited non-zero
 }
 
@@ -44,13 +54,14 @@ func runCommand(ctx context.Context, c command) commandResult {
 	defer cancel()
 	cmd := exec.Command("/bin/sh", "-c", c.Run)
 	cmd.Dir = c.Dir
-	cmd.Env = environ(c.Env)
+	cmd.Env = environ(c.Env, c.User)
 	cmd.Stdin = nil
 	out := &tailBuffer{limit: hookOutputLimit}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Pdeathsig: a hook must not outlive a server that was killed; the
-	// restarted server runs the event's hooks again.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// restarted server runs the event's hooks again. Go sets it after the
+	// credential, whose change would otherwise clear it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: c.Credential}
 	if err := cmd.Start(); err != nil {
 		return commandResult{ExitCode: -1, Took: time.Since(start), Err: fmt.Errorf("starting %q: %w", c.Run, err)}
 	}
@@ -71,7 +82,7 @@ func runCommand(ctx context.Context, c command) commandResult {
 	// Children left in the group (a backgrounded process) must not outlive
 	// the command either.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	r := commandResult{ExitCode: cmd.ProcessState.ExitCode(), TimedOut: timedOut, Took: time.Since(start), Output: out.String()}
+	r := commandResult{ExitCode: cmd.ProcessState.ExitCode(), TimedOut: timedOut, Took: time.Since(start), Output: out.text(c.Redact)}
 	switch {
 	case timedOut:
 		r.Err = fmt.Errorf("%q timed out after %s", c.Run, c.Timeout)
@@ -84,24 +95,23 @@ func runCommand(ctx context.Context, c command) commandResult {
 }
 
 // environ is the command's environment: the server's PATH and a few
-// basics, then env. Hooks get what they are documented to get, not the
-// server's whole environment (which may hold its own secrets).
-func environ(env map[string]string) []string {
-	var out []string
+// basics, HOME, USER and LOGNAME of the user it runs as, then env. Hooks get
+// what they are documented to get, not the server's whole environment
+// (which may hold its own secrets).
+func environ(env map[string]string, u *platform.User) []string {
+	all := map[string]string{}
 	for _, k := range []string{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER"} {
 		if v, ok := os.LookupEnv(k); ok {
-			if _, set := env[k]; !set {
-				out = append(out, k+"="+v)
-			}
+			all[k] = v
 		}
 	}
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
+	if u != nil {
+		u.SetEnv(all)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		out = append(out, k+"="+env[k])
+	maps.Copy(all, env)
+	out := make([]string, 0, len(all))
+	for _, k := range slices.Sorted(maps.Keys(all)) {
+		out = append(out, k+"="+all[k])
 	}
 	return out
 }
@@ -123,9 +133,13 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (b *tailBuffer) String() string {
+// text is what was kept, with known secrets hidden; when the start was
+// dropped, so is the rest of a secret it may have cut.
+func (b *tailBuffer) text(red *params.Redactor) string {
+	kept := b.buf.String()
 	if b.dropped > 0 {
-		return fmt.Sprintf("[%d earlier bytes not kept]\n%s", b.dropped, b.buf.String())
+		cut := red.TailStart(kept)
+		return fmt.Sprintf("[%d earlier bytes not kept]\n%s", b.dropped+int64(cut), red.Redact(kept[cut:]))
 	}
-	return b.buf.String()
+	return red.Redact(kept)
 }

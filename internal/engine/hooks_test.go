@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -11,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"bluegreen/internal/params"
+	"bluegreen/internal/platform"
 )
 
 func TestRunCommand(t *testing.T) {
@@ -58,6 +62,20 @@ func TestRunCommand(t *testing.T) {
 				t.Fatalf("background child %d outlived the hook", pid)
 			}
 			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	t.Run("known secrets are hidden in the output", func(t *testing.T) {
+		red := params.NewRedactor("hunter2-very-secret", "-----BEGIN KEY-----\nAAAABBBBCCCC\n-----END KEY-----")
+		r := runCommand(ctx, command{Run: `echo "token: hunter2-very-secret"; echo AAAABBBBCCCC; echo fine`, Dir: dir, Timeout: 10 * time.Second, Redact: red})
+		if r.Output != "token: [redacted]\n[redacted]\nfine\n" {
+			t.Fatalf("output %q", r.Output)
+		}
+		// A secret cut in two by the output limit is not shown in part.
+		long := strings.Repeat("x", hookOutputLimit-10)
+		r = runCommand(ctx, command{Run: `printf 'hunter2-very-secret%s\nafter\n' "$LONG"`, Dir: dir, Env: map[string]string{"LONG": long},
+			Timeout: 10 * time.Second, Redact: red})
+		if r.Output != fmt.Sprintf("[%d earlier bytes not kept]\nafter\n", hookOutputLimit+10) {
+			t.Fatalf("output of %d bytes: %.80q…", len(r.Output), r.Output)
 		}
 	})
 	t.Run("output is bounded to its tail", func(t *testing.T) {
@@ -134,6 +152,40 @@ func until(t *testing.T, what string, cond func() bool) {
 		case <-tick.C:
 		case <-deadline:
 			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// A hook runs as the user it is given, with that user's HOME and USER and
+// only the environment it is documented to get.
+func TestRunCommandAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("starting a process as another user needs root")
+	}
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u := platform.User{UID: 60601, GID: 60601, Home: "/"}
+	t.Setenv("USER", "root")
+	r := runCommand(context.Background(), command{
+		Run: `echo "$(id -u):$(id -g):$(id -G) home=$HOME user=${USER-unset}"; env | cut -d= -f1 | sort | tr '\n' ' '`,
+		Dir: dir, Env: map[string]string{"DATABASE_URL": "postgres://x", "BG_APP": "shop"}, Timeout: 10 * time.Second,
+		User: &u, Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID},
+	})
+	if r.Err != nil {
+		t.Fatalf("%v: %s", r.Err, r.Output)
+	}
+	if !strings.HasPrefix(r.Output, "60601:60601:60601 home=/ user=unset\n") {
+		t.Fatalf("output %q", r.Output)
+	}
+	for _, name := range strings.Fields(strings.SplitN(r.Output, "\n", 2)[1]) {
+		switch name {
+		case "BG_APP", "DATABASE_URL", "HOME", "PATH", "PWD", "SHLVL", "_", "LANG", "LC_ALL", "TZ", "TMPDIR":
+		default:
+			t.Errorf("the hook's environment has %s", name)
 		}
 	}
 }

@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 
+	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/spec"
 )
 
@@ -34,7 +36,8 @@ func listenerURL(addr string) string {
 }
 
 // commandEnv is what hooks and command checks get: the pinned params of
-// green's revision and the deployment's BG_ variables.
+// green's revision (those only: never another revision's or app's) and the
+// deployment's BG_ variables.
 func (e *Engine) commandEnv(ctx context.Context, s *state, event string) (map[string]string, error) {
 	env := map[string]string{}
 	pv, err := e.opts.Params.Resolve(ctx, s.green.Params)
@@ -72,8 +75,8 @@ func (e *Engine) commandEnv(ctx context.Context, s *state, event string) (map[st
 }
 
 // runHooks runs the hooks of a lifecycle event once per deployment: each
-// in green's revision directory with its timeout, its output recorded as an
-// event. A failure is a reason to roll back (fail is false for on_rollback,
+// in green's revision directory, as green's user, with its timeout, its
+// output (known secrets hidden) recorded as an event. A failure is a reason to roll back (fail is false for on_rollback,
 // whose failure is recorded and then passed over, since the rollback must
 // still finish).
 func (e *Engine) runHooks(ctx context.Context, s *state, event string, fail bool) error {
@@ -82,6 +85,18 @@ func (e *Engine) runHooks(ctx context.Context, s *state, event string, fail bool
 		return nil
 	}
 	dir, err := e.unpack(s.green)
+	var refused *runas.Refusal
+	if errors.As(err, &refused) {
+		// The server will not run green's processes as its user (the
+		// policy changed since the upload): that will not pass by itself.
+		msg := fmt.Sprintf("hooks %s cannot run: %v", event, err)
+		e.event(ctx, s.d.App, s.d.ID, "hook.failed", msg, map[string]any{"event": event})
+		if fail {
+			return rollbackf("%s", msg)
+		}
+		s.det.HooksDone = append(s.det.HooksDone, event)
+		return e.save(ctx, s, change{})
+	}
 	if err != nil {
 		return err
 	}
@@ -90,7 +105,7 @@ func (e *Engine) runHooks(ctx context.Context, s *state, event string, fail bool
 		return err
 	}
 	for i, h := range hooks {
-		res := runCommand(ctx, command{Run: h.Run, Dir: dir, Env: env, Timeout: h.Timeout.D(), Started: e.trackGroup})
+		res := e.execute(ctx, s, command{Run: h.Run, Dir: dir, Env: env, Timeout: h.Timeout.D()})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -80,6 +80,9 @@ type details struct {
 	// BlueBaseline is blue's numbers in the last interval in which it had
 	// enough requests: relative rules use it once blue has no traffic.
 	BlueBaseline *FleetMetrics `json:"blue_baseline,omitempty"`
+	// HealthSeen is, per green target, the failing health answer last
+	// reported while validating.
+	HealthSeen map[string]string `json:"health_seen,omitempty"`
 	// HooksDone lists the lifecycle events whose hooks have all succeeded.
 	HooksDone []string `json:"hooks_done,omitempty"`
 	// RollbackFrom is the phase a rollback began in.

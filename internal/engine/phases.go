@@ -110,7 +110,7 @@ func (e *Engine) pending(ctx context.Context, s *state) error {
 	if err := e.checkRoutes(ctx, s); err != nil {
 		return err
 	}
-	return e.moveOn(ctx, s, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of revision %d as %s", s.det.Instances, s.green.Generation, s.det.Slot),
+	return e.moveOn(ctx, s, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of revision %d as green", s.det.Instances, s.green.Generation),
 		map[string]any{"slot": s.det.Slot, "instances": s.det.Instances}, nil)
 }
 
@@ -169,8 +169,7 @@ func (e *Engine) greenExited(ctx context.Context, s *state) (fleetState, error) 
 		return gs, err
 	}
 	if len(gs.exited) > 0 {
-		in := gs.exited[0]
-		return gs, rollbackf("green instance %s exited (code %d)", in.ID, in.ExitCode)
+		return gs, rollbackf("%s", e.exitedReason(ctx, gs.exited[0]))
 	}
 	if len(gs.running) < s.det.Instances {
 		return gs, rollbackf("green has %d of %d instances running", len(gs.running), s.det.Instances)
@@ -179,7 +178,8 @@ func (e *Engine) greenExited(ctx context.Context, s *state) (fleetState, error) 
 }
 
 func (e *Engine) validating(ctx context.Context, s *state) (time.Duration, error) {
-	if _, err := e.greenExited(ctx, s); err != nil {
+	gs, err := e.greenExited(ctx, s)
+	if err != nil {
 		return 0, err
 	}
 	if err := e.route(ctx, s); err != nil {
@@ -200,8 +200,12 @@ func (e *Engine) validating(ctx context.Context, s *state) (time.Duration, error
 	}
 	if healthy < s.det.Instances {
 		if !e.now().Before(s.d.Deadlines[deadlineStartup]) {
-			return 0, rollbackf("green never became healthy: %d of %d instances passed %s within %s",
-				healthy, s.det.Instances, s.green.Spec.Health.Path, s.green.Spec.Health.StartupTimeout)
+			return 0, rollbackf("green never became healthy: %d of %d instances passed %s within %s%s",
+				healthy, s.det.Instances, s.green.Spec.Health.Path, s.green.Spec.Health.StartupTimeout,
+				e.unhealthyDetails(ctx, gs.running, m[s.det.Slot].Targets, need))
+		}
+		if err := e.reportHealthWait(ctx, s, m[s.det.Slot].Targets); err != nil {
+			return 0, err
 		}
 		return e.opts.Tick, nil
 	}
@@ -306,7 +310,11 @@ func (e *Engine) watch(ctx context.Context, s *state) error {
 	}
 	for _, t := range m[s.det.Slot].Targets {
 		if !t.Healthy && t.Checks > 0 {
-			return rollbackf("green target %s failed its health check", t.Address)
+			why := ""
+			if t.LastCheck != "" {
+				why = ": " + t.LastCheck
+			}
+			return rollbackf("green target %s failed its health check%s", t.Address, why)
 		}
 	}
 	return e.checkIfDue(ctx, s)
@@ -342,13 +350,23 @@ func (e *Engine) shifting(ctx context.Context, s *state) (time.Duration, error) 
 	}
 	if p.Done {
 		dl := map[string]time.Time{deadlineBake: e.now().Add(s.green.Spec.Bake.D())}
-		if s.det.Fast {
+		if s.det.Fast || s.blue == nil {
+			// Nothing to compare with or go back to: no bake.
 			dl[deadlineBake] = e.now()
 		}
 		if c, ok := s.d.Deadlines[deadlineCheck]; ok {
 			dl[deadlineCheck] = c
 		}
-		return 0, e.moveOn(ctx, s, PhaseBaking, fmt.Sprintf("green has 100%%; baking for %s with blue warm", s.green.Spec.Bake), nil, dl)
+		msg := fmt.Sprintf("green has 100%%; baking for %s with blue warm", s.green.Spec.Bake)
+		switch {
+		case s.det.Fast:
+			msg = "green has 100%; no bake on the fast path of a rollback"
+		case s.blue == nil:
+			msg = "green has 100%; no bake on an app's first deployment"
+		case s.green.Spec.Bake.D() == 0:
+			msg = "green has 100%; no bake"
+		}
+		return 0, e.moveOn(ctx, s, PhaseBaking, msg, nil, dl)
 	}
 	return e.nextLook(s, p.Until), nil
 }

@@ -46,6 +46,9 @@ func (e *Engine) CreateRevision(ctx context.Context, in RevisionInput) (store.Re
 	if err != nil {
 		return store.Revision{}, err
 	}
+	if err := e.checkRunAs(s); err != nil {
+		return store.Revision{}, err
+	}
 	tmp, err := os.MkdirTemp(e.opts.RevisionsDir, ".check-")
 	if err != nil {
 		if err := os.MkdirAll(e.opts.RevisionsDir, 0o755); err != nil {
@@ -89,6 +92,9 @@ func (e *Engine) Deploy(ctx context.Context, app string, generation int64) (stor
 func (e *Engine) start(ctx context.Context, app string, generation int64, kind string) (store.Deployment, error) {
 	rev, err := e.loadRevision(ctx, app, generation)
 	if err != nil {
+		return store.Deployment{}, err
+	}
+	if err := e.checkRunAs(rev.Spec); err != nil {
 		return store.Deployment{}, err
 	}
 	det := details{Kind: kind, Fast: kind == KindRollback}
@@ -265,5 +271,16 @@ func (e *Engine) Rollback(ctx context.Context, app string, to int64) (store.Depl
 	if to == a.LiveGeneration {
 		return store.Deployment{}, fmt.Errorf("app %s: revision %d is already live: %w", app, to, ErrNothingToDo)
 	}
+	if _, err := e.st.GetRevision(ctx, app, to); errors.Is(err, store.ErrNotFound) {
+		return store.Deployment{}, notFound(fmt.Sprintf("app %s has no revision %d (`bluegreen history %s` lists its deployments)", app, to, app))
+	} else if err != nil {
+		return store.Deployment{}, err
+	}
 	return e.start(ctx, app, to, KindRollback)
 }
+
+// notFound is an error that reads as its message and is store.ErrNotFound.
+type notFound string
+
+func (n notFound) Error() string        { return string(n) }
+func (n notFound) Is(target error) bool { return target == store.ErrNotFound }

@@ -89,3 +89,60 @@ func TestSecureValuesNeverPrint(t *testing.T) {
 		t.Errorf("string value prints as %s", got)
 	}
 }
+
+func TestRedactor(t *testing.T) {
+	r := NewRedactor("hunter2", "hunter2-very-secret", "abc", "", "-----BEGIN-----\r\nAAAABBBB\r\n-----END-----")
+	for in, want := range map[string]string{
+		"x=hunter2-very-secret y=hunter2": "x=[redacted] y=[redacted]",
+		"abc is too short to hide":        "abc is too short to hide",
+		"key: AAAABBBB\n":                 "key: [redacted]\n",
+		"nothing secret":                  "nothing secret",
+	} {
+		if got := r.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// A tail that begins in the middle of a secret loses its first line.
+	tail := "ry-secret and more\nnext hunter2\n"
+	if got := r.Redact(tail[r.TailStart(tail):]); got != "next [redacted]\n" {
+		t.Errorf("the safe tail of %q is %q", tail, got)
+	}
+	tail = "ry-secret without a line break, then some more words, then hunter2"
+	if got := r.Redact(tail[r.TailStart(tail):]); strings.Contains(got, "ry-secret") || !strings.HasSuffix(got, "[redacted]") {
+		t.Errorf("the safe tail of %q is %q", tail, got)
+	}
+	if n := NewRedactor().TailStart(tail); n != 0 {
+		t.Errorf("with no secrets, the tail starts at %d", n)
+	}
+	var none *Redactor
+	if none.Redact("hunter2") != "hunter2" || NewRedactor().Redact("hunter2") != "hunter2" {
+		t.Error("an empty redactor changes text")
+	}
+}
+
+// The store's redactor knows every secure value it holds: older versions
+// and deleted params too (a running revision may pin them), not plain ones.
+func TestStoreRedactor(t *testing.T) {
+	ctx := context.Background()
+	ps, _ := newTest(t)
+	put := func(name string, typ Type, v string) {
+		if _, err := ps.Put(ctx, name, typ, v, WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("/shop/API_KEY", TypeSecure, "old-api-key")
+	put("/shop/API_KEY", TypeSecure, "new-api-key")
+	put("/shop/MODE", TypeString, "plain-mode")
+	put("/blog/TOKEN", TypeSecure, "deleted-token")
+	if _, err := ps.Delete(ctx, "/blog/TOKEN", WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ps.Redactor(ctx, "bg_admin_token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.Redact("old-api-key new-api-key plain-mode deleted-token bg_admin_token")
+	if want := "[redacted] [redacted] plain-mode [redacted] [redacted]"; got != want {
+		t.Fatalf("Redact = %q, want %q", got, want)
+	}
+}

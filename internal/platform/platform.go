@@ -13,6 +13,7 @@ package platform
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -46,6 +47,44 @@ type InstanceSpec struct {
 	// StopTimeout later it is killed.
 	StopSignal  string
 	StopTimeout time.Duration
+
+	// User is who the app runs as. Nil runs it as the platform itself runs;
+	// the engine always sets it, from the server's run-as policy.
+	User *User
+}
+
+// User is the identity an app's processes (instances and hooks) run as.
+type User struct {
+	// Name is the login name, or "" for a user ID with no account (the
+	// dynamic user the server gives an app of its own).
+	Name string
+	UID  uint32
+	GID  uint32
+	// Groups are the supplementary groups; none for a dynamic user.
+	Groups []uint32
+	// Home is $HOME in the app's environment ("/" when the user has none).
+	Home string
+}
+
+// String names the user for messages: "nobody (uid 65534)", or "uid 60578"
+// for a user with no account.
+func (u User) String() string {
+	if u.Name == "" {
+		return fmt.Sprintf("uid %d", u.UID)
+	}
+	return fmt.Sprintf("%s (uid %d)", u.Name, u.UID)
+}
+
+// SetEnv makes HOME, USER and LOGNAME of env name u instead of whoever
+// started the process; a user with no account has no USER or LOGNAME.
+func (u User) SetEnv(env map[string]string) {
+	env["HOME"] = u.Home
+	if u.Name == "" {
+		delete(env, "USER")
+		delete(env, "LOGNAME")
+		return
+	}
+	env["USER"], env["LOGNAME"] = u.Name, u.Name
 }
 
 // State of an instance as the platform sees it.

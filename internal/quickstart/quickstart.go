@@ -90,6 +90,11 @@ func Run(ctx context.Context, o Options) (s Summary, err error) {
 		if o.Dir, err = os.MkdirTemp("", "bluegreen-quickstart-"); err != nil {
 			return s, err
 		}
+		// Passable (not listable): as root, the app runs as a user of its
+		// own, which must reach its revision in the data directory below.
+		if err = os.Chmod(o.Dir, 0o711); err != nil {
+			return s, err
+		}
 	}
 	r := &run{o: o, data: filepath.Join(o.Dir, "data"), app: "hello", records: filepath.Join(o.Dir, "requests.txt")}
 	defer func() {

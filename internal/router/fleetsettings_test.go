@@ -139,3 +139,38 @@ apps:
 		t.Fatalf("got %v", err)
 	}
 }
+
+// What the last check saw is kept for people: the status and the start of
+// the body, or why there was no answer.
+func TestLastCheckSaysWhatItSaw(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "404 page not found\nsecond line", http.StatusNotFound)
+	}))
+	defer be.Close()
+	answers := strings.TrimPrefix(be.URL, "http://")
+	ln := freeAddr(t) // nothing listens there
+	fast := Duration(20 * time.Millisecond)
+	cfg := &Config{Apps: map[string]*AppConfig{"shop": {
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{answers, ln}}},
+		Health: &HealthConfig{Path: "/healthz", Interval: fast, HealthyThreshold: 1, UnhealthyThreshold: 1},
+	}}}
+	r := startRouter(t, cfg)
+	seen := func(addr string) string {
+		for _, ts := range r.Stats().Apps["shop"].Fleets["blue"].Targets {
+			if ts.Address == addr {
+				return ts.LastCheck
+			}
+		}
+		return ""
+	}
+	want := map[string]string{
+		answers: "GET /healthz answered 404 Not Found: 404 page not found second line",
+		ln:      "GET /healthz: connection refused (nothing listens on the port yet)",
+	}
+	for addr, w := range want {
+		waitFor(t, 5*time.Second, "a check of "+addr, func() bool { return seen(addr) != "" })
+		if got := seen(addr); got != w {
+			t.Errorf("last check of %s: %q, want %q", addr, got, w)
+		}
+	}
+}

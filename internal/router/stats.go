@@ -45,7 +45,10 @@ type TargetSnapshot struct {
 	Healthy bool   `json:"healthy"`
 	// Checks counts the active health checks completed since the target
 	// appeared: while it is 0, Healthy is trust, not a verdict.
-	Checks    uint64                 `json:"checks"`
+	Checks uint64 `json:"checks"`
+	// LastCheck says what the last active check saw ("GET /healthz
+	// answered 404 Not Found: …", or why there was no answer).
+	LastCheck string                 `json:"last_check,omitempty"`
 	Suspect   bool                   `json:"suspect"`
 	Fenced    bool                   `json:"fenced"`
 	InFlight  int64                  `json:"in_flight"`
@@ -147,7 +150,7 @@ func (r *Router) StatsFor(q StatsQuery) (Snapshot, error) {
 			}
 			for i, t := range f.targets {
 				ts := TargetSnapshot{
-					Address: t.addr, Healthy: t.healthy.Load(), Checks: t.checks.Load(), Suspect: !t.usable(ns) && t.healthy.Load(), Fenced: f.fenced || f.fencedT[i],
+					Address: t.addr, Healthy: t.healthy.Load(), Checks: t.checks.Load(), LastCheck: t.lastSeen(), Suspect: !t.usable(ns) && t.healthy.Load(), Fenced: f.fenced || f.fencedT[i],
 					InFlight: t.stats.inflight.Load(), Streaming: t.stats.streaming.Load(), Upgraded: t.stats.upgraded.Load(),
 					Windows: windows(t.stats, now, q.Window), Totals: t.stats.totals(),
 				}

@@ -3,6 +3,8 @@ package router
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -10,8 +12,10 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -29,8 +33,9 @@ type target struct {
 	ap               netip.AddrPort // addr, when it is an IP address and port
 
 	healthy      atomic.Bool
-	checks       atomic.Uint64 // active checks completed, so a caller can tell trust from a verdict
-	suspectUntil atomic.Int64  // unix nanos; 0 when not suspect
+	checks       atomic.Uint64          // active checks completed, so a caller can tell trust from a verdict
+	lastCheck    atomic.Pointer[string] // what the last active check saw, for people
+	suspectUntil atomic.Int64           // unix nanos; 0 when not suspect
 	stats        *metrics
 
 	health atomic.Pointer[HealthConfig]
@@ -273,10 +278,11 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 	// once; later changes need the thresholds.
 	first := true
 	for {
-		err := probe(ctx, client, t.addr, hc)
+		saw, err := probe(ctx, client, t.addr, hc)
 		if ctx.Err() != nil {
 			return
 		}
+		t.lastCheck.Store(&saw)
 		if first && err != nil {
 			failRun = hc.UnhealthyThreshold - 1
 		}
@@ -306,12 +312,22 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 	}
 }
 
-func probe(ctx context.Context, client *http.Client, addr string, hc *HealthConfig) error {
+// lastSeen is what the last active check saw ("" before the first).
+func (t *target) lastSeen() string {
+	if p := t.lastCheck.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// probe runs one active check. saw says what it saw, for people: the
+// answer's status and the start of its body, or why there was none.
+func probe(ctx context.Context, client *http.Client, addr string, hc *HealthConfig) (saw string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout.D())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+hc.Path, nil)
 	if err != nil {
-		return err
+		return err.Error(), err
 	}
 	if hc.Host != "" {
 		req.Host = hc.Host
@@ -319,14 +335,72 @@ func probe(ctx context.Context, client *http.Client, addr string, hc *HealthConf
 	req.Header.Set("User-Agent", "bluegreen-health")
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return "GET " + hc.Path + ": " + checkError(err, hc.Timeout.D()), err
 	}
+	head := make([]byte, 160)
+	n, _ := io.ReadFull(io.LimitReader(resp.Body, int64(len(head))), head)
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if !statusAccepted(resp.StatusCode, hc.Status) {
-		return &badStatusError{resp.StatusCode}
+	saw = "GET " + hc.Path + " answered " + resp.Status
+	if !strings.Contains(resp.Status, " ") {
+		saw += " " + http.StatusText(resp.StatusCode)
 	}
-	return nil
+	b := head[:n]
+	if strings.Contains(resp.Header.Get("Content-Type"), "html") {
+		b = stripTags(b)
+	}
+	if body := oneLineText(b); body != "" {
+		saw += ": " + body
+	}
+	if !statusAccepted(resp.StatusCode, hc.Status) {
+		return saw, &badStatusError{resp.StatusCode}
+	}
+	return saw, nil
+}
+
+// checkError says briefly why a check got no answer.
+func checkError(err error, timeout time.Duration) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (nothing listens on the port yet)"
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		return fmt.Sprintf("no answer within %s", timeout)
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection was closed without an answer"
+	}
+	return err.Error()
+}
+
+// stripTags drops what is between < and > of an HTML body, so that the
+// words of an error page show, not its markup.
+func stripTags(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	in := false
+	for _, c := range b {
+		switch {
+		case c == '<':
+			in = true
+		case c == '>' && in:
+			in = false
+			out = append(out, ' ')
+		case !in:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// oneLineText is the printable start of a body on one line.
+func oneLineText(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "?")
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
 }
 
 type badStatusError struct{ code int }

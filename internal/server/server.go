@@ -23,6 +23,7 @@ import (
 	"bluegreen/internal/engine"
 	"bluegreen/internal/params"
 	"bluegreen/internal/platform/process"
+	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/routerproc"
 	"bluegreen/internal/sampler"
 	"bluegreen/internal/store"
@@ -47,14 +48,20 @@ type Options struct {
 	// Tick is how often active deployments look at their fleets (engine
 	// default when zero).
 	Tick time.Duration
+	// RunAs is who apps' instances and hooks run as: runas.Dynamic (a user
+	// of each app's own), "root", a user name or a numeric uid; empty for
+	// the default (dynamic when the server runs as root, else the server's
+	// own user). AllowRunAs lists the users an app's run_as may name.
+	RunAs      string
+	AllowRunAs []string
 }
 
 // Layout of the data directory.
 const (
-	bundlesDir   = "bundles"   // content-addressed bundles
-	revisionsDir = "revisions" // unpacked revisions, APP/GENERATION
-	instancesDir = "instances" // the process platform's records and logs
-	routerDir    = "router"    // the router's socket, route file and log
+	bundlesDir   = "bundles"          // content-addressed bundles
+	revisionsDir = runas.RevisionsDir // unpacked revisions, APP/GENERATION
+	instancesDir = "instances"        // the process platform's records and logs
+	routerDir    = "router"           // the router's socket, route file and log
 	infoFile     = "server.json"
 )
 
@@ -91,6 +98,15 @@ func Run(ctx context.Context, o Options) error {
 	if _, _, err := net.SplitHostPort(o.APIAddr); err != nil {
 		return fmt.Errorf("--api %q: want host:port, e.g. 127.0.0.1:7070: %w", o.APIAddr, err)
 	}
+	if abs, err := filepath.Abs(o.DataDir); err == nil {
+		o.DataDir = abs
+	}
+	// Who apps run as is settled first: a server that cannot arrange it
+	// refuses to start rather than run them as someone else.
+	users, err := runas.New(runas.Config{RunAs: o.RunAs, Allow: o.AllowRunAs, DataDir: o.DataDir})
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
@@ -99,6 +115,13 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer lock.Close()
+	// Closed until PrepareDataDir has set the mode of everything in it.
+	if err := os.Chmod(o.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if err := users.CheckReach(); err != nil {
+		return err
+	}
 	st, err := store.Open(ctx, o.DataDir, store.Options{})
 	if err != nil {
 		return err
@@ -109,9 +132,6 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	tokenPath := filepath.Join(o.DataDir, auth.AdminTokenFile)
-	if abs, err := filepath.Abs(tokenPath); err == nil {
-		tokenPath = abs
-	}
 	created, err := auth.EnsureAdmin(ctx, st, tokenPath)
 	if err != nil {
 		return fmt.Errorf("creating the first admin token: %w", err)
@@ -119,11 +139,13 @@ func Run(ctx context.Context, o Options) error {
 	if created {
 		log.Info("admin token written to "+tokenPath+"; keep it secret", "path", tokenPath)
 	}
+	secrets := serverSecrets(tokenPath)
 	bundles, err := artifact.New(filepath.Join(o.DataDir, bundlesDir), artifact.Options{})
 	if err != nil {
 		return err
 	}
-	plat, err := process.New(process.Options{StateDir: filepath.Join(o.DataDir, instancesDir), Shim: o.ShimCommand, Logger: log.With("part", "platform")})
+	plat, err := process.New(process.Options{StateDir: filepath.Join(o.DataDir, instancesDir), Shim: o.ShimCommand,
+		Logger: log.With("part", "platform"), Redact: outputRedactor(ps, secrets, log)})
 	if err != nil {
 		return err
 	}
@@ -153,9 +175,18 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("started the router", "pid", sup.Pid(), "admin", sup.Admin())
 	}
 
+	if err := users.PrepareDataDir(); err != nil {
+		return err
+	}
+	if users.Isolated() {
+		log.Info("apps and hooks run as " + users.Describe())
+	} else {
+		log.Warn("apps and hooks run as " + users.Describe())
+	}
 	eng, err := engine.New(engine.Options{
 		Store: st, Params: ps, Bundles: bundles, Platform: plat, Traffic: traffic,
 		RevisionsDir: filepath.Join(o.DataDir, revisionsDir), Logger: log.With("part", "engine"), Tick: o.Tick,
+		RunAs: users, Secrets: secrets,
 	})
 	if err != nil {
 		return err
@@ -165,10 +196,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer eng.Close()
 
-	ln, err := net.Listen("tcp", o.APIAddr)
+	budget, err := budgetDescriptors()
+	if err != nil {
+		return err
+	}
+	if budget.tight {
+		log.Warn("the open-files limit leaves the engine few descriptors for hooks, instances and the store; raise it (ulimit -n, LimitNOFILE=)", budget.logAttrs()...)
+	}
+	tcp, err := net.Listen("tcp", o.APIAddr)
 	if err != nil {
 		return fmt.Errorf("API listener: %w", err)
 	}
+	ln := newLimitListener(tcp, budget.maxConns, log.With("part", "api"))
 	addr := ln.Addr().String()
 	if !isLoopback(ln.Addr()) {
 		// The API speaks plain HTTP: anyone on the path can read the
@@ -183,6 +222,8 @@ func Run(ctx context.Context, o Options) error {
 	stopStreams := make(chan struct{})
 	tokens := auth.New(st, nil)
 	sessions := web.NewSessions(st, nil, 0, 0)
+	// One limit on failed authentications, for the login form and the API.
+	failures := auth.NewLimiter(0, 0, nil)
 	samples := sampler.New(sampler.Options{
 		Apps: func(ctx context.Context) ([]string, error) {
 			apps, err := st.ListApps(ctx)
@@ -198,7 +239,7 @@ func Run(ctx context.Context, o Options) error {
 	samplerDone := make(chan struct{})
 	go func() { defer close(samplerDone); samples.Run(sctx) }()
 	defer func() { stopSampler(); <-samplerDone }()
-	dash, err := web.New(web.Options{Store: st, Tokens: tokens, Sessions: sessions, Logger: log.With("part", "web")})
+	dash, err := web.New(web.Options{Store: st, Tokens: tokens, Sessions: sessions, Logger: log.With("part", "web"), Failures: failures})
 	if err != nil {
 		ln.Close()
 		return err
@@ -206,15 +247,20 @@ func Run(ctx context.Context, o Options) error {
 	// One listener: the API under /api/, the dashboard everywhere else.
 	mux := http.NewServeMux()
 	mux.Handle("/api/", (&api.Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Params: ps,
-		Tokens: tokens, Logger: log, Stop: stopStreams, Sessions: sessions, Samples: samples}).Handler())
+		Tokens: tokens, Logger: log, Stop: stopStreams, Sessions: sessions, Samples: samples, Failures: failures}).Handler())
 	mux.Handle("/", dash.Handler())
 	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           deadlines(mux),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         ln.connState,
+		ErrorLog:          slog.NewLogLogger(log.With("part", "api").Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(func() { close(stopStreams) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	log.Info("API limits", append(budget.logAttrs(), "max_uploads", api.DefaultMaxUploads)...)
 	log.Info("server ready", "api", addr, "dashboard", "http://"+addr+"/", "data", o.DataDir)
 
 	select {

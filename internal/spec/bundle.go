@@ -19,6 +19,15 @@ func (s *Spec) CheckBundle(fsys fs.FS) error {
 			c.add(p, "%s", msg)
 		}
 	}
+	if p := s.Process; p != nil && len(p.Command) > 0 && !strings.Contains(p.Command[0], "${") {
+		// The command runs in process.dir; a program named by a path must
+		// be in the bundle, as the instance would find out at launch.
+		prog := p.Command[0]
+		if !path.IsAbs(prog) && strings.Contains(prog, "/") && p.Dir != "" {
+			prog = "./" + path.Join(p.Dir, prog)
+		}
+		check("process.command[0]", prog)
+	}
 	for _, ev := range s.Hooks.Events() {
 		for i, h := range ev.Hooks {
 			check(hookPath(ev.Name, i)+".run", h.Run)

@@ -32,6 +32,7 @@ func writeBundle(t *testing.T, files map[string]os.FileMode) string {
 
 func TestCheckBundle(t *testing.T) {
 	dir := writeBundle(t, map[string]os.FileMode{
+		"shop":           0o755,
 		"hooks/smoke.sh": 0o755,
 		"hooks/plain.sh": 0o644,
 		"hooks/sub":      0,
@@ -69,12 +70,35 @@ func TestCheckBundle(t *testing.T) {
 	}
 }
 
+// The program a process runs is looked for as launching it would: in
+// process.dir when it is a relative path, not at all when it is on PATH.
+func TestCheckBundleCommand(t *testing.T) {
+	dir := writeBundle(t, map[string]os.FileMode{"bin/shop": 0o755, "web/server.js": 0o644})
+	cases := []struct{ name, process, want string }{
+		{"missing", "  command: [./shop]\n", `bluegreen.yaml:3:13: process.command[0]: "./shop" does not exist in the bundle`},
+		{"present", "  command: [bin/shop]\n", ""},
+		{"in dir", "  command: [./shop]\n  dir: bin\n", ""},
+		{"missing in dir", "  command: [./shop]\n  dir: web\n", `"./web/shop" does not exist in the bundle`},
+		{"on PATH", "  command: [node, server.js]\n  dir: web\n", ""},
+		{"expanded", "  command: [\"${APP_BIN}\"]\n  env: { APP_BIN: ./bin/shop }\n", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := mustParse(t, "app: shop\nprocess:\n"+tc.process)
+			err := s.CheckBundle(os.DirFS(dir))
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("CheckBundle = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestCheckBundleExample(t *testing.T) {
 	s, err := ParseFile("testdata/example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.CheckBundle(os.DirFS(writeBundle(t, map[string]os.FileMode{"hooks/smoke.sh": 0o755})))
+	err = s.CheckBundle(os.DirFS(writeBundle(t, map[string]os.FileMode{"shop": 0o755, "hooks/smoke.sh": 0o755})))
 	want := "testdata/example.yaml:23:28: hooks.before_install[0].run: \"./hooks/snapshot-db.sh\" does not exist in the bundle\n" +
 		"testdata/example.yaml:52:23: checks.rules[3].command.run: \"./hooks/check.sh\" does not exist in the bundle"
 	if err == nil || err.Error() != want {

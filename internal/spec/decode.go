@@ -39,16 +39,21 @@ var (
 // decode parses data into a Spec without defaults or cross-field rules, and
 // returns the problems found, unsorted. The spec is nil when nothing could be
 // decoded (not YAML, not a mapping); otherwise it holds whatever could be.
-func decode(data []byte, file string) (*Spec, []Problem) {
+// A document over MaxNodes is refused whole, with an error that says only
+// that.
+func decode(data []byte, file string) (*Spec, []Problem, error) {
 	d := &decoder{collector: collector{file: file, pos: map[string]pos{}}, given: map[string]bool{}, budget: nodeBudget}
 	root, err := parseDocument(data)
 	if err != nil {
 		d.yamlError(err)
-		return nil, d.probs
+		return nil, d.probs, nil
 	}
 	if root == nil || isNull(root) {
 		d.at(pos{}, "", "the file is empty; at least app and process.command are needed")
-		return nil, d.probs
+		return nil, d.probs, nil
+	}
+	if err := countNodes(root, file); err != nil {
+		return nil, nil, err
 	}
 	s := &Spec{file: file, pos: d.pos, given: d.given}
 	d.value(root, reflect.ValueOf(s).Elem(), "")
@@ -56,11 +61,12 @@ func decode(data []byte, file string) (*Spec, []Problem) {
 	case d.budget <= 0:
 		// Only the budget problem is worth reading; the rest is noise
 		// from values that were never decoded.
-		return nil, slices.DeleteFunc(d.probs, func(p Problem) bool { return !strings.HasPrefix(p.Message, budgetMessage) })
+		probs := slices.DeleteFunc(d.probs, func(p Problem) bool { return !strings.HasPrefix(p.Message, budgetMessage) })
+		return nil, nil, &Errors{Problems: probs, tooLarge: true}
 	case root.Kind != yaml.MappingNode && len(d.probs) > 0:
-		return nil, d.probs
+		return nil, d.probs, nil
 	}
-	return s, d.probs
+	return s, d.probs, nil
 }
 
 // parseDocument returns the root node of the only document in data, or nil

@@ -3,7 +3,6 @@ package spec
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -11,9 +10,16 @@ import (
 
 // Parse decodes data strictly, fills defaults and validates. filename is
 // only used in problems. The error, if any, is an *Errors listing every
-// problem found.
+// problem found; a spec over MaxBytes or MaxNodes is refused before it is
+// decoded, with an *Errors that wraps ErrTooLarge.
 func Parse(data []byte, filename string) (*Spec, error) {
-	s, probs := decode(data, filename)
+	if err := sizeError(int64(len(data)), filename); err != nil {
+		return nil, err
+	}
+	s, probs, err := decode(data, filename)
+	if err != nil {
+		return nil, err
+	}
 	if s != nil {
 		s.ApplyDefaults()
 		// Rules are checked even after decoding problems, so that one run
@@ -47,11 +53,12 @@ func overlaps(path string, probs []Problem) bool {
 	return false
 }
 
-// ParseFile reads and parses the spec at path.
+// ParseFile reads and parses the spec at path; a file over MaxBytes is
+// refused before it is read.
 func ParseFile(path string) (*Spec, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(nil, path)
 	if err != nil {
-		return nil, fmt.Errorf("reading spec: %w", err)
+		return nil, err
 	}
 	return Parse(data, path)
 }

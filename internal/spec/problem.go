@@ -39,6 +39,8 @@ func (p Problem) String() string {
 // Errors is every problem found in one spec, in file order.
 type Errors struct {
 	Problems []Problem
+	// tooLarge marks a spec over MaxBytes or MaxNodes (see ErrTooLarge).
+	tooLarge bool
 }
 
 // Error prints one problem per line.
@@ -48,6 +50,15 @@ func (e *Errors) Error() string {
 		lines[i] = p.String()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Problem returns an *Errors holding one problem at path, placed in the
+// file like those Validate finds: for rules that need more than the file,
+// such as which users the server lets an app run as.
+func (s *Spec) Problem(path, format string, args ...any) error {
+	c := &collector{file: s.file, pos: s.pos}
+	c.add(path, format, args...)
+	return c.err()
 }
 
 // pos is a place in the file.

@@ -31,6 +31,9 @@ var problemCases = []struct {
 	{"too many problems", base + "params: [" + strings.Repeat("x, ", 60) + "x]\n", "and 11 more problems"},
 	{"merge into process", "app: shop\nprocess:\n  <<: {instances: 2}\n  command: [x]\n", "merge keys (<<) are not supported"},
 	{"alias bomb", aliasBomb(), "too many values"},
+	{"nested alias bomb", nestedAliasBomb(), "counting each use of an alias"},
+	{"x- section bomb", base + "x-pad: [" + strings.Repeat("a, ", MaxNodes) + "a]\n", "x- sections included"},
+	{"file too large", base + "# " + strings.Repeat("x", MaxBytes) + "\n", "a spec may be at most 262144 bytes (256 KiB)"},
 
 	// Keys and types.
 	{"unknown key with suggestion", base + "platfrom: process\n", `did you mean "platform"`},
@@ -66,6 +69,8 @@ var problemCases = []struct {
 	{"platform docker", base + "platform: docker\n", `platform "docker" is not supported yet`},
 	{"platform kubernetes section", base + "kubernetes: {namespace: x}\n", "platform kubernetes is not supported yet"},
 	{"platform unknown", base + "platform: proces\n", `unknown platform "proces" (did you mean "process"?)`},
+	{"run_as with a space", base + "run_as: www data\n", `bad user "www data"`},
+	{"run_as too long", base + "run_as: " + strings.Repeat("u", 33) + "\n", "bad user"},
 
 	// process.
 	{"command missing", "app: shop\n", "process.command: is required"},
@@ -180,6 +185,18 @@ var problemCases = []struct {
 // aliasBomb repeats one alias past the decoder's node budget.
 func aliasBomb() string {
 	return base + "params: [&p /a/B" + strings.Repeat(", *p", nodeBudget) + "]\n"
+}
+
+// nestedAliasBomb is small as a tree (about a thousand nodes) but expands
+// to fifty thousand: a list of a thousand uses of one hook, used by every
+// hook event.
+func nestedAliasBomb() string {
+	var b strings.Builder
+	b.WriteString("x-h: &h {run: ./x, timeout: 1m}\nx-l: &l [*h" + strings.Repeat(", *h", 999) + "]\n" + base + "hooks:\n")
+	for _, ev := range (&Hooks{}).Events() {
+		fmt.Fprintf(&b, "  %s: *l\n", ev.Name)
+	}
+	return b.String()
 }
 
 func TestProblems(t *testing.T) {

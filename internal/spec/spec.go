@@ -12,8 +12,12 @@ const FileName = "bluegreen.yaml"
 
 // Spec is the whole of bluegreen.yaml.
 type Spec struct {
-	App      string   `yaml:"app" json:"app"`
-	Platform string   `yaml:"platform" json:"platform"`
+	App      string `yaml:"app" json:"app"`
+	Platform string `yaml:"platform" json:"platform"`
+	// RunAs names the user the app's instances and hooks run as; empty
+	// means the server's choice (a user of the app's own, on a server
+	// running as root). The server decides whether it allows the name.
+	RunAs    string   `yaml:"run_as,omitempty" json:"run_as,omitempty"`
 	Process  *Process `yaml:"process,omitempty" json:"process,omitempty"`
 	Router   Router   `yaml:"router" json:"router"`
 	Health   Health   `yaml:"health" json:"health"`

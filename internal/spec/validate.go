@@ -24,6 +24,7 @@ var (
 	paramName  = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
 	hostName   = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 	headerName = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`)
+	userName   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$`)
 )
 
 // StopSignals are the signals process.stop_signal may name.
@@ -50,6 +51,9 @@ func (s *Spec) problems() []Problem {
 	positive(c, "retire.keep_blue", s.Retire.KeepBlue, true)
 	positive(c, "retire.drain_timeout", s.Retire.DrainTimeout, true)
 	s.validateParams(c)
+	if s.RunAs != "" && !userName.MatchString(s.RunAs) {
+		c.add("run_as", "bad user %s: want a user name (letters, digits, '_', '.', '-', at most 32) or a numeric user ID", quote(s.RunAs))
+	}
 	return c.probs
 }
 

@@ -3,8 +3,10 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"bluegreen/internal/auth"
@@ -20,12 +22,50 @@ func viewerOf(ctx context.Context) (viewer, bool) {
 	return v, ok
 }
 
-// safeNext is where to go after logging in: a path on this server only.
+// maxNext bounds the next parameter: the dashboard's own paths are short.
+const maxNext = 2048
+
+// safeNext is where to go after logging in: a path on this server, else
+// "/". Browsers drop tabs and newlines from a URL and read a backslash as a
+// slash, so "/\t/evil.com" or "/\\evil.com" would lead to another site; a
+// proxy or a server on the way may decode %2F once more. So the path must be
+// plain as written and after each round of percent-decoding: one leading
+// slash, no "//", no backslash, no control character, no scheme or host.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if len(next) > maxNext {
 		return "/"
 	}
-	return next
+	p := next
+	for range 3 {
+		if !plainPath(p) {
+			return "/"
+		}
+		d, err := url.PathUnescape(p)
+		if err != nil {
+			return "/"
+		}
+		if d == p {
+			return next
+		}
+		p = d
+	}
+	// Still encoded after three rounds: nothing of ours looks like that.
+	return "/"
+}
+
+// plainPath reports whether p is a path with a single leading slash and
+// nothing a browser could read as another origin.
+func plainPath(p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	u, err := url.Parse(p)
+	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil && u.Opaque == ""
 }
 
 // sameOrigin refuses a form posted from another site's page. Browsers send
@@ -65,8 +105,21 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "Paste a token to log in. The server writes an admin token to admin.token in its data directory; `bluegreen token create` makes more.")
 		return
 	}
+	remote := auth.RemoteKey(r)
+	if ok, wait := d.o.Failures.Allow(remote); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(auth.RetryAfter(wait)))
+		fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins from this address; try again in %d seconds.", auth.RetryAfter(wait)))
+		return
+	}
 	tok, err := d.o.Tokens.Authenticate(r.Context(), secret)
 	if errors.Is(err, auth.ErrInvalidToken) {
+		// The remote address, never what was typed: a token pasted into
+		// the wrong field must not end up in a log.
+		d.o.Logger.Warn("failed dashboard login: unknown or revoked token", "remote", r.RemoteAddr)
+		if d.o.Failures.Fail(remote) {
+			_, wait := d.o.Failures.Allow(remote)
+			d.o.Logger.Warn("too many failed logins; refusing this address's attempts for a while", "remote", remote, "retry_after", auth.RetryAfter(wait))
+		}
 		fail(http.StatusUnauthorized, "That token is not valid: it is unknown or has been revoked. Tokens start with bg_; `bluegreen token create` makes one.")
 		return
 	}

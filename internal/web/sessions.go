@@ -29,6 +29,12 @@ const (
 	DefaultMax  = 7 * 24 * time.Hour
 )
 
+// MaxSessionsPerToken bounds the sessions one token has at a time: a login
+// past it ends the token's least recently used session. People log in from
+// a few browsers; a script logging in over and over must not fill the
+// server's memory.
+const MaxSessionsPerToken = 10
+
 // session is one logged-in browser.
 type session struct {
 	tokenID  string
@@ -79,13 +85,33 @@ func (s *Sessions) create(tok store.Token) (string, *session) {
 	sess := &session{tokenID: tok.ID, csrf: randomString(), created: now, lastSeen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	mine := 0
 	for k, x := range s.byID {
-		if s.expired(x, now) {
+		switch {
+		case s.expired(x, now):
 			delete(s.byID, k)
+		case x.tokenID == tok.ID:
+			mine++
 		}
+	}
+	for ; mine >= MaxSessionsPerToken; mine-- {
+		s.endLeastUsed(tok.ID)
 	}
 	s.byID[id] = sess
 	return id, sess
+}
+
+// endLeastUsed ends the token's session unused for the longest; s.mu is
+// held.
+func (s *Sessions) endLeastUsed(tokenID string) {
+	var oldest string
+	var at time.Time
+	for k, x := range s.byID {
+		if x.tokenID == tokenID && (oldest == "" || x.lastSeen.Before(at)) {
+			oldest, at = k, x.lastSeen
+		}
+	}
+	delete(s.byID, oldest)
 }
 
 func (s *Sessions) expired(x *session, now time.Time) bool {

@@ -37,6 +37,10 @@ type Options struct {
 	// Secure marks the session cookie Secure even on plain HTTP, for a
 	// dashboard behind a TLS-terminating proxy.
 	Secure bool
+	// Failures limits failed logins per remote address; share it with the
+	// API's, so that both count the same guesses (a limiter of its own
+	// when nil).
+	Failures *auth.Limiter
 }
 
 // Dashboard serves the pages.
@@ -49,6 +53,9 @@ type Dashboard struct {
 func New(o Options) (*Dashboard, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Failures == nil {
+		o.Failures = auth.NewLimiter(0, 0, nil)
 	}
 	d := &Dashboard{o: o, pages: map[string]*template.Template{}}
 	for _, name := range []string{"login", "apps", "app", "notfound"} {

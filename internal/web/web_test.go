@@ -22,11 +22,31 @@ import (
 // env is the dashboard and the API over a real store, on one loopback
 // server, as internal/server mounts them; its clock can be moved.
 type env struct {
-	url    string
-	st     *store.Store
-	tokens *auth.Tokens
-	mu     sync.Mutex
-	now    time.Time
+	url      string
+	st       *store.Store
+	tokens   *auth.Tokens
+	sessions *Sessions
+	log      *logBuffer // what the dashboard and the API logged
+	mu       sync.Mutex
+	now      time.Time
+}
+
+// logBuffer is a log shared by the server's goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (e *env) clock() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now }
@@ -47,14 +67,17 @@ func newEnv(t *testing.T, secure bool) *env {
 	if err := st.Update(ctx, func(tx *store.Tx) error { _, err := tx.CreateApp(ctx, "shop"); return err }); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{st: st, tokens: auth.New(st, nil), now: time.Now()}
+	e := &env{st: st, tokens: auth.New(st, nil), now: time.Now(), log: &logBuffer{}}
 	sessions := NewSessions(st, e.clock, time.Hour, 0)
-	d, err := New(Options{Store: st, Tokens: e.tokens, Sessions: sessions, Logger: slog.New(slog.DiscardHandler), Secure: secure})
+	e.sessions = sessions
+	log := slog.New(slog.NewTextHandler(e.log, nil))
+	failures := auth.NewLimiter(0, 0, e.clock)
+	d, err := New(Options{Store: st, Tokens: e.tokens, Sessions: sessions, Logger: log, Secure: secure, Failures: failures})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", (&api.Server{Store: st, Tokens: e.tokens, Sessions: sessions}).Handler())
+	mux.Handle("/api/", (&api.Server{Store: st, Tokens: e.tokens, Sessions: sessions, Logger: log, Failures: failures}).Handler())
 	mux.Handle("/", d.Handler())
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)

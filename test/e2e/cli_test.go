@@ -284,7 +284,7 @@ func TestCLIDeployLifecycle(t *testing.T) {
 	// Nothing to promote or abort now; rollback deploys v1 again.
 	e.wantCLI(1, "no deployment in progress", "abort", "shop")
 	out = e.mustCLI("rollback", "shop", "--wait")
-	if !strings.Contains(out, "back to revision 1") || !strings.Contains(out, "succeeded") {
+	if !strings.Contains(out, "back to revision 1") || !strings.Contains(out, "released: revision 1 is live") {
 		t.Errorf("rollback --wait:\n%s", out)
 	}
 	if a, err := e.api.App(context.Background(), "shop"); err != nil || a.LiveRevision != 1 {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +184,19 @@ func TestDashboard(t *testing.T) {
 	if events < 5 {
 		t.Errorf("the event log shows %d events", events)
 	}
+	step := get(t, ctx, "reading the step", chromedp.Evaluate[string](`document.getElementById('step').textContent`))
+	if m := regexp.MustCompile(`Step (\d+) of (\d+)`).FindStringSubmatch(step); m != nil && atoi(m[1]) > atoi(m[2]) {
+		t.Errorf("the page says %q", step)
+	}
+
+	// A green that never becomes healthy: the page says why, as the CLI does.
+	bad := e.deploy("v3", e.spec(specParts{env: `{ HELLO_FAIL_HEALTH: "1" }`, startup: "2s", extra: quick}), nil)
+	waitJS(t, ctx, "the page shows why green failed",
+		`document.getElementById('outcome').textContent.includes('rolled back') &&
+		 document.getElementById('outcome').textContent.includes('last health check: GET /healthz answered 503 Service Unavailable: failing on purpose')`)
+	if got := e.waitEnd(bad.ID, 30*time.Second); got.Outcome != "rolled_back" {
+		t.Fatalf("deployment %s: %s (%s)", bad.ID, got.Outcome, got.Reason)
+	}
 
 	// A viewer: no action buttons, and its session cannot act.
 	viewer, err := e.api.CreateToken(context.Background(), "watcher", "viewer")
@@ -205,3 +220,5 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("a viewer's rollback through its session answered %d, want 403", status)
 	}
 }
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }

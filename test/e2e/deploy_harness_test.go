@@ -33,6 +33,7 @@ type deployEnv struct {
 	srvLog     *lockedBuffer
 	api        *api.Client
 	binary     string // the bluegreen binary the server runs
+	args       []string
 }
 
 func newDeployEnv(t *testing.T) *deployEnv {
@@ -50,7 +51,11 @@ func newRaceDeployEnv(t *testing.T) *deployEnv {
 
 func startDeployEnv(t *testing.T, binary string) *deployEnv {
 	t.Helper()
-	e := &deployEnv{t: t, data: filepath.Join(t.TempDir(), "data"), prod: freeAddr(t), test: freeAddr(t), binary: binary}
+	// These scenarios are about deployments, and their hooks write to the
+	// test's own directories: apps run as root, which must be asked for.
+	// security_run_test.go runs the default, a user of each app's own.
+	e := &deployEnv{t: t, data: filepath.Join(t.TempDir(), "data"), prod: freeAddr(t), test: freeAddr(t), binary: binary,
+		args: []string{"--run-as", "root"}}
 	t.Cleanup(e.teardown)
 	e.startServer()
 	return e
@@ -62,7 +67,7 @@ func (e *deployEnv) startServer() {
 	t.Helper()
 	_ = os.Remove(filepath.Join(e.data, "server.json"))
 	e.srvLog = &lockedBuffer{}
-	cmd := exec.Command(e.binary, "server", "--data", e.data, "--api", "127.0.0.1:0", "--log-format", "json")
+	cmd := exec.Command(e.binary, append([]string{"server", "--data", e.data, "--api", "127.0.0.1:0", "--log-format", "json"}, e.args...)...)
 	cmd.Stdout, cmd.Stderr = e.srvLog, e.srvLog
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

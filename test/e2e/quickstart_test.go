@@ -11,12 +11,18 @@ import (
 )
 
 // The README's run command, as a newcomer runs it: it must finish with
-// zero failed requests and leave nothing running.
+// zero failed requests and leave nothing running, and nothing behind in
+// the temporary directory.
 func TestQuickstart(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "qs")
-	out, err := exec.Command(bin.bluegreen, "quickstart", "--dir", dir).CombinedOutput()
+	dir := passableTempDir(t)
+	cmd := exec.Command(bin.bluegreen, "quickstart")
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("quickstart: %v\n%s", err, out)
+	}
+	if left, _ := os.ReadDir(dir); len(left) > 0 {
+		t.Errorf("the quickstart left %d entries in its temporary directory %s", len(left), dir)
 	}
 	text := string(out)
 	for _, want := range []string{
@@ -42,7 +48,7 @@ func TestQuickstart(t *testing.T) {
 
 // Ctrl-C in the middle stops everything the quickstart started.
 func TestQuickstartInterrupted(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "qs")
+	dir := filepath.Join(passableTempDir(t), "qs")
 	out := &lockedBuffer{}
 	cmd := exec.Command(bin.bluegreen, "quickstart", "--dir", dir)
 	cmd.Stdout, cmd.Stderr = out, out

@@ -358,15 +358,21 @@ func TestSilentCanaryDoesNotPromote(t *testing.T) {
 	d := e.deploy("v2", silent("wait"), nil)
 	stalls := func(n int) {
 		t.Helper()
-		waitFor(t, 30*time.Second, "the deployment to wait for a person", func() bool {
+		for end := time.Now().Add(30 * time.Second); ; {
 			seen := 0
 			for _, ev := range e.events(d.ID) {
 				if ev.Kind == "checks.inconclusive" {
 					seen++
 				}
 			}
-			return seen >= n
-		})
+			if seen >= n {
+				return
+			}
+			if time.Now().After(end) {
+				t.Fatalf("the deployment did not wait for a person (%d times)\n%s", n, e.eventLog(d.ID))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	stalls(1)
 	st, err := e.api.Status(ctx, "shop", "")
@@ -461,9 +467,15 @@ func TestPreviewHeaderNamesRolesAcrossDeployments(t *testing.T) {
 			}
 		}
 		for role, want := range map[string]string{"green": green, "blue": blue} {
-			out, err := exec.Command(bin.bluegreen, "logs", "shop", "--data", e.data, "--fleet", role, "--tail", "50").CombinedOutput()
-			if err != nil || !strings.Contains(string(out), want) || strings.Contains(string(out), map[string]string{green: blue, blue: green}[want]) {
-				t.Fatalf("deploying %s over %s: logs --fleet %s: %v\n%s", green, blue, role, err, out)
+			// The output is read from the instances' files as they write it.
+			var out []byte
+			var err error
+			waitFor(t, 10*time.Second, "logs --fleet "+role+" to show "+want, func() bool {
+				out, err = exec.Command(bin.bluegreen, "logs", "shop", "--data", e.data, "--fleet", role, "--tail", "50").CombinedOutput()
+				return err == nil && strings.Contains(string(out), "hello "+want)
+			})
+			if other := map[string]string{green: blue, blue: green}[want]; strings.Contains(string(out), "hello "+other) {
+				t.Fatalf("deploying %s over %s: logs --fleet %s shows %s:\n%s", green, blue, role, other, out)
 			}
 		}
 		if _, err := e.api.Promote(ctx, "shop", false); err != nil {

@@ -28,10 +28,18 @@
 // group only while the app is its unreaped child, so a process group ID
 // reused after the app is gone can never be hit.
 //
+// # User
+//
+// The shim stays the server's user; the app runs as InstanceSpec.User (its
+// user, group and exactly its supplementary groups), so it cannot read the
+// log and the records the shim writes, which are the server's alone (files
+// 0600, directories 0700).
+//
 // # Environment
 //
 // An instance's environment is built, not inherited: PATH, HOME, USER,
-// LOGNAME, SHELL, LANG, LANGUAGE, TZ, TMPDIR and LC_* from the server, then
+// LOGNAME, SHELL, LANG, LANGUAGE, TZ, TMPDIR and LC_* from the server (HOME,
+// USER and LOGNAME of InstanceSpec.User when there is one), then
 // the spec's Vars (pinned params, BG_APP, BG_REVISION, BG_FLEET,
 // BG_INSTANCE), then the spec's Env, then PORT. Anything else in the
 // server's environment (its own credentials) stays out unless the spec asks
@@ -62,8 +70,8 @@
 //
 // # Logs
 //
-// The platform keeps the last RingLines lines of each instance in memory by
-// following its log file (and after a restart rebuilds them from the files'
+// The platform keeps the last RingLines lines of each instance in memory,
+// with the secrets Options.Redact names hidden, by following its log file (and after a restart rebuilds them from the files'
 // tail). Output is read every Poll; a follower that cannot keep up with it
 // is disconnected rather than slowing the others.
 package process

@@ -24,8 +24,9 @@ var passedThrough = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG",
 
 // environment builds an instance's argv and environment. Command and Env are
 // expanded from PORT, Vars and the server's environment, in that order.
-// The instance gets the passed-through variables and LC_*, then Vars, then the
-// expanded Env, then PORT, each overriding the ones before.
+// The instance gets the passed-through variables and LC_* (HOME, USER and
+// LOGNAME of s.User when set), then Vars, then the expanded Env, then PORT,
+// each overriding the ones before.
 func environment(s platform.InstanceSpec, port int, getenv func(string) (string, bool), serverEnv []string) ([]string, []string, error) {
 	portStr := strconv.Itoa(port)
 	lookup := func(name string) (string, bool) {
@@ -51,6 +52,9 @@ func environment(s platform.InstanceSpec, port int, getenv func(string) (string,
 		if slices.Contains(passedThrough, k) || strings.HasPrefix(k, "LC_") {
 			env[k] = v
 		}
+	}
+	if s.User != nil {
+		s.User.SetEnv(env) // not the server's HOME and USER
 	}
 	maps.Copy(env, s.Vars)
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {

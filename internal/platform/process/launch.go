@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"bluegreen/internal/platform"
+	"bluegreen/internal/platform/runas"
 )
 
 // Launch starts the instance, or returns it if it is already running. An
@@ -74,6 +75,9 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 	if err := checkSignal(s.StopSignal); err != nil {
 		return record{}, err
 	}
+	if err := checkUser(s.User, dir); err != nil {
+		return record{}, err
+	}
 	port, release, err := p.allocatePort()
 	if err != nil {
 		return record{}, err
@@ -96,7 +100,7 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 			ID: s.ID, App: s.App, Revision: s.Revision, Fleet: s.Fleet, Index: s.Index,
 			Host: p.opts.Host, Port: port, StopSignal: stopSignal, StopTimeout: s.StopTimeout,
 		},
-		Dir: dir, Path: path, Argv: argv, Env: env,
+		Dir: dir, Path: path, Argv: argv, Env: env, User: s.User,
 		RecordPath: p.files.recordPath(s.ID), ExitPath: p.files.exitPath(s.ID),
 		LogPath: p.files.logPath(s.ID), LogMaxBytes: p.opts.LogMaxBytes, LogKeep: p.opts.LogKeep,
 	})
@@ -172,4 +176,21 @@ func (p *Platform) runShim(ctx context.Context, c shimConfig) (record, error) {
 		return fail(errors.New("the instance shim sent no record"))
 	}
 	return *msg.Record, nil
+}
+
+// checkUser makes sure the app can be started as u, in dir: a platform not
+// running as root can start processes only as its own user, and u must be
+// able to reach its working directory. Saying so here is clearer than the
+// "operation not permitted" the shim would meet.
+func checkUser(u *platform.User, dir string) error {
+	if u == nil {
+		return nil
+	}
+	if euid := uint32(os.Geteuid()); euid != 0 && (u.UID != euid || u.GID != uint32(os.Getegid())) {
+		return fmt.Errorf("cannot start the app as %s: the server runs as uid %d, not root", u, euid)
+	}
+	if err := runas.Reach(dir, *u); err != nil {
+		return fmt.Errorf("working directory: %w", err)
+	}
+	return nil
 }

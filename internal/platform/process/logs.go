@@ -90,21 +90,37 @@ func (p *Platform) tailerOf(id string) *tailer {
 	if _, err := os.Stat(p.files.logPath(id)); err != nil {
 		return nil
 	}
-	t = newTailer(p.files.logPath(id), p.opts.LogKeep, p.opts.RingLines)
+	t = newTailer(p.files.logPath(id), p.opts.LogKeep, p.opts.RingLines, p.redactor())
 	t.read()
 	t.end()
 	return t
+}
+
+// redactor is what hides known secrets in the output of an instance whose
+// output the platform starts keeping now.
+func (p *Platform) redactor() func(string) string {
+	if p.opts.Redact == nil {
+		return nil
+	}
+	return p.opts.Redact()
 }
 
 // ensureTailer starts following the log of rec's instance unless that is
 // being done already.
 func (p *Platform) ensureTailer(id string, rec record) *tailer {
 	p.mu.Lock()
+	t := p.tailers[id]
+	p.mu.Unlock()
+	if t != nil {
+		return t
+	}
+	redact := p.redactor() // may read a database: not under the lock
+	p.mu.Lock()
 	defer p.mu.Unlock()
 	if t := p.tailers[id]; t != nil {
 		return t
 	}
-	t := newTailer(p.files.logPath(id), p.opts.LogKeep, p.opts.RingLines)
+	t = newTailer(p.files.logPath(id), p.opts.LogKeep, p.opts.RingLines, redact)
 	p.tailers[id] = t
 	if p.closed {
 		t.end()

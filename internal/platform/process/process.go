@@ -44,6 +44,10 @@ type Options struct {
 	StartTimeout time.Duration
 	// Logger receives the platform's own events (default: discarded).
 	Logger *slog.Logger
+	// Redact, when set, returns what hides known secret values in the
+	// output of an instance (see Logs). It is asked once for each instance
+	// whose output the platform starts keeping.
+	Redact func() func(string) string
 }
 
 // Platform runs instances as local processes, each watched by a shim, and
@@ -112,8 +116,13 @@ func New(opts Options) (*Platform, error) {
 	}
 	opts.StateDir = stateDir
 	files := layout{stateDir}
-	for _, d := range []string{files.instancesDir(), files.logsDir()} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
+	// The records and the logs are the server's alone: an app's output may
+	// hold its secrets, and apps may run as other users (InstanceSpec.User).
+	for _, d := range []string{stateDir, files.instancesDir(), files.logsDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("process platform: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
 			return nil, fmt.Errorf("process platform: %w", err)
 		}
 	}
@@ -227,8 +236,16 @@ func (p *Platform) instance(rec record) platform.Instance {
 		State:   platform.StateRunning, PID: rec.PID, StartedAt: rec.StartedAt,
 	}
 	if !alive(rec.PID, rec.StartTicks) {
+		e, ok := p.files.readExit(rec.ID)
+		if !ok && alive(rec.ShimPID, rec.ShimStartTicks) {
+			// The app is gone but its shim is still putting its last output
+			// in the log, and then its exit code: until then the instance is
+			// reported as it was, so that the code, when it is read, is the
+			// true one and not "unknown".
+			return in
+		}
 		in.State, in.ExitCode = platform.StateExited, -1
-		if e, ok := p.files.readExit(rec.ID); ok {
+		if ok {
 			in.ExitCode = e.Code
 		}
 	}
@@ -238,8 +255,9 @@ func (p *Platform) instance(rec record) platform.Instance {
 // List returns the recorded instances of app (all when app is ""), sorted
 // by ID. An instance whose process is gone, or whose PID now belongs to a
 // process started at another time, is exited; its exit code is the one the
-// shim recorded, or -1 if there is none (yet: the shim writes it once the
-// app's last output is in the log).
+// shim recorded, or -1 if there is none (the shim was killed). While the
+// shim still finishes (the app's last output, then its code), the instance
+// is listed as running.
 func (p *Platform) List(ctx context.Context, app string) ([]platform.Instance, error) {
 	p.reap()
 	ids, err := p.files.recordIDs()

@@ -18,7 +18,7 @@ type rotatingFile struct {
 }
 
 func openRotating(path string, max int64, keep int) (*rotatingFile, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (r *rotatingFile) rotate() error {
 			return fmt.Errorf("rotating %s: %w", r.path, err)
 		}
 	}
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC, 0o640)
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

@@ -10,22 +10,27 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+
+	"bluegreen/internal/platform"
+	"bluegreen/internal/platform/runas"
 )
 
 // shimConfig is what the server hands the shim on its standard input. It
 // travels on a pipe rather than on the command line because Env may hold
 // secrets, and /proc/PID/cmdline is readable by every user.
 type shimConfig struct {
-	Record      record   `json:"record"` // without the PIDs and start times
-	Dir         string   `json:"dir"`
-	Path        string   `json:"path"` // the resolved executable
-	Argv        []string `json:"argv"`
-	Env         []string `json:"env"`
-	RecordPath  string   `json:"record_path"`
-	ExitPath    string   `json:"exit_path"`
-	LogPath     string   `json:"log_path"`
-	LogMaxBytes int64    `json:"log_max_bytes"`
-	LogKeep     int      `json:"log_keep"`
+	Record record   `json:"record"` // without the PIDs and start times
+	Dir    string   `json:"dir"`
+	Path   string   `json:"path"` // the resolved executable
+	Argv   []string `json:"argv"`
+	Env    []string `json:"env"`
+	// User is who the app runs as; nil: as the shim itself.
+	User        *platform.User `json:"user,omitempty"`
+	RecordPath  string         `json:"record_path"`
+	ExitPath    string         `json:"exit_path"`
+	LogPath     string         `json:"log_path"`
+	LogMaxBytes int64          `json:"log_max_bytes"`
+	LogKeep     int            `json:"log_keep"`
 }
 
 // readyMsg is the shim's one message to the server, on file descriptor 3:
@@ -158,11 +163,18 @@ func startApp(c shimConfig) (int, *os.File, error) {
 		return 0, nil, err
 	}
 	defer w.Close()
+	// The shim stays the server's user (it writes the log and the record,
+	// which the app must not read); the app gets its own identity. Go sets
+	// Pdeathsig after changing it, so the change does not clear it.
+	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if u := c.User; u != nil && (u.UID != uint32(os.Geteuid()) || u.GID != uint32(os.Getegid())) {
+		sys.Credential = runas.Credential(*u)
+	}
 	p, err := os.StartProcess(c.Path, c.Argv, &os.ProcAttr{
 		Dir:   c.Dir,
 		Env:   c.Env,
 		Files: []*os.File{devnull, w, w},
-		Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+		Sys:   sys,
 	})
 	if err != nil {
 		r.Close()

@@ -160,3 +160,28 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Errorf("List = %+v, want only same-0", ins)
 	}
 }
+
+// An app that exits is seen exited with its true code, never first with an
+// unknown one while its shim is still finishing. The app writes a good deal
+// of output just before it exits, so that the shim has work left then.
+func TestExitCodeIsNeverUnknownWhileTheShimFinishes(t *testing.T) {
+	p := newTestPlatform(t, testOptions(t.TempDir()))
+	for i := range 10 {
+		id := fmt.Sprintf("exit-%d", i)
+		launch(t, p, shSpec(id, t.TempDir(), "head -c 200000 /dev/zero | tr '\\0' x; echo; echo failing >&2; exit 2"))
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			in, ok := findInstance(t, p, id)
+			if ok && in.State == platform.StateExited {
+				if in.ExitCode != 2 {
+					t.Fatalf("run %d: exited with code %d, want 2", i, in.ExitCode)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d: %s never exited", i, id)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}

@@ -19,6 +19,9 @@ import (
 type tailer struct {
 	path string
 	keep int
+	// redact hides known secrets in each line before anyone reads it; the
+	// files on disk, readable by the server only, keep the output as is.
+	redact func(string) string
 
 	mu      sync.Mutex
 	ring    ring
@@ -34,8 +37,11 @@ type tailer struct {
 	done   chan struct{} // closed when the tailer has ended
 }
 
-func newTailer(path string, keep, lines int) *tailer {
-	t := &tailer{path: path, keep: keep, ring: newRing(lines), subs: map[*follower]bool{},
+func newTailer(path string, keep, lines int, redact func(string) string) *tailer {
+	if redact == nil {
+		redact = func(s string) string { return s }
+	}
+	t := &tailer{path: path, keep: keep, redact: redact, ring: newRing(lines), subs: map[*follower]bool{},
 		finish: make(chan struct{}), done: make(chan struct{})}
 	t.rebuild()
 	return t
@@ -74,7 +80,7 @@ func (t *tailer) rebuild() {
 		}
 	}
 	for _, l := range lines {
-		t.ring.add(l)
+		t.ring.add(t.redact(l))
 	}
 }
 
@@ -188,11 +194,13 @@ func (t *tailer) feed(b []byte) {
 	if i < 0 {
 		return
 	}
-	complete := bytes.Clone(t.partial[:i+1])
-	t.partial = append(t.partial[:0], t.partial[i+1:]...)
-	for line := range bytes.Lines(complete) {
-		t.ring.add(string(line))
+	var complete []byte
+	for line := range bytes.Lines(t.partial[:i+1]) {
+		l := t.redact(string(line))
+		t.ring.add(l)
+		complete = append(complete, l...)
 	}
+	t.partial = append(t.partial[:0], t.partial[i+1:]...)
 	t.publish(complete)
 }
 
@@ -224,7 +232,7 @@ func (t *tailer) end() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.partial) > 0 {
-		line := string(t.partial) + "\n"
+		line := t.redact(string(t.partial) + "\n")
 		t.partial = nil
 		t.ring.add(line)
 		t.publish([]byte(line))

@@ -44,7 +44,12 @@
   // fleet (the one a deployment started from), green the candidate. The
   // slots the router knows them by alternate from deployment to deployment.
   function roleOf(f) { return f.role || f.name; }
-  function slotNote(f) { return f.role && f.role !== f.name ? ' (slot ' + f.name + ')' : ''; }
+  // What a fleet is doing, in the words of its role: green is the candidate
+  // until it is live; blue is live until green is, then it retires.
+  function standing(f) {
+    if (f.live) return 'live';
+    return roleOf(f) === 'blue' ? 'retiring' : 'candidate';
+  }
   function liveRole(st) { const f = st.fleets.find((x) => x.live); return f ? roleOf(f) : st.live_fleet; }
 
   async function api(method, path, data) {
@@ -201,7 +206,7 @@
       $('outcome').textContent = dep.outcome ? dep.outcome.replace('_', ' ') + (dep.reason ? ': ' + dep.reason : '') : '';
       $('outcome').className = 'outcome ' + (dep.outcome === 'succeeded' ? 'ok' : dep.outcome ? 'bad' : '');
       const p = st && st.deployment ? st.progress : null;
-      $('step').textContent = p && p.steps ? 'Step ' + (p.step + 1) + ' of ' + p.steps + ' · green ' + p.weight + '%' + (p.waiting ? ' · waiting for ' + p.waiting : '') : '';
+      $('step').textContent = p && p.steps ? 'Step ' + Math.min(p.step + 1, p.steps) + ' of ' + p.steps + ' · green ' + p.weight + '%' + (p.waiting ? ' · waiting for ' + p.waiting : '') : '';
       if (p && p.next) {
         replace($('next'), h('span', { class: 'label' }, 'Next: '), p.next, p.next_at ? h('span', { 'data-until': p.next_at }, '') : '');
       } else {
@@ -262,7 +267,7 @@
     function renderFleets() {
       const st = state.status;
       replace($('fleets'), st.fleets.length ? st.fleets.map((f) => h('div', { class: 'fleet' },
-        h('h3', {}, fleetLabel(roleOf(f)), slotNote(f) + ' — r' + f.revision + (f.live ? ', live' : ', candidate') + ', ' + f.weight + '% of traffic, ', health(f),
+        h('h3', {}, fleetLabel(roleOf(f)), ' — r' + f.revision + ', ' + standing(f) + ', ' + f.weight + '% of traffic, ', health(f),
           ', ' + f.request_rate.toFixed(1) + ' req/s, ' + pct(f.error_rate) + ' errors, p99 ' + ms(f.p99_seconds) + ' (last ' + st.window + ')'),
         h('div', { class: 'table-wrap' }, h('table', {},
           h('thead', {}, h('tr', {}, ['instance', 'state', 'health', 'address', 'started', 'recent output'].map((x) => h('th', { scope: 'col' }, x)))),

@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"bluegreen/internal/api"
+)
+
+// A reason is never cut: its lines after the first follow the row.
+func TestHistoryShowsWholeReasons(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local)
+	end := t0.Add(2 * time.Minute)
+	ds := []api.Deployment{
+		{ID: "d-2", FromRevision: 1, ToRevision: 2, Outcome: "rolled_back", CreatedAt: t0, FinishedAt: &end,
+			Reason: "green instance shop-2-green-0 exited with code 1\n    its last output:\n      nginx: [emerg] unknown directive \"lisen\""},
+		{ID: "d-1", ToRevision: 1, Outcome: "succeeded", CreatedAt: t0, FinishedAt: &end, Reason: "green is live"},
+	}
+	var b strings.Builder
+	if err := writeHistory(&b, ds, end); err != nil {
+		t.Fatal(err)
+	}
+	want := `ID   REVISION  OUTCOME      STARTED              TOOK  REASON
+d-2  1 → 2     rolled back  2026-01-01 12:00:00  2m0s  green instance shop-2-green-0 exited with code 1
+        its last output:
+          nginx: [emerg] unknown directive "lisen"
+d-1  1         succeeded    2026-01-01 12:00:00  2m0s  green is live
+`
+	if b.String() != want {
+		t.Fatalf("history:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
