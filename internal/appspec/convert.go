@@ -69,7 +69,7 @@ func (a *AppSpec) NotMapped() []Note {
 		notes = append(notes, Note{Topic: "files", What: what,
 			Why: "bluegreen copies nothing into place: each revision runs from its own unpacked directory, " +
 				"so the app finds its files relative to its working directory (the bundle's root, or process.dir). " +
-				"A file another program needs in place can be copied by an after_install hook."})
+				"Files other programs need in place belong to the machine's own setup, not to a revision."})
 	}
 	if a.FileExistsBehavior != "" {
 		notes = append(notes, Note{Topic: "file_exists_behavior", What: []string{a.FileExistsBehavior},
@@ -82,12 +82,14 @@ func (a *AppSpec) NotMapped() []Note {
 		}
 		notes = append(notes, Note{Topic: "permissions", What: what,
 			Why: "The bundle is unpacked with the modes it was packed with (without setuid, setgid and sticky bits), " +
-				"owned by the user running `bluegreen server`: chmod files before deploying, and run the server as the owner the app needs."})
+				"readable and not writable by the app's user: chmod files before deploying, and have the app and its hooks " +
+				"write to $TMPDIR or a directory their user owns."})
 	}
 	if runas := a.runas(); len(runas) > 0 {
 		notes = append(notes, Note{Topic: "runas", What: runas,
-			Why: "Hooks run as the user running `bluegreen server`, as its instances do: run the server as that user, " +
-				"or switch users inside the script (sudo -u NAME)."})
+			Why: "Every hook runs as the app's user, as its instances do: a user of the app's own on a server running as root, " +
+				"or the user run_as names in bluegreen.yaml where the server allows it (bluegreen server --allow-run-as); " +
+				"root only if the server allows that too."})
 	}
 	return notes
 }

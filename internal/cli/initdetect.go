@@ -126,7 +126,7 @@ func detectGoMain(dir string) (detected, bool) {
 	name := path.Base(module)
 	d := detected{argv: []string{"./" + name}, why: "the Go main package of module " + module}
 	if !isExecutable(filepath.Join(dir, name)) {
-		d.todo = "build it into the directory before deploying (go build -o " + name + " .)"
+		d.todo = "build it into the directory before deploying (go build -o " + name + ")"
 	}
 	return d, true
 }

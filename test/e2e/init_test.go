@@ -23,7 +23,7 @@ import (
 // ValidateService script fails, so that the rollback runs the third
 // revision's own application_stop before stopping it.
 func TestInitFromCodeDeployDeploys(t *testing.T) {
-	e := newRaceDeployEnv(t)
+	e := newSampleEnv(t)
 	work := t.TempDir()
 	dir := filepath.Join(work, "bundle")
 	copyDir(t, "../../examples/codedeploy", dir)
@@ -90,6 +90,21 @@ func TestInitFromCodeDeployDeploys(t *testing.T) {
 	}
 }
 
+// newSampleEnv starts the server as a user would: as root, its apps and
+// hooks each app's own user (the sample's scripts write nothing, so they
+// need no more), built with the race detector since a rollback races with
+// the engine's own work.
+func newSampleEnv(t *testing.T) *deployEnv {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return newRaceDeployEnv(t)
+	}
+	e := &deployEnv{t: t, data: filepath.Join(passableTempDir(t), "data"), prod: freeAddr(t), test: freeAddr(t), binary: bin.bluegreenRace}
+	t.Cleanup(e.teardown)
+	e.startServer()
+	return e
+}
+
 // TestApplicationStopFailureIsPassedOver: blue's application_stop runs
 // while blue's instances still run, with blue's revision number, and its
 // failure does not hold the retirement back.
@@ -131,11 +146,12 @@ func (e *deployEnv) deployLiveFiles(version, spec string, files map[string]strin
 	return d
 }
 
-// deployDir deploys a directory with the CLI, waits for its end with the
-// exit code wanted (0 succeeded, 3 rolled back) and returns its ID.
+// deployDir deploys a directory with the CLI, waits for its end (blue
+// retired, or the rollback done) with the exit code wanted (0 succeeded, 3
+// rolled back) and returns its ID.
 func (e *deployEnv) deployDir(dir string, code int) string {
 	e.t.Helper()
-	r := e.cli("deploy", dir, "--wait")
+	r := e.cli("deploy", dir, "--wait-retired")
 	m := regexp.MustCompile(`started deployment (d-[0-9a-f]+)`).FindStringSubmatch(r.stdout)
 	if r.code != code || m == nil {
 		e.t.Fatalf("deploy %s: exit %d (want %d)\nstdout: %s\nstderr: %s", dir, r.code, code, r.stdout, r.stderr)

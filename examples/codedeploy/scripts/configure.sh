@@ -1,6 +1,11 @@
 #!/bin/sh
-# AfterInstall: write this revision's release file beside the app.
+# AfterInstall: the revision's files are in place and the app can run.
 set -eu
 cd "$(dirname "$0")/.."
-printf 'version=%s\n' "$(cat VERSION)" > release.env
-echo "configured shop $(cat VERSION)"
+for f in VERSION shop; do
+	if [ ! -e "$f" ]; then
+		echo "missing $f" >&2
+		exit 1
+	fi
+done
+echo "installed shop $(cat VERSION)"
