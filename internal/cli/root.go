@@ -73,6 +73,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newRouterCmd(),
+		newInitCmd(),
 		newValidateCmd(),
 		newBackupCmd(),
 		newRestoreCmd(),

@@ -474,6 +474,9 @@ func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) 
 	if err := e.runHooks(ctx, s, "after_block_traffic", true); err != nil {
 		return 0, err
 	}
+	if err := e.runStopHooks(ctx, s, bf, RoleBlue); err != nil {
+		return 0, err
+	}
 	ids, err := e.stopFleet(ctx, bf)
 	if err != nil {
 		return 0, err
@@ -561,6 +564,9 @@ func (e *Engine) rollingBack(ctx context.Context, s *state) (time.Duration, erro
 	if !s.green.Spec.Retire.KeepGreenOnRollback {
 		if _, _, err := e.drain(ctx, s, gf.slot, s.green.Spec.Retire.DrainTimeout.D()); err != nil {
 			e.log.Warn("draining green", "app", s.d.App, "err", err)
+		}
+		if err := e.runStopHooks(ctx, s, gf, RoleGreen); err != nil {
+			return 0, err
 		}
 		var err error
 		if stopped, err = e.stopFleet(ctx, gf); err != nil {

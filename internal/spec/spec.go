@@ -79,7 +79,10 @@ type Health struct {
 }
 
 // Hooks lists the commands run at each lifecycle event, in order. The names
-// follow CodeDeploy's.
+// follow CodeDeploy's. Every event runs green's hooks except
+// ApplicationStop, whose hooks come from the revision being stopped, as
+// CodeDeploy's ApplicationStop scripts do: the retiring revision's (blue's)
+// once it is drained, or green's when a rollback stops it.
 type Hooks struct {
 	BeforeInstall         []Hook `yaml:"before_install" json:"before_install"`
 	AfterInstall          []Hook `yaml:"after_install" json:"after_install"`
@@ -90,6 +93,7 @@ type Hooks struct {
 	AfterAllowTraffic     []Hook `yaml:"after_allow_traffic" json:"after_allow_traffic"`
 	BeforeBlockTraffic    []Hook `yaml:"before_block_traffic" json:"before_block_traffic"`
 	AfterBlockTraffic     []Hook `yaml:"after_block_traffic" json:"after_block_traffic"`
+	ApplicationStop       []Hook `yaml:"application_stop" json:"application_stop"`
 	OnRollback            []Hook `yaml:"on_rollback" json:"on_rollback"`
 }
 
@@ -111,6 +115,7 @@ func (h *Hooks) Events() []HookEvent {
 		{"after_allow_traffic", h.AfterAllowTraffic},
 		{"before_block_traffic", h.BeforeBlockTraffic},
 		{"after_block_traffic", h.AfterBlockTraffic},
+		{"application_stop", h.ApplicationStop},
 		{"on_rollback", h.OnRollback},
 	}
 }
