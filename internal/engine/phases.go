@@ -631,7 +631,7 @@ func (e *Engine) endRollbackNow(ctx context.Context, s *state) error {
 	fields := map[string]any{"abort": s.det.EndNow}
 	if len(problems) == 0 {
 		return e.save(ctx, s, change{phase: PhaseRolledBack, outcome: store.OutcomeRolledBack, kind: "phase", fields: fields,
-			message: "rolled back: the abort ended the rollback's remaining steps (drain and on_rollback hooks skipped)"})
+			message: "rolled back: the abort ended the rollback's remaining steps (drain, on_rollback and application_stop hooks skipped)"})
 	}
 	return e.save(ctx, s, change{phase: PhaseFailed, outcome: store.OutcomeFailed, kind: "phase", fields: fields,
 		reason:  fmt.Sprintf("%s; the rollback was ended by abort before it completed: %s", s.d.Reason, strings.Join(problems, "; ")),
