@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"bluegreen/internal/server"
 )
 
 // readmeBlocks returns the README's indented code blocks, as written.
@@ -75,15 +78,16 @@ func TestREADMEWalkthrough(t *testing.T) {
 		"curl -sf 127.0.0.1:8080/ | grep -q 'hello from v2'\n" +
 		"bin/bluegreen history hello\n"
 	t.Cleanup(func() {
+		// The server the walkthrough started in the background, by the pid
+		// it wrote, then what it left running.
 		data := tmp + "/bg"
-		if b, err := os.ReadFile(filepath.Join(data, "server.json")); err == nil {
-			t.Logf("server.json at the end: %s", b)
+		if in, err := server.ReadInfo(data); err == nil && in.PID > 0 {
+			_ = syscall.Kill(in.PID, syscall.SIGTERM)
+			waitFor(t, 20*time.Second, "the walkthrough's server to stop", func() bool { return syscall.Kill(in.PID, 0) != nil })
 		}
-		_ = exec.Command("pkill", "-f", "bluegreen server$").Run()
-		kill := exec.Command("bash", "-c", "pkill -TERM -f 'bin/bluegreen server' ; for i in $(seq 50); do pgrep -f 'bin/bluegreen server' >/dev/null || break; sleep 0.1; done; bin/bluegreen server --stop-all")
-		kill.Dir, kill.Env = root, append(os.Environ(), "BLUEGREEN_DATA="+data)
-		if out, err := kill.CombinedOutput(); err != nil {
-			t.Logf("stopping what the walkthrough left: %v\n%s", err, out)
+		stop := exec.Command(bin.bluegreen, "server", "--stop-all", "--data", data)
+		if out, err := stop.CombinedOutput(); err != nil {
+			t.Errorf("stopping what the walkthrough left: %v\n%s", err, out)
 		}
 	})
 	cmd := exec.Command("bash", "-c", script)
