@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,7 +84,10 @@ func TestREADMEWalkthrough(t *testing.T) {
 		data := tmp + "/bg"
 		if in, err := server.ReadInfo(data); err == nil && in.PID > 0 {
 			_ = syscall.Kill(in.PID, syscall.SIGTERM)
-			waitFor(t, 20*time.Second, "the walkthrough's server to stop", func() bool { return syscall.Kill(in.PID, 0) != nil })
+			waitFor(t, 20*time.Second, "the walkthrough's server to stop", func() bool {
+				st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(in.PID), "stat"))
+				return err != nil || strings.Contains(string(st), ") Z ") // gone, or a zombie nobody reaps
+			})
 		}
 		stop := exec.Command(bin.bluegreen, "server", "--stop-all", "--data", data)
 		if out, err := stop.CombinedOutput(); err != nil {
