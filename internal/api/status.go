@@ -24,6 +24,9 @@ type Status struct {
 	Fleets []FleetStatus `json:"fleets"`
 	// Progress is set while a deployment is active.
 	Progress *Progress `json:"progress,omitempty"`
+	// LastDeployment is the app's latest deployment when none is active:
+	// how it ended, and why.
+	LastDeployment *Deployment `json:"last_deployment,omitempty"`
 }
 
 // Progress is where an active deployment stands in its strategy and what it
@@ -112,6 +115,9 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 			p.NextAt = &at
 		}
 		out.Progress = p
+	} else if ds, err := s.Store.ListDeployments(r.Context(), app, false, 1); err == nil && len(ds) > 0 {
+		last := deploymentOf(ds[0])
+		out.LastDeployment = &last
 	}
 	if out.Fleets, err = s.fleets(r.Context(), a, span); err != nil {
 		writeError(w, err)

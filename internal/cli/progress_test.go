@@ -171,3 +171,21 @@ func TestShortDuration(t *testing.T) {
 		}
 	}
 }
+
+// With nothing in progress, a failed last deployment is shown with its
+// whole reason.
+func TestRenderStatusAfterAFailure(t *testing.T) {
+	st := api.Status{
+		App: api.App{Name: "web"},
+		LastDeployment: &api.Deployment{ID: "d-9", App: "web", ToRevision: 1, Outcome: "rolled_back",
+			Reason: "green instance web-1-green-0 exited with code 1\n    its last output:\n      nginx: [emerg] unknown directive \"lisen\""},
+	}
+	want := `web: nothing live yet
+last deployment d-9 (revision 1) rolled back: green instance web-1-green-0 exited with code 1
+      its last output:
+        nginx: [emerg] unknown directive "lisen"
+`
+	if got := renderStatus(st, t0); got != want {
+		t.Errorf("status:\n%s\nwant:\n%s", got, want)
+	}
+}

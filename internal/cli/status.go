@@ -160,6 +160,10 @@ func renderStatus(st api.Status, now time.Time) string {
 			fmt.Fprintf(&b, "  next: %s\n", next)
 		}
 	}
+	if d := st.LastDeployment; st.Deployment == nil && d != nil && d.Outcome != "" && d.Outcome != "succeeded" {
+		// The last deployment failed: why, whole, where people look first.
+		fmt.Fprintf(&b, "last deployment %s (revision %d) %s: %s\n", d.ID, d.ToRevision, outcomeWords(d.Outcome), continued(d.Reason, "  "))
+	}
 	blue, green := roles(st)
 	if blue != nil || green != nil {
 		bw, gw := 0, 0

@@ -65,6 +65,10 @@ func TestNginxWithABadConfigSaysWhy(t *testing.T) {
 	if err != nil || !strings.Contains(string(logs), `unknown directive "lisen"`) {
 		t.Errorf("logs web: %v\n%s", err, logs)
 	}
+	st, err := exec.Command(bin.bluegreen, "status", "web", "--data", e.data).CombinedOutput()
+	if err != nil || !strings.Contains(string(st), "rolled back: green instance web-1-green-0 exited with code 1") || !strings.Contains(string(st), `unknown directive "lisen"`) {
+		t.Errorf("status web: %v\n%s", err, st)
+	}
 	hist, err := exec.Command(bin.bluegreen, "history", "web", "--data", e.data).CombinedOutput()
 	if err != nil || !strings.Contains(string(hist), `unknown directive "lisen"`) || strings.Contains(string(hist), "…") {
 		t.Errorf("history web: %v\n%s", err, hist)
