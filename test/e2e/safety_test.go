@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -553,4 +554,48 @@ func TestPreviewSecretFromTheParamStore(t *testing.T) {
 	if d = e.waitEnd(d.ID, 30*time.Second); d.Outcome != "succeeded" {
 		t.Fatalf("%s (%s)", d.Outcome, d.Reason)
 	}
+}
+
+// A router that stops answering (SIGSTOP: alive, but silent) makes every
+// step fail with an error that might pass: the deployment tries again, but
+// never past progress_deadline, and ends with the true reason. Once the
+// router answers again, blue is what it serves.
+func TestADeploymentEndsWhenTheRouterStopsAnswering(t *testing.T) {
+	e := newDeployEnv(t)
+	e.deployLive("v1", e.specFor(quick))
+	routerPid := readRouterPid(t, e.data)
+	if err := syscall.Kill(routerPid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(routerPid, syscall.SIGCONT) })
+	d := e.deploy("v2", e.specFor(quick+"strategy:\n  progress_deadline: 3s\n"), nil)
+	d = e.waitEnd(d.ID, 3*time.Minute)
+	if err := syscall.Kill(routerPid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if d.Outcome == "succeeded" || !strings.Contains(d.Reason, "kept failing for 3s (progress_deadline)") {
+		t.Fatalf("%s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	t.Logf("ended %s in %s: %s", d.Outcome, d.FinishedAt.Sub(d.CreatedAt).Round(time.Second), d.Reason)
+	waitFor(t, 30*time.Second, "v1 to answer again", func() bool {
+		resp, err := http.Get("http://" + e.prod + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200 && resp.Header.Get("X-Version") == "v1"
+	})
+}
+
+func readRouterPid(t *testing.T, data string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(data, "router", "router.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }

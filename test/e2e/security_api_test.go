@@ -487,6 +487,10 @@ func TestFullDiskAnswersUploadsWith507(t *testing.T) {
 			t.Errorf("%s: temporary files left: %v", what, left)
 		}
 	}
+	// The line is written as the answer goes out: wait for both.
+	waitFor(t, 10*time.Second, "the two failures in the server's log", func() bool {
+		return strings.Count(e.srvLog.String(), `"msg":"API request failed"`) >= 2
+	})
 	log := e.srvLog.String()
 	if n := strings.Count(log, `"msg":"API request failed"`); n != 2 || !strings.Contains(log, `"status":507`) || !strings.Contains(log, "no space left on device") {
 		t.Errorf("the full disk is not logged twice as a server failure:\n%s", log)
