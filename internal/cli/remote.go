@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -54,12 +56,9 @@ func (o remoteOptions) client() (*api.Client, error) {
 		dir = defaultDataDir()
 	}
 	if addr == "" {
-		info, err := server.ReadInfo(dir)
+		info, err := readyServer(dir)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("no server to talk to: pass --server or set $%s, or start `bluegreen server` (no server.json in %s)", ServerEnv, dir)
-			}
-			return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, "server.json"), err)
+			return nil, err
 		}
 		addr = info.API
 	}
@@ -71,4 +70,31 @@ func (o remoteOptions) client() (*api.Client, error) {
 	c := api.NewClient(addr)
 	c.Token = token
 	return c, nil
+}
+
+// serverStartWait bounds how long a command waits for a local server that
+// is starting.
+const serverStartWait = 30 * time.Second
+
+// readyServer reads the local server's server.json, waiting while the
+// server is still starting (its address not written yet), so that a
+// script may start a server and use it on the next line.
+func readyServer(dir string) (server.Info, error) {
+	deadline := time.Now().Add(serverStartWait)
+	for {
+		info, err := server.ReadInfo(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return info, fmt.Errorf("no server to talk to: pass --server or set $%s, or start `bluegreen server` (no server.json in %s)", ServerEnv, dir)
+		case err != nil:
+			return info, fmt.Errorf("reading %s: %w", filepath.Join(dir, "server.json"), err)
+		case info.API != "":
+			return info, nil
+		case syscall.Kill(info.PID, 0) != nil:
+			return info, fmt.Errorf("the server (pid %d) on %s stopped before it was ready: see its output", info.PID, dir)
+		case time.Now().After(deadline):
+			return info, fmt.Errorf("the server (pid %d) on %s is still starting after %s", info.PID, dir, serverStartWait)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -210,7 +210,7 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 		fields["blue_error_rate"] = blue.ErrorRate()
 		fields["blue_p99_seconds"] = blue.P99.Seconds()
 	}
-	msg := fmt.Sprintf("checks %s over %s: green %d requests, %.2f%% errors, p99 %s", v, c.Interval, green.Requests, 100*green.ErrorRate(), green.P99.Round(time.Millisecond))
+	msg := fmt.Sprintf("checks %s over %s: green %d requests, %.2f%% errors, p99 %s", v, c.Interval, green.Requests, 100*green.ErrorRate(), millis(green.P99))
 	if v == Fail {
 		msg += fmt.Sprintf(" (failure %d of %d: %s)", s.det.CheckFailures, c.FailureLimit, failedRules(results))
 	}
@@ -324,4 +324,13 @@ func (e *Engine) webhookCheck(ctx context.Context, s *state, r *spec.WebhookRule
 		res.Verdict = Fail
 	}
 	return res
+}
+
+// millis shows a latency for people: to the millisecond, and "under 1ms"
+// rather than "0s".
+func millis(d time.Duration) string {
+	if d > 0 && d < time.Millisecond {
+		return "under 1ms"
+	}
+	return d.Round(time.Millisecond).String()
 }

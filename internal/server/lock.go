@@ -42,5 +42,8 @@ func otherServer(dir string) string {
 	if err != nil || in.PID <= 0 {
 		return fmt.Sprintf("another bluegreen server is starting or running on %s; stop it first, or give this one another --data", dir)
 	}
+	if in.API == "" {
+		return fmt.Sprintf("another bluegreen server (pid %d, still starting) runs on %s; stop it first, or give this one another --data", in.PID, dir)
+	}
 	return fmt.Sprintf("another bluegreen server (pid %d, API http://%s) runs on %s; stop it first, or give this one another --data", in.PID, in.API, dir)
 }

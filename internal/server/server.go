@@ -71,10 +71,27 @@ const (
 )
 
 // Info is what a running server writes to DATA/server.json, so that local
-// commands find it.
+// commands find it. API is empty while the server is starting.
 type Info struct {
 	API string `json:"api"`
 	PID int    `json:"pid"`
+}
+
+// writeInfo replaces DATA/server.json in one step, so a reader never sees
+// half of it.
+func writeInfo(dir string, in Info) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, infoFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", infoFile, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, infoFile)); err != nil {
+		return fmt.Errorf("writing %s: %w", infoFile, err)
+	}
+	return nil
 }
 
 // ReadInfo reads DATA/server.json.
@@ -120,6 +137,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer lock.Close()
+	// Commands that find server.json without an address wait for it: a
+	// script may start the server and use it on the next line.
+	if err := writeInfo(o.DataDir, Info{PID: os.Getpid()}); err != nil {
+		return err
+	}
 	// Closed until PrepareDataDir has set the mode of everything in it.
 	if err := os.Chmod(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -221,8 +243,7 @@ func Run(ctx context.Context, o Options) error {
 		// bearer tokens it carries.
 		log.Warn("the API listens on a non-loopback address without TLS: tokens cross the network in clear; put a TLS-terminating proxy in front or listen on 127.0.0.1", "api", addr)
 	}
-	info, _ := json.Marshal(Info{API: addr, PID: os.Getpid()})
-	if err := os.WriteFile(filepath.Join(o.DataDir, infoFile), info, 0o600); err != nil {
+	if err := writeInfo(o.DataDir, Info{API: addr, PID: os.Getpid()}); err != nil {
 		ln.Close()
 		return err
 	}

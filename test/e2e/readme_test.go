@@ -96,14 +96,22 @@ func TestREADMEWalkthrough(t *testing.T) {
 	})
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Dir = root
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("the walkthrough failed: %v\n%s", err, out.String())
+	// A file, not a pipe: the server the script leaves in the background
+	// keeps its output open, and a pipe would wait for it.
+	outFile, err := os.Create(filepath.Join(t.TempDir(), "walkthrough.out"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	text := out.String()
-	for _, want := range []string{"released: revision 1 is live", "released: revision 2 is live", "1 → 2"} {
+	defer outFile.Close()
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	start := time.Now()
+	runErr := cmd.Run()
+	b, _ := os.ReadFile(outFile.Name())
+	text := string(b)
+	if runErr != nil {
+		t.Fatalf("the walkthrough failed: %v\n%s", runErr, text)
+	}
+	for _, want := range []string{"succeeded: revision 1 is live", "hello from v1", "released: revision 2 is live", "1 → 2"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the walkthrough's output lacks %q:\n%s", want, text)
 		}
