@@ -73,11 +73,17 @@ func TestREADMEWalkthrough(t *testing.T) {
 	move := strings.NewReplacer("/tmp/hello", tmp+"/hello", "/tmp/bg", tmp+"/bg")
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
+	// A person types the next line once the server has started; a script
+	// waits for it the same way.
+	first = strings.Replace(first, "bin/bluegreen server &", "bin/bluegreen server &\nfor i in $(seq 300); do bin/bluegreen apps >/dev/null 2>&1 && break; sleep 0.1; done", 1)
 	script := "set -e\n" + move.Replace(first) + "\n" +
 		"curl -sf 127.0.0.1:8080/ | grep -q 'hello from v1'\n" +
 		move.Replace(second) + "\n" +
 		"curl -sf 127.0.0.1:8080/ | grep -q 'hello from v2'\n" +
-		"bin/bluegreen history hello\n"
+		"bin/bluegreen history hello\n" +
+		// What the walkthrough left in the background (the load, the
+		// server) stops with the script.
+		"kill $(jobs -p) 2>/dev/null || true\nwait\n"
 	t.Cleanup(func() {
 		// The server the walkthrough started in the background, by the pid
 		// it wrote, then what it left running.
