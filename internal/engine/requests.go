@@ -282,8 +282,8 @@ func (e *Engine) Rollback(ctx context.Context, app string, to int64) (store.Depl
 	return e.start(ctx, app, to, KindRollback)
 }
 
-// ErrUnknownRevision is what a request names a revision that does not
-// exist, or no longer can be deployed, is.
+// ErrUnknownRevision is the error of a request that names a revision the
+// app does not have, or one that retention pruned.
 var ErrUnknownRevision = errors.New("unknown revision")
 
 // notFound is an error that reads as its message and is ErrUnknownRevision.

@@ -214,6 +214,13 @@ func (e *Engine) run(ctx context.Context, id string, r *runner) {
 // stored. Then the deployment rolls back, or a rollback ends as Failed.
 // ended says that the deployment moved on.
 func (e *Engine) trouble(ctx context.Context, s *state, err error) (ended bool, _ error) {
+	// From the stored state: what the failed step changed in memory is
+	// not to be written.
+	fresh, lerr := e.loadState(ctx, s.d.ID)
+	if lerr != nil {
+		return false, lerr
+	}
+	*s = *fresh
 	now := e.now()
 	if s.det.TroubleSince.IsZero() {
 		s.det.TroubleSince = now
