@@ -2,6 +2,7 @@ package router
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -173,4 +174,37 @@ func TestLastCheckSaysWhatItSaw(t *testing.T) {
 			t.Errorf("last check of %s: %q, want %q", addr, got, w)
 		}
 	}
+}
+
+// A starting target is probed with a short, growing gap until it has
+// passed its healthy threshold, however long the configured interval: an
+// app that starts listening a moment after it was added is found healthy
+// long before one interval (a minute here) has passed.
+func TestStartingTargetsAreProbedSoon(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens yet: the first checks are refused
+	cfg := &Config{Apps: map[string]*AppConfig{"shop": {
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{addr}}},
+		Health: &HealthConfig{Path: "/healthz", Interval: Duration(time.Minute), Timeout: Duration(time.Second), HealthyThreshold: 2, UnhealthyThreshold: 1},
+	}}}
+	r := startRouter(t, cfg)
+	target := func() TargetSnapshot {
+		for _, ts := range r.Stats().Apps["shop"].Fleets["blue"].Targets {
+			return ts
+		}
+		return TargetSnapshot{}
+	}
+	waitFor(t, 5*time.Second, "the first check to be refused", func() bool { ts := target(); return ts.Checks >= 1 && !ts.Healthy })
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	waitFor(t, 10*time.Second, "the target to pass two checks, well within one interval", func() bool { ts := target(); return ts.Healthy && ts.Checks >= 3 })
 }

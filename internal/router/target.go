@@ -291,8 +291,22 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 	}
 	defer client.CloseIdleConnections()
 	var okRun, failRun int
-	tick := time.NewTicker(hc.Interval.D())
-	defer tick.Stop()
+	// A target that has not yet passed its healthy threshold (an instance
+	// starting) is probed from the start with a short, growing gap, so a
+	// fast app is found healthy as soon as it answers; from then on the
+	// configured interval rules.
+	interval, gap, starting := hc.Interval.D(), firstProbeGap, true
+	next := time.NewTimer(interval)
+	defer next.Stop()
+	wait := func(d time.Duration) bool {
+		next.Reset(d)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-next.C:
+			return true
+		}
+	}
 	// A target is taken on trust until its first check, which then decides at
 	// once; later changes need the thresholds.
 	first := true
@@ -308,10 +322,8 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 				log.Warn("health check could not run; the router is out of resources", "app", t.app, "fleet", t.fleet, "target", t.addr, "err", err)
 			}
 			short = true
-			select {
-			case <-ctx.Done():
+			if !wait(interval) {
 				return
-			case <-tick.C:
 			}
 			continue
 		}
@@ -338,13 +350,28 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 		// Counted after the verdict is stored: a reader that sees the count
 		// sees the state this check left.
 		t.checks.Add(1)
-		select {
-		case <-ctx.Done():
+		pause := interval
+		if starting {
+			switch {
+			case t.healthy.Load() && okRun >= hc.HealthyThreshold:
+				starting = false
+			case err == nil:
+				gap = firstProbeGap // passing: the next pass soon
+				pause = min(gap, interval)
+			default:
+				gap = min(gap*2, interval)
+				pause = gap
+			}
+		}
+		if !wait(pause) {
 			return
-		case <-tick.C:
 		}
 	}
 }
+
+// firstProbeGap is the gap after the first check of a starting target;
+// it doubles after each failure, up to the health interval.
+const firstProbeGap = 10 * time.Millisecond
 
 // lastSeen is what the last active check saw ("" before the first).
 func (t *target) lastSeen() string {
