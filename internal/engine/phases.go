@@ -168,6 +168,10 @@ func (e *Engine) provisioning(ctx context.Context, s *state) error {
 		map[string]time.Time{deadlineStartup: e.now().Add(s.green.Spec.Health.StartupTimeout.D())})
 }
 
+// validateLook is how often a deployment looks at green's health while
+// validating.
+const validateLook = 50 * time.Millisecond
+
 // greenExited is a reason to roll back when an instance of green has died.
 func (e *Engine) greenExited(ctx context.Context, s *state) (fleetState, error) {
 	gs, err := e.observe(ctx, s.greenFleet())
@@ -213,7 +217,10 @@ func (e *Engine) validating(ctx context.Context, s *state) (time.Duration, error
 		if err := e.reportHealthWait(ctx, s, m[s.det.Slot].Targets); err != nil {
 			return 0, err
 		}
-		return e.opts.Tick, nil
+		// The router probes a starting instance within milliseconds of
+		// its answering: look again soon, so green moves on as soon as it
+		// is healthy.
+		return min(e.opts.Tick, validateLook), nil
 	}
 	e.event(ctx, s.d.App, s.d.ID, "health.passed", fmt.Sprintf("all %d green instances are healthy", healthy), map[string]any{"healthy": healthy})
 	if err := e.runHooks(ctx, s, "validate_service", true); err != nil {
