@@ -18,7 +18,9 @@ import (
 //	PORT         port on 127.0.0.1 to listen on when -listen is not given
 //	             (default 9001).
 //	BG_INSTANCE  instance name, sent back as header X-Instance when set.
-//	BG_FLEET     fleet name, sent back as header X-Fleet when set.
+//	BG_FLEET     the slot the instance runs in (blue or green, which is
+//	             not its role: see docs/engine.md), sent back as header
+//	             X-Fleet when set.
 //
 //	HELLO_HEALTH_PATH=/health    where health is answered (default /healthz);
 //	                             every other path that begins with /health

@@ -93,7 +93,7 @@ func run(addr string, cfg config, lg *log.Logger) int {
 		line += " instance " + cfg.instance
 	}
 	if cfg.fleet != "" {
-		line += " fleet " + cfg.fleet
+		line += " slot " + cfg.fleet
 	}
 	if len(cfg.knobs) > 0 {
 		line += " with " + strings.Join(cfg.knobs, " ")

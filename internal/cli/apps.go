@@ -54,16 +54,16 @@ func runApps(ctx context.Context, o appsOptions, out io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tLIVE\tFLEET\tINSTANCES\tDEPLOYMENT")
+	fmt.Fprintln(tw, "NAME\tLIVE\tINSTANCES\tDEPLOYMENT")
 	for _, a := range apps {
-		live, fleet, dep := "-", "-", "-"
+		live, dep := "-", "-"
 		if a.LiveRevision > 0 {
-			live, fleet = fmt.Sprintf("revision %d", a.LiveRevision), a.LiveFleet
+			live = fmt.Sprintf("revision %d", a.LiveRevision)
 		}
 		if d := a.Deployment; d != nil {
 			dep = fmt.Sprintf("%s → revision %d: %s", d.ID, d.ToRevision, d.Phase)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", a.Name, live, fleet, a.LiveInstances, dep)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", a.Name, live, a.LiveInstances, dep)
 	}
 	return tw.Flush()
 }

@@ -61,6 +61,7 @@ var problemCases = []struct {
 	{"duration zero", base + "  stop_timeout: 0s\n", "must be longer than 0s"},
 
 	// app and platform.
+	{"shell-style $PORT", "app: shop\nprocess:\n  command: [./shop, --port, $PORT]\n", `"$PORT" is not expanded: the command is not run by a shell; write ${PORT}`},
 	{"app missing", "process:\n  command: [x]\n", "app: is required"},
 	{"app upper case", "app: Shop\nprocess:\n  command: [x]\n", `bad app name "Shop"`},
 	{"app underscore", "app: my_shop\nprocess:\n  command: [x]\n", "bad app name"},

@@ -112,6 +112,8 @@ func (s *Spec) validateProcess(c *collector) {
 	for i, arg := range p.Command {
 		if err := checkTemplate(arg); err != nil {
 			c.add(fmt.Sprintf("process.command[%d]", i), "%s", err)
+		} else if name := shellStyleVar(arg, p.Env); name != "" {
+			c.add(fmt.Sprintf("process.command[%d]", i), "%s is not expanded: the command is not run by a shell; write ${%s} (or $$%s for a literal $)", quote("$"+name), name, name)
 		}
 	}
 	if path.IsAbs(p.Dir) || p.Dir == ".." || strings.HasPrefix(path.Clean(p.Dir), "../") {
@@ -353,3 +355,22 @@ func ratio(c *collector, p string, v *float64) {
 		c.add(p, "must be a ratio above 0 (1.5 allows green 50%% worse than blue), got %v", *v)
 	}
 }
+
+// shellStyleVar finds, in a command argument, a $NAME (without braces)
+// that names a variable the instance gets (PORT, BG_*, or one of the
+// spec's env), which is surely meant as ${NAME}; other $ words (awk's $1)
+// are left alone.
+func shellStyleVar(arg string, env map[string]string) string {
+	for _, m := range bareVar.FindAllStringSubmatchIndex(arg, -1) {
+		if m[0] > 0 && arg[m[0]-1] == '$' {
+			continue // $$NAME: a literal $
+		}
+		name := arg[m[2]:m[3]]
+		if _, ok := env[name]; ok || name == "PORT" || strings.HasPrefix(name, "BG_") {
+			return name
+		}
+	}
+	return ""
+}
+
+var bareVar = regexp.MustCompile(`\$([A-Za-z_][A-Za-z0-9_]*)`)
