@@ -125,7 +125,9 @@ func watchDeployment(ctx context.Context, c *api.Client, d api.Deployment, out i
 		fmt.Fprintln(out, releasedLine(final))
 		return final, nil
 	}
-	if !tty {
+	if !tty && final.Outcome == "succeeded" {
+		// A failure's reason was printed as the rollback began, and the
+		// command's error says it again: once more here would be a third.
 		p.Outcome, p.Reason = final.Outcome, final.Reason
 		fmt.Fprintln(out, endLine(p))
 	}

@@ -62,7 +62,7 @@ func TestFrameRolledBack(t *testing.T) {
 	evs := append(shifting[:5:5],
 		ev(9, "hook.failed", "hook before_allow_traffic[0] failed (exit 3)\nsmoke test: 500", map[string]any{"exit_code": 3.0}),
 		ev(9, "phase", "rolling back: hook before_allow_traffic[0] failed", map[string]any{"phase": "RollingBack", "from": "Shifting"}),
-		ev(11, "phase", "rolled back to revision 6: hook before_allow_traffic[0] failed", map[string]any{"phase": "RolledBack"}),
+		ev(11, "phase", "rolled back to revision 6", map[string]any{"phase": "RolledBack"}),
 	)
 	p := progressOf(t, evs...)
 	if !p.done() || p.Outcome != "rolled_back" {
@@ -81,7 +81,7 @@ func TestFrameRolledBack(t *testing.T) {
   12:00:09 hook before_allow_traffic[0] failed (exit 3)
            smoke test: 500
   12:00:09 rolling back: hook before_allow_traffic[0] failed
-  12:00:11 rolled back to revision 6: hook before_allow_traffic[0] failed
+  12:00:11 rolled back to revision 6
 deployment d-1 rolled back: hook before_allow_traffic[0] failed`
 	if got != want {
 		t.Errorf("frame:\n%s\nwant:\n%s", got, want)

@@ -593,9 +593,10 @@ func (e *Engine) rollingBack(ctx context.Context, s *state) (time.Duration, erro
 	if err := e.opts.Traffic.Route(ctx, s.d.App, route); err != nil {
 		return e.rollbackTrouble(ctx, s, err)
 	}
-	msg := "rolled back: " + s.d.Reason
+	// The reason is the deployment's, said when the rollback began.
+	msg := "rolled back: green is stopped; nothing was live before it"
 	if hasBlue {
-		msg = fmt.Sprintf("rolled back to revision %d: %s", bf.rev.Generation, s.d.Reason)
+		msg = fmt.Sprintf("rolled back to revision %d", bf.rev.Generation)
 	}
 	s.d.Deadlines = map[string]time.Time{}
 	return 0, e.save(ctx, s, change{phase: PhaseRolledBack, outcome: store.OutcomeRolledBack, kind: "phase", message: msg,
