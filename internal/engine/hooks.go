@@ -105,6 +105,9 @@ func environ(env map[string]string, u *platform.User) []string {
 			all[k] = v
 		}
 	}
+	if _, ok := all["TMPDIR"]; !ok {
+		all["TMPDIR"] = "/tmp" // the revision is read-only to the hook
+	}
 	if u != nil {
 		u.SetEnv(all)
 	}

@@ -120,6 +120,19 @@ func (e *Engine) pending(ctx context.Context, s *state) error {
 		map[string]any{"slot": s.det.Slot, "instances": s.det.Instances}, nil)
 }
 
+// routeLive routes green alone, as the live fleet (blue, by role).
+func (e *Engine) routeLive(ctx context.Context, s *state) error {
+	gs, err := e.observe(ctx, s.greenFleet())
+	if err != nil {
+		return err
+	}
+	cfg, err := e.routeConfig(ctx, s.green, nil, []fleetRoute{routeFleet(s.green, s.det.Slot, RoleBlue, 100, gs.targets(), false)}, "")
+	if err != nil {
+		return err
+	}
+	return e.opts.Traffic.Route(ctx, s.d.App, cfg)
+}
+
 // checkRoutes asks the data plane, before anything starts, whether it will
 // take the app's routes while green is a candidate and once green is live,
 // so that a host or listener that cannot be had ends the deployment before
@@ -434,8 +447,17 @@ func (e *Engine) baking(ctx context.Context, s *state) (time.Duration, error) {
 	}
 	if s.blue == nil {
 		s.det.Progress.Step = len(s.green.Spec.Strategy.Steps)
-		return 0, e.save(ctx, s, change{phase: PhaseSucceeded, outcome: store.OutcomeSucceeded, reason: "green is live",
-			kind: "phase", message: fmt.Sprintf("revision %d is live", s.green.Generation), app: setLive})
+		if err := e.save(ctx, s, change{phase: PhaseSucceeded, outcome: store.OutcomeSucceeded, reason: "green is live",
+			kind: "phase", message: fmt.Sprintf("revision %d is live", s.green.Generation), app: setLive}); err != nil {
+			return 0, err
+		}
+		// Live now, as any live fleet is routed: named blue, and the test
+		// listener serves no one until the next deployment. (Were this
+		// push lost, the upkeep of idle apps makes it within seconds.)
+		if err := e.routeLive(ctx, s); err != nil {
+			e.log.Warn("routing the live fleet", "app", s.d.App, "err", err)
+		}
+		return 0, nil
 	}
 	s.d.Deadlines = map[string]time.Time{deadlineKeepBlue: e.now().Add(s.green.Spec.Retire.KeepBlue.D())}
 	return 0, e.save(ctx, s, change{phase: PhaseRetiring, kind: "phase", app: setLive,
@@ -489,15 +511,7 @@ func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) 
 		return 0, err
 	}
 	// Blue leaves the routing table; green alone serves.
-	gs, err := e.observe(ctx, s.greenFleet())
-	if err != nil {
-		return 0, err
-	}
-	cfg, err := e.routeConfig(ctx, s.green, nil, []fleetRoute{routeFleet(s.green, s.det.Slot, RoleBlue, 100, gs.targets(), false)}, "")
-	if err != nil {
-		return 0, err
-	}
-	if err := e.opts.Traffic.Route(ctx, s.d.App, cfg); err != nil {
+	if err := e.routeLive(ctx, s); err != nil {
 		return 0, err
 	}
 	s.d.Deadlines = map[string]time.Time{}

@@ -53,6 +53,10 @@ func environment(s platform.InstanceSpec, port int, getenv func(string) (string,
 			env[k] = v
 		}
 	}
+	if _, ok := env["TMPDIR"]; !ok {
+		// The revision is read-only to the app: it writes its files here.
+		env["TMPDIR"] = "/tmp"
+	}
 	if s.User != nil {
 		s.User.SetEnv(env) // not the server's HOME and USER
 	}
