@@ -140,6 +140,9 @@ func checkBeforeUpload(ctx context.Context, c *api.Client, o deployOptions) erro
 		return nil // an archive: the server reads its spec
 	}
 	file := o.File
+	if _, err := os.Stat(file); file != "" && errors.Is(err, fs.ErrNotExist) {
+		return usageError{fmt.Errorf("the spec file %s does not exist", file)}
+	}
 	if file == "" {
 		file = filepath.Join(o.Source, spec.FileName)
 		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -70,6 +71,12 @@ func runValidate(stdout, stderr io.Writer, opts validateOptions) error {
 		}
 	}
 
+	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		if opts.File != "" {
+			return usageError{fmt.Errorf("validate: the spec file %s does not exist", file)}
+		}
+		return usageError{fmt.Errorf("validate: %s has no %s: write one (`bluegreen init %s` starts one), or name one with -f", bundle, spec.FileName, bundle)}
+	}
 	s, err := spec.ParseFile(file)
 	if err == nil && bundle != "" {
 		err = s.CheckBundle(os.DirFS(bundle))

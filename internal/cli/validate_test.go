@@ -161,7 +161,8 @@ func TestValidateUsage(t *testing.T) {
 		{"-f without value", []string{"validate", "-f"}, ExitUsage, "flag needs an argument"},
 		{"dir is a file", []string{"validate", filepath.Join(dir, spec.FileName)}, ExitUsage, "is not a directory (use -f for a spec file)"},
 		{"dir missing", []string{"validate", filepath.Join(dir, "nope")}, ExitUsage, "no such file or directory"},
-		{"file missing", []string{"validate", "-f", filepath.Join(dir, "nope.yaml")}, ExitError, "reading spec"},
+		{"file missing", []string{"validate", "-f", filepath.Join(dir, "nope.yaml")}, ExitUsage, "nope.yaml does not exist"},
+		{"no spec in the dir", []string{"validate", t.TempDir()}, ExitUsage, "has no bluegreen.yaml: write one (`bluegreen init"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

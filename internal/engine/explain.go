@@ -77,6 +77,11 @@ func (e *Engine) unhealthyDetails(ctx context.Context, running []platform.Instan
 			b.WriteString("\n    last health check: none yet")
 		default:
 			fmt.Fprintf(&b, "\n    last health check: %s", t.LastCheck)
+			if strings.Contains(t.LastCheck, "connection refused") {
+				fmt.Fprintf(&b, "\n    nothing listens on %s: the app must listen on the port it is given in $PORT", in.Address)
+			} else if strings.Contains(t.LastCheck, " answered 404") {
+				b.WriteString("\n    the app answers, but not on the health path: set health.path to a path it answers with 2xx or 3xx")
+			}
 		}
 		writeOutput(&b, e.outputTail(ctx, in.ID))
 	}

@@ -398,7 +398,7 @@ func probe(ctx context.Context, client *http.Client, addr string, hc *HealthConf
 	if err != nil {
 		return "GET " + hc.Path + ": " + checkError(err, hc.Timeout.D()), err
 	}
-	head := make([]byte, 160)
+	head := make([]byte, 240)
 	n, _ := io.ReadFull(io.LimitReader(resp.Body, int64(len(head))), head)
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -410,7 +410,7 @@ func probe(ctx context.Context, client *http.Client, addr string, hc *HealthConf
 	if strings.Contains(resp.Header.Get("Content-Type"), "html") {
 		b = stripTags(b)
 	}
-	if body := oneLineText(b); body != "" {
+	if body := wordsUpTo(oneLineText(b), 120); body != "" {
 		saw += ": " + body
 	}
 	if !statusAccepted(resp.StatusCode, hc.Status) {
@@ -450,6 +450,17 @@ func stripTags(b []byte) []byte {
 		}
 	}
 	return out
+}
+
+// wordsUpTo keeps the whole words of s that fit in n bytes.
+func wordsUpTo(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	if i := strings.LastIndexByte(s[:n], ' '); i > 0 {
+		return s[:i]
+	}
+	return s[:n]
 }
 
 // oneLineText is the printable start of a body on one line.

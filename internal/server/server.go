@@ -106,7 +106,7 @@ func ReadInfo(dataDir string) (Info, error) {
 
 // Run runs the server until ctx ends, then stops the API and the engine.
 // The router and the instances keep running.
-func Run(ctx context.Context, o Options) error {
+func Run(ctx context.Context, o Options) (err error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -142,6 +142,21 @@ func Run(ctx context.Context, o Options) error {
 	if err := writeInfo(o.DataDir, Info{PID: os.Getpid()}); err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			// A server that did not start leaves no address behind.
+			if in, rerr := ReadInfo(o.DataDir); rerr == nil && in.PID == os.Getpid() {
+				_ = os.Remove(filepath.Join(o.DataDir, infoFile))
+			}
+		}
+	}()
+	// The API's address first: a port in use ends the start before
+	// anything (the router) is started.
+	tcp, err := net.Listen("tcp", o.APIAddr)
+	if err != nil {
+		return fmt.Errorf("API listener: %w (give another address with --api)", err)
+	}
+	defer tcp.Close()
 	// Closed until PrepareDataDir has set the mode of everything in it.
 	if err := os.Chmod(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -231,10 +246,6 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if budget.tight {
 		log.Warn("the open-files limit leaves the engine few descriptors for hooks, instances and the store; raise it (ulimit -n, LimitNOFILE=)", budget.logAttrs()...)
-	}
-	tcp, err := net.Listen("tcp", o.APIAddr)
-	if err != nil {
-		return fmt.Errorf("API listener: %w", err)
 	}
 	ln := newLimitListener(tcp, budget.maxConns, log.With("part", "api"))
 	addr := ln.Addr().String()
