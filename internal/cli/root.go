@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -69,7 +70,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{plainFlagError(err)} })
 	root.AddCommand(
 		newVersionCmd(),
 		newRouterCmd(),
@@ -95,4 +96,16 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newEventsCmd(),
 	)
 	return root
+}
+
+// badNumber is how the flag parser words a value that is not a number.
+var badNumber = regexp.MustCompile(`^invalid argument "(.*)" for "(.*?)" flag: strconv\.Parse(?:Int|Uint|Float): parsing ".*": (?:invalid syntax|value out of range)$`)
+
+// plainFlagError words the flag parser's complaint about a number the way
+// people read it: `--to: "abc" is not a number`.
+func plainFlagError(err error) error {
+	if m := badNumber.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("%s: %q is not a number", m[2], m[1])
+	}
+	return err
 }

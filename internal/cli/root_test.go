@@ -3,6 +3,7 @@ package cli
 import (
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,5 +34,12 @@ func TestInstanceShimIsHidden(t *testing.T) {
 	}
 	if !cmd.Hidden {
 		t.Errorf("instance-shim shows in help")
+	}
+}
+
+func TestANumberFlagThatIsNotANumber(t *testing.T) {
+	code, _, stderr := runCLI(t, "rollback", "shop", "--to", "abc")
+	if code != ExitUsage || !strings.Contains(stderr, `-t, --to: "abc" is not a number`) && !strings.Contains(stderr, `--to: "abc" is not a number`) {
+		t.Fatalf("code %d, stderr %q", code, stderr)
 	}
 }

@@ -116,7 +116,7 @@ func (e *Engine) pending(ctx context.Context, s *state) error {
 	if err := e.checkRoutes(ctx, s); err != nil {
 		return err
 	}
-	return e.moveOn(ctx, s, PhaseProvisioning, fmt.Sprintf("provisioning %d instances of revision %d as green", s.det.Instances, s.green.Generation),
+	return e.moveOn(ctx, s, PhaseProvisioning, fmt.Sprintf("provisioning %s of revision %d as green", instances(s.det.Instances), s.green.Generation),
 		map[string]any{"slot": s.det.Slot, "instances": s.det.Instances}, nil)
 }
 
@@ -195,7 +195,7 @@ func (e *Engine) greenExited(ctx context.Context, s *state) (fleetState, error) 
 		return gs, rollbackf("%s", e.exitedReason(ctx, gs.exited[0]))
 	}
 	if len(gs.running) < s.det.Instances {
-		return gs, rollbackf("green has %d of %d instances running", len(gs.running), s.det.Instances)
+		return gs, rollbackf("green has %d of %s running", len(gs.running), instances(s.det.Instances))
 	}
 	return gs, nil
 }
@@ -223,8 +223,8 @@ func (e *Engine) validating(ctx context.Context, s *state) (time.Duration, error
 	}
 	if healthy < s.det.Instances {
 		if !e.now().Before(s.d.Deadlines[deadlineStartup]) {
-			return 0, rollbackf("green never became healthy: %d of %d instances passed %s within %s%s",
-				healthy, s.det.Instances, s.green.Spec.Health.Path, s.green.Spec.Health.StartupTimeout,
+			return 0, rollbackf("green never became healthy: %d of %s passed %s within %s%s",
+				healthy, instances(s.det.Instances), s.green.Spec.Health.Path, s.green.Spec.Health.StartupTimeout,
 				e.unhealthyDetails(ctx, gs.running, m[s.det.Slot].Targets, need))
 		}
 		if err := e.reportHealthWait(ctx, s, m[s.det.Slot].Targets); err != nil {
@@ -235,7 +235,7 @@ func (e *Engine) validating(ctx context.Context, s *state) (time.Duration, error
 		// is healthy.
 		return min(e.opts.Tick, validateLook), nil
 	}
-	e.event(ctx, s.d.App, s.d.ID, "health.passed", fmt.Sprintf("all %d green instances are healthy", healthy), map[string]any{"healthy": healthy})
+	e.event(ctx, s.d.App, s.d.ID, "health.passed", healthyMessage(healthy), map[string]any{"healthy": healthy})
 	if err := e.runHooks(ctx, s, "validate_service", true); err != nil {
 		return 0, err
 	}
@@ -516,7 +516,7 @@ func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) 
 	}
 	s.d.Deadlines = map[string]time.Time{}
 	return 0, e.save(ctx, s, change{phase: PhaseSucceeded, outcome: store.OutcomeSucceeded, reason: "blue retired",
-		kind: "phase", message: fmt.Sprintf("blue retired (%d instances stopped); deployment succeeded", len(ids)), fields: map[string]any{"stopped": ids}})
+		kind: "phase", message: fmt.Sprintf("blue retired (%s stopped); deployment succeeded", instances(len(ids))), fields: map[string]any{"stopped": ids}})
 }
 
 // drain fences a fleet and waits for its work to end until the drain's
@@ -685,4 +685,19 @@ func (e *Engine) rollbackTrouble(ctx context.Context, s *state, err error) (time
 			kind:   "phase", message: fmt.Sprintf("rollback failed: %v", err)})
 	}
 	return 0, err
+}
+
+// instances says "1 instance" or "N instances".
+func instances(n int) string {
+	if n == 1 {
+		return "1 instance"
+	}
+	return fmt.Sprintf("%d instances", n)
+}
+
+func healthyMessage(n int) string {
+	if n == 1 {
+		return "the green instance is healthy"
+	}
+	return fmt.Sprintf("all %d green instances are healthy", n)
 }

@@ -242,7 +242,11 @@ func (e *Engine) Abort(ctx context.Context, app, reason string) (store.Deploymen
 // generation to go back to; 0 means the one before the live revision.
 func (e *Engine) Rollback(ctx context.Context, app string, to int64) (store.Deployment, error) {
 	if d, err := e.st.ActiveDeployment(ctx, app); err == nil {
-		if d.Phase != PhaseRetiring || (to != 0 && to != d.FromGeneration) {
+		switch {
+		case d.Phase == PhaseRetiring && to != 0 && to != d.FromGeneration:
+			return d, fmt.Errorf("deployment %s of app %s is retiring revision %d, which is still warm: `rollback %s` goes back to it at once; revision %d can be deployed again once the deployment has ended (`promote %s` retires blue now): %w",
+				d.ID, app, d.FromGeneration, app, to, app, ErrNothingToDo)
+		case d.Phase != PhaseRetiring:
 			return d, fmt.Errorf("deployment %s of app %s is in progress (%s): use abort to roll it back: %w", d.ID, app, d.Phase, ErrNothingToDo)
 		}
 		return e.Abort(ctx, app, "rollback requested while blue was warm")

@@ -87,7 +87,7 @@ func TestAppWithoutHealthzSaysWhy(t *testing.T) {
 	text := string(out)
 	for _, want := range []string{
 		"is not healthy yet: GET /healthz answered 404 File not found",
-		"green never became healthy: 0 of 1 instances passed /healthz within 3s",
+		"green never became healthy: 0 of 1 instance passed /healthz within 3s",
 		"last health check: GET /healthz answered 404 File not found",
 	} {
 		if !strings.Contains(text, want) {
