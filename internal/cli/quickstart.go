@@ -27,7 +27,7 @@ func newQuickstartCmd() *cobra.Command {
 	var o quickstartOptions
 	cmd := &cobra.Command{
 		Use:   "quickstart",
-		Short: "A real blue/green deployment on this machine, in about a minute",
+		Short: "A real blue/green deployment on this machine, in under a minute",
 		Long: `Build the example app (examples/hello, with go build), start a server over a
 fresh data directory, deploy v1, drive steady traffic from a separate process,
 deploy v2 with a canary strategy (10 % → 50 % → 100 %, checked against v1)
