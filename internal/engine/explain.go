@@ -105,7 +105,7 @@ func writeOutput(b *strings.Builder, lines []string) {
 func (e *Engine) reportHealthWait(ctx context.Context, s *state, targets []router.TargetSnapshot) error {
 	changed := false
 	for _, t := range targets {
-		if t.Checks == 0 || t.Healthy || t.LastCheck == "" || s.det.HealthSeen[t.Address] == t.LastCheck {
+		if t.Checks == 0 || t.Healthy || t.LastCheck == "" || t.LastCheckPassed || s.det.HealthSeen[t.Address] == t.LastCheck {
 			continue
 		}
 		if s.det.HealthSeen == nil {

@@ -48,14 +48,16 @@ type TargetSnapshot struct {
 	Checks uint64 `json:"checks"`
 	// LastCheck says what the last active check saw ("GET /healthz
 	// answered 404 Not Found: …", or why there was no answer).
-	LastCheck string                 `json:"last_check,omitempty"`
-	Suspect   bool                   `json:"suspect"`
-	Fenced    bool                   `json:"fenced"`
-	InFlight  int64                  `json:"in_flight"`
-	Streaming int64                  `json:"streaming"`
-	Upgraded  int64                  `json:"upgraded"`
-	Windows   map[string]WindowStats `json:"windows"`
-	Totals    Totals                 `json:"totals"`
+	LastCheck string `json:"last_check,omitempty"`
+	// LastCheckPassed says whether that check passed.
+	LastCheckPassed bool                   `json:"last_check_passed,omitempty"`
+	Suspect         bool                   `json:"suspect"`
+	Fenced          bool                   `json:"fenced"`
+	InFlight        int64                  `json:"in_flight"`
+	Streaming       int64                  `json:"streaming"`
+	Upgraded        int64                  `json:"upgraded"`
+	Windows         map[string]WindowStats `json:"windows"`
+	Totals          Totals                 `json:"totals"`
 }
 
 // Stats takes a snapshot of every fleet of the running table.
@@ -149,8 +151,9 @@ func (r *Router) StatsFor(q StatsQuery) (Snapshot, error) {
 				Windows: windows(f.stats, now, q.Window), Totals: f.stats.totals(),
 			}
 			for i, t := range f.targets {
+				saw, passed := t.lastSeen()
 				ts := TargetSnapshot{
-					Address: t.addr, Healthy: t.healthy.Load(), Checks: t.checks.Load(), LastCheck: t.lastSeen(), Suspect: !t.usable(ns) && t.healthy.Load(), Fenced: f.fenced || f.fencedT[i],
+					Address: t.addr, Healthy: t.healthy.Load(), Checks: t.checks.Load(), LastCheck: saw, LastCheckPassed: passed, Suspect: !t.usable(ns) && t.healthy.Load(), Fenced: f.fenced || f.fencedT[i],
 					InFlight: t.stats.inflight.Load(), Streaming: t.stats.streaming.Load(), Upgraded: t.stats.upgraded.Load(),
 					Windows: windows(t.stats, now, q.Window), Totals: t.stats.totals(),
 				}

@@ -33,9 +33,9 @@ type target struct {
 	ap               netip.AddrPort // addr, when it is an IP address and port
 
 	healthy      atomic.Bool
-	checks       atomic.Uint64          // active checks completed, so a caller can tell trust from a verdict
-	lastCheck    atomic.Pointer[string] // what the last active check saw, for people
-	suspectUntil atomic.Int64           // unix nanos; 0 when not suspect
+	checks       atomic.Uint64             // active checks completed, so a caller can tell trust from a verdict
+	lastCheck    atomic.Pointer[checkSeen] // what the last active check saw, for people
+	suspectUntil atomic.Int64              // unix nanos; 0 when not suspect
 	stats        *metrics
 
 	health atomic.Pointer[HealthConfig]
@@ -328,7 +328,7 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 			continue
 		}
 		short = false
-		t.lastCheck.Store(&saw)
+		t.lastCheck.Store(&checkSeen{saw: saw, passed: err == nil})
 		if first && err != nil {
 			failRun = hc.UnhealthyThreshold - 1
 		}
@@ -373,12 +373,19 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 // it doubles after each failure, up to the health interval.
 const firstProbeGap = 10 * time.Millisecond
 
-// lastSeen is what the last active check saw ("" before the first).
-func (t *target) lastSeen() string {
+// checkSeen is what an active check saw, and whether it passed.
+type checkSeen struct {
+	saw    string
+	passed bool
+}
+
+// lastSeen is what the last active check saw ("" before the first), and
+// whether it passed.
+func (t *target) lastSeen() (string, bool) {
 	if p := t.lastCheck.Load(); p != nil {
-		return *p
+		return p.saw, p.passed
 	}
-	return ""
+	return "", false
 }
 
 // probe runs one active check. saw says what it saw, for people: the
