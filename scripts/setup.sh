@@ -7,11 +7,13 @@ go mod download
 
 # Debian packages the tests run: chromium drives the dashboard's browser
 # tests (test/e2e/dashboard_test.go; $CHROMIUM points elsewhere); nginx and
-# python3 are apps nobody here wrote (test/e2e/firsthour_test.go).
+# python3 are apps nobody here wrote (test/e2e/firsthour_test.go); prlimit
+# runs a server under a low open-files limit (test/e2e/security_api_test.go).
 missing=()
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -x /usr/bin/python3 ] || missing+=(python3)
+command -v prlimit >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing; run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2

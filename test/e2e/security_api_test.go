@@ -226,7 +226,7 @@ func limitedBinary(t *testing.T, nofile int) string {
 	t.Helper()
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {
-		t.Skip("prlimit (util-linux) is not installed")
+		t.Fatal("prlimit (util-linux) is not installed: scripts/setup.sh installs it")
 	}
 	script := filepath.Join(t.TempDir(), "bluegreen-limited")
 	body := fmt.Sprintf("#!/bin/sh\nexec %s --nofile=%d:%d %s \"$@\"\n", prlimit, nofile, nofile, bin.bluegreen)
