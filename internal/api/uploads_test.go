@@ -19,6 +19,7 @@ import (
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/auth"
 	"bluegreen/internal/spec"
+	"bluegreen/internal/testwait"
 )
 
 // tarFile is one file of a test bundle: a body, or zeros bytes of zeros.
@@ -118,17 +119,6 @@ func (e *apiEnv) storedBundles(t *testing.T) []artifact.Bundle {
 	return list
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // Six bombs at once: two uploads run, two wait, the rest are told to come
 // back later; the temporary disk in use is that of two uploads at most.
 func TestConcurrentUploadsAreCapped(t *testing.T) {
@@ -152,7 +142,7 @@ func TestConcurrentUploadsAreCapped(t *testing.T) {
 		}
 		holders = append(holders, h)
 	}
-	waitUntil(t, "two uploads spooling", func() bool { return countPrefix(e.tmpFiles(t), "upload-") == DefaultMaxUploads })
+	testwait.For(t, 30*time.Second, "two uploads spooling", func() bool { return countPrefix(e.tmpFiles(t), "upload-") == DefaultMaxUploads })
 
 	// Four bombs: 16 MiB of zeros each, in 16 KiB, over the 8 MiB a
 	// bundle may hold (a tar says its total only at its end).
@@ -281,7 +271,7 @@ func TestSlowUploadsAreCut(t *testing.T) {
 	if a.status != http.StatusRequestTimeout || !strings.Contains(a.body.Message, "arrived slower than 1024 KiB/s") {
 		t.Errorf("a trickling upload: %d %s; want 408 timeout", a.status, a.raw)
 	}
-	waitUntil(t, "the cut uploads' files to go", func() bool { return len(e.tmpFiles(t)) == 0 })
+	testwait.For(t, 30*time.Second, "the cut uploads' files to go", func() bool { return len(e.tmpFiles(t)) == 0 })
 
 	// At a normal pace the same bundle goes in.
 	if a := upload(t, e.url, deployer, bytes.NewReader(b), ""); a.status != http.StatusCreated {

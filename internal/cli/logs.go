@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"bluegreen/internal/api"
+	"bluegreen/internal/engine"
 )
 
 // logsOptions are the inputs of `bluegreen logs`.
@@ -149,7 +150,7 @@ func pastInstances(ctx context.Context, c *api.Client, app string) ([]string, er
 	}
 	var ids []string
 	for i := range det.Instances {
-		ids = append(ids, fmt.Sprintf("%s-%d-%s-%d", app, ds[0].ToRevision, det.Slot, i))
+		ids = append(ids, engine.InstanceID(app, ds[0].ToRevision, det.Slot, i))
 	}
 	return ids, nil
 }

@@ -103,25 +103,6 @@ func (e *Engine) stopHookSetting(ctx context.Context, s *state, f fleet) (string
 	return dir, env, nil
 }
 
-// executeAs is execute for the hooks of revision r, which need not be
-// green's: they run as r's user, with the known secrets hidden in their
-// output.
-func (e *Engine) executeAs(ctx context.Context, r *revision, c command) commandResult {
-	u, err := e.userOf(r)
-	if err != nil {
-		return commandResult{ExitCode: -1, Err: err}
-	}
-	red, err := e.opts.Params.Redactor(ctx, e.opts.Secrets...)
-	if err != nil {
-		return commandResult{ExitCode: -1, Err: err}
-	}
-	c.User, c.Redact, c.Started = u, red, e.trackGroup
-	if u != nil {
-		c.Credential = e.opts.RunAs.Credential(*u)
-	}
-	return runCommand(ctx, c)
-}
-
 // stopHookFields is an event's fields: a copy of a with b's added.
 func stopHookFields(a, b map[string]any) map[string]any {
 	out := maps.Clone(a)

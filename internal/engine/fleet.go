@@ -81,8 +81,8 @@ func (e *Engine) unpack(r *revision) (string, error) {
 	return dir, nil
 }
 
-// instanceID names instance i of a revision in a slot.
-func instanceID(app string, generation int64, slot string, i int) string {
+// InstanceID names instance i of a revision in a slot: APP-GENERATION-SLOT-INDEX.
+func InstanceID(app string, generation int64, slot string, i int) string {
 	return fmt.Sprintf("%s-%d-%s-%d", app, generation, slot, i)
 }
 
@@ -107,7 +107,7 @@ func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.Ins
 	if err != nil {
 		return platform.InstanceSpec{}, err
 	}
-	id := instanceID(f.rev.App, f.rev.Generation, f.slot, i)
+	id := InstanceID(f.rev.App, f.rev.Generation, f.slot, i)
 	vars := map[string]string{}
 	for k, v := range env {
 		vars[k] = v.Reveal()

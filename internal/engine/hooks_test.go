@@ -15,6 +15,7 @@ import (
 
 	"bluegreen/internal/params"
 	"bluegreen/internal/platform"
+	"bluegreen/internal/testwait"
 )
 
 func TestRunCommand(t *testing.T) {
@@ -110,7 +111,7 @@ func TestLeftoverHookGroupsAreKilled(t *testing.T) {
 	}
 	e.trackGroup(cmd.Process.Pid) // the server "dies" before it forgets the group
 	var child int
-	until(t, "the hook's child to start", func() bool {
+	testwait.For(t, 10*time.Second, "the hook's child to start", func() bool {
 		b, _ := os.ReadFile(pidFile)
 		child, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		return child > 0
@@ -132,27 +133,12 @@ func TestLeftoverHookGroupsAreKilled(t *testing.T) {
 	defer stranger.Process.Kill()
 
 	e.killLeftoverGroups()
-	until(t, "the hook's child to be killed", func() bool { return !running(child) })
+	testwait.For(t, 10*time.Second, "the hook's child to be killed", func() bool { return !running(child) })
 	if !running(stranger.Process.Pid) {
 		t.Fatal("a process outside the group was killed")
 	}
 	if ents, _ := os.ReadDir(e.hooksDir()); len(ents) != 0 {
 		t.Fatalf("%d groups still recorded", len(ents))
-	}
-}
-
-// until waits for cond, looking every 10ms for at most 10s.
-func until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }
 

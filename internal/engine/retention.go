@@ -163,7 +163,7 @@ func (e *Engine) pruneRevision(app string, generation int64) error {
 	if lr, ok := e.opts.Platform.(logRemover); ok {
 		for _, slot := range []string{SlotBlue, SlotGreen} {
 			for i := range maxInstancesPruned {
-				if err := lr.RemoveLogs(instanceID(app, generation, slot, i)); err != nil && !errors.Is(err, platform.ErrNotFound) {
+				if err := lr.RemoveLogs(InstanceID(app, generation, slot, i)); err != nil && !errors.Is(err, platform.ErrNotFound) {
 					return err
 				}
 			}

@@ -115,15 +115,9 @@ func (t *RouterTraffic) Check(ctx context.Context, app string, cfg *router.AppCo
 		return fmt.Errorf("encoding the routing table: %w", err)
 	}
 	if _, err := router.ParseJSON(probe); err != nil {
-		return refusal(app, fmt.Errorf("%w: %s", routerproc.ErrRefused, oneLine(strings.TrimPrefix(err.Error(), "invalid routing table:"))))
+		return refusal(app, routerproc.Refused(err.Error()))
 	}
 	return nil
-}
-
-// oneLine folds a multi-line message into one.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
-	return strings.TrimPrefix(s, "; ")
 }
 
 // Forget drops what was last pushed, so the next Route of every app pushes

@@ -44,7 +44,14 @@ func (e *Engine) userOf(r *revision) (*platform.User, error) {
 // execute runs a hook's or a command check's command as green's user,
 // with the known secrets hidden in its output.
 func (e *Engine) execute(ctx context.Context, s *state, c command) commandResult {
-	u, err := e.userOf(s.green)
+	return e.executeAs(ctx, s.green, c)
+}
+
+// executeAs runs a command for revision r (green's, or a retiring blue's
+// application_stop) as r's user, with the known secrets hidden in its
+// output.
+func (e *Engine) executeAs(ctx context.Context, r *revision, c command) commandResult {
+	u, err := e.userOf(r)
 	if err != nil {
 		return commandResult{ExitCode: -1, Err: err}
 	}

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"bluegreen/internal/testwait"
 )
 
 // These tests follow requests across the two ways a plain listener serves them:
@@ -219,7 +221,7 @@ func TestUpstreamDyingMidBodyCutsTheClient(t *testing.T) {
 	if !bytes.HasSuffix(all, []byte("only a little")) {
 		t.Fatalf("got %q", all)
 	}
-	waitFor(t, 5*time.Second, "the exchange to be counted as over", func() bool {
+	testwait.For(t, 5*time.Second, "the exchange to be counted as over", func() bool {
 		return r.Stats().Apps["shop"].Fleets["blue"].InFlight == 0
 	})
 }
@@ -236,12 +238,12 @@ func TestClientLeavingMidRequestEndsTheExchange(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	waitFor(t, 5*time.Second, "the request to be in flight", func() bool {
+	testwait.For(t, 5*time.Second, "the request to be in flight", func() bool {
 		return r.Stats().Apps["shop"].Fleets["blue"].InFlight == 1
 	})
 	c.Close()
 	close(release)
-	waitFor(t, 5*time.Second, "the exchange to end", func() bool {
+	testwait.For(t, 5*time.Second, "the exchange to end", func() bool {
 		return r.Stats().Apps["shop"].Fleets["blue"].InFlight == 0
 	})
 	if got := r.Stats().Apps["shop"].Fleets["blue"].Totals.ByClass["2xx"]; got != 1 {
@@ -282,7 +284,7 @@ func TestListenerRemovedWhileRequestsRun(t *testing.T) {
 	}
 	defer idle.Close()
 	io.WriteString(busy, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	waitFor(t, 5*time.Second, "the request to be in flight", func() bool {
+	testwait.For(t, 5*time.Second, "the request to be in flight", func() bool {
 		return r.Stats().Apps["shop"].Fleets["blue"].InFlight == 1
 	})
 	cfg = r.Config()
@@ -426,7 +428,7 @@ func TestAcceptPausesWhenDescriptorsRunOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(stdin, "go\n")
-	waitFor(t, 10*time.Second, "the router to find no descriptor for the new connection", func() bool {
+	testwait.For(t, 10*time.Second, "the router to find no descriptor for the new connection", func() bool {
 		return warnings.Load() > 0
 	})
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {

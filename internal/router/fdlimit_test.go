@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"bluegreen/internal/testwait"
 )
 
 // When the router runs out of descriptors, the connections it cannot open are
@@ -144,7 +146,7 @@ func TestLocalDialFailuresDoNotBlameTargets(t *testing.T) {
 				!strings.Contains(body, "too many open files") {
 				t.Fatalf("out of descriptors: %d %q, want 503 naming the router's own shortage", code, body)
 			}
-			waitFor(t, 10*time.Second, "a health check to find no descriptor", func() bool {
+			testwait.For(t, 10*time.Second, "a health check to find no descriptor", func() bool {
 				return strings.Contains(child.stderr.String(), "health check could not run")
 			})
 			child.say(t, "restore")

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"bluegreen/internal/testwait"
 )
 
 // pathBackend answers health on one path only, like a revision that moved
@@ -46,7 +48,7 @@ func TestFleetHealthOverridesTheApps(t *testing.T) {
 		Health: &HealthConfig{Path: "/healthz", Interval: fast, HealthyThreshold: 1, UnhealthyThreshold: 1},
 	}}}
 	r := startRouter(t, cfg)
-	waitFor(t, 5*time.Second, "both fleets checked on their own paths", func() bool {
+	testwait.For(t, 5*time.Second, "both fleets checked on their own paths", func() bool {
 		return blueChecks.Load() >= 5 && greenChecks.Load() >= 5
 	})
 	if !routesHealth(r, blue) || !routesHealth(r, green) {
@@ -58,7 +60,7 @@ func TestFleetHealthOverridesTheApps(t *testing.T) {
 	if _, err := r.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "green checked on the app's path", func() bool { return !routesHealth(r, green) })
+	testwait.For(t, 5*time.Second, "green checked on the app's path", func() bool { return !routesHealth(r, green) })
 	if !routesHealth(r, blue) {
 		t.Fatal("blue turned unhealthy")
 	}
@@ -169,7 +171,7 @@ func TestLastCheckSaysWhatItSaw(t *testing.T) {
 		ln:      "GET /healthz: connection refused (nothing listens on the port yet)",
 	}
 	for addr, w := range want {
-		waitFor(t, 5*time.Second, "a check of "+addr, func() bool { return seen(addr) != "" })
+		testwait.For(t, 5*time.Second, "a check of "+addr, func() bool { return seen(addr) != "" })
 		if got := seen(addr); got != w {
 			t.Errorf("last check of %s: %q, want %q", addr, got, w)
 		}
@@ -198,7 +200,7 @@ func TestStartingTargetsAreProbedSoon(t *testing.T) {
 		}
 		return TargetSnapshot{}
 	}
-	waitFor(t, 5*time.Second, "the first check to be refused", func() bool { ts := target(); return ts.Checks >= 1 && !ts.Healthy })
+	testwait.For(t, 5*time.Second, "the first check to be refused", func() bool { ts := target(); return ts.Checks >= 1 && !ts.Healthy })
 	ln, err = net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -206,5 +208,5 @@ func TestStartingTargetsAreProbedSoon(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}
 	go srv.Serve(ln)
 	defer srv.Close()
-	waitFor(t, 10*time.Second, "the target to pass two checks, well within one interval", func() bool { ts := target(); return ts.Healthy && ts.Checks >= 3 })
+	testwait.For(t, 10*time.Second, "the target to pass two checks, well within one interval", func() bool { ts := target(); return ts.Healthy && ts.Checks >= 3 })
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"bluegreen/internal/testwait"
 )
 
 // protoBackend serves what the protocol tests need: echo of headers, streaming
@@ -213,7 +215,7 @@ func TestWebSocketPassthrough(t *testing.T) {
 		t.Fatalf("open upgraded connections %d, want 1", up)
 	}
 	c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, 5*time.Second, "upgraded count back to 0", func() bool {
+	testwait.For(t, 5*time.Second, "upgraded count back to 0", func() bool {
 		return r.Stats().Apps["shop"].Fleets["blue"].Upgraded == 0
 	})
 }
@@ -332,7 +334,7 @@ func TestDrainLetsSlowWorkFinishAndClosesTheRestAtDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sse.Body.Close()
-	waitFor(t, 5*time.Second, "three open requests on blue", func() bool {
+	testwait.For(t, 5*time.Second, "three open requests on blue", func() bool {
 		return r.Stats().Apps["shop"].Fleets["blue"].InFlight == 3
 	})
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"bluegreen/internal/testwait"
 )
 
 func TestBytesAreCountedBothWays(t *testing.T) {
@@ -31,7 +33,7 @@ func TestBytesAreCountedBothWays(t *testing.T) {
 	ws.Write(ctx, websocket.MessageBinary, make([]byte, 3000))
 	ws.Read(ctx)
 	ws.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, 5*time.Second, "the upgraded connection to end", func() bool {
+	testwait.For(t, 5*time.Second, "the upgraded connection to end", func() bool {
 		return r.Stats().Apps["shop"].Fleets["blue"].Upgraded == 0
 	})
 	tot := r.Stats().Apps["shop"].Fleets["blue"].Totals
@@ -118,7 +120,7 @@ func TestFirstFailedCheckTakesANewTargetOut(t *testing.T) {
 		// thresholds of 3, and an interval long enough that only the first check runs
 		Health: &HealthConfig{Path: "/healthz", Interval: Duration(time.Hour), Timeout: Duration(time.Second), UnhealthyThreshold: 3},
 	}}})
-	waitFor(t, 5*time.Second, "the first check to take the failing target out", func() bool { return !routesHealth(r, b2.addr()) })
+	testwait.For(t, 5*time.Second, "the first check to take the failing target out", func() bool { return !routesHealth(r, b2.addr()) })
 }
 
 func TestRestartedTargetBehindPooledConnections(t *testing.T) {
@@ -175,7 +177,7 @@ func TestShutdownWaitsForUpgradedConnections(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Shutdown(ctx) }()
-	waitFor(t, 5*time.Second, "the listener to stop accepting", func() bool {
+	testwait.For(t, 5*time.Second, "the listener to stop accepting", func() bool {
 		c, err := net.Dial("tcp", cfg.Production)
 		if err == nil {
 			c.Close()

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"bluegreen/internal/testwait"
 )
 
 // session is one browser: its own cookie jar.
@@ -144,7 +146,7 @@ func TestHealthTransitions(t *testing.T) {
 	c := &http.Client{}
 
 	b2.failing.Store(true)
-	waitFor(t, 5*time.Second, "target two to turn unhealthy", func() bool { return !routesHealth(r, b2.addr()) })
+	testwait.For(t, 5*time.Second, "target two to turn unhealthy", func() bool { return !routesHealth(r, b2.addr()) })
 	before := b2.hits.Load()
 	for range 50 {
 		if _, got := get(t, c, prodURL(r)); got != "one" {
@@ -156,8 +158,8 @@ func TestHealthTransitions(t *testing.T) {
 	}
 
 	b2.failing.Store(false)
-	waitFor(t, 5*time.Second, "target two to recover", func() bool { return routesHealth(r, b2.addr()) })
-	waitFor(t, 5*time.Second, "target two to get traffic again", func() bool {
+	testwait.For(t, 5*time.Second, "target two to recover", func() bool { return routesHealth(r, b2.addr()) })
+	testwait.For(t, 5*time.Second, "target two to get traffic again", func() bool {
 		get(t, c, prodURL(r))
 		return b2.hits.Load() > before
 	})
@@ -182,7 +184,7 @@ func TestTargetDiesAndComesBack(t *testing.T) {
 	}}}
 	r := startRouter(t, cfg)
 	c := &http.Client{}
-	waitFor(t, 5*time.Second, "both targets to serve", func() bool {
+	testwait.For(t, 5*time.Second, "both targets to serve", func() bool {
 		_, got := get(t, c, prodURL(r))
 		return got == "two"
 	})
@@ -194,7 +196,7 @@ func TestTargetDiesAndComesBack(t *testing.T) {
 			t.Fatalf("while a target is dead, GET answered %d %q: the request should have gone to the live target", resp.StatusCode, got)
 		}
 	}
-	waitFor(t, 5*time.Second, "dead target to be marked unhealthy", func() bool { return !routesHealth(r, addr2) })
+	testwait.For(t, 5*time.Second, "dead target to be marked unhealthy", func() bool { return !routesHealth(r, addr2) })
 
 	ln, err = net.Listen("tcp", addr2)
 	if err != nil {
@@ -202,8 +204,8 @@ func TestTargetDiesAndComesBack(t *testing.T) {
 	}
 	s2 = serve(ln)
 	defer s2.Close()
-	waitFor(t, 5*time.Second, "target to come back", func() bool { return routesHealth(r, addr2) })
-	waitFor(t, 5*time.Second, "target to get traffic again", func() bool {
+	testwait.For(t, 5*time.Second, "target to come back", func() bool { return routesHealth(r, addr2) })
+	testwait.For(t, 5*time.Second, "target to get traffic again", func() bool {
 		_, got := get(t, c, prodURL(r))
 		return got == "two"
 	})
@@ -285,14 +287,14 @@ func TestNoHealthyFleetFallsBackThen503(t *testing.T) {
 	c := &http.Client{}
 
 	blue.failing.Store(true)
-	waitFor(t, 5*time.Second, "blue unhealthy", func() bool { return !routesHealth(r, blue.addr()) })
+	testwait.For(t, 5*time.Second, "blue unhealthy", func() bool { return !routesHealth(r, blue.addr()) })
 	for range 10 {
 		if resp, got := get(t, c, prodURL(r)); got != "green" {
 			t.Fatalf("blue (weight 100) unhealthy: got %d %q, want the healthy green", resp.StatusCode, got)
 		}
 	}
 	green.failing.Store(true)
-	waitFor(t, 5*time.Second, "green unhealthy", func() bool { return !routesHealth(r, green.addr()) })
+	testwait.For(t, 5*time.Second, "green unhealthy", func() bool { return !routesHealth(r, green.addr()) })
 	resp, body := get(t, c, prodURL(r))
 	if resp.StatusCode != http.StatusServiceUnavailable || body != "bluegreen: no healthy target for app shop\n" {
 		t.Fatalf("nothing healthy: got %d %q", resp.StatusCode, body)
@@ -337,7 +339,7 @@ func TestPowerOfTwoChoicesAvoidsTheBusyTarget(t *testing.T) {
 		go http.Get(prodURL(r) + "/hold")
 	}
 	busyTarget := r.table.Load().apps["shop"].fleets[0].targets[0]
-	waitFor(t, 5*time.Second, "every held request to be placed", func() bool {
+	testwait.For(t, 5*time.Second, "every held request to be placed", func() bool {
 		return busyTarget.stats.inflight.Load()+idle.hits.Load() == 20
 	})
 	if busyTarget.stats.inflight.Load() < 3 {
@@ -373,7 +375,7 @@ func TestHealthCheckHostAndStatus(t *testing.T) {
 	}}}
 	r := startRouter(t, cfg)
 	// 204 is not in the accepted list: the target goes unhealthy.
-	waitFor(t, 5*time.Second, "204 to count as a failed check", func() bool { return !routesHealth(r, addr) })
+	testwait.For(t, 5*time.Second, "204 to count as a failed check", func() bool { return !routesHealth(r, addr) })
 	if h, _ := sawHost.Load().(string); h != "health.internal" {
 		t.Fatalf("health check Host %q", h)
 	}
@@ -382,7 +384,7 @@ func TestHealthCheckHostAndStatus(t *testing.T) {
 	if _, err := r.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "204 accepted once listed", func() bool { return routesHealth(r, addr) })
+	testwait.For(t, 5*time.Second, "204 accepted once listed", func() bool { return routesHealth(r, addr) })
 }
 
 // A new target starts healthy on trust; checks in /stats tell the trust
@@ -409,7 +411,7 @@ func TestStatsCountHealthChecks(t *testing.T) {
 		t.Fatalf("no target %s in the stats", addr)
 		return TargetSnapshot{}
 	}
-	waitFor(t, 5*time.Second, "one check of each target", func() bool { return target(up.addr()).Checks == 1 && target(dead).Checks == 1 })
+	testwait.For(t, 5*time.Second, "one check of each target", func() bool { return target(up.addr()).Checks == 1 && target(dead).Checks == 1 })
 	if !target(up.addr()).Healthy || target(dead).Healthy {
 		t.Fatalf("after the first check: up %+v, dead %+v", target(up.addr()), target(dead))
 	}

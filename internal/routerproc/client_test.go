@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"bluegreen/internal/router"
+	"bluegreen/internal/testwait"
 )
 
 func TestClientStatsAndDrain(t *testing.T) {
@@ -59,7 +60,7 @@ func TestClientStatsAndDrain(t *testing.T) {
 		defer wg.Done()
 		fetch("http://" + prod + "/slow")
 	}()
-	waitFor(t, 10*time.Second, "the slow request in flight", func() bool {
+	testwait.For(t, 10*time.Second, "the slow request in flight", func() bool {
 		s, err := c.Stats(ctx, StatsOptions{})
 		return err == nil && s.Apps["shop"].Fleets["blue"].InFlight == 1
 	})
@@ -71,7 +72,7 @@ func TestClientStatsAndDrain(t *testing.T) {
 		}
 		done <- rep
 	}()
-	waitFor(t, 10*time.Second, "blue fenced", func() bool {
+	testwait.For(t, 10*time.Second, "blue fenced", func() bool {
 		v, err := c.RoutesView(ctx)
 		return err == nil && v.Table.Apps["shop"].Fleets["blue"].Fenced
 	})

@@ -202,7 +202,7 @@ func (s *Supervisor) Apply(ctx context.Context, cfg router.Config) (uint64, erro
 	}
 	tbl.Admin = s.admin
 	if err := tbl.Validate(); err != nil {
-		return 0, refused(err.Error())
+		return 0, Refused(err.Error())
 	}
 	data, err := encodeRouteFile(tbl)
 	if err != nil {
@@ -225,7 +225,7 @@ func (s *Supervisor) Apply(ctx context.Context, cfg router.Config) (uint64, erro
 		}
 	}
 	if apiErr != nil && apiErr.Status == http.StatusBadRequest && (apiErr.Code == "invalid_table" || apiErr.Code == "rejected") {
-		return 0, refused(apiErr.Message)
+		return 0, Refused(apiErr.Message)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("pushing the routing table: %w", err)
@@ -238,8 +238,9 @@ func (s *Supervisor) Apply(ctx context.Context, cfg router.Config) (uint64, erro
 // nothing.
 var ErrRefused = errors.New("the router refused the routing table")
 
-// refused wraps the router's reason, on one line, in ErrRefused.
-func refused(reason string) error {
+// Refused wraps the router's reason for refusing a table (a validation
+// message, one problem a line), on one line, in ErrRefused.
+func Refused(reason string) error {
 	reason = strings.TrimPrefix(reason, "invalid routing table:")
 	reason = strings.Join(strings.Fields(strings.ReplaceAll(reason, "\n  ", "; ")), " ")
 	return fmt.Errorf("%w: %s", ErrRefused, strings.TrimPrefix(reason, "; "))

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"bluegreen/internal/testwait"
 )
 
 func TestDescriptorsAreSplit(t *testing.T) {
@@ -69,17 +71,6 @@ func newCapped(t *testing.T, max int) *capped {
 	return c
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func get(t *testing.T, url string) (int, string, http.Header) {
 	t.Helper()
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
@@ -109,7 +100,7 @@ func TestCapClosesConnectionsWithoutARequest(t *testing.T) {
 			io.WriteString(conn, "GET / HT")
 		}
 		idle = append(idle, conn)
-		waitFor(t, "the connection to be counted", func() bool { return c.ln.open() == i+1 })
+		testwait.For(t, 10*time.Second, "the connection to be counted", func() bool { return c.ln.open() == i+1 })
 	}
 	if code, body, _ := get(t, c.url); code != 200 || body != "ok" {
 		t.Fatalf("a request at the cap: %d %q", code, body)
@@ -145,7 +136,7 @@ func TestCapRefusesWhenAllAreBusy(t *testing.T) {
 		}
 	}
 	c.hold.Store(false)
-	waitFor(t, "the connections to close", func() bool { return c.ln.open() == 0 })
+	testwait.For(t, 10*time.Second, "the connections to close", func() bool { return c.ln.open() == 0 })
 	if code, _, _ := get(t, c.url); code != 200 {
 		t.Errorf("after the busy ones: %d", code)
 	}

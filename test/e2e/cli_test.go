@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"bluegreen/internal/api"
+	"bluegreen/internal/testwait"
 )
 
 // cliResult is what one run of the bluegreen binary as a client gave.
@@ -242,7 +243,7 @@ func TestCLIDeployLifecycle(t *testing.T) {
 	e.mustCLI("promote", "shop")
 	e.waitPhase(id, 30*time.Second, "Shifting")
 	var st api.Status
-	waitFor(t, 30*time.Second, "status to show green at 40%", func() bool {
+	testwait.For(t, 30*time.Second, "status to show green at 40%", func() bool {
 		st = api.Status{}
 		return json.Unmarshal([]byte(e.mustCLI("status", "shop", "--json")), &st) == nil && st.Progress != nil && st.Progress.Weight == 40
 	})

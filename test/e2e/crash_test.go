@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"bluegreen/internal/testwait"
 )
 
 // gate is a hook that waits until the test opens it: a file named after
@@ -93,7 +95,7 @@ func (e *deployEnv) checkInstances(when string) {
 	}
 	sort.Ints(listed)
 	var procs []int
-	waitFor(t, 10*time.Second, when+": app processes to match the instances", func() bool {
+	testwait.For(t, 10*time.Second, when+": app processes to match the instances", func() bool {
 		procs = appProcesses(t, e.data)
 		return fmt.Sprint(procs) == fmt.Sprint(listed)
 	})
@@ -170,7 +172,7 @@ func TestServerKilledInEachPhase(t *testing.T) {
 			}
 		}},
 		{"Shifting", func() {
-			waitFor(t, 10*time.Second, "green at 50%", func() bool {
+			testwait.For(t, 10*time.Second, "green at 50%", func() bool {
 				d, _ := e.api.Deployment(ctx, d.ID)
 				return detailsOf(t, d).Weight == 50
 			})
@@ -220,7 +222,7 @@ func TestServerKilledInEachPhase(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.startServer()
-	waitFor(t, 30*time.Second, "the dead instance to be replaced", func() bool {
+	testwait.For(t, 30*time.Second, "the dead instance to be replaced", func() bool {
 		now := appProcesses(t, e.data)
 		return len(now) == 2 && now[0] != live[0] && now[1] != live[0]
 	})

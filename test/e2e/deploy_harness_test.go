@@ -20,6 +20,7 @@ import (
 
 	"bluegreen/internal/api"
 	"bluegreen/internal/server"
+	"bluegreen/internal/testwait"
 )
 
 // deployEnv is one bluegreen server over its own data directory, with the
@@ -76,7 +77,7 @@ func (e *deployEnv) startServer() {
 	done := e.srvDone
 	go func() { _ = cmd.Wait(); close(done) }()
 	var info server.Info
-	waitFor(t, 30*time.Second, "the server to answer", func() bool {
+	testwait.For(t, 30*time.Second, "the server to answer", func() bool {
 		select {
 		case <-done:
 			t.Fatalf("the server exited:\n%s", e.srvLog.String())
@@ -236,7 +237,7 @@ func (e *deployEnv) deploy(version, spec string, files map[string]string) api.De
 func (e *deployEnv) waitPhase(id string, timeout time.Duration, phases ...string) api.Deployment {
 	e.t.Helper()
 	var d api.Deployment
-	waitFor(e.t, timeout, "deployment "+id+" to reach "+strings.Join(phases, " or "), func() bool {
+	testwait.For(e.t, timeout, "deployment "+id+" to reach "+strings.Join(phases, " or "), func() bool {
 		var err error
 		d, err = e.api.Deployment(context.Background(), id)
 		if err != nil {
@@ -259,7 +260,7 @@ func (e *deployEnv) waitPhase(id string, timeout time.Duration, phases ...string
 func (e *deployEnv) waitEnd(id string, timeout time.Duration) api.Deployment {
 	e.t.Helper()
 	var d api.Deployment
-	waitFor(e.t, timeout, "deployment "+id+" to end", func() bool {
+	testwait.For(e.t, timeout, "deployment "+id+" to end", func() bool {
 		var err error
 		d, err = e.api.Deployment(context.Background(), id)
 		return err == nil && d.Outcome != ""

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"bluegreen/internal/api"
+	"bluegreen/internal/testwait"
 )
 
 // quick makes the lifecycle short enough for tests.
@@ -142,7 +143,7 @@ func TestEveryStrategyUnderLoad(t *testing.T) {
 			}
 			e.waitPhase(d.ID, 30*time.Second, "Shifting")
 			// Stay at 50 % for two seconds of load, then go on.
-			waitFor(t, 30*time.Second, "two seconds at 50%", func() bool {
+			testwait.For(t, 30*time.Second, "two seconds at 50%", func() bool {
 				st := trafficSteps(e.events(d.ID))
 				return len(st) > 0 && st[len(st)-1].weight == 50 && time.Since(st[len(st)-1].at) > 2*time.Second
 			})
@@ -158,7 +159,7 @@ func TestEveryStrategyUnderLoad(t *testing.T) {
 	}
 	// Let the last version serve alone for a moment.
 	last := finished[len(finished)-1].end
-	waitFor(t, 10*time.Second, "a second of load after the last deployment", func() bool { return time.Since(last) > time.Second })
+	testwait.For(t, 10*time.Second, "a second of load after the last deployment", func() bool { return time.Since(last) > time.Second })
 	recs := l.stop()
 	if f := failures(recs); len(f) > 0 {
 		t.Fatalf("%d of %d requests failed: %s\nbgload: %s", len(f), len(recs), summary(f), l.out.String())

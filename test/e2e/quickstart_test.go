@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"bluegreen/internal/testwait"
 )
 
 // The README's run command, as a newcomer runs it: it must finish with
@@ -37,7 +39,7 @@ func TestQuickstart(t *testing.T) {
 		}
 	}
 	// Everything it started is stopped.
-	waitFor(t, 10*time.Second, "nothing of the quickstart to run", func() bool {
+	testwait.For(t, 10*time.Second, "nothing of the quickstart to run", func() bool {
 		return len(processes(t, func(d string) bool {
 			exe, err := os.Readlink(filepath.Join(d, "exe"))
 			return err == nil && strings.HasPrefix(exe, dir+string(filepath.Separator))
@@ -58,7 +60,7 @@ func TestQuickstartInterrupted(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	waitFor(t, 60*time.Second, "the canary to start", func() bool { return strings.Contains(out.String(), "green 0% → 10%") })
+	testwait.For(t, 60*time.Second, "the canary to start", func() bool { return strings.Contains(out.String(), "green 0% → 10%") })
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}

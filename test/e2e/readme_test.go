@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"bluegreen/internal/server"
+	"bluegreen/internal/testwait"
 )
 
 // readmeBlocks returns the README's indented code blocks, as written.
@@ -90,7 +91,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		data := tmp + "/bg"
 		if in, err := server.ReadInfo(data); err == nil && in.PID > 0 {
 			_ = syscall.Kill(in.PID, syscall.SIGTERM)
-			waitFor(t, 20*time.Second, "the walkthrough's server to stop", func() bool {
+			testwait.For(t, 20*time.Second, "the walkthrough's server to stop", func() bool {
 				st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(in.PID), "stat"))
 				return err != nil || strings.Contains(string(st), ") Z ") // gone, or a zombie nobody reaps
 			})

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"bluegreen/internal/api"
+	"bluegreen/internal/testwait"
 )
 
 // version asks the production listener which version answers.
@@ -43,14 +44,14 @@ func TestAbortAndRollback(t *testing.T) {
 	d := e.deploy("v1b", e.specFor(quick+"hooks:\n  validate_service: [{ run: ./hooks/hang.sh, timeout: 10m }]\n"),
 		map[string]string{"hooks/hang.sh": "#!/bin/sh\necho checking forever\nsleep 600\n"})
 	e.waitPhase(d.ID, 30*time.Second, "Validating")
-	waitFor(t, 10*time.Second, "the hook to start", func() bool { return len(hookProcesses(t, e.data, "sleep")) > 0 })
+	testwait.For(t, 10*time.Second, "the hook to start", func() bool { return len(hookProcesses(t, e.data, "sleep")) > 0 })
 	if _, err := e.api.Abort(ctx, "shop", "hook hangs"); err != nil {
 		t.Fatal(err)
 	}
 	if d = e.waitEnd(d.ID, 20*time.Second); d.Outcome != "rolled_back" || !strings.Contains(d.Reason, "hook hangs") {
 		t.Fatalf("abort during a hook: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
 	}
-	waitFor(t, 10*time.Second, "the hook to be gone", func() bool { return len(hookProcesses(t, e.data, "sleep")) == 0 })
+	testwait.For(t, 10*time.Second, "the hook to be gone", func() bool { return len(hookProcesses(t, e.data, "sleep")) == 0 })
 
 	// abort during a pause: back to v1.
 	d = e.deploy("v2", e.specFor(quick+"strategy:\n  steps:\n    - { weight: 50, pause: {} }\n    - { weight: 100 }\n"), nil)
@@ -77,7 +78,7 @@ func TestAbortAndRollback(t *testing.T) {
 	d = e.deploy("v3", e.specFor("bake: 0s\nretire:\n  keep_blue: 5m\n  drain_timeout: 2s\n"), nil)
 	e.waitPhase(d.ID, 30*time.Second, "Retiring")
 	c := &http.Client{}
-	waitFor(t, 10*time.Second, "v3 to answer", func() bool { v, _ := version(t, c, "http://"+e.prod+"/"); return v == "v3" })
+	testwait.For(t, 10*time.Second, "v3 to answer", func() bool { v, _ := version(t, c, "http://"+e.prod+"/"); return v == "v3" })
 	start := time.Now()
 	if _, err := e.api.Rollback(ctx, "shop", 0); err != nil {
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func TestAbortAndRollback(t *testing.T) {
 	// From the call, until every answer is v1 (20 in a row).
 	var flipped time.Duration
 	streak := 0
-	waitFor(t, 10*time.Second, "v1 to answer everything", func() bool {
+	testwait.For(t, 10*time.Second, "v1 to answer everything", func() bool {
 		v, _ := version(t, c, "http://"+e.prod+"/")
 		if v != "v1" {
 			streak = 0
@@ -140,7 +141,7 @@ func TestAbortAndRollback(t *testing.T) {
 	if st := trafficSteps(e.events(rb.ID)); len(st) != 1 || st[0].weight != 100 {
 		t.Fatalf("the fast path moved traffic in steps %v; want 100 at once", st)
 	}
-	waitFor(t, 10*time.Second, "v4 to answer", func() bool { v, _ := version(t, c, "http://"+e.prod+"/"); return v == "v4" })
+	testwait.For(t, 10*time.Second, "v4 to answer", func() bool { v, _ := version(t, c, "http://"+e.prod+"/"); return v == "v4" })
 	recs := l.stop()
 	if f := failures(recs); len(f) > 0 {
 		t.Fatalf("%d of %d requests failed: %s\nbgload: %s", len(f), len(recs), summary(f), l.out.String())

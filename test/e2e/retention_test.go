@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"bluegreen/internal/testwait"
 )
 
 // Retention prunes what it no longer keeps while a deployment runs, under
@@ -30,7 +32,7 @@ func TestRetentionPrunesUnderARunningDeployment(t *testing.T) {
 
 	revDir := func(g int) string { return filepath.Join(e.data, "revisions", "shop", fmt.Sprint(g)) }
 	gone := func(p string) bool { _, err := os.Stat(p); return os.IsNotExist(err) }
-	waitFor(t, 20*time.Second, "revisions 1 to 3 to be pruned", func() bool {
+	testwait.For(t, 20*time.Second, "revisions 1 to 3 to be pruned", func() bool {
 		return gone(revDir(1)) && gone(revDir(2)) && gone(revDir(3))
 	})
 	for _, g := range []int{4, 5} {
@@ -39,7 +41,7 @@ func TestRetentionPrunesUnderARunningDeployment(t *testing.T) {
 		}
 	}
 	// Their events and their instances' output went with them.
-	waitFor(t, 10*time.Second, "the events of the first deployments to be pruned", func() bool {
+	testwait.For(t, 10*time.Second, "the events of the first deployments to be pruned", func() bool {
 		return len(e.events(ids[0])) == 0 && len(e.events(ids[2])) == 0
 	})
 	if len(e.events(ids[3])) == 0 || len(e.events(d.ID)) == 0 {

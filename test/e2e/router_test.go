@@ -21,18 +21,8 @@ import (
 
 	"bluegreen/internal/freeport"
 	"bluegreen/internal/loadgen"
+	"bluegreen/internal/testwait"
 )
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -105,7 +95,7 @@ func startRouterProc(t *testing.T, apps string) *routerProc {
 			t.Logf("router log:\n%s", p.stderr)
 		}
 	})
-	waitFor(t, 10*time.Second, "router admin API", func() bool {
+	testwait.For(t, 10*time.Second, "router admin API", func() bool {
 		code, _ := p.call("GET", "/healthz", "")
 		return code == 200
 	})
@@ -350,14 +340,14 @@ func TestSIGHUPReloadsTheRouteFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "green to take the traffic after SIGHUP", func() bool { return served() == "green" })
+	testwait.For(t, 10*time.Second, "green to take the traffic after SIGHUP", func() bool { return served() == "green" })
 
 	// A broken file is refused and the running table stays.
 	if err := os.WriteFile(file, []byte(swapped+"    bogus: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "the reload to be refused in the log", func() bool {
+	testwait.For(t, 10*time.Second, "the reload to be refused in the log", func() bool {
 		return strings.Contains(p.stderr.String(), "reload rejected; the running table stays")
 	})
 	if !strings.Contains(p.stderr.String(), "field bogus not found") {

@@ -18,6 +18,7 @@ import (
 
 	"bluegreen/internal/api"
 	"bluegreen/internal/server"
+	"bluegreen/internal/testwait"
 )
 
 // firstTraffic is when the deployment first gave green production weight.
@@ -231,7 +232,7 @@ func TestAbortEndsAStuckRollback(t *testing.T) {
 		"hooks/hang.sh": "#!/bin/sh\necho restoring the database\nexec " + hang + "\n",
 	})
 	e.waitPhase(d.ID, 30*time.Second, "RollingBack")
-	waitFor(t, 20*time.Second, "the on_rollback hook to run", func() bool {
+	testwait.For(t, 20*time.Second, "the on_rollback hook to run", func() bool {
 		out, _ := exec.Command("pgrep", "-f", hang).Output()
 		return len(out) > 0
 	})
@@ -255,7 +256,7 @@ func TestAbortEndsAStuckRollback(t *testing.T) {
 	if code, v := getVersion(t, e.prod, "shop"); code != 200 || v != "v1" {
 		t.Fatalf("after the abort: %d %s", code, v)
 	}
-	waitFor(t, 20*time.Second, "the hook's process to be gone", func() bool {
+	testwait.For(t, 20*time.Second, "the hook's process to be gone", func() bool {
 		out, _ := exec.Command("pgrep", "-f", hang).Output()
 		return len(out) == 0
 	})
@@ -287,7 +288,7 @@ func TestRestartMidDrainKeepsTheDeadline(t *testing.T) {
 	}()
 	d := e.deploy("v2", e.specFor(retire), nil)
 	var deadline time.Time
-	waitFor(t, 30*time.Second, "blue's drain to start", func() bool {
+	testwait.For(t, 30*time.Second, "blue's drain to start", func() bool {
 		got, err := e.api.Deployment(ctx, d.ID)
 		if err != nil {
 			return false
@@ -295,7 +296,7 @@ func TestRestartMidDrainKeepsTheDeadline(t *testing.T) {
 		deadline = got.Deadlines["drain"]
 		return !deadline.IsZero()
 	})
-	waitFor(t, 10*time.Second, "two seconds of the drain", func() bool { return time.Until(deadline) < 4*time.Second })
+	testwait.For(t, 10*time.Second, "two seconds of the drain", func() bool { return time.Until(deadline) < 4*time.Second })
 	e.killServer()
 	e.startServer()
 	var end time.Time
@@ -359,21 +360,15 @@ func TestSilentCanaryDoesNotPromote(t *testing.T) {
 	d := e.deploy("v2", silent("wait"), nil)
 	stalls := func(n int) {
 		t.Helper()
-		for end := time.Now().Add(30 * time.Second); ; {
+		testwait.ForOr(t, 30*time.Second, fmt.Sprintf("the deployment to wait for a person (%d times)", n), func() bool {
 			seen := 0
 			for _, ev := range e.events(d.ID) {
 				if ev.Kind == "checks.inconclusive" {
 					seen++
 				}
 			}
-			if seen >= n {
-				return
-			}
-			if time.Now().After(end) {
-				t.Fatalf("the deployment did not wait for a person (%d times)\n%s", n, e.eventLog(d.ID))
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return seen >= n
+		}, func() string { return e.eventLog(d.ID) })
 	}
 	stalls(1)
 	st, err := e.api.Status(ctx, "shop", "")
@@ -471,7 +466,7 @@ func TestPreviewHeaderNamesRolesAcrossDeployments(t *testing.T) {
 			// The output is read from the instances' files as they write it.
 			var out []byte
 			var err error
-			waitFor(t, 10*time.Second, "logs --fleet "+role+" to show "+want, func() bool {
+			testwait.For(t, 10*time.Second, "logs --fleet "+role+" to show "+want, func() bool {
 				out, err = exec.Command(bin.bluegreen, "logs", "shop", "--data", e.data, "--fleet", role, "--tail", "50").CombinedOutput()
 				return err == nil && strings.Contains(string(out), "hello "+want)
 			})
@@ -577,7 +572,7 @@ func TestADeploymentEndsWhenTheRouterStopsAnswering(t *testing.T) {
 		t.Fatalf("%s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
 	}
 	t.Logf("ended %s in %s: %s", d.Outcome, d.FinishedAt.Sub(d.CreatedAt).Round(time.Second), d.Reason)
-	waitFor(t, 30*time.Second, "v1 to answer again", func() bool {
+	testwait.For(t, 30*time.Second, "v1 to answer again", func() bool {
 		resp, err := http.Get("http://" + e.prod + "/")
 		if err != nil {
 			return false

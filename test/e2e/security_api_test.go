@@ -27,6 +27,7 @@ import (
 	"bluegreen/internal/api"
 	"bluegreen/internal/server"
 	"bluegreen/internal/spec"
+	"bluegreen/internal/testwait"
 )
 
 // procStatus reads a field of /proc/PID/status, in kB for memory fields.
@@ -188,18 +189,23 @@ func flood(addr string, conns int, d time.Duration, dials int64) {
 	for i := range conns {
 		slow := i%2 == 1
 		go func() {
-			for time.Now().Before(end) && dialed.Add(1) <= dials {
+			// The attacker's pace: one connection attempt a second at most.
+			pace := time.NewTicker(time.Second)
+			defer pace.Stop()
+			for ; time.Now().Before(end) && dialed.Add(1) <= dials; <-pace.C {
 				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 				if err != nil {
-					time.Sleep(time.Second)
 					continue
 				}
 				held.Add(1)
 				if slow {
 					go func() {
+						// A byte of headers a second, never the blank line.
+						drip := time.NewTicker(time.Second)
+						defer drip.Stop()
 						io.WriteString(c, "GET /api/v1/apps HTTP/1.1\r\nHost: flood\r\n")
 						for b := byte('a'); ; b = 'a' + (b-'a'+1)%26 {
-							time.Sleep(time.Second)
+							<-drip.C
 							if _, err := c.Write([]byte{b}); err != nil {
 								return
 							}
@@ -210,13 +216,13 @@ func flood(addr string, conns int, d time.Duration, dials int64) {
 				c.Close()
 				held.Add(-1)
 				closed.Add(1)
-				time.Sleep(time.Second)
 			}
 		}()
 	}
-	for time.Now().Before(end) {
+	report := time.NewTicker(500 * time.Millisecond)
+	defer report.Stop()
+	for ; time.Now().Before(end); <-report.C {
 		fmt.Printf("flood: held %d dialed %d closed %d\n", held.Load(), dialed.Load(), closed.Load())
-		time.Sleep(500 * time.Millisecond)
 	}
 }
 
@@ -267,7 +273,7 @@ func TestConnectionFloodLeavesTheEngineItsDescriptors(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(flOut.String()), "\n")
 		return lines[len(lines)-1]
 	}
-	waitFor(t, 60*time.Second, "every flood connection to have been opened", func() bool {
+	testwait.For(t, 60*time.Second, "every flood connection to have been opened", func() bool {
 		var held, dialed int
 		fmt.Sscanf(lastFlood(), "flood: held %d dialed %d", &held, &dialed)
 		return dialed >= 400
@@ -296,7 +302,7 @@ func TestConnectionFloodLeavesTheEngineItsDescriptors(t *testing.T) {
 	}
 	d := e.deploy("v2", e.specFor(quick+hooks), files)
 	e.waitPhase(d.ID, 60*time.Second, "Validating")
-	waitFor(t, 30*time.Second, "the gate hook to run", func() bool { return len(hookProcesses(t, e.data, "gate.sh")) > 0 })
+	testwait.For(t, 30*time.Second, "the gate hook to run", func() bool { return len(hookProcesses(t, e.data, "gate.sh")) > 0 })
 	during := openFiles(t, pid)
 	openGate(t, gates, "validate_service")
 	d = e.waitEnd(d.ID, 90*time.Second)
@@ -409,7 +415,7 @@ func TestConcurrentUploadsAreBounded(t *testing.T) {
 		}
 		holders = append(holders, h)
 	}
-	waitFor(t, 30*time.Second, "two uploads being received", func() bool { return len(dirEntries(t, tmp)) == 2 })
+	testwait.For(t, 30*time.Second, "two uploads being received", func() bool { return len(dirEntries(t, tmp)) == 2 })
 
 	bomb := zipBomb(t, 8, 256<<20) // 2 GiB unpacked
 	results := make(chan uploadResult, 6)
@@ -488,7 +494,7 @@ func TestFullDiskAnswersUploadsWith507(t *testing.T) {
 		}
 	}
 	// The line is written as the answer goes out: wait for both.
-	waitFor(t, 10*time.Second, "the two failures in the server's log", func() bool {
+	testwait.For(t, 10*time.Second, "the two failures in the server's log", func() bool {
 		return strings.Count(e.srvLog.String(), `"msg":"API request failed"`) >= 2
 	})
 	log := e.srvLog.String()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"bluegreen/internal/api"
+	"bluegreen/internal/testwait"
 )
 
 // passableTempDir is a temporary directory other users may pass through
@@ -238,7 +239,7 @@ func TestDeployerHookCannotReachTheServersSecrets(t *testing.T) {
 	for name, c := range map[string]*api.Client{"admin": e.api, "deployer": deployer, "viewer": viewer} {
 		for _, in := range shop {
 			out := ""
-			waitFor(t, 10*time.Second, "instance "+in.ID+"'s first line", func() bool {
+			testwait.For(t, 10*time.Second, "instance "+in.ID+"'s first line", func() bool {
 				out, err = c.Logs(ctx, "shop", in.ID, 0)
 				return err == nil && strings.Contains(out, "app key=")
 			})

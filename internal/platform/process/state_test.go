@@ -11,6 +11,7 @@ import (
 
 	"bluegreen/internal/platform"
 	"bluegreen/internal/platform/platformtest"
+	"bluegreen/internal/testwait"
 )
 
 // TestReusedPIDIsExited records an instance whose PID now belongs to another
@@ -169,19 +170,14 @@ func TestExitCodeIsNeverUnknownWhileTheShimFinishes(t *testing.T) {
 	for i := range 10 {
 		id := fmt.Sprintf("exit-%d", i)
 		launch(t, p, shSpec(id, t.TempDir(), "head -c 200000 /dev/zero | tr '\\0' x; echo; echo failing >&2; exit 2"))
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		var seen platform.Instance
+		testwait.For(t, 10*time.Second, id+" to exit", func() bool {
 			in, ok := findInstance(t, p, id)
-			if ok && in.State == platform.StateExited {
-				if in.ExitCode != 2 {
-					t.Fatalf("run %d: exited with code %d, want 2", i, in.ExitCode)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("run %d: %s never exited", i, id)
-			}
-			time.Sleep(time.Millisecond)
+			seen = in
+			return ok && in.State == platform.StateExited
+		})
+		if seen.ExitCode != 2 {
+			t.Fatalf("run %d: first seen exited with code %d, want 2", i, seen.ExitCode)
 		}
 	}
 }
