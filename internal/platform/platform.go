@@ -49,8 +49,94 @@ type InstanceSpec struct {
 	StopTimeout time.Duration
 
 	// User is who the app runs as. Nil runs it as the platform itself runs;
-	// the engine always sets it, from the server's run-as policy.
+	// the engine always sets it, from the server's run-as policy. A
+	// container runs as this user's numeric uid:gid unless Container.User
+	// names another.
 	User *User
+
+	// Platform names the platform that runs the instance ("process",
+	// "docker"): a Set launches it there. Empty means the Set's default.
+	Platform string
+	// Container says how an image-based platform runs the instance; nil for
+	// a process. Command, when non-nil, replaces the image's CMD; Dir is
+	// still the unpacked revision (hooks run there, volumes come from it);
+	// WorkDir is ignored in favour of Container.WorkDir.
+	Container *Container
+}
+
+// Container is how to run an instance from an image.
+type Container struct {
+	// Image is the image the revision pinned: every instance of a revision
+	// runs Image.ID, whatever its reference points at now.
+	Image Image
+	// Entrypoint replaces the image's entrypoint when non-nil.
+	Entrypoint []string
+	// User is "uid", "uid:gid" or a user name inside the image; "" runs the
+	// container as InstanceSpec.User.
+	User string
+	// WorkDir is the working directory inside the container ("" keeps the
+	// image's).
+	WorkDir string
+	// MemoryBytes and NanoCPUs limit the container (0: no limit).
+	MemoryBytes int64
+	NanoCPUs    int64
+	// Volumes are bind mounts, always read-only, of directories or files
+	// of the unpacked revision (Source is relative to InstanceSpec.Dir).
+	Volumes []Volume
+	// Tmpfs are writable in-memory mounts.
+	Tmpfs []Tmpfs
+	// Pull says when the image is fetched from its registry: PullMissing
+	// (default), PullAlways or PullNever.
+	Pull string
+	// Auth is the registry login for pulls (nil: anonymous).
+	Auth *RegistryAuth
+}
+
+// When an image is pulled from its registry.
+const (
+	PullMissing = "missing"
+	PullAlways  = "always"
+	PullNever   = "never"
+)
+
+// Image is an image reference pinned to what it meant when a revision was
+// created.
+type Image struct {
+	// Ref is the reference as the spec wrote it ("hello:2", "127.0.0.1:5000/shop:latest").
+	Ref string `json:"ref"`
+	// ID is the image's content-addressed ID ("sha256:…"), what runs.
+	ID string `json:"id"`
+	// Digest is the repository digest ("127.0.0.1:5000/shop@sha256:…") when
+	// the image came from a registry, so a host that lost the image can
+	// fetch exactly this one again; "" for an image built on the host.
+	Digest string `json:"digest,omitempty"`
+}
+
+// Volume is a read-only bind mount.
+type Volume struct {
+	Source string // relative to the unpacked revision
+	Target string // absolute path in the container
+}
+
+// Tmpfs is an in-memory mount.
+type Tmpfs struct {
+	Target    string
+	SizeBytes int64 // 0: the engine's default
+}
+
+// RegistryAuth is a registry login.
+type RegistryAuth struct {
+	Username string
+	Password string
+}
+
+// ImageResolver is implemented by platforms that run images. Resolve finds
+// the image ref names, pulling it first when pull says so (PullAlways, or
+// PullMissing and the image is not on the host), and returns it pinned. An
+// image that cannot be found or fetched is an error that names ref and the
+// engine asked.
+type ImageResolver interface {
+	Resolve(ctx context.Context, ref, pull string, auth *RegistryAuth) (Image, error)
 }
 
 // User is the identity an app's processes (instances and hooks) run as.
