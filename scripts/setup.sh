@@ -8,12 +8,15 @@ go mod download
 # Debian packages the tests run: chromium drives the dashboard's browser
 # tests (test/e2e/dashboard_test.go; $CHROMIUM points elsewhere); nginx and
 # python3 are apps nobody here wrote (test/e2e/firsthour_test.go); prlimit
-# runs a server under a low open-files limit (test/e2e/security_api_test.go).
+# runs a server under a low open-files limit (test/e2e/security_api_test.go);
+# docker.io brings dockerd, containerd and runc, which the Docker platform's
+# tests start privately (internal/testdocker), never as the system's daemon.
 missing=()
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 command -v prlimit >/dev/null || missing+=(util-linux)
+command -v dockerd >/dev/null || missing+=(docker.io)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing; run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
@@ -27,5 +30,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   # their own, so the packaged one is stopped.
   if command -v nginx >/dev/null && [ -f /run/nginx.pid ]; then
     nginx -s quit 2>/dev/null || true
+  fi
+  # Likewise docker.io's daemon, where its package could start one: it would
+  # bring up the default bridge, which the tests never use.
+  if [ -f /var/run/docker.pid ] && [[ " ${missing[*]} " == *" docker.io "* ]]; then
+    kill "$(cat /var/run/docker.pid)" 2>/dev/null || true
   fi
 fi

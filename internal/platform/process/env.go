@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,7 +12,7 @@ import (
 	"syscall"
 
 	"bluegreen/internal/platform"
-	"bluegreen/internal/spec"
+	"bluegreen/internal/platform/instanceenv"
 )
 
 // passedThrough are the server's environment variables an instance inherits.
@@ -28,52 +27,30 @@ var passedThrough = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG",
 // LOGNAME of s.User when set), then Vars, then the expanded Env, then PORT,
 // each overriding the ones before.
 func environment(s platform.InstanceSpec, port int, getenv func(string) (string, bool), serverEnv []string) ([]string, []string, error) {
-	portStr := strconv.Itoa(port)
-	lookup := func(name string) (string, bool) {
-		if name == "PORT" {
-			return portStr, true
-		}
-		if v, ok := s.Vars[name]; ok {
-			return v, true
-		}
-		return getenv(name)
+	x := instanceenv.New(s, port, getenv)
+	argv, err := x.Args("command", s.Command)
+	if err != nil {
+		return nil, nil, err
 	}
-	argv := make([]string, len(s.Command))
-	for i, arg := range s.Command {
-		v, err := spec.Expand(arg, lookup)
-		if err != nil {
-			return nil, nil, fmt.Errorf("command[%d]: %w", i, err)
-		}
-		argv[i] = v
-	}
-	env := map[string]string{}
+	base := map[string]string{}
 	for _, kv := range serverEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		if slices.Contains(passedThrough, k) || strings.HasPrefix(k, "LC_") {
-			env[k] = v
+			base[k] = v
 		}
 	}
-	if _, ok := env["TMPDIR"]; !ok {
+	if _, ok := base["TMPDIR"]; !ok {
 		// The revision is read-only to the app: it writes its files here.
-		env["TMPDIR"] = "/tmp"
+		base["TMPDIR"] = "/tmp"
 	}
 	if s.User != nil {
-		s.User.SetEnv(env) // not the server's HOME and USER
+		s.User.SetEnv(base) // not the server's HOME and USER
 	}
-	maps.Copy(env, s.Vars)
-	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-		v, err := spec.Expand(s.Env[k], lookup)
-		if err != nil {
-			return nil, nil, fmt.Errorf("env %s: %w", k, err)
-		}
-		env[k] = v
+	env, err := x.Environment(base)
+	if err != nil {
+		return nil, nil, err
 	}
-	env["PORT"] = portStr
-	list := make([]string, 0, len(env))
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		list = append(list, k+"="+env[k])
-	}
-	return argv, list, nil
+	return argv, instanceenv.List(env), nil
 }
 
 // resolveCommand finds the program the way a shell would, but relative to

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"bluegreen/internal/platform"
+	"bluegreen/internal/platform/idlock"
+	"bluegreen/internal/platform/portalloc"
 )
 
 // Options configure a Platform.
@@ -58,19 +60,14 @@ type Platform struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
-	locks    map[string]*idLock // serializes Launch and Stop per ID
-	reserved map[int]bool       // ports of launches in progress
+	locks    idlock.Locks // serializes Launch and Stop per ID
+	ports    *portalloc.Allocator
 	children map[int]bool       // shims this value started, not yet reaped
 	tailers  map[string]*tailer // by instance ID
 	closed   bool
 	stop     context.CancelFunc // ends the tailers
 	ctx      context.Context
 	wg       sync.WaitGroup
-}
-
-type idLock struct {
-	sync.Mutex
-	refs int
 }
 
 var _ platform.Platform = (*Platform)(nil)
@@ -129,7 +126,7 @@ func New(opts Options) (*Platform, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Platform{
 		opts: opts, files: files, log: opts.Logger.With("platform", "process"),
-		locks: map[string]*idLock{}, reserved: map[int]bool{}, children: map[int]bool{},
+		ports: portalloc.New(opts.Host), children: map[int]bool{},
 		tailers: map[string]*tailer{}, ctx: ctx, stop: cancel,
 	}
 	ids, err := files.recordIDs()
@@ -161,34 +158,11 @@ func (p *Platform) Close() error {
 }
 
 // lockID serializes operations on one instance ID.
-func (p *Platform) lockID(id string) (unlock func()) {
-	p.mu.Lock()
-	l := p.locks[id]
-	if l == nil {
-		l = &idLock{}
-		p.locks[id] = l
-	}
-	l.refs++
-	p.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		p.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(p.locks, id)
-		}
-		p.mu.Unlock()
-	}
-}
+func (p *Platform) lockID(id string) (unlock func()) { return p.locks.Lock(id) }
 
-// allocatePort asks the kernel for a free port on Host and skips ports other
-// instances of this platform have recorded or are being launched on. The port
-// is free when the listener closes; another program could take it before the
-// instance binds it. That race is small and shows as a failed health check,
-// after which the engine launches a replacement.
+// allocatePort gives a launch a free port on Host, skipping the ports of the
+// instances this platform has recorded and still run.
 func (p *Platform) allocatePort() (port int, release func(), err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	used := map[int]bool{}
 	ids, _ := p.files.recordIDs()
 	for _, id := range ids {
@@ -196,23 +170,7 @@ func (p *Platform) allocatePort() (port int, release func(), err error) {
 			used[rec.Port] = true
 		}
 	}
-	for range 50 {
-		l, err := net.Listen("tcp", net.JoinHostPort(p.opts.Host, "0"))
-		if err != nil {
-			return 0, nil, fmt.Errorf("finding a free port on %s: %w", p.opts.Host, err)
-		}
-		port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !used[port] && !p.reserved[port] {
-			p.reserved[port] = true
-			return port, func() {
-				p.mu.Lock()
-				delete(p.reserved, port)
-				p.mu.Unlock()
-			}, nil
-		}
-	}
-	return 0, nil, fmt.Errorf("finding a free port on %s: every port offered is taken by an instance", p.opts.Host)
+	return p.ports.Allocate(used)
 }
 
 // reap collects the shims this value started that have exited, so they do

@@ -7,10 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"bluegreen/internal/platform"
 )
 
 // record is an instance's identity as kept in instances/ID.json. The shim
@@ -57,15 +58,8 @@ func (l layout) recordPath(id string) string { return filepath.Join(l.instancesD
 func (l layout) exitPath(id string) string   { return filepath.Join(l.instancesDir(), id+".exit.json") }
 func (l layout) logPath(id string) string    { return filepath.Join(l.logsDir(), id+".log") }
 
-var validID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,99}$`)
-
 // checkID rejects IDs that are not safe as file names.
-func checkID(id string) error {
-	if !validID.MatchString(id) {
-		return fmt.Errorf("bad instance ID %q: want [a-z0-9-], starting with a letter or digit, at most 100 characters", id)
-	}
-	return nil
-}
+func checkID(id string) error { return platform.CheckID(id) }
 
 // writeFileAtomic replaces path with data so that a crash at any moment
 // leaves either the old file or the new one, never a torn one: temp file,
