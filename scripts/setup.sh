@@ -37,3 +37,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     kill "$(cat /var/run/docker.pid)" 2>/dev/null || true
   fi
 fi
+
+# The container registry the Docker platform's tests pull images from
+# (internal/testregistry): built once from the Go module proxy and cached
+# under ~/.cache/bluegreen (about two minutes the first time).
+./scripts/build-registry.sh >/dev/null

@@ -198,6 +198,10 @@ type Instance struct {
 	StartedAt time.Time
 	// ExitCode is set when State is StateExited and the code is known (-1 otherwise).
 	ExitCode int
+	// Platform names the platform it runs on; a Set fills it in.
+	Platform string
+	// Detail says what runs, for people: a container's ID and image.
+	Detail string
 }
 
 // LogOptions selects an instance's output for Logs.
@@ -229,3 +233,7 @@ type Platform interface {
 
 // ErrNotFound is returned for an instance ID the platform does not know.
 var ErrNotFound = errors.New("instance not found")
+
+// ErrUnavailable wraps the errors of a platform that cannot be reached
+// (a Docker engine that is down): the request may succeed later.
+var ErrUnavailable = errors.New("platform unavailable")

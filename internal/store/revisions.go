@@ -22,6 +22,17 @@ type Revision struct {
 	CreatedBy string
 	CreatedAt time.Time
 	Message   string
+	// Image is what the revision's image reference meant when it was
+	// created; nil for a revision that runs processes.
+	Image *Image
+}
+
+// Image is an image reference pinned to its content: every instance of the
+// revision runs ID, wherever Ref points later.
+type Image struct {
+	Ref    string `json:"ref"`
+	ID     string `json:"id"`
+	Digest string `json:"digest,omitempty"`
 }
 
 // CreateRevision stores r under the app's next generation, creating the app
@@ -46,15 +57,21 @@ func (tx *Tx) CreateRevision(ctx context.Context, r Revision) (Revision, error) 
 	if spec == nil {
 		spec = []byte{}
 	}
+	var image []byte
+	if r.Image != nil {
+		if image, err = json.Marshal(r.Image); err != nil {
+			return Revision{}, fmt.Errorf("revision of app %s: encoding image: %w", r.App, err)
+		}
+	}
 	r.CreatedAt = fromNanos(nanos(tx.s.now()))
 	// The write lock is held from BEGIN, so MAX()+1 cannot race; the primary
 	// key would reject a duplicate anyway.
 	err = tx.tx.QueryRowContext(ctx, `
-		INSERT INTO revisions (app, generation, source, spec, params, created_by, created_at, message)
-		SELECT ?, COALESCE(MAX(generation), 0) + 1, ?, ?, ?, ?, ?, ?
+		INSERT INTO revisions (app, generation, source, spec, params, created_by, created_at, message, image)
+		SELECT ?, COALESCE(MAX(generation), 0) + 1, ?, ?, ?, ?, ?, ?, ?
 		FROM revisions WHERE app = ?
 		RETURNING generation`,
-		r.App, r.Source, spec, string(pj), r.CreatedBy, nanos(r.CreatedAt), r.Message, r.App,
+		r.App, r.Source, spec, string(pj), r.CreatedBy, nanos(r.CreatedAt), r.Message, string(image), r.App,
 	).Scan(&r.Generation)
 	if err != nil {
 		return Revision{}, fmt.Errorf("creating revision of app %s: %w", r.App, err)
@@ -73,7 +90,7 @@ func (s *Store) CreateRevision(ctx context.Context, r Revision) (out Revision, e
 	return out, err
 }
 
-const revisionCols = `app, generation, source, spec, params, created_by, created_at, message`
+const revisionCols = `app, generation, source, spec, params, created_by, created_at, message, image`
 
 // GetRevision reads one revision.
 func (s *Store) GetRevision(ctx context.Context, app string, generation int64) (Revision, error) {
@@ -125,14 +142,20 @@ func getRevision(ctx context.Context, q querier, app string, generation int64) (
 
 func scanRevision(r scanner) (Revision, error) {
 	var rev Revision
-	var params string
+	var params, image string
 	var created int64
-	if err := r.Scan(&rev.App, &rev.Generation, &rev.Source, &rev.Spec, &params, &rev.CreatedBy, &created, &rev.Message); err != nil {
+	if err := r.Scan(&rev.App, &rev.Generation, &rev.Source, &rev.Spec, &params, &rev.CreatedBy, &created, &rev.Message, &image); err != nil {
 		return Revision{}, err
 	}
 	rev.CreatedAt = fromNanos(created)
 	if err := json.Unmarshal([]byte(params), &rev.Params); err != nil {
 		return Revision{}, fmt.Errorf("revision %s#%d: decoding params: %w", rev.App, rev.Generation, err)
+	}
+	if image != "" {
+		rev.Image = &Image{}
+		if err := json.Unmarshal([]byte(image), rev.Image); err != nil {
+			return Revision{}, fmt.Errorf("revision %s#%d: decoding image: %w", rev.App, rev.Generation, err)
+		}
 	}
 	return rev, nil
 }

@@ -147,6 +147,27 @@ func TestRevisionRoundTripAndImmutability(t *testing.T) {
 	}
 }
 
+func TestRevisionImageRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	img := &Image{Ref: "127.0.0.1:5000/shop:latest", ID: "sha256:aa", Digest: "127.0.0.1:5000/shop@sha256:bb"}
+	r, err := s.CreateRevision(ctx, Revision{App: "shop", Source: "bundle:sha256:0123", Image: img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetRevision(ctx, "shop", r.Generation)
+	if err != nil || got.Image == nil || *got.Image != *img {
+		t.Fatalf("GetRevision = %+v, %v; want image %+v", got.Image, err, img)
+	}
+	plain, err := s.CreateRevision(ctx, Revision{App: "shop", Source: "bundle:sha256:0123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetRevision(ctx, "shop", plain.Generation); err != nil || got.Image != nil {
+		t.Fatalf("a revision without an image reads back %+v, %v", got.Image, err)
+	}
+}
+
 func TestDeploymentRoundTripAndConflict(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, t.TempDir())
@@ -305,6 +326,7 @@ func TestOpenUpgradesAnOlderSchema(t *testing.T) {
 		ALTER TABLE deployments DROP COLUMN details;
 		ALTER TABLE apps DROP COLUMN live_slot;
 		ALTER TABLE apps DROP COLUMN live_instances;
+		ALTER TABLE revisions DROP COLUMN image;
 		UPDATE schema_version SET version = 1`); err != nil {
 		t.Fatal(err)
 	}
