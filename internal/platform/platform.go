@@ -227,7 +227,8 @@ type Platform interface {
 	// and exited, ordered by ID.
 	List(ctx context.Context, app string) ([]Instance, error)
 	// Logs returns the instance's output (stdout and stderr, in order of
-	// arrival). ErrNotFound for an unknown ID.
+	// arrival; where they arrive through two pipes, as a container's do,
+	// the order holds within each stream). ErrNotFound for an unknown ID.
 	Logs(ctx context.Context, id string, opts LogOptions) (io.ReadCloser, error)
 }
 

@@ -36,6 +36,10 @@ type Config struct {
 	// Adopts says that a new Platform value on the same state directory
 	// finds the instances the last one launched still running.
 	Adopts bool
+	// SeparateStreams says that stdout and stderr reach the platform
+	// through two pipes (a container's), so Logs keeps the order of the
+	// lines within each stream but not across them.
+	SeparateStreams bool
 }
 
 var build struct {
@@ -44,7 +48,8 @@ var build struct {
 	err  error
 }
 
-// TestApp builds ./testapp once per test binary and returns the path of the
+// TestApp builds ./testapp once per test binary, as a static binary (it
+// runs alone in an image FROM scratch too), and returns the path of the
 // binary. RemoveTestApp deletes it; call it from TestMain after m.Run.
 func TestApp(t testing.TB) string {
 	t.Helper()
@@ -53,8 +58,10 @@ func TestApp(t testing.TB) string {
 		if build.err != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(build.dir, "testapp"),
-			"bluegreen/internal/platform/platformtest/testapp").CombinedOutput()
+		cmd := exec.Command("go", "build", "-o", filepath.Join(build.dir, "testapp"),
+			"bluegreen/internal/platform/platformtest/testapp")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			build.err = fmt.Errorf("building the test app: %v\n%s", err, out)
 		}
@@ -109,9 +116,12 @@ func Get(addr, path string) (string, error) {
 
 // AppView is what the test app answers on "/".
 type AppView struct {
-	Args []string          `json:"args"`
-	Env  map[string]string `json:"env"`
-	PID  int               `json:"pid"`
+	Args   []string          `json:"args"`
+	Env    map[string]string `json:"env"`
+	PID    int               `json:"pid"`
+	UID    int               `json:"uid"`
+	GID    int               `json:"gid"`
+	Groups []int             `json:"groups"`
 }
 
 // WaitServing waits until the instance answers "/" and returns its answer.

@@ -8,6 +8,10 @@
 //	TESTAPP_FORK_SLEEP=1      start a child "sleep 1000" in its process group
 //	TESTAPP_LINES=N           write N numbered lines at start
 //
+// "/file?path=P" answers with the file P's content, "/write?path=P" writes
+// P (an error says why it cannot). It is a static binary, so that it runs
+// alone in an image FROM scratch as well.
+//
 // Any stop signal it does not ignore makes it log "stopping on SIGNAME",
 // finish the requests in flight and exit 0.
 package main
@@ -97,7 +101,26 @@ func handler() http.Handler {
 			env[k] = v
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"args": os.Args[1:], "env": env, "pid": os.Getpid()})
+		groups, _ := os.Getgroups()
+		json.NewEncoder(w).Encode(map[string]any{
+			"args": os.Args[1:], "env": env, "pid": os.Getpid(),
+			"uid": os.Getuid(), "gid": os.Getgid(), "groups": groups,
+		})
+	})
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(r.FormValue("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	})
+	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
+		if err := os.WriteFile(r.FormValue("path"), []byte("written\n"), 0o644); err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		fmt.Fprintln(w, "written")
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
