@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"os"
 	"sync"
 	"testing"
@@ -112,4 +113,19 @@ func find(t *testing.T, p *Platform, id string) (platform.Instance, bool) {
 		}
 	}
 	return platform.Instance{}, false
+}
+
+// readLogs reads the instance's output without following.
+func readLogs(t *testing.T, p *Platform, id string, tail int) string {
+	t.Helper()
+	r, err := p.Logs(testCtx(t), id, platform.LogOptions{Tail: tail})
+	if err != nil {
+		t.Fatalf("Logs %s: %v", id, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("Logs %s: %v", id, err)
+	}
+	return string(b)
 }
