@@ -6,10 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/pkg/authconfig"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
 
 	"bluegreen/internal/platform/docker/scratch"
@@ -85,6 +88,31 @@ func (e *Engine) RemoveImage(t testing.TB, ref string) {
 	defer cancel()
 	if _, err := e.Client(t).ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true}); err != nil {
 		t.Fatalf("removing image %s: %v", ref, err)
+	}
+}
+
+// Push pushes ref ("127.0.0.1:PORT/hello:1") to its registry, logged in as
+// username (anonymously when username is "").
+func (e *Engine) Push(t testing.TB, ref, username, password string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	opts := client.ImagePushOptions{}
+	if username != "" {
+		host, _, _ := strings.Cut(ref, "/")
+		enc, err := authconfig.Encode(registry.AuthConfig{Username: username, Password: password, ServerAddress: host})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.RegistryAuth = enc
+	}
+	res, err := e.Client(t).ImagePush(ctx, ref, opts)
+	if err == nil {
+		err = res.Wait(ctx)
+		res.Close()
+	}
+	if err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
 	}
 }
 

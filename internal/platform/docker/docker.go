@@ -198,14 +198,14 @@ func (p *Platform) call(ctx context.Context) (context.Context, context.CancelFun
 func (p *Platform) engineErr(ctx context.Context, doing string, err error) error {
 	switch {
 	case client.IsErrConnectionFailed(err):
-		return fmt.Errorf("%s: %w: docker engine at %s (from %s) is unreachable: %s",
-			doing, platform.ErrUnavailable, p.host, p.source, connectCause(err))
+		return kindErrorf(platform.ErrUnavailable, "%s: docker engine at %s (from %s) is unreachable: %s",
+			doing, p.host, p.source, connectCause(err))
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		return fmt.Errorf("%s: %w: docker engine at %s (from %s) did not answer in time",
-			doing, platform.ErrUnavailable, p.host, p.source)
+		return kindErrorf(platform.ErrUnavailable, "%s: docker engine at %s (from %s) did not answer within %v",
+			doing, p.host, p.source, p.opts.Timeout)
 	case isEngineGone(err):
-		return fmt.Errorf("%s: %w: docker engine at %s (from %s) went away: %v",
-			doing, platform.ErrUnavailable, p.host, p.source, err)
+		return kindErrorf(platform.ErrUnavailable, "%s: docker engine at %s (from %s) went away: %v",
+			doing, p.host, p.source, err)
 	}
 	return fmt.Errorf("%s: %s", doing, daemonMessage(err))
 }
@@ -231,4 +231,18 @@ func isEngineGone(err error) bool {
 // daemonMessage is the engine's message without the SDK's prefix.
 func daemonMessage(err error) string {
 	return strings.TrimPrefix(err.Error(), "Error response from daemon: ")
+}
+
+// kindError is an error of a kind (platform.ErrUnavailable, ErrImage) that
+// errors.Is finds, with a message that does not repeat the kind's.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+func kindErrorf(kind error, format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kind: kind}
 }

@@ -55,7 +55,7 @@ func (p *Platform) Resolve(ctx context.Context, ref, pull string, auth *platform
 		if pull != platform.PullNever {
 			how = "even after a pull"
 		}
-		return platform.Image{}, fmt.Errorf("%w: image %s is not on the docker engine at %s (%s)", ErrImage, ref, p.host, how)
+		return platform.Image{}, kindErrorf(ErrImage, "image %s is not on the docker engine at %s (%s)", ref, p.host, how)
 	}
 	return platform.Image{Ref: ref, ID: img.ID, Digest: repoDigest(named, img.RepoDigests)}, nil
 }
@@ -64,7 +64,7 @@ func (p *Platform) Resolve(ctx context.Context, ref, pull string, auth *platform
 func parseRef(ref string) (reference.Named, error) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return nil, fmt.Errorf("%w: image reference %q is malformed: %v", ErrImage, ref, err)
+		return nil, kindErrorf(ErrImage, "image reference %q is malformed: %v", ref, err)
 	}
 	return named, nil
 }
@@ -105,7 +105,7 @@ func (p *Platform) ensureImage(ctx context.Context, ct *platform.Container) erro
 	}
 	pinned := fmt.Sprintf("image %s (%s)", ct.Image.Ref, ct.Image.ID)
 	if ct.Pull == platform.PullNever {
-		return fmt.Errorf("%w: %s is not on the docker engine at %s, and pull is never", ErrImage, pinned, p.host)
+		return kindErrorf(ErrImage, "%s is not on the docker engine at %s, and pull is never", pinned, p.host)
 	}
 	ref := ct.Image.Digest
 	if ref == "" {
@@ -122,7 +122,7 @@ func (p *Platform) ensureImage(ctx context.Context, ct *platform.Container) erro
 		return err
 	}
 	if !ok || img.ID != ct.Image.ID {
-		return fmt.Errorf("%w: %s is not on the docker engine at %s, and %s is now another image (%s)", ErrImage, pinned, p.host, ref, img.ID)
+		return kindErrorf(ErrImage, "%s is not on the docker engine at %s, and %s is now another image (%s)", pinned, p.host, ref, img.ID)
 	}
 	return nil
 }
@@ -169,11 +169,11 @@ func (p *Platform) pullErr(ctx context.Context, ref string, named reference.Name
 	registryHost := reference.Domain(named)
 	switch {
 	case cerrdefs.IsUnauthorized(err) || strings.Contains(low, "unauthorized") || strings.Contains(low, "authentication required") || strings.Contains(low, "no basic auth credentials"):
-		return fmt.Errorf("%w: %s: the registry %s refused the credentials (%s)", ErrImage, doing, registryHost, msg)
+		return kindErrorf(ErrImage, "%s: the registry %s refused the credentials (%s)", doing, registryHost, msg)
 	case strings.Contains(low, "manifest unknown") || strings.Contains(low, "not found") || cerrdefs.IsNotFound(err):
-		return fmt.Errorf("%w: %s: the registry %s has no such image or tag (%s)", ErrImage, doing, registryHost, msg)
+		return kindErrorf(ErrImage, "%s: the registry %s has no such image or tag (%s)", doing, registryHost, msg)
 	case strings.Contains(low, "connection refused") || strings.Contains(low, "no such host") || strings.Contains(low, "i/o timeout"):
-		return fmt.Errorf("%s: %w: the docker engine at %s cannot reach the registry %s (%s)", doing, platform.ErrUnavailable, p.host, registryHost, msg)
+		return kindErrorf(platform.ErrUnavailable, "%s: the docker engine at %s cannot reach the registry %s (%s)", doing, p.host, registryHost, msg)
 	}
-	return fmt.Errorf("%w: %s: %s", ErrImage, doing, msg)
+	return kindErrorf(ErrImage, "%s: %s", doing, msg)
 }
