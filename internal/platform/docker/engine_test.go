@@ -87,6 +87,12 @@ func TestHungEngine(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(e.Dir, "dockerd.pid"))
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	syscall.Kill(pid, syscall.SIGSTOP)
+	platformtest.Eventually(t, 10*time.Second, func() string {
+		if !allStopped(pid) {
+			return "dockerd's threads are not all stopped"
+		}
+		return ""
+	})
 	_, err = p.List(testCtx(t), "")
 	syscall.Kill(pid, syscall.SIGCONT)
 	if !errors.Is(err, platform.ErrUnavailable) || !strings.Contains(err.Error(), "did not answer within") {
@@ -158,4 +164,20 @@ func TestEngineRestart(t *testing.T) {
 			platformtest.WaitServing(t, again)
 		})
 	}
+}
+
+// allStopped reports whether every thread of pid is stopped by a signal.
+func allStopped(pid int) bool {
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/stat")
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			return false
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) == 0 || f[0] != "T" {
+			return false
+		}
+	}
+	return len(tasks) > 0
 }

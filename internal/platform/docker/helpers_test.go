@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -103,29 +103,25 @@ func launch(t *testing.T, p *Platform, s platform.InstanceSpec) platform.Instanc
 
 func find(t *testing.T, p *Platform, id string) (platform.Instance, bool) {
 	t.Helper()
-	ins, err := p.List(testCtx(t), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range ins {
-		if in.ID == id {
-			return in, true
-		}
-	}
-	return platform.Instance{}, false
+	return platformtest.Find(t, testCtx(t), p, id)
 }
 
-// readLogs reads the instance's output without following.
 func readLogs(t *testing.T, p *Platform, id string, tail int) string {
 	t.Helper()
-	r, err := p.Logs(testCtx(t), id, platform.LogOptions{Tail: tail})
-	if err != nil {
-		t.Fatalf("Logs %s: %v", id, err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("Logs %s: %v", id, err)
-	}
-	return string(b)
+	return platformtest.ReadLogs(t, testCtx(t), p, id, tail)
+}
+
+// waitExited waits until the instance is listed as exited with code.
+func waitExited(t *testing.T, p *Platform, id string, code int) platform.Instance {
+	t.Helper()
+	var in platform.Instance
+	platformtest.Eventually(t, 15*time.Second, func() string {
+		var ok bool
+		in, ok = find(t, p, id)
+		if !ok || in.State != platform.StateExited || in.ExitCode != code {
+			return fmt.Sprintf("instance %+v (listed %v), want exited with code %d", in, ok, code)
+		}
+		return ""
+	})
+	return in
 }

@@ -143,6 +143,13 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (platform
 	cctx, cancel := p.call(ctx)
 	defer cancel()
 	created, err := p.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: host})
+	if cerrdefs.IsConflict(err) {
+		// Another Platform value of this owner (a server that was
+		// restarted while this one launched) created it first.
+		if c, ok, ierr := p.inspect(ctx, s.ID); ierr == nil && ok && running(c) {
+			return p.instance(c), nil
+		}
+	}
 	if err != nil {
 		return platform.Instance{}, p.engineErr(cctx, "creating container "+name, err)
 	}

@@ -162,13 +162,7 @@ func TestExitAtStart(t *testing.T) {
 	p := newPlatform(t, e, newOwner("exit"))
 	s := appSpec(t, e, "exit-0", map[string]string{"TESTAPP_EXIT_AFTER_MS": "0", "TESTAPP_EXIT_CODE": "3", "TESTAPP_LINES": "3"})
 	launch(t, p, s)
-	platformtest.Eventually(t, 15*time.Second, func() string {
-		in, ok := find(t, p, "exit-0")
-		if !ok || in.State != platform.StateExited || in.ExitCode != 3 {
-			return fmt.Sprintf("instance %+v (listed %v), want exited with code 3", in, ok)
-		}
-		return ""
-	})
+	waitExited(t, p, "exit-0", 3)
 	if got := readLogs(t, p, "exit-0", 2); !strings.Contains(got, "exiting with code 3") {
 		t.Errorf("the last lines of the exited container = %q", got)
 	}
@@ -188,13 +182,7 @@ func TestLaunchOfABadEntrypoint(t *testing.T) {
 	s := appSpec(t, e, "entry-0", nil)
 	s.Container.Entrypoint = []string{"/no/such/program"}
 	launch(t, p, s)
-	platformtest.Eventually(t, 15*time.Second, func() string {
-		in, ok := find(t, p, "entry-0")
-		if !ok || in.State != platform.StateExited || in.ExitCode != 127 {
-			return fmt.Sprintf("instance %+v (listed %v), want exited with code 127", in, ok)
-		}
-		return ""
-	})
+	waitExited(t, p, "entry-0", 127)
 	if got := readLogs(t, p, "entry-0", 0); !strings.Contains(got, "/no/such/program") {
 		t.Errorf("the output of the container does not name the missing program: %q", got)
 	}

@@ -2,7 +2,6 @@ package docker
 
 import (
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -64,13 +63,9 @@ func TestAdoptionOfADeadContainer(t *testing.T) {
 	first.Close() // the server goes away
 
 	p := newPlatform(t, e, owner)
-	platformtest.Eventually(t, 15*time.Second, func() string {
-		in, ok := find(t, p, "dies-0")
-		if !ok || in.State != platform.StateExited || in.ExitCode != 9 || in.App != "dock" || in.Fleet != "blue" {
-			return fmt.Sprintf("the new value lists %+v (listed %v), want dock's blue dies-0 exited with code 9", in, ok)
-		}
-		return ""
-	})
+	if dead := waitExited(t, p, "dies-0", 9); dead.App != "dock" || dead.Fleet != "blue" || dead.Revision != 1 {
+		t.Errorf("the dead instance is listed as %+v, want dock's revision 1, blue", dead)
+	}
 	if got := readLogs(t, p, "dies-0", 1); got != "exiting with code 9\n" {
 		t.Errorf("last line of the dead container: %q", got)
 	}

@@ -212,9 +212,21 @@ func (s *suite) launch(sp platform.InstanceSpec) platform.Instance {
 // find returns the instance id as p lists it.
 func (s *suite) find(p platform.Platform, id string) (platform.Instance, bool) {
 	s.t.Helper()
-	ins, err := p.List(s.ctx, "")
+	return Find(s.t, s.ctx, p, id)
+}
+
+// logs reads the instance's output without following.
+func (s *suite) logs(p platform.Platform, id string, tail int) string {
+	s.t.Helper()
+	return ReadLogs(s.t, s.ctx, p, id, tail)
+}
+
+// Find returns the instance id as p lists it, and whether it does.
+func Find(t testing.TB, ctx context.Context, p platform.Platform, id string) (platform.Instance, bool) {
+	t.Helper()
+	ins, err := p.List(ctx, "")
 	if err != nil {
-		s.t.Fatalf("List: %v", err)
+		t.Fatalf("List: %v", err)
 	}
 	for _, in := range ins {
 		if in.ID == id {
@@ -224,17 +236,18 @@ func (s *suite) find(p platform.Platform, id string) (platform.Instance, bool) {
 	return platform.Instance{}, false
 }
 
-// logs reads the instance's output without following.
-func (s *suite) logs(p platform.Platform, id string, tail int) string {
-	s.t.Helper()
-	r, err := p.Logs(s.ctx, id, platform.LogOptions{Tail: tail})
+// ReadLogs reads the last tail lines (all when tail <= 0) of the
+// instance's output, without following.
+func ReadLogs(t testing.TB, ctx context.Context, p platform.Platform, id string, tail int) string {
+	t.Helper()
+	r, err := p.Logs(ctx, id, platform.LogOptions{Tail: tail})
 	if err != nil {
-		s.t.Fatalf("Logs %s: %v", id, err)
+		t.Fatalf("Logs %s: %v", id, err)
 	}
 	defer r.Close()
 	b, err := io.ReadAll(r)
 	if err != nil {
-		s.t.Fatalf("Logs %s: %v", id, err)
+		t.Fatalf("Logs %s: %v", id, err)
 	}
 	return string(b)
 }
