@@ -3,6 +3,7 @@ package docker
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -210,4 +211,28 @@ func TestLogsAreRedacted(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// Stop with a negative grace waits the stop timeout the instance was
+// launched with: the app gets its stop signal and time to act on it.
+func TestStopWithTheLaunchedTimeout(t *testing.T) {
+	e := testdocker.Shared(t)
+	p := newPlatform(t, e, newOwner("grace"))
+	in := launch(t, p, appSpec(t, e, "grace-0", nil))
+	platformtest.WaitServing(t, in)
+	r, err := p.Logs(testCtx(t), in.ID, platform.LogOptions{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := p.Stop(testCtx(t), in.ID, -1); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(r)
+	if !strings.Contains(string(out), "stopping on SIGTERM") || !strings.Contains(string(out), "stopped") {
+		t.Errorf("the app was not given its stop timeout:\n%s", out)
+	}
+	if _, ok := find(t, p, in.ID); ok {
+		t.Errorf("the instance is still listed after Stop")
+	}
 }

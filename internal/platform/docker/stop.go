@@ -14,8 +14,10 @@ import (
 
 // Stop sends the instance's stop signal (the one its spec named at launch,
 // kept in a label), waits up to grace for the container to exit, kills it
-// if it has not, and removes it with its logs. An unknown ID, or a
-// container of another owner, is not an error.
+// if it has not, and removes it with its logs. A negative grace means the
+// StopTimeout the instance was launched with; if ctx ends during the grace
+// period, the container is removed at once. An unknown ID, or a container
+// of another owner, is not an error.
 func (p *Platform) Stop(ctx context.Context, id string, grace time.Duration) error {
 	if platform.CheckID(id) != nil {
 		return nil
@@ -29,6 +31,9 @@ func (p *Platform) Stop(ctx context.Context, id string, grace time.Duration) err
 	if !ok {
 		return nil
 	}
+	if grace < 0 {
+		grace, _ = time.ParseDuration(c.Config.Labels[labelStopTimeout])
+	}
 	if running(c) && grace > 0 {
 		sig := c.Config.Labels[labelStopSignal]
 		if sig == "" {
@@ -41,8 +46,9 @@ func (p *Platform) Stop(ctx context.Context, id string, grace time.Duration) err
 			p.waitExit(ctx, c.ID, grace)
 		}
 	}
-	// Removing with force kills what still runs.
-	if err := p.remove(ctx, c.ID); err != nil {
+	// Removing with force kills what still runs; it is done even when ctx
+	// ended during the grace period, as a process is killed then too.
+	if err := p.remove(context.WithoutCancel(ctx), c.ID); err != nil {
 		return fmt.Errorf("stopping instance %s: %w", id, err)
 	}
 	p.log.Info("stopped instance", "instance", id, "container", c.ID)
