@@ -109,8 +109,19 @@ func (e *Engine) args() []string {
 	return args
 }
 
-// start runs dockerd and waits until it answers a ping.
+// start runs dockerd and waits until it answers a ping. Engines start one
+// at a time on the machine: a dockerd's first start writes
+// /etc/docker/key.json, which another starting at the same moment could
+// read half written.
 func (e *Engine) start() error {
+	lock, err := os.OpenFile("/tmp/bgd.lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close() // and with it the lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
 	log, err := os.OpenFile(filepath.Join(e.Dir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
