@@ -15,6 +15,7 @@ import (
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/auth"
 	"bluegreen/internal/engine"
+	"bluegreen/internal/platform"
 	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 )
@@ -44,6 +45,7 @@ const (
 	CodeBusy             = "busy"
 	CodeTimeout          = "timeout"
 	CodeNoSpace          = "insufficient_storage"
+	CodeUnavailable      = "platform_unavailable"
 )
 
 // App is an app as the API shows it.
@@ -66,6 +68,24 @@ type Revision struct {
 	Message    string           `json:"message,omitempty"`
 	CreatedBy  string           `json:"created_by,omitempty"` // the name of the token that uploaded it
 	CreatedAt  time.Time        `json:"created_at"`
+	// Image is the image the revision runs, pinned when it was created;
+	// absent for a revision of processes.
+	Image *Image `json:"image,omitempty"`
+}
+
+// Image is an image reference pinned to its ID (and repository digest, for
+// an image pulled from a registry).
+type Image struct {
+	Ref    string `json:"ref"`
+	ID     string `json:"id"`
+	Digest string `json:"digest,omitempty"`
+}
+
+// ImageRevisionRequest makes a revision from the app's live spec with
+// another image.
+type ImageRevisionRequest struct {
+	Image   string `json:"image"`
+	Message string `json:"message,omitempty"`
 }
 
 // Deployment is a deployment with its phase and what it waits for.
@@ -142,7 +162,11 @@ func deploymentOf(d store.Deployment) Deployment {
 }
 
 func revisionOf(r store.Revision) Revision {
-	return Revision{App: r.App, Generation: r.Generation, Source: r.Source, Params: r.Params, Message: r.Message, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt}
+	out := Revision{App: r.App, Generation: r.Generation, Source: r.Source, Params: r.Params, Message: r.Message, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt}
+	if r.Image != nil {
+		out.Image = &Image{Ref: r.Image.Ref, ID: r.Image.ID, Digest: r.Image.Digest}
+	}
+	return out
 }
 
 // errorOf maps an error to its answer.
@@ -153,6 +177,10 @@ func errorOf(err error) *Error {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, new(*spec.Errors)):
+		return &Error{http.StatusBadRequest, CodeInvalid, err.Error()}
+	case errors.Is(err, platform.ErrUnavailable):
+		return &Error{http.StatusServiceUnavailable, CodeUnavailable, err.Error()}
+	case errors.As(err, new(*engine.ImageError)):
 		return &Error{http.StatusBadRequest, CodeInvalid, err.Error()}
 	case errors.As(err, &active):
 		return &Error{http.StatusConflict, CodeActiveDeployment,

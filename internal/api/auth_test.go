@@ -25,6 +25,7 @@ var routeCalls = map[string]struct {
 	"GET /api/v1/apps":                           {auth.Viewer, "GET", "/api/v1/apps", ""},
 	"GET /api/v1/apps/{app}":                     {auth.Viewer, "GET", "/api/v1/apps/shop", ""},
 	"GET /api/v1/apps/{app}/revisions":           {auth.Viewer, "GET", "/api/v1/apps/shop/revisions", ""},
+	"POST /api/v1/apps/{app}/revisions":          {auth.Deployer, "POST", "/api/v1/apps/shop/revisions", `{"image": "shop:2"}`},
 	"GET /api/v1/apps/{app}/deployments":         {auth.Viewer, "GET", "/api/v1/apps/shop/deployments", ""},
 	"POST /api/v1/apps/{app}/deployments":        {auth.Deployer, "POST", "/api/v1/apps/shop/deployments", `{"revision": 1}`},
 	"GET /api/v1/apps/{app}/instances":           {auth.Viewer, "GET", "/api/v1/apps/shop/instances", ""},

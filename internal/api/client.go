@@ -99,6 +99,14 @@ func (c *Client) UploadRevision(ctx context.Context, bundle io.Reader, message s
 	return out, err
 }
 
+// CreateImageRevision makes a revision of app from its live spec with
+// another image.
+func (c *Client) CreateImageRevision(ctx context.Context, app, image, message string) (Revision, error) {
+	var out Revision
+	err := c.doJSON(ctx, http.MethodPost, "/api/v1/apps/"+url.PathEscape(app)+"/revisions", ImageRevisionRequest{Image: image, Message: message}, &out)
+	return out, err
+}
+
 // Deploy starts a deployment of a revision.
 func (c *Client) Deploy(ctx context.Context, app string, revision int64) (Deployment, error) {
 	var out Deployment

@@ -71,6 +71,7 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/apps", auth.Viewer, s.listApps},
 		{"GET /api/v1/apps/{app}", auth.Viewer, s.getApp},
 		{"GET /api/v1/apps/{app}/revisions", auth.Viewer, s.listRevisions},
+		{"POST /api/v1/apps/{app}/revisions", auth.Deployer, s.createImageRevision},
 		{"GET /api/v1/apps/{app}/deployments", auth.Viewer, s.listDeployments},
 		{"POST /api/v1/apps/{app}/deployments", auth.Deployer, s.deploy},
 		{"GET /api/v1/apps/{app}/instances", auth.Viewer, s.listInstances},
@@ -210,6 +211,43 @@ func (s *Server) createRevision(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, revisionOf(rev))
 }
 
+// createImageRevision makes a revision from the app's live spec with the
+// image the body names, and no bundle upload: the usual step after a CI
+// job pushed an image.
+func (s *Server) createImageRevision(w http.ResponseWriter, r *http.Request) {
+	app, err := appName(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req ImageRevisionRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	switch {
+	case req.Image == "":
+		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, "image: missing; name the image the new revision runs"})
+		return
+	case len(req.Image) > maxImageRef:
+		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("image: %d bytes; a reference may be at most %d", len(req.Image), maxImageRef)})
+		return
+	case len(req.Message) > maxMessage:
+		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("message: %d bytes; at most %d", len(req.Message), maxMessage)})
+		return
+	}
+	rev, err := s.Engine.CreateImageRevision(r.Context(), app, req.Image, req.Message, caller(r.Context()).Name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, revisionOf(rev))
+}
+
+// maxImageRef bounds an image reference (Docker's own limit is 255 bytes
+// for the name, plus tag and digest).
+const maxImageRef = 512
+
 func (s *Server) appOf(r *http.Request, a store.App) (App, error) {
 	out := App{Name: a.Name, LiveRevision: a.LiveGeneration, LiveFleet: a.LiveSlot, LiveInstances: a.LiveInstances,
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
@@ -326,7 +364,7 @@ func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ins, err := s.Platform.List(r.Context(), app)
+	ins, err := s.Engine.Instances(r.Context(), app)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -459,7 +497,7 @@ func (s *Server) instanceLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ins, err := s.Platform.List(r.Context(), app)
+	ins, err := s.Engine.Instances(r.Context(), app)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -134,7 +134,7 @@ func (s *Server) fleets(ctx context.Context, a store.App, span time.Duration) ([
 	if err != nil {
 		return nil, err
 	}
-	ins, err := s.Platform.List(ctx, a.Name)
+	ins, err := s.Engine.Instances(ctx, a.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -20,9 +21,12 @@ import (
 
 // deployOptions are the inputs of `bluegreen deploy`.
 type deployOptions struct {
-	Remote  remoteOptions
-	Source  string // a bundle directory or archive
-	File    string // a spec file replacing the bundle's bluegreen.yaml
+	Remote remoteOptions
+	Source string // a bundle directory or archive
+	File   string // a spec file replacing the bundle's bluegreen.yaml
+	// Image, when set, makes the revision from the live spec of the app
+	// named by Source with this image instead of uploading a bundle.
+	Image   string
 	Message string
 	Wait    bool
 	// WaitRetired waits past the release until blue has retired.
@@ -34,7 +38,7 @@ type deployOptions struct {
 func newDeployCmd() *cobra.Command {
 	var o deployOptions
 	cmd := &cobra.Command{
-		Use:   "deploy [DIR|ARCHIVE]",
+		Use:   "deploy [DIR|ARCHIVE] | deploy --image REF APP",
 		Short: "Upload a revision and start its deployment",
 		Long: `Upload a revision of an app and start deploying it: the new revision runs
 beside the live one (green beside blue), is validated and tested, then takes
@@ -44,6 +48,12 @@ DIR (default: the current directory) is packed into a .tar.gz on the fly;
 an ARCHIVE (.tar.gz, .tgz, .tar or .zip) is sent as it is. Either holds the
 app's bluegreen.yaml at its root; -f uses another spec file instead (it is
 put into the bundle as bluegreen.yaml, so the revision keeps it).
+
+With --image REF APP nothing is uploaded: the new revision is the app's
+live spec with docker.image set to REF, and the live revision's hooks and
+files (the step a CI job takes after docker build and docker push). The
+server pins REF to the image's ID when the revision is created, so the
+revision runs that image even after the tag moves.
 
 It prints the revision and the deployment's ID. With --wait it then shows
 the progress until the deployment is released (green has all the traffic,
@@ -59,8 +69,18 @@ Exit codes: 0 started (with --wait: released), 1 error, 2 usage,
 3 (with --wait) the deployment rolled back or failed.`,
 		Example: `  bluegreen deploy                        # the current directory
   bluegreen deploy ./build --message "fix the cart" --wait
-  bluegreen deploy app.tar.gz -f staging.yaml`,
+  bluegreen deploy app.tar.gz -f staging.yaml
+  bluegreen deploy --image registry.example:5000/shop:2.4.1 shop --wait`,
 		Args: func(_ *cobra.Command, args []string) error {
+			if o.Image != "" {
+				if len(args) != 1 {
+					return usageError{fmt.Errorf("deploy --image REF takes the app's name, got %d arguments", len(args))}
+				}
+				if o.File != "" {
+					return usageError{errors.New("deploy --image takes the app's live spec: -f does not apply")}
+				}
+				return nil
+			}
 			if len(args) > 1 {
 				return usageError{fmt.Errorf("deploy takes one directory or archive, got %d arguments", len(args))}
 			}
@@ -80,6 +100,7 @@ Exit codes: 0 started (with --wait: released), 1 error, 2 usage,
 	addRemoteFlags(cmd, &o.Remote)
 	cmd.Flags().StringVarP(&o.File, "file", "f", "", "spec file to use instead of the bundle's bluegreen.yaml")
 	cmd.Flags().StringVarP(&o.Message, "message", "m", "", "a note kept with the revision")
+	cmd.Flags().StringVar(&o.Image, "image", "", "deploy the app named by the argument with this image (its live spec otherwise)")
 	cmd.Flags().BoolVarP(&o.Wait, "wait", "w", false, "show the progress until green is live (released); exit 3 if it rolls back or fails")
 	cmd.Flags().BoolVar(&o.WaitRetired, "wait-retired", false, "with --wait: go on waiting until blue has retired and the deployment has ended")
 	return cmd
@@ -92,26 +113,16 @@ func runDeploy(ctx context.Context, o deployOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := checkBeforeUpload(ctx, c, o); err != nil {
+	var rev api.Revision
+	if o.Image != "" {
+		rev, err = c.CreateImageRevision(ctx, o.Source, o.Image, o.Message)
+		if err != nil {
+			return explain(err, fmt.Sprintf("making a revision of %s with image %s", o.Source, o.Image))
+		}
+		fmt.Fprintf(out, "created revision %d of %s: image %s (%s)\n", rev.Generation, rev.App, rev.Image.Ref, shortImageID(rev.Image.ID))
+	} else if rev, err = uploadBundle(ctx, c, o, out); err != nil {
 		return err
 	}
-	bundle, err := openBundle(o.Source, o.File)
-	if err != nil {
-		return usageError{err}
-	}
-	defer bundle.Close()
-	rev, err := c.UploadRevision(ctx, bundle, o.Message)
-	if err != nil {
-		return explain(err, "uploading "+o.Source)
-	}
-	if p, ok := bundle.(*packed); ok {
-		// The server canonicalises what it receives the same way: the
-		// digests differ only if the bytes changed on the way.
-		if want := "bundle:" + string(p.Digest()); rev.Source != want {
-			return fmt.Errorf("uploading %s: the server stored %s, but the bundle packed here is %s", o.Source, rev.Source, want)
-		}
-	}
-	fmt.Fprintf(out, "uploaded revision %d of %s\n", rev.Generation, rev.App)
 	d, err := c.Deploy(ctx, rev.App, rev.Generation)
 	if err != nil {
 		return explain(err, fmt.Sprintf("deploying revision %d of %s", rev.Generation, rev.App))
@@ -126,6 +137,44 @@ func runDeploy(ctx context.Context, o deployOptions, out io.Writer) error {
 		return nil
 	}
 	return waitDeployment(ctx, c, d, out, o.TTY, !o.WaitRetired)
+}
+
+// uploadBundle checks, packs and uploads the bundle o names.
+func uploadBundle(ctx context.Context, c *api.Client, o deployOptions, out io.Writer) (api.Revision, error) {
+	if err := checkBeforeUpload(ctx, c, o); err != nil {
+		return api.Revision{}, err
+	}
+	bundle, err := openBundle(o.Source, o.File)
+	if err != nil {
+		return api.Revision{}, usageError{err}
+	}
+	defer bundle.Close()
+	rev, err := c.UploadRevision(ctx, bundle, o.Message)
+	if err != nil {
+		return api.Revision{}, explain(err, "uploading "+o.Source)
+	}
+	if p, ok := bundle.(*packed); ok {
+		// The server canonicalises what it receives the same way: the
+		// digests differ only if the bytes changed on the way.
+		if want := "bundle:" + string(p.Digest()); rev.Source != want {
+			return api.Revision{}, fmt.Errorf("uploading %s: the server stored %s, but the bundle packed here is %s", o.Source, rev.Source, want)
+		}
+	}
+	msg := fmt.Sprintf("uploaded revision %d of %s", rev.Generation, rev.App)
+	if rev.Image != nil {
+		msg += fmt.Sprintf(": image %s (%s)", rev.Image.Ref, shortImageID(rev.Image.ID))
+	}
+	fmt.Fprintln(out, msg)
+	return rev, nil
+}
+
+// shortImageID is an image ID as docker shows it: 12 hex digits.
+func shortImageID(id string) string {
+	h := strings.TrimPrefix(id, "sha256:")
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return h
 }
 
 // checkBeforeUpload refuses, before a byte is sent, what the server would

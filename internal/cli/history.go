@@ -28,7 +28,9 @@ func newHistoryCmd() *cobra.Command {
 		Short: "List the app's deployments, newest first",
 		Long: `List the app's last 100 deployments, newest first: the ID, the revisions it
 went from and to, how it ended and why, when it started and how long it took.
-An active deployment shows its phase.`,
+An active deployment shows its phase. For an app that runs images, each
+deployment also shows the image its revision runs: the reference and the
+image ID it was pinned to when the revision was created.`,
 		Example: `  bluegreen history shop
   bluegreen history shop --json | jq '.[0].reason'`,
 		Args: exactlyOneApp("history"),
@@ -58,12 +60,23 @@ func runHistory(ctx context.Context, o historyOptions, out io.Writer) error {
 	if o.JSON {
 		return printJSON(out, ds)
 	}
-	return writeHistory(out, ds, time.Now())
+	revs, err := c.Revisions(ctx, o.App)
+	if err != nil {
+		return explain(err, "listing the revisions of "+o.App)
+	}
+	images := map[int64]*api.Image{}
+	for _, r := range revs {
+		if r.Image != nil {
+			images[r.Generation] = r.Image
+		}
+	}
+	return writeHistory(out, ds, images, time.Now())
 }
 
-// writeHistory prints deployments as a table; now is when an active
+// writeHistory prints deployments as a table, with the image of each
+// deployment's revision when there are images; now is when an active
 // deployment's running time is counted to.
-func writeHistory(out io.Writer, ds []api.Deployment, now time.Time) error {
+func writeHistory(out io.Writer, ds []api.Deployment, images map[int64]*api.Image, now time.Time) error {
 	if len(ds) == 0 {
 		_, err := fmt.Fprintln(out, "no deployments yet")
 		return err
@@ -72,12 +85,23 @@ func writeHistory(out io.Writer, ds []api.Deployment, now time.Time) error {
 	// failed green's last output, say) follow their row, indented.
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tREVISION\tOUTCOME\tSTARTED\tTOOK\tREASON")
+	head := "ID\tREVISION\tOUTCOME\tSTARTED\tTOOK\tREASON"
+	if len(images) > 0 {
+		head = "ID\tREVISION\tIMAGE\tOUTCOME\tSTARTED\tTOOK\tREASON"
+	}
+	fmt.Fprintln(tw, head)
 	more := make([][]string, len(ds))
 	for i, d := range ds {
 		rev := fmt.Sprint(d.ToRevision)
 		if d.FromRevision > 0 {
 			rev = fmt.Sprintf("%d → %d", d.FromRevision, d.ToRevision)
+		}
+		if len(images) > 0 {
+			image := "-"
+			if img := images[d.ToRevision]; img != nil {
+				image = img.Ref + " (" + shortImageID(img.ID) + ")"
+			}
+			rev += "\t" + image
 		}
 		outcome, end := outcomeWords(d.Outcome), now
 		if d.Outcome == "" {

@@ -18,7 +18,7 @@ func TestHistoryShowsWholeReasons(t *testing.T) {
 		{ID: "d-1", ToRevision: 1, Outcome: "succeeded", CreatedAt: t0, FinishedAt: &end, Reason: "green is live"},
 	}
 	var b strings.Builder
-	if err := writeHistory(&b, ds, end); err != nil {
+	if err := writeHistory(&b, ds, nil, end); err != nil {
 		t.Fatal(err)
 	}
 	want := `ID   REVISION  OUTCOME      STARTED              TOOK  REASON
@@ -26,6 +26,32 @@ d-2  1 → 2     rolled back  2026-01-01 12:00:00  2m0s  green instance shop-2-g
         its last output:
           nginx: [emerg] unknown directive "lisen"
 d-1  1         succeeded    2026-01-01 12:00:00  2m0s  green is live
+`
+	if b.String() != want {
+		t.Fatalf("history:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// An app that runs images shows each revision's image and the ID it was
+// pinned to.
+func TestHistoryShowsImages(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local)
+	end := t0.Add(time.Minute)
+	ds := []api.Deployment{
+		{ID: "d-2", FromRevision: 1, ToRevision: 2, Outcome: "succeeded", CreatedAt: t0, FinishedAt: &end, Reason: "green is live"},
+		{ID: "d-1", ToRevision: 1, Outcome: "succeeded", CreatedAt: t0, FinishedAt: &end, Reason: "green is live"},
+	}
+	images := map[int64]*api.Image{
+		2: {Ref: "hello:latest", ID: "sha256:0123456789abcdef0123"},
+		1: {Ref: "hello:latest", ID: "sha256:fedcba98765432100000"},
+	}
+	var b strings.Builder
+	if err := writeHistory(&b, ds, images, end); err != nil {
+		t.Fatal(err)
+	}
+	want := `ID   REVISION  IMAGE                        OUTCOME    STARTED              TOOK  REASON
+d-2  1 → 2     hello:latest (0123456789ab)  succeeded  2026-01-01 12:00:00  1m0s  green is live
+d-1  1         hello:latest (fedcba987654)  succeeded  2026-01-01 12:00:00  1m0s  green is live
 `
 	if b.String() != want {
 		t.Fatalf("history:\n%s\nwant:\n%s", b.String(), want)

@@ -28,9 +28,11 @@ import (
 
 // Options are the engine's parts.
 type Options struct {
-	Store    *store.Store
-	Params   *params.Store
-	Bundles  *artifact.Store
+	Store   *store.Store
+	Params  *params.Store
+	Bundles *artifact.Store
+	// Platform runs instances; a *platform.Set when the server offers
+	// several (processes and containers).
 	Platform platform.Platform
 	Traffic  Traffic
 	// RevisionsDir holds the unpacked revisions, one directory per
@@ -58,15 +60,19 @@ type Options struct {
 type Engine struct {
 	opts Options
 	st   *store.Store
+	plat *platform.Set
 	log  *slog.Logger
 	now  func() time.Time
 
 	mu      sync.Mutex
 	runners map[string]*runner // by deployment ID
 	appMu   map[string]*sync.Mutex
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// usesPlat caches the platforms each app's revisions name (see
+	// platformsOf).
+	usesPlat map[string][]string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 type runner struct {
@@ -108,13 +114,19 @@ func New(opts Options) (*Engine, error) {
 	if opts.MaintainEvery <= 0 {
 		opts.MaintainEvery = 5 * time.Second
 	}
+	set, ok := opts.Platform.(*platform.Set)
+	if !ok {
+		set = platform.NewSet(opts.Platform)
+	}
 	return &Engine{
-		opts:    opts,
-		st:      opts.Store,
-		log:     opts.Logger,
-		now:     opts.Now,
-		runners: map[string]*runner{},
-		appMu:   map[string]*sync.Mutex{},
+		opts:     opts,
+		st:       opts.Store,
+		plat:     set,
+		log:      opts.Logger,
+		now:      opts.Now,
+		runners:  map[string]*runner{},
+		appMu:    map[string]*sync.Mutex{},
+		usesPlat: map[string][]string{},
 	}, nil
 }
 
@@ -139,6 +151,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
+	e.stopStrays(ctx, apps)
 	busy := map[string]bool{}
 	for _, d := range active {
 		busy[d.App] = true

@@ -22,7 +22,7 @@ const tailLines = 8
 func (e *Engine) outputTail(ctx context.Context, id string) []string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	rc, err := e.opts.Platform.Logs(ctx, id, platform.LogOptions{Tail: tailLines})
+	rc, err := e.plat.Logs(ctx, id, platform.LogOptions{Tail: tailLines})
 	if err != nil {
 		return nil
 	}

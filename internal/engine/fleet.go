@@ -116,12 +116,16 @@ func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.Ins
 	vars["BG_REVISION"] = strconv.FormatInt(f.rev.Generation, 10)
 	vars["BG_FLEET"] = f.slot
 	vars["BG_INSTANCE"] = id
-	p := f.rev.Spec.Process
-	return platform.InstanceSpec{
+	w := f.rev.Spec.Workload()
+	is := platform.InstanceSpec{
 		ID: id, App: f.rev.App, Revision: f.rev.Generation, Fleet: f.slot, Index: i,
-		Dir: dir, WorkDir: p.Dir, Command: p.Command, Env: p.Env, Vars: vars,
-		StopSignal: p.StopSignal, StopTimeout: p.StopTimeout.D(), User: user,
-	}, nil
+		Dir: dir, Command: w.Command, Env: w.Env, Vars: vars,
+		StopSignal: w.StopSignal, StopTimeout: w.StopTimeout.D(), User: user,
+	}
+	if err := runSpec(f.rev, env, &is); err != nil {
+		return platform.InstanceSpec{}, err
+	}
+	return is, nil
 }
 
 // fleetState is what runs of a fleet.
@@ -140,7 +144,7 @@ func (fs fleetState) targets() []string {
 
 // observe lists the fleet's instances on the platform.
 func (e *Engine) observe(ctx context.Context, f fleet) (fleetState, error) {
-	all, err := e.opts.Platform.List(ctx, f.rev.App)
+	all, err := e.list(ctx, f.rev.App)
 	if err != nil {
 		return fleetState{}, fmt.Errorf("listing instances of app %s: %w", f.rev.App, err)
 	}
@@ -180,7 +184,7 @@ func (e *Engine) ensure(ctx context.Context, f fleet) ([]platform.Instance, erro
 		if err != nil {
 			return launched, err
 		}
-		in, err := e.opts.Platform.Launch(ctx, is)
+		in, err := e.plat.Launch(ctx, is)
 		if err != nil {
 			return launched, fmt.Errorf("launching instance %s: %w", is.ID, err)
 		}
@@ -192,7 +196,7 @@ func (e *Engine) ensure(ctx context.Context, f fleet) ([]platform.Instance, erro
 // stopWhere stops the app's instances that match, in parallel, each with
 // its spec's stop timeout, and returns their IDs.
 func (e *Engine) stopWhere(ctx context.Context, app string, grace time.Duration, match func(platform.Instance) bool) ([]string, error) {
-	all, err := e.opts.Platform.List(ctx, app)
+	all, err := e.list(ctx, app)
 	if err != nil {
 		return nil, fmt.Errorf("listing instances of app %s: %w", app, err)
 	}
@@ -204,7 +208,7 @@ func (e *Engine) stopWhere(ctx context.Context, app string, grace time.Duration,
 		}
 		ids = append(ids, in.ID)
 		go func(id string) {
-			if err := e.opts.Platform.Stop(ctx, id, grace); err != nil {
+			if err := e.plat.Stop(ctx, id, grace); err != nil {
 				errs <- fmt.Errorf("stopping instance %s: %w", id, err)
 				return
 			}
@@ -222,7 +226,7 @@ func (e *Engine) stopWhere(ctx context.Context, app string, grace time.Duration,
 
 // stopFleet stops every instance of a revision in a slot.
 func (e *Engine) stopFleet(ctx context.Context, f fleet) ([]string, error) {
-	grace := f.rev.Spec.Process.StopTimeout.D()
+	grace := f.rev.Spec.Workload().StopTimeout.D()
 	return e.stopWhere(ctx, f.rev.App, grace, func(in platform.Instance) bool {
 		return in.Fleet == f.slot && in.Revision == f.rev.Generation
 	})
@@ -239,7 +243,7 @@ func (e *Engine) liveFleet(ctx context.Context, a store.App) (fleet, bool, error
 	}
 	n := a.LiveInstances
 	if n <= 0 {
-		n = rev.Spec.Process.Instances
+		n = rev.Spec.Workload().Instances
 	}
 	return fleet{rev: rev, slot: a.LiveSlot, instances: n}, true, nil
 }
@@ -289,7 +293,7 @@ func (e *Engine) maintain(ctx context.Context, app string) error {
 	if err := e.opts.Traffic.Route(ctx, app, cfg); err != nil {
 		return err
 	}
-	_, err = e.stopWhere(ctx, app, live.rev.Spec.Process.StopTimeout.D(), func(in platform.Instance) bool {
+	_, err = e.stopWhere(ctx, app, live.rev.Spec.Workload().StopTimeout.D(), func(in platform.Instance) bool {
 		return !(in.Fleet == live.slot && in.Revision == live.rev.Generation && in.Index < live.instances) && !keep(in)
 	})
 	return err

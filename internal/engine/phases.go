@@ -104,13 +104,13 @@ func (e *Engine) pending(ctx context.Context, s *state) error {
 		s.det.BlueSlot = a.LiveSlot
 		s.det.BlueInstances = a.LiveInstances
 		if s.det.BlueInstances <= 0 {
-			s.det.BlueInstances = s.blue.Spec.Process.Instances
+			s.det.BlueInstances = s.blue.Spec.Workload().Instances
 		}
 	}
 	// Green gets blue's instance count, unless the new spec asks for a
 	// different count than blue's spec did.
-	s.det.Instances = s.green.Spec.Process.Instances
-	if s.blue != nil && s.blue.Spec.Process.Instances == s.green.Spec.Process.Instances {
+	s.det.Instances = s.green.Spec.Workload().Instances
+	if s.blue != nil && s.blue.Spec.Workload().Instances == s.green.Spec.Workload().Instances {
 		s.det.Instances = s.det.BlueInstances
 	}
 	if err := e.checkRoutes(ctx, s); err != nil {
@@ -152,7 +152,7 @@ func (e *Engine) checkRoutes(ctx context.Context, s *state) error {
 func (e *Engine) provisioning(ctx context.Context, s *state) error {
 	// Leftovers in green's slot (a green kept after an earlier rollback)
 	// make way first.
-	if _, err := e.stopWhere(ctx, s.d.App, s.green.Spec.Process.StopTimeout.D(), func(in platform.Instance) bool {
+	if _, err := e.stopWhere(ctx, s.d.App, s.green.Spec.Workload().StopTimeout.D(), func(in platform.Instance) bool {
 		return in.Fleet == s.det.Slot && in.Revision != s.green.Generation
 	}); err != nil {
 		return err

@@ -70,16 +70,55 @@ func (e *Engine) CreateRevision(ctx context.Context, in RevisionInput) (store.Re
 	if err != nil {
 		return store.Revision{}, fmt.Errorf("app %s: %w", s.App, err)
 	}
+	img, err := e.pinImage(ctx, s, pins)
+	if err != nil {
+		return store.Revision{}, err
+	}
 	r, err := e.st.CreateRevision(ctx, store.Revision{
 		App: s.App, Source: "bundle:" + string(in.Bundle), Spec: raw, Params: pins,
-		CreatedBy: in.CreatedBy, Message: in.Message,
+		CreatedBy: in.CreatedBy, Message: in.Message, Image: img,
 	})
 	if err != nil {
 		return store.Revision{}, err
 	}
-	e.event(ctx, r.App, "", "revision.created", fmt.Sprintf("revision %d from %s", r.Generation, in.Bundle),
-		map[string]any{"generation": r.Generation, "source": r.Source, "message": r.Message})
+	e.usesPlatform(ctx, r.App, s.Platform)
+	msg := fmt.Sprintf("revision %d from %s", r.Generation, in.Bundle)
+	fields := map[string]any{"generation": r.Generation, "source": r.Source, "message": r.Message}
+	if img != nil {
+		msg += fmt.Sprintf(", image %s (%s)", img.Ref, shortID(img.ID))
+		fields["image"], fields["image_id"] = img.Ref, img.ID
+	}
+	e.event(ctx, r.App, "", "revision.created", msg, fields)
 	return r, nil
+}
+
+// CreateImageRevision makes a new revision of app that runs another image:
+// the live revision's spec with docker.image set to ref, and its bundle
+// (hooks and files). It is what a CI job does after pushing an image.
+func (e *Engine) CreateImageRevision(ctx context.Context, app, ref, message, createdBy string) (store.Revision, error) {
+	a, err := e.st.GetApp(ctx, app)
+	if err != nil {
+		return store.Revision{}, err
+	}
+	if a.LiveGeneration == 0 {
+		return store.Revision{}, notFound(fmt.Sprintf("app %s has no live revision to take the spec from: deploy a bundle with its bluegreen.yaml first", app))
+	}
+	live, err := e.loadRevision(ctx, app, a.LiveGeneration)
+	if err != nil {
+		return store.Revision{}, err
+	}
+	d, err := bundleDigest(live)
+	if err != nil {
+		return store.Revision{}, err
+	}
+	if !e.opts.Bundles.Has(d) {
+		return store.Revision{}, prunedError(app, live.Generation)
+	}
+	raw, err := spec.WithImage(live.Revision.Spec, spec.FileName, ref)
+	if err != nil {
+		return store.Revision{}, &ImageError{App: app, Err: err}
+	}
+	return e.CreateRevision(ctx, RevisionInput{Bundle: d, Spec: raw, SpecName: spec.FileName, Message: message, CreatedBy: createdBy})
 }
 
 // Deploy starts a deployment of revision generation of app. A second

@@ -101,7 +101,7 @@ func (e *Engine) pruneApp(ctx context.Context, app string, r Retention, cutoff t
 	if d, err := e.st.ActiveDeployment(ctx, app); err == nil {
 		used[d.FromGeneration], used[d.ToGeneration] = true, true
 	}
-	ins, err := e.opts.Platform.List(ctx, app)
+	ins, err := e.list(ctx, app)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -160,16 +160,20 @@ func (e *Engine) pruneRevision(app string, generation int64) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	if lr, ok := e.opts.Platform.(logRemover); ok {
+	var err error
+	platform.Each(e.plat, func(lr logRemover) {
 		for _, slot := range []string{SlotBlue, SlotGreen} {
 			for i := range maxInstancesPruned {
-				if err := lr.RemoveLogs(InstanceID(app, generation, slot, i)); err != nil && !errors.Is(err, platform.ErrNotFound) {
-					return err
+				if err != nil {
+					return
+				}
+				if rerr := lr.RemoveLogs(InstanceID(app, generation, slot, i)); rerr != nil && !errors.Is(rerr, platform.ErrNotFound) {
+					err = rerr
 				}
 			}
 		}
-	}
-	return nil
+	})
+	return err
 }
 
 // maxInstancesPruned bounds the instance indexes whose output is looked for.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"bluegreen/internal/platform"
 	"bluegreen/internal/platform/runas"
@@ -22,7 +23,23 @@ func (e *Engine) checkRunAs(s *spec.Spec) error {
 	if errors.As(err, &refused) {
 		return s.Problem("run_as", "%s", refused.Error())
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// A container's user is one of the image's, not the host's: only root
+	// (uid 0 is the host's root, without a user namespace) needs the
+	// server's leave.
+	if s.Docker != nil && rootUser(s.Docker.User) && !e.opts.RunAs.AllowsRoot() {
+		return s.Problem("docker.user", "this server does not let apps run as root (bluegreen server --allow-run-as root allows it); remove docker.user to run as a user of the app's own, or name a user other than root")
+	}
+	return nil
+}
+
+// rootUser says whether a container user ("uid", "uid:gid", "name",
+// "name:group") is root by name or number.
+func rootUser(u string) bool {
+	name, _, _ := strings.Cut(u, ":")
+	return name == "root" || strings.TrimLeft(name, "0") == "" && name != ""
 }
 
 // userOf returns who r's instances and hooks run as (nil: as the server),

@@ -33,6 +33,10 @@ func runSpec(rev *revision, env params.Env, is *platform.InstanceSpec) error {
 		}
 		c.Image = platform.Image{Ref: rev.Image.Ref, ID: rev.Image.ID, Digest: rev.Image.Digest}
 		is.Container = c
+		// The registry password is the server's to pull with, not the app's.
+		if a := s.Docker.Auth; a != nil {
+			delete(is.Vars, params.EnvName(a.PasswordParam))
+		}
 	default:
 		is.WorkDir = s.Process.Dir
 	}

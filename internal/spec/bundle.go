@@ -10,8 +10,10 @@ import (
 
 // CheckBundle checks the spec against the bundle it will run from: every hook
 // and command check whose first word is a relative path (./hooks/smoke.sh)
-// must be an executable file inside the bundle. The spec's positions are
-// kept, so problems point at the run: line. The error is an *Errors or nil.
+// must be an executable file inside the bundle, and so must a process's
+// program; every docker volume's source must exist in the bundle without
+// leaving it through a symlink. The spec's positions are kept, so problems
+// point at the line. The error is an *Errors or nil.
 func (s *Spec) CheckBundle(fsys fs.FS) error {
 	c := &collector{file: s.file, pos: s.pos}
 	check := func(p, run string) {
@@ -19,7 +21,16 @@ func (s *Spec) CheckBundle(fsys fs.FS) error {
 			c.add(p, "%s", msg)
 		}
 	}
-	if p := s.Process; p != nil && len(p.Command) > 0 && !strings.Contains(p.Command[0], "${") {
+	if s.Platform == PlatformDocker && s.Docker != nil {
+		for i, v := range s.Docker.Volumes {
+			if vol, msg := parseVolume(v); msg == "" {
+				if msg := bundleSourceProblem(fsys, vol.Source); msg != "" {
+					c.add(fmt.Sprintf("docker.volumes[%d]", i), "%s", msg)
+				}
+			}
+		}
+	}
+	if p := s.Process; p != nil && s.Platform == PlatformProcess && len(p.Command) > 0 && !strings.Contains(p.Command[0], "${") {
 		// The command runs in process.dir; a program named by a path must
 		// be in the bundle, as the instance would find out at launch.
 		prog := p.Command[0]
@@ -66,6 +77,56 @@ func bundleFileProblem(fsys fs.FS, run string) string {
 		return fmt.Sprintf("%s is a directory, not a program", quote(prog))
 	case info.Mode().Perm()&0o111 == 0:
 		return fmt.Sprintf("%s is not executable (mode %s); chmod +x it", quote(prog), info.Mode().Perm())
+	}
+	return ""
+}
+
+// maxLinks bounds the symlinks followed for one path, as the kernel does.
+const maxLinks = 40
+
+// bundleSourceProblem checks that name (clean and relative) exists in the
+// bundle and stays in it when each symlink on the way is followed: Docker
+// follows them on the host when it mounts the source.
+func bundleSourceProblem(fsys fs.FS, name string) string {
+	resolved, links := ".", 0
+	rest := strings.Split(name, "/")
+	for len(rest) > 0 {
+		elem := rest[0]
+		rest = rest[1:]
+		if elem == "." || elem == "" {
+			continue
+		}
+		next := path.Join(resolved, elem)
+		info, err := fs.Lstat(fsys, next)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Sprintf("%s does not exist in the bundle", quote(name))
+		case err != nil:
+			return fmt.Sprintf("%s: %v", quote(name), err)
+		case info.Mode()&fs.ModeSymlink == 0:
+			if len(rest) > 0 && !info.IsDir() {
+				return fmt.Sprintf("%s does not exist in the bundle: %s is a file", quote(name), next)
+			}
+			resolved = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return fmt.Sprintf("%s: too many symlinks", quote(name))
+		}
+		target, err := fs.ReadLink(fsys, next)
+		if err != nil {
+			return fmt.Sprintf("%s: %v", quote(name), err)
+		}
+		if path.IsAbs(target) {
+			return fmt.Sprintf("%s leaves the bundle: %s is a symlink to %s", quote(name), next, target)
+		}
+		joined := path.Join(resolved, target)
+		if !fs.ValidPath(joined) {
+			return fmt.Sprintf("%s leaves the bundle: %s is a symlink to %s", quote(name), next, target)
+		}
+		// Go on from the bundle root through the link's target.
+		rest = append(strings.Split(joined, "/"), rest...)
+		resolved = "."
 	}
 	return ""
 }

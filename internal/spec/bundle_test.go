@@ -105,3 +105,57 @@ func TestCheckBundleExample(t *testing.T) {
 		t.Fatalf("CheckBundle =\n%v\nwant\n%s", err, want)
 	}
 }
+
+// A docker spec's volume sources must be in the bundle, and stay in it
+// through symlinks, since Docker follows them on the host; its command is
+// in the image, never looked for in the bundle.
+func TestCheckBundleVolumes(t *testing.T) {
+	dir := writeBundle(t, map[string]os.FileMode{
+		"config/shop.toml": 0o644,
+		"static":           0,
+		"hooks/smoke.sh":   0o755,
+	})
+	for link, target := range map[string]string{
+		"current":       "config",          // inside
+		"config/again":  "../static",       // inside, through ..
+		"chain":         "current/again",   // a link through links
+		"etc":           "/etc",            // absolute
+		"up":            "..",              // the bundle's parent
+		"config/sneaky": "../../outside",   // out through ..
+		"via":           "current/../../x", // out through a link and ..
+		"loop":          "loop",            // never ends
+		"dangling":      "config/missing",  // inside, but nothing there
+		"static/parent": "../config/../..", // out after a detour
+	} {
+		if err := os.Symlink(target, filepath.Join(dir, filepath.FromSlash(link))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct{ name, volume, want string }{
+		{"directory", "config:/etc/shop", ""},
+		{"file", "config/shop.toml:/etc/shop.toml:ro", ""},
+		{"whole bundle", ".:/app", ""},
+		{"dot slash", "./static:/srv", ""},
+		{"symlink inside", "current/shop.toml:/etc/shop.toml", ""},
+		{"symlink through ..", "config/again:/srv", ""},
+		{"chain of symlinks", "chain:/srv", ""},
+		{"missing", "data:/data", `bluegreen.yaml:5:13: docker.volumes[0]: "data" does not exist in the bundle`},
+		{"missing below a file", "config/shop.toml/x:/x", `"config/shop.toml/x" does not exist in the bundle: config/shop.toml is a file`},
+		{"absolute symlink", "etc:/host-etc", `"etc" leaves the bundle: etc is a symlink to /etc`},
+		{"symlink to the parent", "up/x:/x", `"up/x" leaves the bundle: up is a symlink to ..`},
+		{"symlink out through ..", "config/sneaky:/x", "config/sneaky is a symlink to ../../outside"},
+		{"link then ..", "via:/x", "leaves the bundle"},
+		{"after a detour", "static/parent:/x", "leaves the bundle"},
+		{"loop", "loop:/x", "too many symlinks"},
+		{"dangling", "dangling:/x", `"dangling" does not exist in the bundle`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := mustParse(t, "app: shop\nplatform: docker\ndocker:\n  image: shop:1\n  volumes: [\""+tc.volume+"\"]\n  command: [./not-in-the-bundle]\n")
+			err := s.CheckBundle(os.DirFS(dir))
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("CheckBundle = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -249,7 +249,15 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 }
 
 // unsupportedSections are top-level keys reserved for platforms to come.
-var unsupportedSections = map[string]bool{PlatformDocker: true, PlatformKubernetes: true}
+var unsupportedSections = map[string]bool{PlatformKubernetes: true}
+
+// refusedKeys are keys of a section that are refused by name, with their
+// reason, rather than as unknown: they are what people copy from other
+// tools, and "unknown key" would not say that the feature is withheld.
+var refusedKeys = map[string]map[string]string{
+	"docker":      dockerRefused,
+	"docker.auth": {"password": "the password is not written in the spec: store it as a secure param and name it in password_param"},
+}
 
 // mapping decodes a YAML mapping into the struct v by yaml tag.
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
@@ -266,7 +274,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		case path == "" && strings.HasPrefix(key, "x-"):
 			// Extension keys, as in Compose files: a place for anchors.
 		case path == "" && unsupportedSections[key]:
-			d.at(pos{k.Line, k.Column}, kpath, "platform %s is not supported yet; only %q is", key, PlatformProcess)
+			d.at(pos{k.Line, k.Column}, kpath, "platform %s is not supported yet; only %q and %q are", key, PlatformProcess, PlatformDocker)
+		case refusedKeys[path][key] != "":
+			d.at(pos{k.Line, k.Column}, kpath, "%s", refusedKeys[path][key])
 		default:
 			d.at(pos{k.Line, k.Column}, kpath, "unknown key%s", suggest(key, fields.names))
 		}

@@ -10,6 +10,8 @@ const (
 	DefaultInstances          = 1
 	DefaultStopSignal         = "SIGTERM"
 	DefaultStopTimeout        = 30 * time.Second
+	DefaultPull               = PullMissing
+	DefaultNetwork            = NetworkHost
 	DefaultProduction         = "127.0.0.1:8080"
 	DefaultTest               = "127.0.0.1:8081"
 	DefaultHealthPath         = "/healthz"
@@ -62,15 +64,25 @@ func (s *Spec) ApplyDefaults() {
 	}
 
 	str(&s.Platform, "platform", DefaultPlatform)
-	if s.Platform == PlatformProcess {
+	// Only the section of the platform gets defaults; another platform's
+	// section stays as written, for Validate to refuse. A missing docker
+	// section stays missing, so that the problem names the section.
+	switch s.Platform {
+	case PlatformProcess:
 		if s.Process == nil {
 			s.Process = &Process{}
 		}
-		p := s.Process
-		str(&p.Dir, "process.dir", DefaultDir)
-		num(&p.Instances, "process.instances", DefaultInstances)
-		str(&p.StopSignal, "process.stop_signal", DefaultStopSignal)
-		dur(&p.StopTimeout, "process.stop_timeout", DefaultStopTimeout)
+		str(&s.Process.Dir, "process.dir", DefaultDir)
+	case PlatformDocker:
+		if d := s.Docker; d != nil {
+			str(&d.Pull, "docker.pull", DefaultPull)
+			str(&d.Network, "docker.network", DefaultNetwork)
+		}
+	}
+	if r := s.run(); r.section != "" {
+		num(r.instances, r.section+".instances", DefaultInstances)
+		str(r.stopSignal, r.section+".stop_signal", DefaultStopSignal)
+		dur(r.stopTimeout, r.section+".stop_timeout", DefaultStopTimeout)
 	}
 
 	str(&s.Router.Production, "router.production", DefaultProduction)

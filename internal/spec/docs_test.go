@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -51,5 +52,29 @@ func TestDocsExampleParses(t *testing.T) {
 	}
 	if _, err := Parse([]byte(example), "docs/spec.md#example"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDocsSpecsParse keeps every whole spec shown in docs/spec.md (a yaml
+// block starting with app:) valid.
+func TestDocsSpecsParse(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/spec.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(doc), "```yaml\n")[1:]
+	n := 0
+	for i, b := range blocks {
+		block, _, _ := strings.Cut(b, "```")
+		if !strings.HasPrefix(block, "app:") {
+			continue
+		}
+		n++
+		if _, err := Parse([]byte(block), fmt.Sprintf("docs/spec.md#block%d", i+1)); err != nil {
+			t.Errorf("%v\n%s", err, block)
+		}
+	}
+	if n < 4 {
+		t.Errorf("found %d specs in docs/spec.md, want at least 4 (example, docker, minimal, effective)", n)
 	}
 }

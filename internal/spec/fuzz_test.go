@@ -11,7 +11,7 @@ import (
 // must be an *Errors naming the file; a success must survive Marshal and
 // Parse unchanged.
 func FuzzParse(f *testing.F) {
-	for _, file := range []string{"testdata/example.yaml", "testdata/minimal.yaml"} {
+	for _, file := range []string{"testdata/example.yaml", "testdata/minimal.yaml", "testdata/docker.yaml", "testdata/docker-minimal.yaml"} {
 		src, err := os.ReadFile(file)
 		if err != nil {
 			f.Fatal(err)

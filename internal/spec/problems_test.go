@@ -14,6 +14,10 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // base is a valid spec that problem cases extend.
 const base = "app: shop\nprocess:\n  command: [./shop]\n"
 
+// dockerBase is a valid docker spec that problem cases extend: its last
+// line is in the docker section.
+const dockerBase = "app: shop\nplatform: docker\ndocker:\n  image: shop:1\n"
+
 // problemCases holds one broken spec per rule. want is a part of the
 // message the case is about; the full report is in testdata/problems.golden.
 var problemCases = []struct {
@@ -67,7 +71,8 @@ var problemCases = []struct {
 	{"app underscore", "app: my_shop\nprocess:\n  command: [x]\n", "bad app name"},
 	{"app leading hyphen", "app: -shop\nprocess:\n  command: [x]\n", "bad app name"},
 	{"app too long", "app: " + strings.Repeat("a", 64) + "\nprocess:\n  command: [x]\n", "bad app name"},
-	{"platform docker", base + "platform: docker\n", `platform "docker" is not supported yet`},
+	{"platform docker with a process section", base + "platform: docker\n", "process: given, but platform is docker (remove the section, or set platform: process)"},
+	{"platform kubernetes", base + "platform: kubernetes\n", `platform "kubernetes" is not supported yet; only "process" and "docker" are`},
 	{"platform kubernetes section", base + "kubernetes: {namespace: x}\n", "platform kubernetes is not supported yet"},
 	{"platform unknown", base + "platform: proces\n", `unknown platform "proces" (did you mean "process"?)`},
 	{"run_as with a space", base + "run_as: www data\n", `bad user "www data"`},
@@ -91,6 +96,121 @@ var problemCases = []struct {
 	{"signal typo", base + "  stop_signal: SIGTREM\n", `did you mean "SIGTERM"`},
 	{"signal kill", base + "  stop_signal: SIGKILL\n", "SIGKILL cannot be caught"},
 	{"signal unknown", base + "  stop_signal: SIGFOO\n", `bad signal name "SIGFOO"`},
+
+	// docker: the section and the platform.
+	{"docker section missing", "app: shop\nplatform: docker\n", "bluegreen.yaml:2:11: docker: is required for platform docker"},
+	{"docker section empty", "app: shop\nplatform: docker\ndocker: {}\n", "docker.image: is required"},
+	{"docker section null", "app: shop\nplatform: docker\ndocker:\n", "docker: is required for platform docker"},
+	{"docker section with default platform", base + "docker:\n  image: shop:1\n", "docker: given, but platform is process, the default (set platform: docker"},
+	{"docker section with platform process", base + "platform: process\ndocker:\n  image: shop:1\n", "docker: given, but platform is process (set platform: docker"},
+	{"docker section list", "app: shop\nplatform: docker\ndocker: [shop:1]\n", "want a mapping of keys, got a list"},
+	{"docker unknown key", dockerBase + "  imag: shop:2\n", `did you mean "image"`},
+	{"docker unknown key camel case", dockerBase + "  stopSignal: SIGINT\n", `did you mean "stop_signal"`},
+
+	// docker: escapes refused by name.
+	{"docker privileged", dockerBase + "  privileged: true\n", "bluegreen.yaml:5:3: docker.privileged: privileged containers are refused"},
+	{"docker pid", dockerBase + "  pid: host\n", "docker.pid: sharing the host's process namespace is refused"},
+	{"docker pid_mode", dockerBase + "  pid_mode: host\n", "docker.pid_mode: sharing the host's process namespace is refused"},
+	{"docker ipc", dockerBase + "  ipc: host\n", "docker.ipc: sharing the host's IPC namespace is refused"},
+	{"docker devices", dockerBase + "  devices: [/dev/sda]\n", "docker.devices: host devices are refused"},
+	{"docker cap_add", dockerBase + "  cap_add: [SYS_ADMIN]\n", "docker.cap_add: adding capabilities is refused"},
+	{"docker security_opt", dockerBase + "  security_opt: [seccomp=unconfined]\n", "docker.security_opt: security options are refused"},
+	{"docker userns_mode", dockerBase + "  userns_mode: host\n", "docker.userns_mode: the user namespace mode is refused"},
+	{"docker network_mode", dockerBase + "  network_mode: bridge\n", "docker.network_mode: network_mode is not used here"},
+	{"docker ports", dockerBase + "  ports: [\"8080:80\"]\n", "docker.ports: published ports need a bridge network"},
+	{"docker volumes_from", dockerBase + "  volumes_from: [db]\n", "mounting another container's volumes is refused"},
+	{"docker auth password", dockerBase + "  auth: {username: ci, password: hunter2}\n", "docker.auth.password: the password is not written in the spec"},
+
+	// docker: image.
+	{"image missing", "app: shop\nplatform: docker\ndocker:\n  pull: never\n", "docker.image: is required: the image to run"},
+	{"image upper case", "app: shop\nplatform: docker\ndocker:\n  image: Shop:1\n", `bluegreen.yaml:4:10: docker.image: bad image reference "Shop:1": invalid reference format: repository name (library/Shop) must be lowercase`},
+	{"image empty tag", "app: shop\nplatform: docker\ndocker:\n  image: \"shop:\"\n", `bad image reference "shop:": invalid reference format`},
+	{"image with a space", "app: shop\nplatform: docker\ndocker:\n  image: shop 1\n", `bad image reference "shop 1"`},
+	{"image bad digest", "app: shop\nplatform: docker\ndocker:\n  image: shop@sha256:abc\n", `bad image reference "shop@sha256:abc"`},
+	{"image id", "app: shop\nplatform: docker\ndocker:\n  image: sha256:" + strings.Repeat("ab", 32) + "\n", "is an image ID, not a reference"},
+	{"image bare id", "app: shop\nplatform: docker\ndocker:\n  image: \"" + strings.Repeat("0", 64) + "\"\n", "is an image ID, not a reference"},
+	{"image list", "app: shop\nplatform: docker\ndocker:\n  image: [shop]\n", "want a string, got a list"},
+	{"image empty", "app: shop\nplatform: docker\ndocker:\n  image: \"\"\n", "docker.image: is required"},
+
+	// docker: command and entrypoint, expanded like process.command.
+	{"docker command string", dockerBase + "  command: serve --port 80\n", "want a list, got the string"},
+	{"docker command shell-style $PORT", dockerBase + "  command: [serve, --port, $PORT]\n", `docker.command[2]: "$PORT" is not expanded`},
+	{"docker command unclosed variable", dockerBase + "  command: [serve, \"${PORT\"]\n", "unclosed ${"},
+	{"docker entrypoint empty program", dockerBase + "  entrypoint: [\"\", x]\n", "docker.entrypoint[0]: the program name is empty"},
+	{"docker entrypoint bad variable", dockerBase + "  entrypoint: [\"${1X}\"]\n", `bad variable name "1X"`},
+	{"docker entrypoint env style", dockerBase + "  env: {MODE: x}\n  entrypoint: [run, $MODE]\n", `docker.entrypoint[1]: "$MODE" is not expanded`},
+
+	// docker: the settings shared with process.
+	{"docker instances zero", dockerBase + "  instances: 0\n", "docker.instances: must be between 1 and 100, got 0"},
+	{"docker instances too many", dockerBase + "  instances: 101\n", "docker.instances: must be between 1 and 100, got 101"},
+	{"docker env PORT", dockerBase + "  env: {PORT: \"80\"}\n", "docker.env.PORT: PORT is set by bluegreen"},
+	{"docker env reserved prefix", dockerBase + "  env: {BG_X: y}\n", "reserved for bluegreen"},
+	{"docker env bad name", dockerBase + "  env: {\"A-B\": x}\n", `bad env name "A-B"`},
+	{"docker env bad template", dockerBase + "  env: {A: \"${\"}\n", "unclosed ${"},
+	{"docker signal kill", dockerBase + "  stop_signal: SIGKILL\n", "docker.stop_signal: SIGKILL cannot be caught"},
+	{"docker signal without SIG", dockerBase + "  stop_signal: TERM\n", `did you mean "SIGTERM"`},
+	{"docker stop timeout zero", dockerBase + "  stop_timeout: 0s\n", "docker.stop_timeout: must be longer than 0s"},
+	{"docker stop timeout number", dockerBase + "  stop_timeout: 10\n", "want a duration"},
+	{"docker param env clash", dockerBase + "  env: {URL: x}\nparams: [/a/URL]\n", "which docker.env sets too"},
+
+	// docker: user and workdir.
+	{"docker user with a space", dockerBase + "  user: \"www data\"\n", `docker.user: bad user "www data": want a uid, uid:gid`},
+	{"docker user uid too big", dockerBase + "  user: \"4294967296\"\n", "bad user"},
+	{"docker user empty group", dockerBase + "  user: \"1000:\"\n", "bad user"},
+	{"docker user three parts", dockerBase + "  user: \"1:2:3\"\n", "bad user"},
+	{"docker workdir relative", dockerBase + "  workdir: app\n", `docker.workdir: want an absolute path in the container, like /app, got "app"`},
+	{"docker workdir empty", dockerBase + "  workdir: \"\"\n", "want an absolute path"},
+
+	// docker: memory and cpus.
+	{"docker memory below docker's", dockerBase + "  memory: 5m\n", `docker.memory: "5m" is below 6m, the least Docker accepts`},
+	{"docker memory in bytes below", dockerBase + "  memory: 1024b\n", "is below 6m"},
+	{"docker memory kubernetes units", dockerBase + "  memory: 512Mi\n", `bad size "512Mi" (write 512m): want a whole number and a unit of b, k, m or g`},
+	{"docker memory GB", dockerBase + "  memory: 1GB\n", `(write 1g)`},
+	{"docker memory terabytes", dockerBase + "  memory: 2t\n", `bad size "2t"`},
+	{"docker memory without unit", dockerBase + "  memory: 268435456\n", `bad size "268435456"`},
+	{"docker memory fraction", dockerBase + "  memory: 1.5g\n", `bad size "1.5g"`},
+	{"docker memory words", dockerBase + "  memory: lots\n", `bad size "lots"`},
+	{"docker memory empty", dockerBase + "  memory: \"\"\n", `bad size ""`},
+	{"docker memory above the bound", dockerBase + "  memory: 2000g\n", "above the bound of 1024g"},
+	{"docker memory huge number", dockerBase + "  memory: 99999999999999999999k\n", "bad size"},
+	{"docker cpus zero", dockerBase + "  cpus: 0\n", "docker.cpus: must be between 0.01 and 256 CPUs (0.5 is half a CPU), got 0"},
+	{"docker cpus negative", dockerBase + "  cpus: -1\n", "must be between 0.01 and 256"},
+	{"docker cpus too fine", dockerBase + "  cpus: 0.001\n", "must be between 0.01 and 256"},
+	{"docker cpus too many", dockerBase + "  cpus: 1000\n", "must be between 0.01 and 256"},
+	{"docker cpus string", dockerBase + "  cpus: half\n", `want a number, got the string "half"`},
+
+	// docker: volumes and tmpfs.
+	{"docker volume rw", dockerBase + "  volumes: [\"config:/etc/shop:rw\"]\n", `docker.volumes[0]: "config:/etc/shop:rw": volumes are read-only`},
+	{"docker volume other mode", dockerBase + "  volumes: [\"config:/etc/shop:z\"]\n", `unknown mode "z"; volumes are read-only`},
+	{"docker volume absolute source", dockerBase + "  volumes: [\"/etc:/etc/host\"]\n", "SOURCE must be a path of the bundle, relative to its root; host paths are not mounted"},
+	{"docker volume escapes", dockerBase + "  volumes: [\"../secrets:/s\"]\n", "SOURCE must stay inside the bundle; no .. in it"},
+	{"docker volume dotdot inside", dockerBase + "  volumes: [\"a/../b:/s\"]\n", "no .. in it"},
+	{"docker volume empty source", dockerBase + "  volumes: [\":/s\"]\n", "SOURCE is empty"},
+	{"docker volume no target", dockerBase + "  volumes: [config]\n", `want SOURCE:TARGET or SOURCE:TARGET:ro, got "config"`},
+	{"docker volume relative target", dockerBase + "  volumes: [\"config:etc\"]\n", `TARGET "etc" must be an absolute path in the container`},
+	{"docker volume over root", dockerBase + "  volumes: [\"config:/\"]\n", "TARGET cannot be /"},
+	{"docker volume too many parts", dockerBase + "  volumes: [\"a:/b:ro:x\"]\n", "want SOURCE:TARGET or SOURCE:TARGET:ro"},
+	{"docker volume mapping", dockerBase + "  volumes: [{source: a, target: /b}]\n", "want a string, got a mapping"},
+	{"docker volumes twice", dockerBase + "  volumes: [\"a:/data\", \"b:/data/\"]\n", "docker.volumes[1]: /data is mounted twice (also docker.volumes[0])"},
+	{"docker tmpfs relative", dockerBase + "  tmpfs: [tmp]\n", `docker.tmpfs[0]: "tmp": TARGET "tmp" must be an absolute path`},
+	{"docker tmpfs size zero", dockerBase + "  tmpfs: [\"/tmp:size=0m\"]\n", "size must be above 0"},
+	{"docker tmpfs mode", dockerBase + "  tmpfs: [\"/tmp:mode=1777\"]\n", `the only option is size (TARGET:size=64m), got "mode=1777"`},
+	{"docker tmpfs two options", dockerBase + "  tmpfs: [\"/tmp:size=64m,mode=1777\"]\n", "the only option is size"},
+	{"docker tmpfs size units", dockerBase + "  tmpfs: [\"/tmp:size=64Mi\"]\n", "(write 64m)"},
+	{"docker tmpfs size above the bound", dockerBase + "  tmpfs: [\"/tmp:size=2048g\"]\n", "above the bound of 1024g"},
+	{"docker tmpfs over a volume", dockerBase + "  volumes: [\"a:/data\"]\n  tmpfs: [/data]\n", "docker.tmpfs[0]: /data is mounted twice (also docker.volumes[0])"},
+
+	// docker: pull, network, auth.
+	{"docker pull bad", dockerBase + "  pull: sometimes\n", `docker.pull: must be missing or always or never, got "sometimes"`},
+	{"docker pull typo", dockerBase + "  pull: allways\n", `did you mean "always"`},
+	{"docker pull empty", dockerBase + "  pull: \"\"\n", "must be missing or always or never"},
+	{"docker network bridge", dockerBase + "  network: bridge\n", `docker.network: only host networking is supported (the container listens on 127.0.0.1:${PORT}), got "bridge"`},
+	{"docker network empty", dockerBase + "  network: \"\"\n", "only host networking is supported"},
+	{"docker auth without username", dockerBase + "  auth: {password_param: /shop/REGISTRY_PASSWORD}\nparams: [/shop/REGISTRY_PASSWORD]\n", "docker.auth.username: is required"},
+	{"docker auth username with a space", dockerBase + "  auth: {username: \"c i\", password_param: /p/X}\nparams: [/p/X]\n", `bad user name "c i"`},
+	{"docker auth without password", dockerBase + "  auth: {username: ci}\n", "docker.auth.password_param: is required"},
+	{"docker auth password not a param", dockerBase + "  auth: {username: ci, password_param: /shop/REGISTRY_PASSWORD}\n", `docker.auth.password_param: "/shop/REGISTRY_PASSWORD" is not one of the spec's params`},
+	{"docker auth string", dockerBase + "  auth: ci:secret\n", "want a mapping of keys"},
 
 	// router.
 	{"listener without port", base + "router:\n  production: \"8080\"\n", "want host:port"},

@@ -19,6 +19,7 @@ type Spec struct {
 	// running as root). The server decides whether it allows the name.
 	RunAs    string   `yaml:"run_as,omitempty" json:"run_as,omitempty"`
 	Process  *Process `yaml:"process,omitempty" json:"process,omitempty"`
+	Docker   *Docker  `yaml:"docker,omitempty" json:"docker,omitempty"`
 	Router   Router   `yaml:"router" json:"router"`
 	Health   Health   `yaml:"health" json:"health"`
 	Hooks    Hooks    `yaml:"hooks" json:"hooks"`
@@ -33,8 +34,8 @@ type Spec struct {
 	given map[string]bool // key paths written in the file with a non-empty value
 }
 
-// Platforms. Only PlatformProcess is implemented; the others are reserved
-// names so their sections can sit beside Process later.
+// Platforms. PlatformKubernetes is a reserved name, so that its section can
+// sit beside Process and Docker later.
 const (
 	PlatformProcess    = "process"
 	PlatformDocker     = "docker"

@@ -2,7 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"maps"
 	"net"
 	"net/url"
 	"path"
@@ -14,8 +13,9 @@ import (
 	"strings"
 )
 
-// MaxInstances bounds process.instances: each instance is a local process
-// with its own port, and a typo like 1000 should not fork a thousand.
+// MaxInstances bounds the instances of a fleet: each instance is a local
+// process or container with its own port, and a typo like 1000 should not
+// start a thousand.
 const MaxInstances = 100
 
 var (
@@ -27,7 +27,7 @@ var (
 	userName   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$`)
 )
 
-// StopSignals are the signals process.stop_signal may name.
+// StopSignals are the signals stop_signal may name.
 var StopSignals = []string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"}
 
 // Validate checks every rule of the spec and returns an *Errors listing all
@@ -41,7 +41,9 @@ func (s *Spec) Validate() error {
 func (s *Spec) problems() []Problem {
 	c := &collector{file: s.file, pos: s.pos}
 	s.validateApp(c)
+	s.validateSections(c)
 	s.validateProcess(c)
+	s.validateDocker(c)
 	s.validateRouter(c)
 	s.validateHealth(c)
 	s.validateHooks(c)
@@ -91,11 +93,30 @@ func (s *Spec) validateApp(c *collector) {
 		c.add("app", "bad app name %s: want 1 to 63 of a-z, 0-9 and '-', not starting or ending with '-'", quote(s.App))
 	}
 	switch s.Platform {
-	case PlatformProcess:
-	case PlatformDocker, PlatformKubernetes:
-		c.add("platform", "platform %q is not supported yet; only %q is", s.Platform, PlatformProcess)
+	case PlatformProcess, PlatformDocker:
+	case PlatformKubernetes:
+		c.add("platform", "platform %q is not supported yet; only %q and %q are", s.Platform, PlatformProcess, PlatformDocker)
 	default:
-		c.add("platform", "unknown platform %s%s; only %q is supported now", quote(s.Platform), suggest(s.Platform, []string{PlatformProcess, PlatformDocker, PlatformKubernetes}), PlatformProcess)
+		c.add("platform", "unknown platform %s%s; want %q or %q", quote(s.Platform), suggest(s.Platform, []string{PlatformProcess, PlatformDocker, PlatformKubernetes}), PlatformProcess, PlatformDocker)
+	}
+}
+
+// validateSections refuses the section of a platform the spec does not run
+// on: it would be silently ignored, and is most likely a platform: line
+// forgotten or left behind.
+func (s *Spec) validateSections(c *collector) {
+	if s.Platform != PlatformProcess && s.Platform != PlatformDocker {
+		return // an unknown platform is reported once, at platform:
+	}
+	platform := s.Platform
+	if !s.given["platform"] && s.pos != nil {
+		platform += ", the default"
+	}
+	if s.Process != nil && s.Platform != PlatformProcess {
+		c.add("process", "given, but platform is %s (remove the section, or set platform: %s)", platform, PlatformProcess)
+	}
+	if s.Docker != nil && s.Platform != PlatformDocker {
+		c.add("docker", "given, but platform is %s (set platform: %s to use this section, or remove it)", platform, PlatformDocker)
 	}
 }
 
@@ -109,39 +130,11 @@ func (s *Spec) validateProcess(c *collector) {
 	} else if strings.TrimSpace(p.Command[0]) == "" {
 		c.add("process.command[0]", "the program name is empty")
 	}
-	for i, arg := range p.Command {
-		if err := checkTemplate(arg); err != nil {
-			c.add(fmt.Sprintf("process.command[%d]", i), "%s", err)
-		} else if name := shellStyleVar(arg, p.Env); name != "" {
-			c.add(fmt.Sprintf("process.command[%d]", i), "%s is not expanded: the command is not run by a shell; write ${%s} (or $$%s for a literal $)", quote("$"+name), name, name)
-		}
-	}
+	argv(c, "process.command", p.Command, p.Env)
 	if path.IsAbs(p.Dir) || p.Dir == ".." || strings.HasPrefix(path.Clean(p.Dir), "../") {
 		c.add("process.dir", "must be a path inside the bundle, got %s", quote(p.Dir))
 	}
-	if p.Instances < 1 || p.Instances > MaxInstances {
-		c.add("process.instances", "must be between 1 and %d, got %d", MaxInstances, p.Instances)
-	}
-	for _, k := range slices.Sorted(maps.Keys(p.Env)) {
-		kp := "process.env." + k
-		if msg := envProblem(k); msg != "" {
-			c.add(kp, "%s", msg)
-		}
-		if err := checkTemplate(p.Env[k]); err != nil {
-			c.add(kp, "%s", err)
-		}
-	}
-	switch {
-	case p.StopSignal == "SIGKILL":
-		c.add("process.stop_signal", "SIGKILL cannot be caught; bluegreen sends it itself after stop_timeout")
-	case !slices.Contains(StopSignals, p.StopSignal):
-		hint := suggest(p.StopSignal, StopSignals)
-		if full := "SIG" + strings.ToUpper(p.StopSignal); slices.Contains(StopSignals, full) {
-			hint = fmt.Sprintf(" (did you mean %q?)", full)
-		}
-		c.add("process.stop_signal", "bad signal name %s%s; want one of %s", quote(p.StopSignal), hint, strings.Join(StopSignals, ", "))
-	}
-	positive(c, "process.stop_timeout", p.StopTimeout, false)
+	s.run().validate(c)
 }
 
 // envProblem says what is wrong with an env variable name the spec sets.
@@ -266,9 +259,9 @@ func (s *Spec) validateParams(c *collector) {
 			continue
 		}
 		byEnv[env] = i
-		if s.Process != nil {
-			if _, clash := s.Process.Env[env]; clash {
-				c.add(p, "parameter %s sets env %s, which process.env sets too", quote(name), env)
+		if r := s.run(); r.section != "" {
+			if _, clash := r.env[env]; clash {
+				c.add(p, "parameter %s sets env %s, which %s.env sets too", quote(name), env, r.section)
 			}
 		}
 	}

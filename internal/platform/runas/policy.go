@@ -209,6 +209,15 @@ func (p *Policy) Check(app, runAs string) error {
 	return err
 }
 
+// AllowsRoot reports whether an app may run as root: the server runs every
+// app as root, or lets apps ask for it (--allow-run-as root).
+func (p *Policy) AllowsRoot() bool {
+	if !p.dynamic && p.fixed.UID == 0 {
+		return true
+	}
+	return slices.ContainsFunc(p.allowed, func(a platform.User) bool { return a.UID == 0 })
+}
+
 // Switches reports whether processes started as u must change identity.
 func (p *Policy) Switches(u platform.User) bool {
 	return u.UID != p.host.self.UID || u.GID != p.host.self.GID

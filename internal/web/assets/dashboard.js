@@ -291,12 +291,19 @@
       renderFleets();
     }
 
+    // runs says what a revision runs: its image pinned to an ID, or its bundle.
+    function runs(r) {
+      if (r.image) return h('span', { class: 'image', title: r.image.id + (r.image.digest ? '\n' + r.image.digest : '') }, r.image.ref + ' ', h('code', {}, r.image.id.replace('sha256:', '').slice(0, 12)));
+      return h('span', { class: 'muted', title: r.source }, 'bundle ' + r.source.replace('bundle:sha256:', '').slice(0, 12));
+    }
+
     function renderHistory() {
       const byRev = {};
       for (const d of state.deps) (byRev[d.to_revision] = byRev[d.to_revision] || []).push(d);
       const live = state.status ? state.status.live_revision : 0;
       replace($('history').querySelector('tbody'), state.revs.map((r) => h('tr', {},
         h('td', {}, 'r' + r.generation + (r.generation === live ? ' (live)' : '')),
+        h('td', {}, runs(r)),
         h('td', {}, when(r.created_at)), h('td', {}, r.created_by || ''), h('td', {}, r.message || ''),
         h('td', {}, (byRev[r.generation] || []).map((d) => h('div', {}, when(d.created_at) + ': ' + (d.outcome ? d.outcome.replace('_', ' ') : d.phase)))),
         CAN_DEPLOY ? h('td', {}, r.generation !== live && live ? h('button', {
