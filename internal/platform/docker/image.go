@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"bluegreen/internal/platform"
+	"bluegreen/internal/platform/docker/scratch"
 )
 
 // Resolve finds the image ref names on the engine, pulling it first when
@@ -176,4 +177,24 @@ func (p *Platform) pullErr(ctx context.Context, ref string, named reference.Name
 		return kindErrorf(platform.ErrUnavailable, "%s: the docker engine at %s cannot reach the registry %s (%s)", doing, p.host, registryHost, msg)
 	}
 	return kindErrorf(ErrImage, "%s: %s", doing, msg)
+}
+
+// BuildImage builds an image of one static binary (FROM scratch) on the
+// engine, offline, as o says (the quickstart's example app), and returns
+// it pinned, by its first tag.
+func (p *Platform) BuildImage(ctx context.Context, o scratch.Options) (platform.Image, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.PullTimeout)
+	defer cancel()
+	id, err := scratch.Build(ctx, p.cli, o)
+	if client.IsErrConnectionFailed(err) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil) {
+		return platform.Image{}, p.engineErr(ctx, "building an image of "+o.Binary, err)
+	}
+	if err != nil {
+		return platform.Image{}, err
+	}
+	img := platform.Image{ID: id}
+	if len(o.Tags) > 0 {
+		img.Ref = o.Tags[0]
+	}
+	return img, nil
 }

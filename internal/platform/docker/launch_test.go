@@ -39,7 +39,13 @@ func TestLaunchRunsThePinnedImage(t *testing.T) {
 	if img.ID != v1 || img.Ref != "pinned:latest" || img.Digest != "" {
 		t.Fatalf("Resolve = %+v, want ID %s and no digest (built here)", img, v1)
 	}
-	v2 := versionImage(t, e, "2", "pinned:2", "pinned:latest")
+	built, err := p.BuildImage(ctx, scratch.Options{
+		Binary: platformtest.TestApp(t), Files: map[string]string{"/etc/version": "2"}, Tags: []string{"pinned:2", "pinned:latest"},
+	})
+	if err != nil || built.Ref != "pinned:2" {
+		t.Fatalf("BuildImage = %+v, %v", built, err)
+	}
+	v2 := built.ID
 	if now, err := p.Resolve(ctx, "pinned:latest", platform.PullNever, nil); err != nil || now.ID != v2 {
 		t.Fatalf("after the tag moved, Resolve = %+v, %v; want %s", now, err, v2)
 	}
