@@ -21,6 +21,8 @@ type serverOptions struct {
 	StopAll   bool
 	RunAs     string
 	AllowRun  []string
+	// DockerHost is the Docker engine of apps with platform: docker.
+	DockerHost string
 	// What is kept of revisions no longer run.
 	KeepRevisions int
 	KeepFor       time.Duration
@@ -44,10 +46,17 @@ the app's own (an unused user ID, no account needed), which cannot read the
 server's data directory or other apps' revisions. --run-as names one user
 for every app instead ("root" only when written out); --allow-run-as lists
 the users an app's run_as may name. A server not running as root runs apps
-as its own user and refuses any other.`,
+as its own user and refuses any other.
+
+Apps with platform: docker run as containers on the Docker engine that
+--docker-host names (default: $DOCKER_HOST, else unix:///var/run/docker.sock).
+The server says at start which engine and API version it talks to; an
+engine that is down fails only the apps that run on it, with an error that
+names its address.`,
 		Example: `  bluegreen server
   bluegreen server --data /var/lib/bluegreen --api 127.0.0.1:7070
-  bluegreen server --run-as nobody --allow-run-as www-data`,
+  bluegreen server --run-as nobody --allow-run-as www-data
+  bluegreen server --docker-host unix:///run/docker.sock`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -63,6 +72,7 @@ as its own user and refuses any other.`,
 	cmd.Flags().IntVar(&o.KeepRevisions, "keep-revisions", engine.DefaultRetention.Revisions, "revisions of each app kept with their bundles, files, instance output and events (at least 1)")
 	cmd.Flags().DurationVar(&o.KeepFor, "keep-for", engine.DefaultRetention.For, "revisions younger than this are kept too, and events of this age")
 	cmd.Flags().DurationVar(&o.PruneEvery, "prune-every", time.Hour, "how often what is no longer kept is removed")
+	cmd.Flags().StringVar(&o.DockerHost, "docker-host", "", "Docker engine of apps with platform: docker (default $DOCKER_HOST, else unix:///var/run/docker.sock)")
 	cmd.Flags().BoolVar(&o.StopAll, "stop-all", false, "stop every instance and the router the server left running, then exit (the server must be stopped)")
 	return cmd
 }
@@ -76,7 +86,7 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 		o.DataDir = defaultDataDir()
 	}
 	if o.StopAll {
-		n, err := server.StopAll(ctx, server.StopAllOptions{DataDir: o.DataDir, Logger: log})
+		n, err := server.StopAll(ctx, server.StopAllOptions{DataDir: o.DataDir, DockerHost: o.DockerHost, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -90,5 +100,5 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 		return usageError{fmt.Errorf("server: --keep-for must be 0 or more and --prune-every above 0")}
 	}
 	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log, RunAs: o.RunAs, AllowRunAs: o.AllowRun,
-		Retention: engine.Retention{Revisions: o.KeepRevisions, For: o.KeepFor}, PruneEvery: o.PruneEvery})
+		Retention: engine.Retention{Revisions: o.KeepRevisions, For: o.KeepFor}, PruneEvery: o.PruneEvery, DockerHost: o.DockerHost})
 }

@@ -22,6 +22,7 @@ import (
 	"bluegreen/internal/auth"
 	"bluegreen/internal/engine"
 	"bluegreen/internal/params"
+	"bluegreen/internal/platform"
 	"bluegreen/internal/platform/process"
 	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/routerproc"
@@ -59,6 +60,9 @@ type Options struct {
 	// zero).
 	Retention  engine.Retention
 	PruneEvery time.Duration
+	// DockerHost is the Docker engine apps with platform: docker run on
+	// (empty: DOCKER_HOST, else the Docker default).
+	DockerHost string
 }
 
 // Layout of the data directory.
@@ -186,12 +190,19 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	plat, err := process.New(process.Options{StateDir: filepath.Join(o.DataDir, instancesDir), Shim: o.ShimCommand,
-		Logger: log.With("part", "platform"), Redact: outputRedactor(ps, secrets, log)})
+	redact := outputRedactor(ps, secrets, log)
+	procs, err := process.New(process.Options{StateDir: filepath.Join(o.DataDir, instancesDir), Shim: o.ShimCommand,
+		Logger: log.With("part", "platform"), Redact: redact})
 	if err != nil {
 		return err
 	}
-	defer plat.Close()
+	defer procs.Close()
+	containers, err := openDocker(ctx, o.DataDir, o.DockerHost, log.With("part", "docker"), redact)
+	if err != nil {
+		return err
+	}
+	defer containers.Close()
+	plat := platform.NewSet(procs, containers)
 
 	// A router restarted from its route file has the last table pushed;
 	// forgetting what was pushed makes the next push whole again. The watch

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"bluegreen/internal/platform"
 	"bluegreen/internal/platform/process"
 	"bluegreen/internal/routerproc"
 )
@@ -23,6 +24,9 @@ type StopAllOptions struct {
 	// zero: the stop_timeout each was launched with.
 	Grace  time.Duration
 	Logger *slog.Logger
+	// DockerHost is the engine the server's containers run on (empty:
+	// DOCKER_HOST, else the Docker default).
+	DockerHost string
 }
 
 // StopAll takes down everything a server of the data directory left
@@ -52,14 +56,34 @@ func StopAll(ctx context.Context, o StopAllOptions) (stopped int, err error) {
 			defer lock.Close()
 		}
 	}
-	plat, err := process.New(process.Options{StateDir: filepath.Join(o.DataDir, instancesDir), Shim: o.ShimCommand, Logger: log})
+	procs, err := process.New(process.Options{StateDir: filepath.Join(o.DataDir, instancesDir), Shim: o.ShimCommand, Logger: log})
 	if err != nil {
 		return 0, err
 	}
-	defer plat.Close()
-	ins, err := plat.List(ctx, "")
-	if err != nil {
-		return 0, err
+	defer procs.Close()
+	plats := []platform.Platform{procs}
+	// Containers only if the server ever labelled any: its identity is
+	// made at its first start.
+	if _, err := os.Stat(filepath.Join(o.DataDir, idFile)); err == nil {
+		containers, err := openDocker(ctx, o.DataDir, o.DockerHost, nil, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer containers.Close()
+		plats = append(plats, containers)
+	}
+	plat := platform.NewSet(plats...)
+	var ins []platform.Instance
+	for _, name := range plat.Names() {
+		some, err := plat.ListOn(ctx, "", []string{name})
+		if err != nil {
+			if name == "docker" && errors.Is(err, platform.ErrUnavailable) {
+				log.Warn("no Docker engine answers: its containers, if any, are left as they are", "err", err)
+				continue
+			}
+			return 0, err
+		}
+		ins = append(ins, some...)
 	}
 	errs := make(chan error, len(ins))
 	for _, in := range ins {

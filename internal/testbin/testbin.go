@@ -22,19 +22,23 @@ type Program struct {
 // removes the directory and exits with the tests' code. A build that fails
 // ends the run with status 1 and go build's output.
 func Main(m *testing.M, programs ...Program) {
+	os.Exit(Run(m, programs...))
+}
+
+// Run is Main without the exit: it returns the code to exit with, so
+// that TestMain can clean up more after the tests.
+func Run(m *testing.M, programs ...Program) int {
 	dir, err := os.MkdirTemp("", "bluegreen-testbin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
+	defer os.RemoveAll(dir)
 	if err := build(dir, programs); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+		return 1
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return m.Run()
 }
 
 func build(dir string, programs []Program) error {

@@ -31,6 +31,7 @@ type cliResult struct {
 func (e *deployEnv) cli(args ...string) cliResult {
 	e.t.Helper()
 	cmd := exec.Command(bin.bluegreen, append(args, "--data", e.data)...)
+	cmd.Env = append(os.Environ(), e.env...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

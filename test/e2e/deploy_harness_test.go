@@ -20,6 +20,7 @@ import (
 
 	"bluegreen/internal/api"
 	"bluegreen/internal/server"
+	"bluegreen/internal/testdocker"
 	"bluegreen/internal/testwait"
 )
 
@@ -35,6 +36,11 @@ type deployEnv struct {
 	api        *api.Client
 	binary     string // the bluegreen binary the server runs
 	args       []string
+	env        []string // more environment of the server and the CLI (DOCKER_HOST)
+	// docker is the engine the server runs containers on, and image the
+	// image its specs name, for the tests of the Docker platform.
+	docker *testdocker.Engine
+	image  string
 }
 
 func newDeployEnv(t *testing.T) *deployEnv {
@@ -50,13 +56,16 @@ func newRaceDeployEnv(t *testing.T) *deployEnv {
 	return startDeployEnv(t, bin.bluegreenRace)
 }
 
-func startDeployEnv(t *testing.T, binary string) *deployEnv {
+func startDeployEnv(t *testing.T, binary string, opts ...func(*deployEnv)) *deployEnv {
 	t.Helper()
 	// These scenarios are about deployments, and their hooks write to the
 	// test's own directories: apps run as root, which must be asked for.
 	// security_run_test.go runs the default, a user of each app's own.
 	e := &deployEnv{t: t, data: filepath.Join(t.TempDir(), "data"), prod: freeAddr(t), test: freeAddr(t), binary: binary,
 		args: []string{"--run-as", "root"}}
+	for _, o := range opts {
+		o(e)
+	}
 	t.Cleanup(e.teardown)
 	e.startServer()
 	return e
@@ -69,6 +78,7 @@ func (e *deployEnv) startServer() {
 	_ = os.Remove(filepath.Join(e.data, "server.json"))
 	e.srvLog = &lockedBuffer{}
 	cmd := exec.Command(e.binary, append([]string{"server", "--data", e.data, "--api", "127.0.0.1:0", "--log-format", "json"}, e.args...)...)
+	cmd.Env = append(os.Environ(), e.env...)
 	cmd.Stdout, cmd.Stderr = e.srvLog, e.srvLog
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -120,7 +130,9 @@ func (e *deployEnv) teardown() {
 		_ = e.srv.Process.Signal(syscall.SIGKILL)
 		<-e.srvDone
 	}
-	out, err := exec.Command(bin.bluegreen, "server", "--stop-all", "--data", e.data).CombinedOutput()
+	stop := exec.Command(bin.bluegreen, "server", "--stop-all", "--data", e.data)
+	stop.Env = append(os.Environ(), e.env...)
+	out, err := stop.CombinedOutput()
 	if err != nil {
 		e.t.Errorf("stop-all: %v\n%s", err, out)
 	}
@@ -156,13 +168,23 @@ func (e *deployEnv) spec(p specParts) string {
 	if p.health != "" {
 		health = p.health
 	}
-	return fmt.Sprintf(`app: shop
-process:
+	run := fmt.Sprintf(`process:
   command: ["./hello"]
   instances: 2
   env: %s
   stop_timeout: 5s
-router:
+`, env)
+	if e.image != "" {
+		run = fmt.Sprintf(`platform: docker
+docker:
+  image: %s
+  instances: 2
+  env: %s
+  stop_timeout: 5s
+`, e.image, env)
+	}
+	return fmt.Sprintf(`app: shop
+%srouter:
   production: %s
   test: %s
 %shealth:
@@ -172,7 +194,7 @@ router:
   healthy_threshold: 1
   unhealthy_threshold: 2
   startup_timeout: %s
-%s`, env, e.prod, e.test, p.router, health, startup, p.extra)
+%s`, run, e.prod, e.test, p.router, health, startup, p.extra)
 }
 
 // specFor is spec with only extra sections.

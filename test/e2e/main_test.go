@@ -3,9 +3,11 @@
 package e2e
 
 import (
+	"os"
 	"testing"
 
 	"bluegreen/internal/testbin"
+	"bluegreen/internal/testdocker"
 )
 
 // bin holds the binaries built once for the whole package. bluegreenRace
@@ -14,10 +16,12 @@ import (
 var bin struct{ bluegreen, bluegreenRace, bgload, hello string }
 
 func TestMain(m *testing.M) {
-	testbin.Main(m,
+	code := testbin.Run(m,
 		testbin.Program{Path: &bin.bluegreen, Pkg: "bluegreen/cmd/bluegreen"},
 		testbin.Program{Path: &bin.bluegreenRace, Pkg: "bluegreen/cmd/bluegreen", Name: "bluegreen-race", Race: true},
 		testbin.Program{Path: &bin.bgload, Pkg: "bluegreen/cmd/bgload"},
 		testbin.Program{Path: &bin.hello, Pkg: "bluegreen/examples/hello"},
 	)
+	testdocker.Close() // the private Docker engine, if a test started it
+	os.Exit(code)
 }

@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"bluegreen/internal/platform/docker/scratch"
+	"bluegreen/internal/testdocker"
+	"bluegreen/internal/testwait"
+)
+
+// helloImages builds the example app into images on the engine: hello:1
+// and hello:2 answer X-Version v1 and v2; hello:latest names hello:1.
+// It returns their image IDs.
+func helloImages(t *testing.T, eng *testdocker.Engine) (v1, v2 string) {
+	t.Helper()
+	prog := testdocker.GoBinary(t, "bluegreen/examples/hello")
+	v1 = eng.Build(t, scratch.Options{Binary: prog, Files: map[string]string{"/VERSION": "v1\n"}, Tags: []string{"hello:1", "hello:latest"}})
+	v2 = eng.Build(t, scratch.Options{Binary: prog, Files: map[string]string{"/VERSION": "v2\n"}, Tags: []string{"hello:2"}})
+	if v1 == v2 {
+		t.Fatal("hello:1 and hello:2 are the same image")
+	}
+	return v1, v2
+}
+
+// newDockerEnv is a server whose apps run as containers on eng (named by
+// DOCKER_HOST, as a user's shell would), with specs naming image.
+func newDockerEnv(t *testing.T, binary string, eng *testdocker.Engine, image string) *deployEnv {
+	t.Helper()
+	return startDeployEnv(t, binary, func(e *deployEnv) {
+		e.docker, e.image = eng, image
+		e.env = []string{"DOCKER_HOST=" + eng.Host}
+	})
+}
+
+// owner is the identity the server labels its containers with.
+func (e *deployEnv) owner() string {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.data, "server.id"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// containers lists the server's containers on its engine that run.
+func (e *deployEnv) containers() []string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := e.docker.Client(e.t).ContainerList(ctx, client.ContainerListOptions{
+		Filters: make(client.Filters).Add("label", "io.bluegreen.owner="+e.owner()),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, c := range res.Items {
+		out = append(out, c.Labels["io.bluegreen.instance"]+" "+c.ImageID)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkContainers checks that the engine runs exactly the listed running
+// instances, each once.
+func (e *deployEnv) checkContainers(when string) {
+	e.t.Helper()
+	var want []string
+	testwait.For(e.t, 30*time.Second, when+": the containers to match the instances", func() bool {
+		want = want[:0]
+		for _, in := range e.instances() {
+			if in.State == "running" {
+				want = append(want, in.ID)
+			}
+		}
+		sort.Strings(want)
+		var got []string
+		for _, c := range e.containers() {
+			got = append(got, strings.Fields(c)[0])
+		}
+		return fmt.Sprint(got) == fmt.Sprint(want)
+	})
+}
+
+// imagesRunning is the set of image IDs the server's containers run.
+func (e *deployEnv) imagesRunning() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range e.containers() {
+		id := strings.Fields(c)[1]
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// An image's canary under load: green is proved on the test listener
+// before users see it, the shift loses nothing, a rollback while blue is
+// warm takes effect at once, and a rollback to revision 1 after its tag
+// moved runs revision 1's image.
+func TestDockerCanaryUnderLoad(t *testing.T) {
+	eng := testdocker.Shared(t)
+	v1, v2 := helloImages(t, eng)
+	e := newDockerEnv(t, bin.bluegreen, eng, "hello:latest")
+	ctx := context.Background()
+	c := &http.Client{Timeout: 5 * time.Second}
+	gates := t.TempDir()
+
+	// Revision 1's spec is the one deploy --image takes on: a canary whose
+	// test phase waits at a gate, and blue kept warm after the release.
+	canary := "hooks:\n  after_allow_test_traffic: [{ run: ./hooks/gate.sh, timeout: 1m }]\n" +
+		"strategy:\n  steps:\n    - { weight: 20, pause: {} }\n    - { weight: 100 }\n" +
+		"bake: 1s\nretire:\n  keep_blue: 1h\n  drain_timeout: 2s\n"
+	openGate(t, gates, "after_allow_test_traffic")
+	e.deployLiveFiles("v1", e.specFor(canary), map[string]string{"hooks/gate.sh": gateHook(gates)})
+	if err := os.Remove(filepath.Join(gates, "after_allow_test_traffic")); err != nil {
+		t.Fatal(err)
+	}
+	revs, err := e.api.Revisions(ctx, "shop")
+	if err != nil || revs[0].Image == nil || revs[0].Image.ID != v1 || revs[0].Image.Ref != "hello:latest" {
+		t.Fatalf("revision 1 pinned %+v (%v); want hello:latest as %s", revs[0].Image, err, v1)
+	}
+	if got := e.imagesRunning(); fmt.Sprint(got) != fmt.Sprint([]string{v1}) {
+		t.Fatalf("containers run %v, want only %s", got, v1)
+	}
+	l := startLoad(t, "http://"+e.prod+"/", 200)
+
+	// What CI does after docker build and docker push: the tag moves, and
+	// deploy --image makes a revision of the live spec with it.
+	eng.Tag(t, "hello:2", "hello:latest")
+	out := e.mustCLI("deploy", "--image", "hello:latest", "shop", "--message", "v2")
+	if !strings.Contains(out, "image hello:latest ("+strings.TrimPrefix(v2, "sha256:")[:12]+")") {
+		t.Fatalf("deploy --image said:\n%s\nwant the image pinned to %s", out, v2)
+	}
+	app, err := e.api.App(ctx, "shop")
+	if err != nil || app.Deployment == nil {
+		t.Fatalf("no active deployment after deploy --image: %+v, %v", app, err)
+	}
+	d := *app.Deployment
+	e.waitPhase(d.ID, 60*time.Second, "TestTraffic")
+	for i := range 20 {
+		if v, code := version(t, c, "http://"+e.test+"/"); v != "v2" || code != 200 {
+			t.Fatalf("test listener, request %d: %d %q; want v2 only before the shift", i, code, v)
+		}
+		if v, code := version(t, c, "http://"+e.prod+"/"); v != "v1" || code != 200 {
+			t.Fatalf("production, request %d: %d %q; want v1 only before the shift", i, code, v)
+		}
+	}
+	openGate(t, gates, "after_allow_test_traffic")
+	testwait.For(t, 60*time.Second, "green at 20%", func() bool {
+		d, _ := e.api.Deployment(ctx, d.ID)
+		return detailsOf(t, d).Weight == 20
+	})
+	e.mustCLI("promote", "shop")
+	e.waitPhase(d.ID, 60*time.Second, "Retiring")
+	if v, _ := version(t, c, "http://"+e.prod+"/"); v != "v2" {
+		t.Fatalf("after the release production answers %q, want v2", v)
+	}
+
+	// A rollback while blue is warm is a weight flip.
+	start := time.Now()
+	e.mustCLI("rollback", "shop")
+	var flipped time.Duration
+	testwait.For(t, 10*time.Second, "production to answer v1 only", func() bool {
+		for range 10 {
+			if v, _ := version(t, c, "http://"+e.prod+"/"); v != "v1" {
+				return false
+			}
+			if flipped == 0 {
+				flipped = time.Since(start)
+			}
+		}
+		return true
+	})
+	t.Logf("rollback while blue is warm: production answered v1 %v after the command started", flipped.Round(time.Millisecond))
+	if d = e.waitEnd(d.ID, 60*time.Second); d.Outcome != "rolled_back" {
+		t.Fatalf("after the rollback: %s (%s)", d.Outcome, d.Reason)
+	}
+
+	// Revision 2 again, to the end: blue (revision 1) retires.
+	d, err = e.api.Deploy(ctx, "shop", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitPhase(d.ID, 60*time.Second, "Shifting")
+	e.mustCLI("promote", "shop", "--full")
+	e.waitPhase(d.ID, 60*time.Second, "Retiring")
+	e.mustCLI("promote", "shop")
+	if d = e.waitEnd(d.ID, 60*time.Second); d.Outcome != "succeeded" {
+		t.Fatalf("revision 2: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	if got := e.imagesRunning(); fmt.Sprint(got) != fmt.Sprint([]string{v2}) {
+		t.Fatalf("containers run %v, want only %s", got, v2)
+	}
+
+	// hello:latest names v2 now; revision 1 still runs what it pinned.
+	out = e.mustCLI("rollback", "shop", "--to", "1", "--wait")
+	if got := e.imagesRunning(); fmt.Sprint(got) != fmt.Sprint([]string{v1}) {
+		t.Fatalf("after rollback --to 1 containers run %v, want only %s (hello:latest is %s)\n%s", got, v1, v2, out)
+	}
+	if v, _ := version(t, c, "http://"+e.prod+"/"); v != "v1" {
+		t.Fatalf("after rollback --to 1 production answers %q, want v1", v)
+	}
+	insp, err := eng.Client(t).ImageInspect(ctx, "hello:latest")
+	if err != nil || insp.ID != v2 {
+		t.Fatalf("hello:latest is %s (%v), want it still %s", insp.ID, err, v2)
+	}
+	e.checkContainers("after rollback --to 1")
+	hist := e.mustCLI("history", "shop")
+	for _, want := range []string{"IMAGE", "hello:latest (" + strings.TrimPrefix(v1, "sha256:")[:12] + ")", "hello:latest (" + strings.TrimPrefix(v2, "sha256:")[:12] + ")"} {
+		if !strings.Contains(hist, want) {
+			t.Fatalf("history does not show %q:\n%s", want, hist)
+		}
+	}
+
+	recs := l.stop()
+	if f := failures(recs); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed: %s\nbgload: %s", len(f), len(recs), summary(f), l.out.String())
+	}
+	t.Logf("%s, 0 failed", summary(recs))
+}
