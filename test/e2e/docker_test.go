@@ -151,6 +151,10 @@ func TestDockerCanaryUnderLoad(t *testing.T) {
 	}
 	d := *app.Deployment
 	e.waitPhase(d.ID, 60*time.Second, "TestTraffic")
+	testwait.For(t, 10*time.Second, "the test listener to serve green", func() bool {
+		_, code := version(t, c, "http://"+e.test+"/")
+		return code == 200
+	})
 	for i := range 20 {
 		if v, code := version(t, c, "http://"+e.test+"/"); v != "v2" || code != 200 {
 			t.Fatalf("test listener, request %d: %d %q; want v2 only before the shift", i, code, v)
@@ -208,6 +212,14 @@ func TestDockerCanaryUnderLoad(t *testing.T) {
 
 	// hello:latest names v2 now; revision 1 still runs what it pinned.
 	out = e.mustCLI("rollback", "shop", "--to", "1", "--wait")
+	app, err = e.api.App(ctx, "shop")
+	if err != nil || app.Deployment == nil {
+		t.Fatalf("no deployment after rollback --to 1: %+v, %v", app, err)
+	}
+	e.mustCLI("promote", "shop") // blue (revision 2) need not stay warm
+	if d = e.waitEnd(app.Deployment.ID, 60*time.Second); d.Outcome != "succeeded" {
+		t.Fatalf("rollback --to 1: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
 	if got := e.imagesRunning(); fmt.Sprint(got) != fmt.Sprint([]string{v1}) {
 		t.Fatalf("after rollback --to 1 containers run %v, want only %s (hello:latest is %s)\n%s", got, v1, v2, out)
 	}
