@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
+	"bluegreen/internal/testdocker"
 	"bluegreen/internal/testwait"
 )
 
@@ -75,11 +78,15 @@ func hookProcesses(t *testing.T, data, name string) []int {
 	})
 }
 
-// checkInstances checks that every running app process is a listed
-// instance, and that no instance is there twice.
+// checkInstances checks that every running app process (or container) is
+// a listed instance, and that no instance is there twice.
 func (e *deployEnv) checkInstances(when string) {
 	t := e.t
 	t.Helper()
+	if e.docker != nil {
+		e.checkContainers(when)
+		return
+	}
 	var listed []int
 	seen := map[string]string{}
 	for _, in := range e.instances() {
@@ -116,19 +123,19 @@ func (e *deployEnv) routerPID() string {
 func (e *deployEnv) restart(id, phase string) {
 	e.t.Helper()
 	router := e.routerPID()
-	before := appProcesses(e.t, e.data)
+	before := e.units()
 	e.killServer()
 	e.startServer()
 	if now := e.routerPID(); now != router {
 		e.t.Fatalf("the router was restarted with the server: pid %s, then %s", router, now)
 	}
-	after := map[int]bool{}
-	for _, pid := range appProcesses(e.t, e.data) {
-		after[pid] = true
+	after := map[string]bool{}
+	for _, u := range e.units() {
+		after[u] = true
 	}
-	for _, pid := range before {
-		if !after[pid] && phase != "Retiring" && phase != "RollingBack" {
-			e.t.Fatalf("instance process %d is gone after the server restarted in %s", pid, phase)
+	for _, u := range before {
+		if !after[u] && phase != "Retiring" && phase != "RollingBack" {
+			e.t.Fatalf("instance %s is gone after the server restarted in %s", u, phase)
 		}
 	}
 	d, err := e.api.Deployment(context.Background(), id)
@@ -142,8 +149,50 @@ func (e *deployEnv) restart(id, phase string) {
 	e.t.Logf("killed and restarted the server in %s", phase)
 }
 
+// units names what runs the app's instances on the machine: the instance
+// processes, or the server's containers.
+func (e *deployEnv) units() []string {
+	e.t.Helper()
+	if e.docker != nil {
+		return e.containerIDs()
+	}
+	var out []string
+	for _, pid := range appProcesses(e.t, e.data) {
+		out = append(out, strconv.Itoa(pid))
+	}
+	return out
+}
+
+// killUnit kills what runs one instance, as a crash would.
+func (e *deployEnv) killUnit(u string) {
+	e.t.Helper()
+	if e.docker != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := e.docker.Client(e.t).ContainerKill(ctx, u, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+			e.t.Fatal(err)
+		}
+		return
+	}
+	pid, _ := strconv.Atoi(u)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func TestServerKilledInEachPhase(t *testing.T) {
-	e := newRaceDeployEnv(t)
+	serverKilledInEachPhase(t, newRaceDeployEnv(t))
+}
+
+// The same with containers: the engine's containers equal the listed
+// instances after every kill.
+func TestServerKilledInEachPhaseDocker(t *testing.T) {
+	eng := testdocker.Shared(t)
+	helloImages(t, eng)
+	serverKilledInEachPhase(t, newDockerEnv(t, bin.bluegreenRace, eng, "hello:latest"))
+}
+
+func serverKilledInEachPhase(t *testing.T, e *deployEnv) {
 	ctx := context.Background()
 	gates := t.TempDir()
 	e.deployLive("v1", e.specFor(quick))
@@ -216,14 +265,12 @@ func TestServerKilledInEachPhase(t *testing.T) {
 	}
 	// An instance that died while the server was down is replaced when it
 	// comes back; the others are adopted as they are.
-	live := appProcesses(t, e.data)
+	live := e.units()
 	e.killServer()
-	if err := syscall.Kill(live[0], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	e.killUnit(live[0])
 	e.startServer()
 	testwait.For(t, 30*time.Second, "the dead instance to be replaced", func() bool {
-		now := appProcesses(t, e.data)
+		now := e.units()
 		return len(now) == 2 && now[0] != live[0] && now[1] != live[0]
 	})
 	e.checkInstances("after an instance died while the server was down")

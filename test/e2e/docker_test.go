@@ -71,6 +71,25 @@ func (e *deployEnv) containers() []string {
 	return out
 }
 
+// containerIDs lists the IDs of the server's running containers.
+func (e *deployEnv) containerIDs() []string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := e.docker.Client(e.t).ContainerList(ctx, client.ContainerListOptions{
+		Filters: make(client.Filters).Add("label", "io.bluegreen.owner="+e.owner()),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, c := range res.Items {
+		out = append(out, c.ID)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // checkContainers checks that the engine runs exactly the listed running
 // instances, each once.
 func (e *deployEnv) checkContainers(when string) {
