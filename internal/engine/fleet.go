@@ -186,7 +186,7 @@ func (e *Engine) ensure(ctx context.Context, f fleet) ([]platform.Instance, erro
 		}
 		in, err := e.plat.Launch(ctx, is)
 		if err != nil {
-			return launched, fmt.Errorf("launching instance %s: %w", is.ID, err)
+			return launched, err // the platform's error names the instance
 		}
 		launched = append(launched, in)
 	}

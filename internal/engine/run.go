@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"bluegreen/internal/platform"
 	"bluegreen/internal/store"
 )
 
@@ -296,6 +297,9 @@ func (e *Engine) step(ctx context.Context, s *state) (time.Duration, error) {
 	var pe *PermanentError
 	if errors.As(err, &pe) {
 		return 0, e.beginRollback(ctx, s, pe.Error())
+	}
+	if errors.Is(err, platform.ErrImage) {
+		return 0, e.beginRollback(ctx, s, err.Error())
 	}
 	if err == nil && s.d.Phase != PhaseRollingBack {
 		if exp, ok := s.d.Deadlines[deadlineProgress]; ok && !e.now().Before(exp) && e.progressCounts(s) {

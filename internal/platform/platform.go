@@ -235,6 +235,13 @@ type Platform interface {
 // ErrNotFound is returned for an instance ID the platform does not know.
 var ErrNotFound = errors.New("instance not found")
 
+// ErrImage wraps the errors of an image that cannot be had: a malformed
+// reference, an image that does not exist, a registry that refuses the
+// credentials, a pinned image the registry no longer serves. Trying again
+// does not help, unlike ErrUnavailable: a deployment that meets it rolls
+// back at once.
+var ErrImage = errors.New("image unavailable")
+
 // ErrUnavailable wraps the errors of a platform that cannot be reached
 // (a Docker engine that is down): the request may succeed later.
 var ErrUnavailable = errors.New("platform unavailable")

@@ -68,6 +68,9 @@ func openDocker(ctx context.Context, dataDir, host string, log *slog.Logger, red
 			log.Info("no Docker engine answers: apps with platform docker wait for it", "engine", addr, "from", from, "err", err)
 		} else {
 			log.Info(fmt.Sprintf("Docker engine %s, API %s", info.Version, info.APIVersion), "engine", addr, "from", from)
+			if !info.LiveRestore {
+				log.Warn("the Docker engine stops every container when it restarts (live-restore is off): set \"live-restore\": true in its daemon.json so that live fleets outlive an engine restart", "engine", addr)
+			}
 		}
 	}
 	return p, nil

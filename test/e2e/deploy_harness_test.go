@@ -151,6 +151,7 @@ type specParts struct {
 	health  string // health.path (/healthz when empty)
 	router  string // more lines of the router section
 	extra   string // top-level sections after the shared ones
+	run     string // more lines of the process (or docker) section, indented
 }
 
 // spec fills the parts of a spec every test shares: the app, its command
@@ -173,7 +174,7 @@ func (e *deployEnv) spec(p specParts) string {
   instances: 2
   env: %s
   stop_timeout: 5s
-`, env)
+%s`, env, p.run)
 	if e.image != "" {
 		run = fmt.Sprintf(`platform: docker
 docker:
@@ -181,7 +182,7 @@ docker:
   instances: 2
   env: %s
   stop_timeout: 5s
-`, e.image, env)
+%s`, e.image, env, p.run)
 	}
 	return fmt.Sprintf(`app: shop
 %srouter:

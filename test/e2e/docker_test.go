@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,8 +15,10 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"bluegreen/internal/api"
 	"bluegreen/internal/platform/docker/scratch"
 	"bluegreen/internal/testdocker"
+	"bluegreen/internal/testregistry"
 	"bluegreen/internal/testwait"
 )
 
@@ -262,4 +266,143 @@ func TestDockerCanaryUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d requests failed: %s\nbgload: %s", len(f), len(recs), summary(f), l.out.String())
 	}
 	t.Logf("%s, 0 failed", summary(recs))
+}
+
+// uploadErr uploads a revision and returns the API's refusal.
+func (e *deployEnv) uploadErr(version, spec string) *api.Error {
+	e.t.Helper()
+	_, err := e.api.UploadRevision(context.Background(), bytes.NewReader(e.bundle(version, spec, nil)), version)
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		e.t.Fatalf("uploading %s: %v, want the API to refuse it", version, err)
+	}
+	return ae
+}
+
+// revisionCount is how many revisions the app has.
+func (e *deployEnv) revisionCount() int {
+	e.t.Helper()
+	revs, err := e.api.Revisions(context.Background(), "shop")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(revs)
+}
+
+// What goes wrong with images says what and where, and loses nothing: a
+// container that exits at start, an image the engine does not have, a
+// malformed reference, a registry that refuses the password.
+func TestDockerErrorsAreClear(t *testing.T) {
+	eng := testdocker.Shared(t)
+	v1, _ := helloImages(t, eng)
+	e := newDockerEnv(t, bin.bluegreen, eng, "hello:1")
+	ctx := context.Background()
+	e.deployLive("v1", e.specFor(quick))
+
+	// A container that exits at start: green rolls back with its last words.
+	d := e.deploy("v2", e.spec(specParts{run: "  entrypoint: [\"/app\", \"-no-such-flag\"]\n", extra: quick}), nil)
+	if d = e.waitEnd(d.ID, 60*time.Second); d.Outcome != "rolled_back" ||
+		!strings.Contains(d.Reason, "exited with code") || !strings.Contains(d.Reason, "no-such-flag") {
+		t.Fatalf("a container that exits at start: %s (%q), want a rollback naming its exit and its output", d.Outcome, d.Reason)
+	}
+
+	// An image the engine does not have (and must not pull, or its
+	// registry does not have), a malformed reference: refused at upload,
+	// nothing stored. (Tests pull only from registries on loopback.)
+	reg := testregistry.Start(t)
+	before := e.revisionCount()
+	e.image = "no-such-image:1"
+	if ae := e.uploadErr("v3", e.spec(specParts{run: "  pull: never\n", extra: quick})); ae.Status != 400 || !strings.Contains(ae.Message, "no-such-image:1") || !strings.Contains(ae.Message, eng.Host) {
+		t.Fatalf("an image that is not on the engine: %d %q; want 400 naming the image and the engine", ae.Status, ae.Message)
+	}
+	e.image = reg.Addr + "/no-such-image:1"
+	login := specParts{run: "  auth: { username: " + reg.Username + ", password_param: /shop/REGISTRY_PASSWORD }\n",
+		extra: quick + "params: [/shop/REGISTRY_PASSWORD]\n"}
+	if _, err := e.api.PutParam(ctx, "/shop/REGISTRY_PASSWORD", reg.Password, true, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ae := e.uploadErr("v3", e.spec(login)); ae.Status != 400 || !strings.Contains(ae.Message, e.image) {
+		t.Fatalf("an image its registry does not have: %d %q; want 400 naming the image", ae.Status, ae.Message)
+	}
+	e.image = "Hello World:1"
+	if ae := e.uploadErr("v3", e.specFor(quick)); ae.Status != 400 || !strings.Contains(ae.Message, "docker.image") || !strings.Contains(ae.Message, "bluegreen.yaml:4:") {
+		t.Fatalf("a malformed reference: %d %q; want 400 naming docker.image and its line", ae.Status, ae.Message)
+	}
+	if n := e.revisionCount(); n != before {
+		t.Fatalf("%d revisions after two refused uploads, want %d", n, before)
+	}
+
+	// A registry that refuses the password: at upload when the image must
+	// be pulled, and in the deployment's reason when a launch must pull.
+	ref := reg.Addr + "/hello:1"
+	eng.Tag(t, "hello:1", ref)
+	eng.Push(t, ref, reg.Username, reg.Password)
+	if _, err := e.api.PutParam(ctx, "/shop/REGISTRY_PASSWORD", "not-the-password", true, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.image = ref
+	login.run = "  pull: always\n" + login.run
+	if ae := e.uploadErr("v3", e.spec(login)); ae.Status != 400 || !strings.Contains(ae.Message, reg.Addr) || !strings.Contains(ae.Message, "credentials") {
+		t.Fatalf("a refused password at upload: %d %q; want 400 naming the registry and the credentials", ae.Status, ae.Message)
+	}
+	// With pull: missing the image on the host is pinned without a pull;
+	// once it is gone, the launch pulls it by digest, and is refused.
+	login.run = "  auth: { username: " + reg.Username + ", password_param: /shop/REGISTRY_PASSWORD }\n"
+	rev, err := e.api.UploadRevision(ctx, bytes.NewReader(e.bundle("v3", e.spec(login), nil)), "v3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev.Image == nil || rev.Image.ID != v1 || !strings.HasPrefix(rev.Image.Digest, reg.Addr+"/hello@sha256:") {
+		t.Fatalf("revision %d pinned %+v; want %s with its registry digest", rev.Generation, rev.Image, v1)
+	}
+	// Once no container runs v1 (hello:2 goes live) and its tags are
+	// removed, the engine no longer has it.
+	e.image = "hello:2"
+	e.deployLive("v2", e.specFor(quick))
+	for _, c := range []string{ref, "hello:1", "hello:latest"} {
+		eng.RemoveImage(t, c)
+	}
+	if _, err := eng.Client(t).ImageInspect(ctx, v1); err == nil {
+		t.Fatalf("image %s is still on the engine", v1)
+	}
+	d, err = e.api.Deploy(ctx, "shop", rev.Generation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d = e.waitEnd(d.ID, 60*time.Second); d.Outcome != "rolled_back" || !strings.Contains(d.Reason, reg.Addr) || !strings.Contains(d.Reason, "credentials") {
+		t.Fatalf("a launch whose pull was refused: %s (%q); want a rollback naming the registry and the credentials", d.Outcome, d.Reason)
+	}
+	t.Logf("a refused pull at launch: %s: %s", d.Outcome, d.Reason)
+
+	// The right password pulls, and the revision runs what it pinned.
+	if _, err := e.api.PutParam(ctx, "/shop/REGISTRY_PASSWORD", reg.Password, true, 0); err != nil {
+		t.Fatal(err)
+	}
+	login.run = "  pull: always\n  auth: { username: " + reg.Username + ", password_param: /shop/REGISTRY_PASSWORD }\n"
+	e.image = ref
+	e.deployLive("v4", e.spec(login))
+	if got := e.imagesRunning(); fmt.Sprint(got) != fmt.Sprint([]string{v1}) {
+		t.Fatalf("after a pull with the right password containers run %v, want %s", got, v1)
+	}
+	e.checkContainers("after the errors")
+}
+
+// An engine that cannot be reached is named, with where its address came
+// from; apps of processes on the same server are not held up by it.
+func TestDockerUnreachableEngine(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	e := startDeployEnv(t, bin.bluegreen, func(e *deployEnv) {
+		e.env = []string{"DOCKER_HOST=unix://" + sock}
+	})
+	e.deployLive("v1", e.specFor(quick)) // processes
+	e.image = "hello:1"
+	ae := e.uploadErr("v2", e.specFor(quick))
+	if ae.Status != 503 || !strings.Contains(ae.Message, sock) || !strings.Contains(ae.Message, "DOCKER_HOST") {
+		t.Fatalf("an unreachable engine: %d %q; want 503 naming the socket and DOCKER_HOST", ae.Status, ae.Message)
+	}
+	if n := e.revisionCount(); n != 1 {
+		t.Fatalf("%d revisions, want 1", n)
+	}
+	e.image = ""
+	e.deployLive("v3", e.specFor(quick))
 }

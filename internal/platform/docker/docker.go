@@ -84,11 +84,8 @@ var (
 	_ platform.ImageResolver = (*Platform)(nil)
 )
 
-// ErrImage wraps the errors of an image that cannot be had: a malformed
-// reference, an image that does not exist, a registry that refuses the
-// credentials, a pinned image the registry no longer serves. Retrying does
-// not help, unlike platform.ErrUnavailable.
-var ErrImage = errors.New("image unavailable")
+// ErrImage is platform.ErrImage: an image that cannot be had.
+var ErrImage = platform.ErrImage
 
 // New returns the platform of the engine opts name. It does not connect:
 // an engine that is down fails the calls that need it, with an error that
