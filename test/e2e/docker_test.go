@@ -406,3 +406,42 @@ func TestDockerUnreachableEngine(t *testing.T) {
 	e.image = ""
 	e.deployLive("v3", e.specFor(quick))
 }
+
+// The Docker engine restarting in the middle of a deployment: with
+// live-restore the containers live on and the deployment goes on; without
+// it every container stops, and the deployment still ends, with a reason,
+// and the live fleet is whole again afterwards.
+func TestDockerEngineRestartMidDeployment(t *testing.T) {
+	for _, liveRestore := range []bool{true, false} {
+		t.Run(fmt.Sprintf("live-restore=%v", liveRestore), func(t *testing.T) {
+			eng := testdocker.New(t, testdocker.Options{LiveRestore: liveRestore})
+			helloImages(t, eng)
+			e := newDockerEnv(t, bin.bluegreen, eng, "hello:1")
+			gates := t.TempDir()
+			e.deployLive("v1", e.specFor(quick))
+			gated := quick + "hooks:\n  validate_service: [{ run: ./hooks/gate.sh, timeout: 1m }]\n" +
+				"strategy:\n  progress_deadline: 20s\n"
+			e.image = "hello:2"
+			d := e.deploy("v2", e.specFor(gated), map[string]string{"hooks/gate.sh": gateHook(gates)})
+			e.waitPhase(d.ID, 60*time.Second, "Validating")
+			if err := eng.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			openGate(t, gates, "validate_service")
+			d = e.waitEnd(d.ID, 2*time.Minute)
+			t.Logf("after the engine restarted: %s (%s)", d.Outcome, d.Reason)
+			if liveRestore && d.Outcome != "succeeded" {
+				t.Fatalf("with live-restore: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+			}
+			if d.Outcome != "succeeded" && d.Reason == "" {
+				t.Fatal("the deployment ended without a reason")
+			}
+			c := &http.Client{Timeout: 5 * time.Second}
+			testwait.For(t, 60*time.Second, "the live fleet to serve again", func() bool {
+				_, code := version(t, c, "http://"+e.prod+"/")
+				return code == 200
+			})
+			e.checkContainers("after the engine restarted")
+		})
+	}
+}
