@@ -126,6 +126,11 @@ type Instance struct {
 	PID       int       `json:"pid,omitempty"`
 	StartedAt time.Time `json:"started_at"`
 	ExitCode  *int      `json:"exit_code,omitempty"`
+	// Platform runs it ("process", "docker"); Container is its container's
+	// ID and Detail says what it runs, on a platform of containers.
+	Platform  string `json:"platform,omitempty"`
+	Container string `json:"container,omitempty"`
+	Detail    string `json:"detail,omitempty"`
 }
 
 // DeployRequest starts a deployment.

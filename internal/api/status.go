@@ -185,7 +185,8 @@ func (s *Server) fleets(ctx context.Context, a store.App, span time.Duration) ([
 }
 
 func instanceOf(in platform.Instance) Instance {
-	x := Instance{ID: in.ID, Revision: in.Revision, Fleet: in.Fleet, Address: in.Address, State: string(in.State), PID: in.PID, StartedAt: in.StartedAt}
+	x := Instance{ID: in.ID, Revision: in.Revision, Fleet: in.Fleet, Address: in.Address, State: string(in.State), PID: in.PID, StartedAt: in.StartedAt,
+		Platform: in.Platform, Container: in.Container, Detail: in.Detail}
 	if in.State == platform.StateExited {
 		code := in.ExitCode
 		x.ExitCode = &code

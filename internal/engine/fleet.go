@@ -134,6 +134,18 @@ type fleetState struct {
 	exited  []platform.Instance
 }
 
+// containers lists the fleet's container IDs (none on a platform of
+// processes).
+func (fs fleetState) containers() []string {
+	var out []string
+	for _, in := range fs.running {
+		if in.Container != "" {
+			out = append(out, in.Container)
+		}
+	}
+	return out
+}
+
 func (fs fleetState) targets() []string {
 	out := make([]string, 0, len(fs.running))
 	for _, in := range fs.running {

@@ -51,13 +51,13 @@ func (e *Engine) commandEnv(ctx context.Context, s *state, event string) (map[st
 	if err != nil {
 		return nil, err
 	}
-	var blueTargets []string
+	var blueTargets, blueContainers []string
 	if bf, ok := s.blueFleet(); ok {
 		bs, err := e.observe(ctx, bf)
 		if err != nil {
 			return nil, err
 		}
-		blueTargets = bs.targets()
+		blueTargets, blueContainers = bs.targets(), bs.containers()
 	}
 	env["BG_APP"] = s.d.App
 	env["BG_DEPLOYMENT_ID"] = s.d.ID
@@ -71,6 +71,8 @@ func (e *Engine) commandEnv(ctx context.Context, s *state, event string) (map[st
 	env["BG_PRODUCTION_URL"] = listenerURL(frontSpec(s).Router.Production)
 	env["BG_GREEN_TARGETS"] = strings.Join(gs.targets(), ",")
 	env["BG_BLUE_TARGETS"] = strings.Join(blueTargets, ",")
+	env["BG_GREEN_CONTAINERS"] = strings.Join(gs.containers(), ",")
+	env["BG_BLUE_CONTAINERS"] = strings.Join(blueContainers, ",")
 	return env, nil
 }
 

@@ -202,6 +202,8 @@ type Instance struct {
 	Platform string
 	// Detail says what runs, for people: a container's ID and image.
 	Detail string
+	// Container is the container's ID on a platform of containers.
+	Container string
 }
 
 // LogOptions selects an instance's output for Logs.

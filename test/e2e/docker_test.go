@@ -144,11 +144,13 @@ func TestDockerCanaryUnderLoad(t *testing.T) {
 
 	// Revision 1's spec is the one deploy --image takes on: a canary whose
 	// test phase waits at a gate, and blue kept warm after the release.
-	canary := "hooks:\n  after_allow_test_traffic: [{ run: ./hooks/gate.sh, timeout: 1m }]\n" +
+	canary := "hooks:\n  after_allow_test_traffic: [{ run: ./hooks/env.sh }, { run: ./hooks/gate.sh, timeout: 1m }]\n" +
 		"strategy:\n  steps:\n    - { weight: 20, pause: {} }\n    - { weight: 100 }\n" +
 		"bake: 1s\nretire:\n  keep_blue: 1h\n  drain_timeout: 2s\n"
 	openGate(t, gates, "after_allow_test_traffic")
-	e.deployLiveFiles("v1", e.specFor(canary), map[string]string{"hooks/gate.sh": gateHook(gates)})
+	hooks := map[string]string{"hooks/gate.sh": gateHook(gates),
+		"hooks/env.sh": fmt.Sprintf("#!/bin/sh\necho \"$BG_GREEN_CONTAINERS $BG_BLUE_CONTAINERS\" > %q/containers-$BG_REVISION\n", gates)}
+	e.deployLiveFiles("v1", e.specFor(canary), hooks)
 	if err := os.Remove(filepath.Join(gates, "after_allow_test_traffic")); err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +179,20 @@ func TestDockerCanaryUnderLoad(t *testing.T) {
 	testwait.For(t, 10*time.Second, "the test listener to serve green", func() bool {
 		_, code := version(t, c, "http://"+e.test+"/")
 		return code == 200
+	})
+	// Hooks run on the host, and know green's and blue's containers.
+	var green, blue []string
+	for _, in := range e.instances() {
+		if in.Revision == 2 {
+			green = append(green, in.Container)
+		} else {
+			blue = append(blue, in.Container)
+		}
+	}
+	want := strings.Join(green, ",") + " " + strings.Join(blue, ",")
+	testwait.For(t, 10*time.Second, "the hook to write the containers it was given", func() bool {
+		b, err := os.ReadFile(filepath.Join(gates, "containers-2"))
+		return err == nil && strings.TrimSpace(string(b)) == want
 	})
 	for i := range 20 {
 		if v, code := version(t, c, "http://"+e.test+"/"); v != "v2" || code != 200 {

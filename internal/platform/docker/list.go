@@ -75,8 +75,8 @@ func (p *Platform) instance(c container.InspectResponse) platform.Instance {
 		ID: l[labelInstance], App: l[labelApp], Revision: rev, Fleet: l[labelFleet], Index: index,
 		Address: net.JoinHostPort(l[labelHost], l[labelPort]),
 		State:   platform.StateRunning, PID: c.State.Pid,
-		Platform: p.Name(),
-		Detail:   fmt.Sprintf("container %.12s, image %s (%.19s)", c.ID, l[labelImage], l[labelImageID]),
+		Platform: p.Name(), Container: c.ID,
+		Detail: fmt.Sprintf("container %.12s, image %s (%.19s)", c.ID, l[labelImage], l[labelImageID]),
 	}
 	if t, err := time.Parse(time.RFC3339Nano, c.State.StartedAt); err == nil && t.Year() > 1 {
 		in.StartedAt = t
