@@ -31,7 +31,7 @@ func detectCommand(dir string) (d detected, ok bool) {
 }
 
 // hasDockerfile says whether dir holds a Dockerfile, which init mentions:
-// the docker platform is not built yet.
+// the spec init writes runs a process, and says how to run the image instead.
 func hasDockerfile(dir string) bool {
 	info, err := os.Stat(filepath.Join(dir, "Dockerfile"))
 	return err == nil && info.Mode().IsRegular()

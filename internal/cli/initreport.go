@@ -99,7 +99,7 @@ func (r initReport) printRun() {
 		wrap(w, more, more, fmt.Sprintf("There is a CodeDeploy %s: bluegreen init --from %s converts its hooks.", filepath.Base(r.appspec), r.appspec))
 	}
 	if r.dockerfile {
-		wrap(w, more, more, "There is a Dockerfile: bluegreen runs the app as a local process for now (its docker platform is not built yet).")
+		wrap(w, more, more, "There is a Dockerfile: this spec runs the app as a local process. To run its image instead, build it and write platform: docker with docker.image in place of process (see docs/spec.md).")
 	}
 	if a.portEnv == "PORT" {
 		wrap(w, "port     ", more, "the app listens on 127.0.0.1:$PORT, a port bluegreen picks per instance")
