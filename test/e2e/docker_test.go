@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/moby/moby/client"
 
 	"bluegreen/internal/api"
@@ -460,4 +461,22 @@ func TestDockerEngineRestartMidDeployment(t *testing.T) {
 			e.checkContainers("after the engine restarted")
 		})
 	}
+}
+
+// The dashboard's history says what each revision runs: its image, pinned.
+func TestDashboardShowsImages(t *testing.T) {
+	eng := testdocker.Shared(t)
+	v1, _ := helloImages(t, eng)
+	e := newDockerEnv(t, bin.bluegreen, eng, "hello:1")
+	e.deployLive("v1", e.specFor(quick))
+	ctx := newBrowser(t, 60*time.Second)
+	admin, err := os.ReadFile(filepath.Join(e.data, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	login(t, ctx, e.api.Base, strings.TrimSpace(string(admin)))
+	run(t, ctx, "opening the app page", chromedp.Navigate(e.api.Base+"/ui/apps/shop"), chromedp.WaitVisible(chromedp.CSS("#history tbody tr")))
+	short := strings.TrimPrefix(v1, "sha256:")[:12]
+	waitJS(t, ctx, "the history to show revision 1's image",
+		fmt.Sprintf(`(() => { const c = document.querySelector('#history tbody tr .image'); return !!c && c.textContent === 'hello:1 %s' && c.title.startsWith(%q); })()`, short, v1))
 }
