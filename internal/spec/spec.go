@@ -17,17 +17,21 @@ type Spec struct {
 	// RunAs names the user the app's instances and hooks run as; empty
 	// means the server's choice (a user of the app's own, on a server
 	// running as root). The server decides whether it allows the name.
-	RunAs    string   `yaml:"run_as,omitempty" json:"run_as,omitempty"`
-	Process  *Process `yaml:"process,omitempty" json:"process,omitempty"`
-	Docker   *Docker  `yaml:"docker,omitempty" json:"docker,omitempty"`
-	Router   Router   `yaml:"router" json:"router"`
-	Health   Health   `yaml:"health" json:"health"`
-	Hooks    Hooks    `yaml:"hooks" json:"hooks"`
-	Strategy Strategy `yaml:"strategy" json:"strategy"`
-	Checks   Checks   `yaml:"checks" json:"checks"`
-	Bake     Duration `yaml:"bake" json:"bake"`
-	Retire   Retire   `yaml:"retire" json:"retire"`
-	Params   []string `yaml:"params" json:"params"`
+	RunAs   string   `yaml:"run_as,omitempty" json:"run_as,omitempty"`
+	Process *Process `yaml:"process,omitempty" json:"process,omitempty"`
+	Docker  *Docker  `yaml:"docker,omitempty" json:"docker,omitempty"`
+	// Services makes the app a stack: several programs deployed, switched
+	// and rolled back as one. Without it, the app is a stack of one, run
+	// from Process or Docker.
+	Services map[string]*Service `yaml:"services,omitempty" json:"services,omitempty"`
+	Router   Router              `yaml:"router" json:"router"`
+	Health   Health              `yaml:"health" json:"health"`
+	Hooks    Hooks               `yaml:"hooks" json:"hooks"`
+	Strategy Strategy            `yaml:"strategy" json:"strategy"`
+	Checks   Checks              `yaml:"checks" json:"checks"`
+	Bake     Duration            `yaml:"bake" json:"bake"`
+	Retire   Retire              `yaml:"retire" json:"retire"`
+	Params   []string            `yaml:"params" json:"params"`
 
 	file  string          // where the spec was read from, for problems found after parsing
 	pos   map[string]pos  // key path → position of its value, filled by the decoder
