@@ -24,7 +24,10 @@ const (
 
 // RuleResult is one rule's verdict with the numbers it saw.
 type RuleResult struct {
-	Rule    string  `json:"rule"`
+	Rule string `json:"rule"`
+	// Service is the service of a stack the rule judged ("" for an app of
+	// one service, and for command and webhook rules).
+	Service string  `json:"service,omitempty"`
 	Verdict Verdict `json:"verdict"`
 	// Green and Blue are the measured values (rate, or seconds); Limit
 	// the bound they were held to.
@@ -142,35 +145,29 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 	if len(c.Rules) == 0 || !ok || e.now().Before(due) {
 		return nil
 	}
-	m, err := e.opts.Traffic.Metrics(ctx, s.d.App, c.Interval.D())
-	if err != nil {
-		return err
-	}
-	green := m[s.det.Slot]
+	var results []RuleResult
+	var green FleetMetrics
 	var blue *FleetMetrics
-	baseline := false
-	if bf, ok := s.blueFleet(); ok {
-		if b, ok := m[bf.slot]; ok {
-			blue = &b
+	if s.isStack() {
+		var err error
+		if results, green, blue, err = e.stackResults(ctx, s); err != nil {
+			return err
 		}
-		switch {
-		case blue != nil && blue.Requests > 0 && blue.Requests >= uint64(c.MinRequests):
-			// Blue's numbers in this interval are the baseline for the
-			// intervals in which blue has no traffic (the bake).
-			b := *blue
-			b.Targets = nil
-			s.det.BlueBaseline = &b
-		case s.det.BlueBaseline != nil:
-			blue, baseline = s.det.BlueBaseline, true
+	} else {
+		m, err := e.opts.Traffic.Metrics(ctx, s.d.App, c.Interval.D())
+		if err != nil {
+			return err
 		}
-	}
-	results := EvaluateMetrics(c, green, blue)
-	if baseline {
-		for i := range results {
-			if strings.HasSuffix(results[i].Rule, "_vs_blue") {
-				results[i].Detail += " (blue's baseline from before the switch)"
+		green = m[s.det.Slot]
+		var bm *FleetMetrics
+		if bf, ok := s.blueFleet(); ok {
+			if b, ok := m[bf.slot]; ok {
+				bm = &b
 			}
 		}
+		blue = judgedBlue(c, bm, &s.det.BlueBaseline)
+		results = EvaluateMetrics(c, green, blue)
+		markBaseline(results, blue, s.det.BlueBaseline)
 	}
 	for i, r := range c.Rules {
 		switch {
@@ -237,6 +234,36 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 	return nil
 }
 
+// judgedBlue is what green is compared with: blue's numbers when blue had
+// enough requests in the interval (they become the baseline), else the
+// baseline kept from an earlier interval, for the intervals in which blue
+// has no traffic (the bake).
+func judgedBlue(c spec.Checks, blue *FleetMetrics, baseline **FleetMetrics) *FleetMetrics {
+	switch {
+	case blue != nil && blue.Requests > 0 && blue.Requests >= uint64(c.MinRequests):
+		b := *blue
+		b.Targets = nil
+		*baseline = &b
+		return blue
+	case *baseline != nil:
+		return *baseline
+	}
+	return blue
+}
+
+// markBaseline says in their detail which relative rules compared green
+// with blue's baseline rather than with blue in the same interval.
+func markBaseline(results []RuleResult, blue, baseline *FleetMetrics) {
+	if blue == nil || blue != baseline {
+		return
+	}
+	for i := range results {
+		if strings.HasSuffix(results[i].Rule, "_vs_blue") {
+			results[i].Detail += " (blue's baseline from before the switch)"
+		}
+	}
+}
+
 // holdsOnSilence says whether inconclusive evaluations hold the deployment
 // back: not on an app's first deployment (nothing to compare with, nothing
 // to go back to) nor on the fast path of a rollback.
@@ -248,7 +275,7 @@ func inconclusiveRules(rs []RuleResult) string {
 	var out []string
 	for _, r := range rs {
 		if r.Verdict == Inconclusive {
-			out = append(out, r.Rule+": "+r.Detail)
+			out = append(out, r.name()+": "+r.Detail)
 		}
 	}
 	return strings.Join(out, "; ")
@@ -258,10 +285,19 @@ func failedRules(rs []RuleResult) string {
 	var out []string
 	for _, r := range rs {
 		if r.Verdict == Fail {
-			out = append(out, r.Rule+" "+r.Detail)
+			out = append(out, r.name()+" "+r.Detail)
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// name is the rule as messages name it: with its service in a stack
+// ("api: error_rate.max").
+func (r RuleResult) name() string {
+	if r.Service != "" {
+		return r.Service + ": " + r.Rule
+	}
+	return r.Rule
 }
 
 func (e *Engine) commandCheck(ctx context.Context, s *state, i int, r *spec.CommandRule) RuleResult {
