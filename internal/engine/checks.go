@@ -178,6 +178,7 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 		}
 	}
 	v := Overall(results)
+	s.det.LastResults = results
 	switch v {
 	case Fail:
 		s.det.CheckFailures++

@@ -87,6 +87,8 @@ type details struct {
 	// BlueBaseline is blue's numbers in the last interval in which it had
 	// enough requests: relative rules use it once blue has no traffic.
 	BlueBaseline *FleetMetrics `json:"blue_baseline,omitempty"`
+	// LastResults are the rules' verdicts in the latest check evaluation.
+	LastResults []RuleResult `json:"last_results,omitempty"`
 	// BlueBaselines are a stack's, by service.
 	BlueBaselines map[string]*FleetMetrics `json:"blue_baselines,omitempty"`
 	// HealthSeen is, per green target, the failing health answer last

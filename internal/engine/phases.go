@@ -125,8 +125,15 @@ func (e *Engine) pending(ctx context.Context, s *state) error {
 		s.det.Instances = s.det.BlueInstances
 	}
 	s.det.Services = serviceCounts(s.green.Spec)
+	if s.green.Spec.IsStack() {
+		s.det.Instances = s.greenFleet().total()
+	}
 	if s.blue != nil {
 		s.det.BlueServices = serviceCounts(s.blue.Spec)
+		if s.blue.Spec.IsStack() {
+			bf, _ := s.blueFleet()
+			s.det.BlueInstances = bf.total()
+		}
 	}
 	if err := e.checkRoutes(ctx, s); err != nil {
 		return err
