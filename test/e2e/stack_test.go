@@ -1,0 +1,402 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"bluegreen/internal/api"
+	"bluegreen/internal/testwait"
+)
+
+// The stack of examples/stack under test: web, a front end that calls api,
+// its back end, on every request and answers X-Stack: WEB/API (each one's
+// version). A mixed answer is one whose two versions differ.
+
+// stackSpec is the example stack on the test's listeners, with a health
+// check fast enough for tests and patient enough for a busy machine (each
+// instance of a stack is checked through its public route and its
+// addresses); apiEnv is api's env (a YAML flow mapping).
+func (e *deployEnv) stackSpec(apiEnv, extra string) string {
+	if apiEnv == "" {
+		apiEnv = "{}"
+	}
+	return fmt.Sprintf(`app: shop
+router:
+  production: %s
+  test: %s
+  sticky: true
+health:
+  path: /healthz
+  interval: 500ms
+  timeout: 500ms
+  healthy_threshold: 1
+  unhealthy_threshold: 3
+  startup_timeout: 20s
+services:
+  web:
+    process:
+      command: ["./stack", "web", "-api", "${services.api.url}"]
+      instances: 2
+      stop_timeout: 5s
+    router: {}
+    depends_on: [api]
+  api:
+    process:
+      command: ["./stack", "api"]
+      instances: 2
+      env: %s
+      stop_timeout: 5s
+    router: { path: /api, strip_prefix: true }
+%s`, e.prod, e.test, apiEnv, extra)
+}
+
+// stackBundle is a .tar.gz of the stack program, its VERSION and a spec.
+func (e *deployEnv) stackBundle(version, spec string) []byte {
+	t := e.t
+	t.Helper()
+	prog, err := os.ReadFile(bin.stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"stack", 0o755, prog}, {"VERSION", 0o644, []byte(version + "\n")}, {"bluegreen.yaml", 0o644, []byte(spec)}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// deployStack uploads a revision of the stack and starts its deployment.
+func (e *deployEnv) deployStack(version, spec string) api.Deployment {
+	t := e.t
+	t.Helper()
+	ctx := context.Background()
+	rev, err := e.api.UploadRevision(ctx, bytes.NewReader(e.stackBundle(version, spec)), version)
+	if err != nil {
+		t.Fatalf("uploading %s: %v", version, err)
+	}
+	d, err := e.api.Deploy(ctx, rev.App, rev.Generation)
+	if err != nil {
+		t.Fatalf("deploying %s: %v", version, err)
+	}
+	return d
+}
+
+// deployStackLive deploys a version of the stack and waits until it
+// succeeded.
+func (e *deployEnv) deployStackLive(version, spec string) api.Deployment {
+	e.t.Helper()
+	d := e.waitEnd(e.deployStack(version, spec).ID, 60*time.Second)
+	if d.Outcome != "succeeded" {
+		e.t.Fatalf("deploying %s: %s (%s)\n%s", version, d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	return d
+}
+
+// stacked is a version as X-Stack says it: web's and api's the same.
+func stacked(v string) string { return v + "/" + v }
+
+// mixedAnswers lists the answers whose front end and back end versions
+// differ.
+func mixedAnswers(recs []loadRecord) []loadRecord {
+	var out []loadRecord
+	for _, r := range recs {
+		web, back, ok := strings.Cut(r.version, "/")
+		if ok && back != "-" && web != back {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// between keeps the records that started in [from, to).
+func between(recs []loadRecord, from, to time.Time) []loadRecord {
+	var out []loadRecord
+	for _, r := range recs {
+		if !r.start.Before(from) && r.start.Before(to) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// stackQuick makes a stack's lifecycle short enough for tests, with checks
+// that judge each service every second.
+const stackQuick = `checks:
+  interval: 1s
+  min_requests: 5
+  failure_limit: 2
+  rules:
+    - error_rate: { max: 0.05 }
+` + quick
+
+// A stack through a canary of several steps, an automatic rollback
+// triggered by its back end's error rate, and a rollback asked for while
+// blue is warm, all under continuous load on the production listener and
+// on the test listener: no request fails but the back end's own errors,
+// and no answer ever mixes a front end of one version with a back end of
+// another.
+func TestStackUnderLoad(t *testing.T) {
+	e := newDeployEnv(t)
+	ctx := context.Background()
+	e.deployStackLive("v1", e.stackSpec("", stackQuick))
+	prod := startLoad(t, "http://"+e.prod+"/", 200, "-header", "X-Stack")
+	test := startLoad(t, "http://"+e.test+"/", 50, "-header", "X-Stack")
+
+	// 1. A canary: 10 %, 50 %, 100 %, each step held 2 s and judged.
+	canary := "strategy:\n  steps:\n    - { weight: 10, pause: 2s }\n    - { weight: 50, pause: 2s }\n    - { weight: 100 }\n"
+	start := time.Now()
+	d := e.deployStack("v2", e.stackSpec("", stackQuick+canary))
+	d = e.waitEnd(d.ID, 90*time.Second)
+	if d.Outcome != "succeeded" {
+		t.Fatalf("v2: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	canaryEnd := time.Now()
+	canaryEvents := e.events(d.ID)
+	st, err := e.api.Status(ctx, "shop", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Services) != 2 || st.Services[0].Name != "api" || st.Services[1].Name != "web" || st.Services[0].Path != "/api" ||
+		st.Services[0].LiveAddress == "" || len(st.Services[1].Fleets) == 0 || len(st.Services[1].Fleets[0].Instances) != 2 {
+		t.Errorf("status of the stack: %+v", st.Services)
+	}
+
+	// 2. A back end that fails one request in four: its checks fail, and
+	// the whole stack rolls back.
+	faulty := "strategy:\n  steps:\n    - { weight: 50, pause: 1m }\n    - { weight: 100 }\n"
+	d = e.deployStack("v3", e.stackSpec("{ STACK_FAIL_EVERY: \"4\" }", stackQuick+faulty))
+	d = e.waitEnd(d.ID, 90*time.Second)
+	if d.Outcome != "rolled_back" || !strings.Contains(d.Reason, "api: error_rate.max") {
+		t.Fatalf("v3: %s (%s), want rolled back for api's error rate\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	t.Logf("v3 rolled back: %s", d.Reason)
+	faultyEnd := time.Now()
+
+	// 3. A good v4 goes live; while v2 is kept warm, a person rolls back.
+	warm := "strategy: { preset: AllAtOnce }\n"
+	spec := strings.Replace(e.stackSpec("", stackQuick+warm), "keep_blue: 0s", "keep_blue: 1m", 1)
+	d = e.deployStack("v4", spec)
+	e.waitPhase(d.ID, 60*time.Second, "Retiring")
+	testwait.For(t, 10*time.Second, "v4 to answer in production", func() bool {
+		resp, err := http.Get("http://" + e.prod + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Stack") == stacked("v4")
+	})
+	if _, err := e.api.Rollback(ctx, "shop", 0); err != nil {
+		t.Fatal(err)
+	}
+	if d = e.waitEnd(d.ID, 60*time.Second); d.Outcome != "rolled_back" {
+		t.Fatalf("v4: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	if a, _ := e.api.App(ctx, "shop"); a.LiveRevision != 2 {
+		t.Fatalf("after the rollback revision %d is live, want 2", a.LiveRevision)
+	}
+	testwait.For(t, 10*time.Second, "a second of load after the rollback", func() bool { return time.Since(faultyEnd) > time.Second })
+	end := time.Now()
+	e.checkInstances("after the rollback")
+
+	recs, testRecs := prod.stop(), test.stop()
+	// Production: nothing fails but green's back end's own errors (v3's),
+	// and nothing is mixed.
+	for name, w := range map[string][2]time.Time{"canary": {start, canaryEnd}, "automatic rollback": {canaryEnd, faultyEnd}, "rollback while blue is warm": {faultyEnd, end}} {
+		part := between(recs, w[0], w[1])
+		var own, other []loadRecord
+		for _, r := range failures(part) {
+			if r.version == stacked("v3") {
+				own = append(own, r)
+			} else {
+				other = append(other, r)
+			}
+		}
+		if len(other) > 0 {
+			t.Errorf("%s: %d requests failed: %s", name, len(other), summary(other))
+		}
+		if m := mixedAnswers(part); len(m) > 0 {
+			t.Errorf("%s: %d mixed answers: %s", name, len(m), summary(m))
+		}
+		t.Logf("%s: %s; 0 mixed; %d failed, all %d of them v3's back end's own errors", name, summary(part), len(own), len(own))
+	}
+	checkShares(t, recs, trafficSteps(canaryEvents), canaryEnd, stacked("v1"), stacked("v2"))
+	// The test listener serves green alone, whole: never mixed, never blue.
+	if m := mixedAnswers(testRecs); len(m) > 0 {
+		t.Errorf("test listener: %d mixed answers: %s", len(m), summary(m))
+	}
+	served := 0
+	for _, r := range testRecs {
+		if r.status == http.StatusOK {
+			served++
+			if r.version == stacked("v1") {
+				t.Errorf("the test listener answered with blue's %s at %s", r.version, r.start.Format("15:04:05.000"))
+			}
+		}
+	}
+	if served == 0 {
+		t.Errorf("the test listener never served green: %s", summary(testRecs))
+	}
+	t.Logf("test listener: %s; 0 mixed", summary(testRecs))
+}
+
+// kill -9 of the server while a stack's traffic is split: the deployment
+// resumes and finishes, no request fails or mixes versions, and nothing
+// runs that is not a listed instance.
+func TestStackServerKilledMidShift(t *testing.T) {
+	e := newRaceDeployEnv(t)
+	ctx := context.Background()
+	e.deployStackLive("v1", e.stackSpec("", stackQuick))
+	l := startLoad(t, "http://"+e.prod+"/", 200, "-header", "X-Stack")
+	steps := "strategy:\n  steps:\n    - { weight: 30, pause: {} }\n    - { weight: 60, pause: 2s }\n    - { weight: 100 }\n"
+	d := e.deployStack("v2", e.stackSpec("", stackQuick+steps))
+	e.waitPhase(d.ID, 60*time.Second, "Shifting")
+	testwait.For(t, 20*time.Second, "green at 30%", func() bool {
+		d, _ := e.api.Deployment(ctx, d.ID)
+		return detailsOf(t, d).Weight == 30
+	})
+	e.restart(d.ID, "Shifting")
+	if _, err := e.api.Promote(ctx, "shop", false); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 20*time.Second, "green at 60%", func() bool {
+		d, _ := e.api.Deployment(ctx, d.ID)
+		return detailsOf(t, d).Weight == 60
+	})
+	e.restart(d.ID, "Shifting")
+	if d = e.waitEnd(d.ID, 60*time.Second); d.Outcome != "succeeded" {
+		t.Fatalf("v2: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	e.checkInstances("after v2 succeeded")
+	if n := len(e.instances()); n != 4 {
+		t.Fatalf("%d instances after the deployment, want 4 (2 web, 2 api)", n)
+	}
+	recs := l.stop()
+	if f := failures(recs); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed across the server kills: %s", len(f), len(recs), summary(f))
+	}
+	if m := mixedAnswers(recs); len(m) > 0 {
+		t.Fatalf("%d mixed answers: %s", len(m), summary(m))
+	}
+	t.Logf("%s; 0 failed, 0 mixed across 2 server kills mid-shift", summary(recs))
+}
+
+// A browser pinned to blue gets blue's pages and blue's API answers alike
+// until blue loses its weight; then green's, both.
+func TestStackStickySessions(t *testing.T) {
+	e := newDeployEnv(t)
+	ctx := context.Background()
+	// No checks: the browsers are the only traffic, too little to judge.
+	e.deployStackLive("v1", e.stackSpec("", quick))
+	steps := "strategy:\n  steps:\n    - { weight: 50, pause: {} }\n    - { weight: 100 }\n"
+	d := e.deployStack("v2", e.stackSpec("", quick+steps))
+	testwait.For(t, 60*time.Second, "green at 50%", func() bool {
+		d, _ := e.api.Deployment(ctx, d.ID)
+		return detailsOf(t, d).Weight == 50
+	})
+	type browser struct {
+		c    *http.Client
+		page string // X-Stack of its first page
+	}
+	visit := func(b *browser) (page, apiVersion string) {
+		t.Helper()
+		for _, path := range []string{"/", "/api/version"} {
+			resp, err := b.c.Get("http://" + e.prod + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s: %s", path, resp.Status)
+			}
+			if path == "/" {
+				page = resp.Header.Get("X-Stack")
+			} else {
+				apiVersion = resp.Header.Get("X-Version")
+			}
+		}
+		return page, apiVersion
+	}
+	var blue, green []*browser
+	for range 40 {
+		jar, _ := cookiejar.New(nil)
+		b := &browser{c: &http.Client{Jar: jar}}
+		page, apiV := visit(b)
+		b.page = page
+		web, _, _ := strings.Cut(page, "/")
+		if web != apiV {
+			t.Fatalf("a new browser got page %s and API %s", page, apiV)
+		}
+		if page == stacked("v1") {
+			blue = append(blue, b)
+		} else {
+			green = append(green, b)
+		}
+	}
+	if len(blue) < 5 || len(green) < 5 {
+		t.Fatalf("at 50%%, %d browsers went blue and %d green, want both", len(blue), len(green))
+	}
+	for round := range 10 {
+		for _, group := range [][]*browser{blue, green} {
+			for _, b := range group {
+				page, apiV := visit(b)
+				want, _, _ := strings.Cut(b.page, "/")
+				if page != b.page || apiV != want {
+					t.Fatalf("round %d: a browser pinned to %s got page %s and API %s", round, b.page, page, apiV)
+				}
+			}
+		}
+	}
+	t.Logf("at 50%%: %d browsers pinned to blue and %d to green kept their colour for pages and API calls over 10 rounds", len(blue), len(green))
+	if _, err := e.api.Promote(ctx, "shop", false); err != nil {
+		t.Fatal(err)
+	}
+	if d = e.waitEnd(d.ID, 60*time.Second); d.Outcome != "succeeded" {
+		t.Fatalf("v2: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	for _, b := range blue {
+		if page, apiV := visit(b); page != stacked("v2") || apiV != "v2" {
+			t.Fatalf("once blue lost its weight, a browser pinned to it got page %s and API %s, want v2 for both", page, apiV)
+		}
+	}
+}
+
+// bluegreen validate refuses a stack with a dependency cycle, naming the
+// file, line and column.
+func TestStackValidateRefusesCycle(t *testing.T) {
+	dir := t.TempDir()
+	spec := "app: shop\nservices:\n  web:\n    process: {command: [./stack, web]}\n    router: {}\n    depends_on: [api]\n  api:\n    process: {command: [./stack, api]}\n    depends_on: [web]\n"
+	if err := os.WriteFile(dir+"/bluegreen.yaml", []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := runIn(t, dir, 1, "validate")
+	want := "bluegreen.yaml:6:18: services.web.depends_on[0]: dependency cycle: api → web → api"
+	if !strings.Contains(out, want) {
+		t.Fatalf("validate said:\n%s\nwant %q", out, want)
+	}
+}
