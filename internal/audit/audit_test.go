@@ -35,7 +35,7 @@ func TestForwardedForIsBounded(t *testing.T) {
 	if len(a.ForwardedFor) > maxForwarded+len("…") || !strings.HasSuffix(a.ForwardedFor, "…") {
 		t.Fatalf("forwarded_for is %d bytes: %q", len(a.ForwardedFor), a.ForwardedFor)
 	}
-	if !json.Valid([]byte(`"` + a.ForwardedFor + `"`)) || strings.ContainsRune(a.ForwardedFor, '\uFFFD') {
+	if !json.Valid([]byte(`"`+a.ForwardedFor+`"`)) || strings.ContainsRune(a.ForwardedFor, '\uFFFD') {
 		t.Fatal("cut inside a character")
 	}
 }
