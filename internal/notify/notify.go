@@ -414,6 +414,5 @@ func newDestination(scope string, index int, revision int64, dn spec.Notificatio
 	return destination{key: hex.EncodeToString(h[:8]), scope: scope, index: index, revision: revision, n: dn, pins: pins}
 }
 
-// rand is the jitter of retries; a package function so tests need not
-// seed anything.
+// jitter spreads the retries of destinations that failed together.
 var jitter = rand.Float64

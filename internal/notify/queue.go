@@ -74,13 +74,17 @@ func (q *queue) push(it item) (dropped bool) {
 	return dropped
 }
 
-// drop removes item i, counting it for the next report.
+// drop removes item i, counting it for the next report. Only the head's
+// drop moves the delivered mark: the mark must never pass a notification
+// still waiting, or a restart would skip it.
 func (q *queue) drop(i int, why string) {
 	it := q.items[i]
 	q.items = append(q.items[:i], q.items[i+1:]...)
 	q.dropped[it.payload.App]++
 	q.dropWhy = why
-	q.delivered = max(q.delivered, it.mark())
+	if i == 0 {
+		q.delivered = max(q.delivered, it.mark())
+	}
 }
 
 // dropStale drops the waiting items recorded before cutoff, head first,

@@ -318,3 +318,20 @@ func TestLabelsHideURLPaths(t *testing.T) {
 		t.Fatalf("keys %s %s %s", a.key, b.key, c.key)
 	}
 }
+
+// A notification dropped for room while the head waits does not move the
+// delivered mark past the head: after a restart the head is still sent.
+func TestQueueMarkNeverPassesTheHead(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	q := newQueue("k", "", 2, 0)
+	q.push(testItem("shop", 1, t0))
+	q.push(testItem("shop", 2, t0))
+	q.sending = true
+	q.push(testItem("shop", 3, t0)) // drops 2, the head being on its way
+	if seqs := queueSeqs(q); !slices.Equal(seqs, []int64{1, 3}) {
+		t.Fatalf("queue %v", seqs)
+	}
+	if q.delivered >= testItem("", 1, t0).mark() {
+		t.Fatalf("the mark %d passed the waiting head", seqOf(q.delivered))
+	}
+}
