@@ -63,6 +63,8 @@ type Options struct {
 	// DockerHost is the Docker engine apps with platform: docker run on
 	// (empty: DOCKER_HOST, else the Docker default).
 	DockerHost string
+	// Notify configures outbound notifications.
+	Notify Notify
 }
 
 // Layout of the data directory.
@@ -236,6 +238,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	} else {
 		log.Warn("apps and hooks run as " + users.Describe())
 	}
+	notifier, err := startNotifier(ctx, o, st, ps, log.With("part", "notify"))
+	if err != nil {
+		return err
+	}
+	defer notifier.Close()
 	eng, err := engine.New(engine.Options{
 		Store: st, Params: ps, Bundles: bundles, Platform: plat, Traffic: traffic,
 		RevisionsDir: filepath.Join(o.DataDir, revisionsDir), Logger: log.With("part", "engine"), Tick: o.Tick,
