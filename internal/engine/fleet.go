@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"bluegreen/internal/artifact"
+	"bluegreen/internal/params"
 	"bluegreen/internal/platform"
 	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/spec"
@@ -112,6 +113,9 @@ func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.Ins
 	vars := map[string]string{}
 	for k, v := range env {
 		vars[k] = v.Reveal()
+	}
+	for _, name := range serverParams(f.rev.Spec) {
+		delete(vars, params.EnvName(name))
 	}
 	vars["BG_APP"] = f.rev.App
 	vars["BG_REVISION"] = strconv.FormatInt(f.rev.Generation, 10)

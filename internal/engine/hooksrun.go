@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"bluegreen/internal/params"
 	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/spec"
 )
@@ -46,6 +47,9 @@ func (e *Engine) commandEnv(ctx context.Context, s *state, event string) (map[st
 	}
 	for k, v := range pv {
 		env[k] = v.Reveal()
+	}
+	for _, name := range serverParams(s.green.Spec) {
+		delete(env, params.EnvName(name))
 	}
 	gs, err := e.observe(ctx, s.greenFleet())
 	if err != nil {
