@@ -57,3 +57,13 @@ func (c *Client) Metrics(ctx context.Context, app string, since time.Time) (Metr
 	err := c.doJSON(ctx, http.MethodGet, path, nil, &out)
 	return out, err
 }
+
+// prometheusMetrics answers GET /api/v1/metrics: the server's metrics and
+// the router's, in the Prometheus exposition format.
+func (s *Server) prometheusMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.Metrics == nil {
+		writeError(w, &Error{http.StatusNotFound, CodeNotFound, "this server keeps no metrics"})
+		return
+	}
+	s.Metrics.Handler().ServeHTTP(w, r)
+}

@@ -23,6 +23,8 @@ type serverOptions struct {
 	AllowRun  []string
 	// DockerHost is the Docker engine of apps with platform: docker.
 	DockerHost string
+	// Prometheus is asked by prometheus check rules whose spec names none.
+	Prometheus string
 	// What is kept of revisions no longer run.
 	KeepRevisions int
 	KeepFor       time.Duration
@@ -52,7 +54,11 @@ Apps with platform: docker run as containers on the Docker engine that
 --docker-host names (default: $DOCKER_HOST, else unix:///var/run/docker.sock).
 The server says at start which engine and API version it talks to; an
 engine that is down fails only the apps that run on it, with an error that
-names its address.`,
+names its address.
+
+GET /api/v1/metrics serves the server's metrics and the router's to a
+Prometheus holding a viewer token (docs/api.md). --prometheus names the
+Prometheus that prometheus check rules ask when their spec names none.`,
 		Example: `  bluegreen server
   bluegreen server --data /var/lib/bluegreen --api 127.0.0.1:7070
   bluegreen server --run-as nobody --allow-run-as www-data
@@ -73,6 +79,7 @@ names its address.`,
 	cmd.Flags().DurationVar(&o.KeepFor, "keep-for", engine.DefaultRetention.For, "revisions younger than this are kept too, and events of this age")
 	cmd.Flags().DurationVar(&o.PruneEvery, "prune-every", time.Hour, "how often what is no longer kept is removed")
 	cmd.Flags().StringVar(&o.DockerHost, "docker-host", "", "Docker engine of apps with platform: docker (default $DOCKER_HOST, else unix:///var/run/docker.sock)")
+	cmd.Flags().StringVar(&o.Prometheus, "prometheus", "", "Prometheus (base URL, e.g. http://127.0.0.1:9090) that prometheus check rules query when their spec sets no checks.prometheus")
 	cmd.Flags().BoolVar(&o.StopAll, "stop-all", false, "stop every instance and the router the server left running, then exit (the server must be stopped)")
 	return cmd
 }
@@ -100,5 +107,6 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 		return usageError{fmt.Errorf("server: --keep-for must be 0 or more and --prune-every above 0")}
 	}
 	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log, RunAs: o.RunAs, AllowRunAs: o.AllowRun,
-		Retention: engine.Retention{Revisions: o.KeepRevisions, For: o.KeepFor}, PruneEvery: o.PruneEvery, DockerHost: o.DockerHost})
+		Retention: engine.Retention{Revisions: o.KeepRevisions, For: o.KeepFor}, PruneEvery: o.PruneEvery, DockerHost: o.DockerHost,
+		Prometheus: o.Prometheus})
 }

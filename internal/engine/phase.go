@@ -96,6 +96,9 @@ type details struct {
 	// Fast: a rollback to an earlier revision after blue retired; it skips
 	// approval, pauses and bake, but still validates health.
 	Fast bool `json:"fast,omitempty"`
+	// PhaseSince is when the deployment entered its phase, for the time
+	// per phase the server's metrics report.
+	PhaseSince time.Time `json:"phase_since,omitzero"`
 }
 
 func (d *details) hookDone(event string) bool {
