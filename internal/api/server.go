@@ -90,6 +90,7 @@ func (s *Server) routes() []route {
 		// Prometheus metrics name apps, revisions and instance addresses:
 		// a viewer's token, like the rest of what the API shows.
 		{"GET /api/v1/metrics", auth.Viewer, s.prometheusMetrics},
+		{"GET /api/v1/prometheus/targets", auth.Viewer, s.prometheusTargets},
 		{"GET /api/v1/params", auth.Viewer, s.listParams},
 		// A viewer reads a secure param's metadata, not its value: getParam
 		// answers 403 for it.

@@ -34,6 +34,10 @@ type Target struct {
 	// Token, when set, is sent as "Authorization: Bearer TOKEN" (from a
 	// credentials file, as an operator would configure it).
 	Token string
+	// Discovery, when set, is the path on Addr of an HTTP service
+	// discovery endpoint (http_sd_configs, looked at every second, with
+	// Token): the targets it lists are scraped at Path, without a token.
+	Discovery string
 }
 
 // Options are what the test varies.
@@ -98,13 +102,22 @@ func config(t testing.TB, dir string, o Options) string {
 			path = "/metrics"
 		}
 		fmt.Fprintf(&b, "  - job_name: %q\n    metrics_path: %q\n", tg.Job, path)
+		auth := ""
 		if tg.Token != "" {
 			file := filepath.Join(dir, fmt.Sprintf("token-%d", i))
 			if err := os.WriteFile(file, []byte(tg.Token+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			fmt.Fprintf(&b, "    authorization:\n      credentials_file: %q\n", file)
+			// type is the default, but Prometheus 2.42's HTTP service
+			// discovery sends the bare token unless it is written out.
+			auth = fmt.Sprintf("authorization:\n  type: Bearer\n  credentials_file: %q\n", file)
 		}
+		if tg.Discovery != "" {
+			fmt.Fprintf(&b, "    http_sd_configs:\n      - url: %q\n        refresh_interval: 1s\n%s",
+				"http://"+tg.Addr+tg.Discovery, indent(auth, "        "))
+			continue
+		}
+		b.WriteString(indent(auth, "    "))
 		fmt.Fprintf(&b, "    static_configs:\n      - targets: [%q]\n", tg.Addr)
 	}
 	return b.String()
@@ -276,6 +289,20 @@ func (p *Prometheus) targets() string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8192))
 	return string(b)
+}
+
+// indent puts prefix before every line of s.
+func indent(s, prefix string) string {
+	if s == "" {
+		return ""
+	}
+	lines := strings.SplitAfter(s, "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = prefix + l
+		}
+	}
+	return strings.Join(lines, "")
 }
 
 func tail(s string, n int) string {

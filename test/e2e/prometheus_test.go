@@ -11,9 +11,10 @@ import (
 	"bluegreen/internal/testprom"
 )
 
-// promRule is a prometheus check rule on green's share of 5xx answers, as
-// the router counts them and a real Prometheus scrapes them from the
-// server's GET /api/v1/metrics.
+// promRule is two prometheus check rules on green's share of 5xx answers:
+// as the router counts them (scraped from the server's GET
+// /api/v1/metrics), and as the app itself counts them (hello's GET
+// /metrics, its instances found through GET /api/v1/prometheus/targets).
 const promRule = `strategy:
   steps:
     - { weight: 50 }
@@ -29,6 +30,12 @@ checks:
         query: |
           sum(rate(bluegreen_router_fleet_requests_total{app="${app}",fleet="${fleet}",revision="${revision}",class="5xx"}[5s]))
             / sum(rate(bluegreen_router_fleet_requests_total{app="${app}",fleet="${fleet}",revision="${revision}"}[5s]))
+        max: 0.1
+        timeout: 2s
+    - prometheus:
+        query: |
+          sum(rate(hello_requests_total{app="${app}",fleet="${fleet}",code="500"}[5s]))
+            / sum(rate(hello_requests_total{app="${app}",fleet="${fleet}"}[5s]))
         max: 0.1
         timeout: 2s
 `
@@ -51,6 +58,7 @@ func TestPrometheusRuleRollsBackABadGreen(t *testing.T) {
 	}
 	prom := testprom.Start(t, testprom.Options{Targets: []testprom.Target{
 		{Job: "bluegreen", Addr: info.API, Path: "/api/v1/metrics", Token: viewer.Secret},
+		{Job: "apps", Addr: info.API, Discovery: "/api/v1/prometheus/targets", Token: viewer.Secret},
 	}})
 	prom.WaitFor(t, 30*time.Second, `bluegreen_router_up{job="bluegreen"} == 1`)
 
@@ -67,15 +75,29 @@ func TestPrometheusRuleRollsBackABadGreen(t *testing.T) {
 	t.Logf("bad green (slot %s): %s", detailsOf(t, d).Slot, d.Reason)
 	var shifted, rolled time.Time
 	evaluations := 0
+	failed := map[string]int{} // by the metric the query reads
 	for _, ev := range e.events(d.ID) {
 		switch {
 		case ev.Kind == "traffic" && shifted.IsZero():
 			shifted = ev.Time
 		case ev.Kind == "check":
 			evaluations++
+			results, _ := ev.Fields["results"].([]any)
+			for _, r := range results {
+				m, _ := r.(map[string]any)
+				detail, _ := m["detail"].(string)
+				for _, metric := range []string{"bluegreen_router_fleet_requests_total", "hello_requests_total"} {
+					if m["verdict"] == "fail" && strings.Contains(detail, metric) {
+						failed[metric]++
+					}
+				}
+			}
 		case ev.Kind == "phase" && strings.HasPrefix(ev.Message, "rolling back"):
 			rolled = ev.Time
 		}
+	}
+	if failed["bluegreen_router_fleet_requests_total"] == 0 || failed["hello_requests_total"] == 0 {
+		t.Errorf("failed evaluations of each rule: %v; want both the router's and the app's to fail\n%s", failed, e.eventLog(d.ID))
 	}
 	t.Logf("bad green: rolled back %s after it got traffic, after %d check evaluations", rolled.Sub(shifted).Round(time.Millisecond), evaluations)
 
@@ -100,7 +122,7 @@ func TestPrometheusRuleRollsBackABadGreen(t *testing.T) {
 			}
 		}
 	}
-	if passed < 2 { // one at 50 %, one at 100 % to end the bake
+	if passed < 4 { // both rules, at 50 % and at 100 % to end the bake
 		t.Errorf("the good green passed the prometheus rule %d times; want at least 2\n%s", passed, e.eventLog(d.ID))
 	}
 	recs := l.stop()
@@ -112,7 +134,9 @@ func TestPrometheusRuleRollsBackABadGreen(t *testing.T) {
 		`bluegreen_deployments_total{app="shop",outcome="rolled_back"} == 1`,
 		`bluegreen_deployments_total{app="shop",outcome="succeeded"} == 2`,
 		`bluegreen_check_rule_results_total{app="shop",rule="prometheus",verdict="fail"} >= 2`,
-		`bluegreen_check_rule_results_total{app="shop",rule="prometheus",verdict="pass"} >= 2`,
+		`bluegreen_check_rule_results_total{app="shop",rule="prometheus",verdict="pass"} >= 4`,
+		// The app's own series carry the labels the discovery gave them.
+		`sum(max_over_time(hello_requests_total{job="apps",app="shop",fleet="blue",revision="2",code="500"}[10m])) > 20`,
 		`bluegreen_deployment_phase_duration_seconds_count{app="shop",phase="Shifting"} == 3`,
 		`bluegreen_api_requests_total{route="/api/v1/apps/{app}/deployments",method="POST",code="201"} == 3`,
 		// Green's fleet left the router with the rollback: its series ended then.
