@@ -64,6 +64,8 @@ type Options struct {
 	// DockerHost is the Docker engine apps with platform: docker run on
 	// (empty: DOCKER_HOST, else the Docker default).
 	DockerHost string
+	// Notify configures outbound notifications.
+	Notify Notify
 	// Prometheus is the base URL of the Prometheus that prometheus check
 	// rules query when their spec names none (empty: none).
 	Prometheus string
@@ -245,6 +247,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	} else {
 		log.Warn("apps and hooks run as " + users.Describe())
 	}
+	notifier, err := startNotifier(ctx, o, st, ps, log.With("part", "notify"))
+	if err != nil {
+		return err
+	}
+	defer notifier.Close()
 	mets := newMetrics(st, sup)
 	eng, err := engine.New(engine.Options{
 		Store: st, Params: ps, Bundles: bundles, Platform: plat, Traffic: traffic,

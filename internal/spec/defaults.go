@@ -140,4 +140,5 @@ func (s *Spec) ApplyDefaults() {
 	dur(&s.Bake, "bake", DefaultBake)
 	dur(&s.Retire.KeepBlue, "retire.keep_blue", DefaultKeepBlue)
 	dur(&s.Retire.DrainTimeout, "retire.drain_timeout", DefaultDrainTimeout)
+	applyNotificationDefaults(s.Notifications, s.given)
 }

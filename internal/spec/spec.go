@@ -28,6 +28,8 @@ type Spec struct {
 	Bake     Duration `yaml:"bake" json:"bake"`
 	Retire   Retire   `yaml:"retire" json:"retire"`
 	Params   []string `yaml:"params" json:"params"`
+	// Notifications are webhooks sent on events of the app's deployments.
+	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
 
 	file  string          // where the spec was read from, for problems found after parsing
 	pos   map[string]pos  // key path → position of its value, filled by the decoder

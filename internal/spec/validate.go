@@ -53,6 +53,7 @@ func (s *Spec) problems() []Problem {
 	positive(c, "retire.keep_blue", s.Retire.KeepBlue, true)
 	positive(c, "retire.drain_timeout", s.Retire.DrainTimeout, true)
 	s.validateParams(c)
+	s.validateNotifications(c)
 	if s.RunAs != "" && !userName.MatchString(s.RunAs) {
 		c.add("run_as", "bad user %s: want a user name (letters, digits, '_', '.', '-', at most 32) or a numeric user ID", quote(s.RunAs))
 	}
