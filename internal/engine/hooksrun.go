@@ -115,6 +115,7 @@ func (e *Engine) runHooks(ctx context.Context, s *state, event string, fail bool
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		e.countHook(s.d.App, event, res)
 		fields := map[string]any{
 			"event": event, "index": i, "run": h.Run, "exit_code": res.ExitCode,
 			"timed_out": res.TimedOut, "seconds": res.Took.Seconds(), "output": res.Output,

@@ -103,6 +103,9 @@ type details struct {
 	// StartedBy is who asked for the deployment (nil when the server
 	// started it itself).
 	StartedBy *audit.Actor `json:"started_by,omitempty"`
+	// PhaseSince is when the deployment entered its phase, for the time
+	// per phase the server's metrics report.
+	PhaseSince time.Time `json:"phase_since,omitzero"`
 }
 
 func (d *details) hookDone(event string) bool {

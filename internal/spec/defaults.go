@@ -34,6 +34,7 @@ const (
 	DefaultOnInconclusive     = InconclusiveWait
 	DefaultCommandTimeout     = 30 * time.Second
 	DefaultWebhookTimeout     = 5 * time.Second
+	DefaultPrometheusTimeout  = 5 * time.Second
 	DefaultBake               = 5 * time.Minute
 	DefaultKeepBlue           = 1 * time.Hour
 	DefaultDrainTimeout       = 30 * time.Second
@@ -130,6 +131,9 @@ func (s *Spec) ApplyDefaults() {
 		}
 		if r.Webhook != nil {
 			dur(&r.Webhook.Timeout, path+".webhook.timeout", DefaultWebhookTimeout)
+		}
+		if r.Prometheus != nil {
+			dur(&r.Prometheus.Timeout, path+".prometheus.timeout", DefaultPrometheusTimeout)
 		}
 	}
 

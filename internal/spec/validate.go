@@ -278,6 +278,7 @@ func (s *Spec) validateChecks(c *collector) {
 	for i, r := range ch.Rules {
 		validateRule(c, rulePath(i), r)
 	}
+	validatePrometheusURL(c, "checks.prometheus", ch.Prometheus)
 }
 
 func rulePath(i int) string { return fmt.Sprintf("checks.rules[%d]", i) }
@@ -290,6 +291,7 @@ func validateRule(c *collector, p string, r Rule) {
 	for kind, set := range map[string]bool{
 		"error_rate": r.ErrorRate != nil, "latency_p50": r.LatencyP50 != nil, "latency_p95": r.LatencyP95 != nil,
 		"latency_p99": r.LatencyP99 != nil, "command": r.Command != nil, "webhook": r.Webhook != nil,
+		"prometheus": r.Prometheus != nil,
 	} {
 		if set {
 			kinds = append(kinds, kind)
@@ -325,6 +327,8 @@ func validateRule(c *collector, p string, r Rule) {
 			c.add(p+".webhook.url", "want an http:// or https:// URL, got %s", quote(r.Webhook.URL))
 		}
 		positive(c, p+".webhook.timeout", r.Webhook.Timeout, false)
+	case r.Prometheus != nil:
+		validatePrometheusRule(c, p+".prometheus", r.Prometheus)
 	default:
 		kind, l := kinds[0], r.LatencyP50
 		if r.LatencyP95 != nil {
