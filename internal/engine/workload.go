@@ -37,14 +37,31 @@ func runSpec(rev *revision, m spec.Member, env params.Env, urls map[string]strin
 			c.Entrypoint, _ = expandServices(c.Entrypoint, nil, urls)
 		}
 		is.Container = c
-		// The registry password is the server's to pull with, not the app's.
-		if a := m.Docker.Auth; a != nil {
-			delete(is.Vars, params.EnvName(a.PasswordParam))
-		}
 	default:
 		is.WorkDir = m.Process.Dir
 	}
 	return nil
+}
+
+// serverParams are the params a spec names for the server's own use (a
+// registry password of any of its services, a webhook's secret or URL):
+// the app's instances never see them, although the revision pins them like
+// the others.
+func serverParams(s *spec.Spec) []string {
+	var out []string
+	for _, m := range s.Members() {
+		if m.Docker != nil && m.Docker.Auth != nil {
+			out = append(out, m.Docker.Auth.PasswordParam)
+		}
+	}
+	for _, n := range s.Notifications {
+		for _, p := range []string{n.SecretParam, n.URLParam} {
+			if p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // containerOf reads a docker section of s; the image is the revision's.

@@ -285,6 +285,14 @@ var problemCases = []struct {
 	{"command rule without run", base + "checks:\n  rules: [{command: {timeout: 1s}}]\n", "run: is required"},
 	{"webhook bad url", base + "checks:\n  rules: [{webhook: {url: \"ftp://x/check\"}}]\n", "want an http:// or https:// URL"},
 	{"webhook no host", base + "checks:\n  rules: [{webhook: {url: \"http:///check\"}}]\n", "want an http:// or https:// URL"},
+	{"prometheus no query", base + "checks:\n  prometheus: http://127.0.0.1:9090\n  rules:\n    - prometheus: { max: 0.05 }\n", "is required: a PromQL query"},
+	{"prometheus no bound", base + "checks:\n  prometheus: http://127.0.0.1:9090\n  rules:\n    - prometheus: { query: 'vector(1)' }\n", "set max, min, or both"},
+	{"prometheus min above max", base + "checks:\n  rules:\n    - prometheus: { query: 'vector(1)', min: 2, max: 1 }\n", "2 is above max 1: no value could pass"},
+	{"prometheus unknown placeholder", base + "checks:\n  rules:\n    - prometheus: { query: 'up{app=\"${ap}\"}', max: 1 }\n", "unknown placeholder ${ap}; a query may use ${app}, ${fleet}, ${revision}, ${interval}"},
+	{"prometheus unclosed placeholder", base + "checks:\n  rules:\n    - prometheus: { query: 'sum(up) > ${interval', max: 1 }\n", "unclosed ${"},
+	{"prometheus zero timeout", base + "checks:\n  rules:\n    - prometheus: { query: 'vector(1)', max: 1, timeout: 0s }\n", "timeout"},
+	{"prometheus bad url", base + "checks:\n  prometheus: 127.0.0.1:9090\n  rules:\n    - prometheus: { query: 'vector(1)', max: 1 }\n", "want the http:// or https:// address of a Prometheus"},
+	{"prometheus url with query", base + "checks:\n  prometheus: http://127.0.0.1:9090/?x=1\n", "without ?query or #fragment"},
 
 	// bake, retire.
 	{"bake number", base + "bake: 10\n", "want a duration"},

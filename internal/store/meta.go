@@ -31,26 +31,3 @@ func (s *Store) InitMeta(ctx context.Context, key string, value []byte) (stored 
 	})
 	return stored, err
 }
-
-// MetaPrefix reads every installation fact whose key starts with prefix,
-// by key.
-func (s *Store) MetaPrefix(ctx context.Context, prefix string) (map[string][]byte, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?`, len(prefix), prefix)
-	if err != nil {
-		return nil, fmt.Errorf("reading meta %s*: %w", prefix, err)
-	}
-	defer rows.Close()
-	out := map[string][]byte{}
-	for rows.Next() {
-		var k string
-		var v []byte
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, fmt.Errorf("reading meta %s*: %w", prefix, err)
-		}
-		out[k] = v
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading meta %s*: %w", prefix, err)
-	}
-	return out, nil
-}
