@@ -124,6 +124,10 @@ func (e *Engine) commandEnv(ctx context.Context, s *state, event string) (map[st
 	env["BG_APP"] = s.d.App
 	env["BG_DEPLOYMENT_ID"] = s.d.ID
 	env["BG_REVISION"] = strconv.FormatInt(s.green.Generation, 10)
+	env["BG_BLUE_REVISION"] = ""
+	if s.blue != nil {
+		env["BG_BLUE_REVISION"] = strconv.FormatInt(s.blue.Generation, 10)
+	}
 	env["BG_LIFECYCLE_EVENT"] = event
 	if testServesGreen(s.d.Phase) {
 		// Only once the test listener serves green: a hook must never be

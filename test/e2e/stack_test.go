@@ -59,8 +59,9 @@ services:
 %s`, e.prod, e.test, apiEnv, extra)
 }
 
-// stackBundle is a .tar.gz of the stack program, its VERSION and a spec.
-func (e *deployEnv) stackBundle(version, spec string) []byte {
+// stackBundle is a .tar.gz of the stack program, its VERSION, a spec and
+// hook scripts (hooks/NAME: body, executable).
+func (e *deployEnv) stackBundle(version, spec string, hooks map[string]string) []byte {
 	t := e.t
 	t.Helper()
 	prog, err := os.ReadFile(bin.stack)
@@ -70,11 +71,16 @@ func (e *deployEnv) stackBundle(version, spec string) []byte {
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
-	for _, f := range []struct {
+	type file struct {
 		name string
 		mode int64
 		data []byte
-	}{{"stack", 0o755, prog}, {"VERSION", 0o644, []byte(version + "\n")}, {"bluegreen.yaml", 0o644, []byte(spec)}} {
+	}
+	files := []file{{"stack", 0o755, prog}, {"VERSION", 0o644, []byte(version + "\n")}, {"bluegreen.yaml", 0o644, []byte(spec)}}
+	for name, body := range hooks {
+		files = append(files, file{"hooks/" + name, 0o755, []byte(body)})
+	}
+	for _, f := range files {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
@@ -93,10 +99,16 @@ func (e *deployEnv) stackBundle(version, spec string) []byte {
 
 // deployStack uploads a revision of the stack and starts its deployment.
 func (e *deployEnv) deployStack(version, spec string) api.Deployment {
+	e.t.Helper()
+	return e.deployStackHooks(version, spec, nil)
+}
+
+// deployStackHooks is deployStack with hook scripts in the bundle.
+func (e *deployEnv) deployStackHooks(version, spec string, hooks map[string]string) api.Deployment {
 	t := e.t
 	t.Helper()
 	ctx := context.Background()
-	rev, err := e.api.UploadRevision(ctx, bytes.NewReader(e.stackBundle(version, spec)), version)
+	rev, err := e.api.UploadRevision(ctx, bytes.NewReader(e.stackBundle(version, spec, hooks)), version)
 	if err != nil {
 		t.Fatalf("uploading %s: %v", version, err)
 	}
@@ -307,14 +319,21 @@ func TestStackServerKilledMidShift(t *testing.T) {
 }
 
 // A browser pinned to blue gets blue's pages and blue's API answers alike
-// until blue loses its weight; then green's, both.
+// until blue loses its weight; then green's, both. On the way, the stack's
+// hooks run once with every service's targets, and api's own hook with
+// api's.
 func TestStackStickySessions(t *testing.T) {
 	e := newDeployEnv(t)
 	ctx := context.Background()
 	// No checks: the browsers are the only traffic, too little to judge.
 	e.deployStackLive("v1", e.stackSpec("", quick))
 	steps := "strategy:\n  steps:\n    - { weight: 50, pause: {} }\n    - { weight: 100 }\n"
-	d := e.deployStack("v2", e.stackSpec("", quick+steps))
+	out := t.TempDir() + "/hooks.txt"
+	env := fmt.Sprintf("#!/bin/sh\necho \"$1 service=$BG_SERVICE services=$BG_SERVICES green=$BG_GREEN_TARGETS api=$BG_GREEN_TARGETS_API web=$BG_GREEN_TARGETS_WEB api_url=$BG_GREEN_URL_API blue_api=$BG_BLUE_TARGETS_API blue=$BG_BLUE_REVISION\" >> %s\n", out)
+	spec := strings.Replace(e.stackSpec("", quick+steps+"hooks:\n  validate_service: [{ run: ./hooks/env.sh stack }]\n"),
+		"    router: { path: /api, strip_prefix: true }\n",
+		"    router: { path: /api, strip_prefix: true }\n    hooks:\n      validate_service: [{ run: ./hooks/env.sh api }]\n", 1)
+	d := e.deployStackHooks("v2", spec, map[string]string{"env.sh": env})
 	testwait.For(t, 60*time.Second, "green at 50%", func() bool {
 		d, _ := e.api.Deployment(ctx, d.ID)
 		return detailsOf(t, d).Weight == 50
@@ -384,6 +403,33 @@ func TestStackStickySessions(t *testing.T) {
 			t.Fatalf("once blue lost its weight, a browser pinned to it got page %s and API %s, want v2 for both", page, apiV)
 		}
 	}
+
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "stack service= ") || !strings.HasPrefix(lines[1], "api service=api ") {
+		t.Fatalf("the hooks ran as:\n%s\nwant the stack's once, then api's", b)
+	}
+	vars := func(line string) map[string]string {
+		m := map[string]string{}
+		for _, f := range strings.Fields(line)[1:] {
+			k, v, _ := strings.Cut(f, "=")
+			m[k] = v
+		}
+		return m
+	}
+	count := func(list string) int { return len(strings.FieldsFunc(list, func(r rune) bool { return r == ',' })) }
+	stack, own := vars(lines[0]), vars(lines[1])
+	if stack["services"] != "api,web" || count(stack["green"]) != 4 || count(stack["api"]) != 2 || count(stack["web"]) != 2 ||
+		count(stack["blue_api"]) != 2 || stack["blue"] != "1" || !strings.HasPrefix(stack["api_url"], "http://127.0.0.1:") {
+		t.Errorf("the stack's hook got %v", stack)
+	}
+	if own["green"] != stack["api"] || own["services"] != "api,web" {
+		t.Errorf("api's own hook got %v; want api's targets alone (%s)", own, stack["api"])
+	}
+	t.Logf("hooks: %s", strings.Join(lines, " | "))
 }
 
 // bluegreen validate refuses a stack with a dependency cycle, naming the
