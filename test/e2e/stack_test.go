@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"bluegreen/internal/api"
 	"bluegreen/internal/testwait"
 )
@@ -445,4 +447,82 @@ func TestStackValidateRefusesCycle(t *testing.T) {
 	if !strings.Contains(out, want) {
 		t.Fatalf("validate said:\n%s\nwant %q", out, want)
 	}
+}
+
+// The dashboard shows a stack's services while it shifts: each with the
+// path it answers, each fleet's share, health and address, and the
+// revisions' services in the history.
+func TestStackDashboard(t *testing.T) {
+	e := newDeployEnv(t)
+	e.deployStackLive("v1", e.stackSpec("", quick))
+	startLoad(t, "http://"+e.prod+"/", 50)
+	steps := "strategy:\n  steps:\n    - { weight: 50, pause: {} }\n    - { weight: 100 }\n"
+	d := e.deployStack("v2", e.stackSpec("", quick+steps))
+	testwait.For(t, 60*time.Second, "green at 50%", func() bool {
+		d, _ := e.api.Deployment(context.Background(), d.ID)
+		return detailsOf(t, d).Weight == 50
+	})
+	ctx := newBrowser(t, 100*time.Second)
+	admin, err := os.ReadFile(e.data + "/admin.token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	login(t, ctx, e.api.Base, strings.TrimSpace(string(admin)))
+	run(t, ctx, "opening the app page", chromedp.Navigate(e.api.Base+"/ui/apps/shop"), chromedp.WaitVisible(chromedp.ID("services-card")))
+	waitJS(t, ctx, "the services card shows api at /api and web at /, each with blue and green at 50%, healthy, with their addresses",
+		`(() => {
+			const rows = [...document.querySelectorAll('#services tbody tr')];
+			const of = (s) => rows.filter((r) => r.dataset.service === s).map((r) => r.textContent);
+			const ok = (s, path) => { const t = of(s); return t.length === 2 && t[0].includes(path) && t.every((x) => x.includes('50%') && x.includes('2/2') && x.includes('http://127.0.0.1:')); };
+			return ok('api', '/api') && ok('web', '/') && document.getElementById('services').textContent.includes('Live addresses');
+		})()`)
+	waitJS(t, ctx, "the history says what each revision runs", `document.getElementById('history').textContent.includes('stack: api, web')`)
+}
+
+// An app of one service becomes a stack in an ordinary deployment, and a
+// stack an app of one service again, under load: the single service and
+// the stack's service at / share one route while traffic shifts, and no
+// request fails.
+func TestAppBecomesStackAndBack(t *testing.T) {
+	e := newDeployEnv(t)
+	single := fmt.Sprintf(`app: shop
+process:
+  command: ["./stack", "api"]
+  instances: 2
+  stop_timeout: 5s
+router:
+  production: %s
+  test: %s
+health:
+  path: /healthz
+  interval: 500ms
+  timeout: 500ms
+  healthy_threshold: 1
+  unhealthy_threshold: 3
+  startup_timeout: 20s
+%s`, e.prod, e.test, quick)
+	steps := "strategy:\n  steps:\n    - { weight: 50, pause: 2s }\n    - { weight: 100 }\n"
+	e.deployStackLive("v1", single)
+	l := startLoad(t, "http://"+e.prod+"/", 100)
+	e.deployStackLive("v2", e.stackSpec("", quick+steps))
+	stackLive := time.Now()
+	e.checkInstances("as a stack")
+	e.deployStackLive("v3", single+steps)
+	testwait.For(t, 10*time.Second, "a second of load after the last deployment", func() bool { return time.Since(stackLive) > time.Second })
+	recs := l.stop()
+	if f := failures(recs); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed: %s", len(f), len(recs), summary(f))
+	}
+	seen := map[string]bool{}
+	for _, r := range recs {
+		seen[r.version] = true
+	}
+	if !seen["v1"] || !seen["v2"] || !seen["v3"] {
+		t.Fatalf("not every version answered: %s", summary(recs))
+	}
+	if n := len(e.instances()); n != 2 {
+		t.Fatalf("%d instances after the stack became an app of one service again, want 2", n)
+	}
+	e.checkInstances("an app of one service again")
+	t.Logf("%s; 0 failed", summary(recs))
 }

@@ -318,6 +318,10 @@
 
     // runs says what a revision runs: its image pinned to an ID, or its bundle.
     function runs(r) {
+      if (r.services) {
+        return h('span', { class: 'stack', title: r.source }, 'stack: ', r.services.map((s, i) => [i ? ', ' : '', s,
+          r.images && r.images[s] ? [' ', h('code', { title: r.images[s].ref + '\n' + r.images[s].id }, r.images[s].id.replace('sha256:', '').slice(0, 12))] : '']));
+      }
       if (r.image) return h('span', { class: 'image', title: r.image.id + (r.image.digest ? '\n' + r.image.digest : '') }, r.image.ref + ' ', h('code', {}, r.image.id.replace('sha256:', '').slice(0, 12)));
       return h('span', { class: 'muted', title: r.source }, 'bundle ' + r.source.replace('bundle:sha256:', '').slice(0, 12));
     }
