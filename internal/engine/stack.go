@@ -173,3 +173,38 @@ func (e *Engine) serviceURLs(ctx context.Context, rev *revision, slot string) (m
 	}
 	return out, nil
 }
+
+// serviceCounts are the instance counts of the services of a stack, as
+// its spec sets them (nil for an app of one service).
+func serviceCounts(s *spec.Spec) map[string]int {
+	if !s.IsStack() {
+		return nil
+	}
+	out := map[string]int{}
+	for _, m := range s.Members() {
+		out[m.Name] = m.Workload.Instances
+	}
+	return out
+}
+
+// expandServices puts the addresses of the stack's services in place of
+// ${services.NAME.url} in a command and an env, leaving the rest for the
+// platform to expand.
+func expandServices(command []string, env map[string]string, urls map[string]string) ([]string, map[string]string) {
+	url := func(name string) (string, bool) { u, ok := urls[name]; return u, ok }
+	var cmd []string
+	if command != nil {
+		cmd = make([]string, len(command))
+		for i, a := range command {
+			cmd[i] = spec.ExpandServices(a, url)
+		}
+	}
+	var out map[string]string
+	if env != nil {
+		out = make(map[string]string, len(env))
+		for k, v := range env {
+			out[k] = spec.ExpandServices(v, url)
+		}
+	}
+	return cmd, out
+}
