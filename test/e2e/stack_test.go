@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"bluegreen/internal/api"
+	"bluegreen/internal/platform/docker/scratch"
+	"bluegreen/internal/testdocker"
 	"bluegreen/internal/testwait"
 )
 
@@ -525,4 +527,69 @@ health:
 	}
 	e.checkInstances("an app of one service again")
 	t.Logf("%s; 0 failed", summary(recs))
+}
+
+// A stack of containers: each service runs its own image, pinned per
+// service when the revision is made; under load through a canary, no
+// request fails or mixes versions, and the engine's containers are the
+// listed instances.
+func TestStackOfContainers(t *testing.T) {
+	eng := testdocker.Shared(t)
+	prog := testdocker.GoBinary(t, "bluegreen/examples/stack")
+	for _, v := range []string{"1", "2"} {
+		eng.Build(t, scratch.Options{Binary: prog, Files: map[string]string{"/VERSION": "v" + v + "\n"}, Tags: []string{"stack:" + v}})
+	}
+	e := newDockerEnv(t, bin.bluegreen, eng, "stack:1")
+	spec := func(v, extra string) string {
+		return fmt.Sprintf(`app: shop
+platform: docker
+router:
+  production: %s
+  test: %s
+health:
+  path: /healthz
+  interval: 500ms
+  timeout: 500ms
+  healthy_threshold: 1
+  unhealthy_threshold: 3
+  startup_timeout: 30s
+services:
+  web:
+    docker:
+      image: stack:%s
+      command: ["web", "-api", "${services.api.url}"]
+      instances: 2
+      stop_timeout: 5s
+    router: {}
+    depends_on: [api]
+  api:
+    docker:
+      image: stack:%s
+      command: ["api"]
+      instances: 2
+      stop_timeout: 5s
+    router: { path: /api, strip_prefix: true }
+%s`, e.prod, e.test, v, v, extra)
+	}
+	e.deployStackLive("v1", spec("1", quick))
+	l := startLoad(t, "http://"+e.prod+"/", 100, "-header", "X-Stack")
+	e.deployStackLive("v2", spec("2", quick+"strategy:\n  steps:\n    - { weight: 50, pause: 2s }\n    - { weight: 100 }\n"))
+	e.checkInstances("after v2 succeeded")
+	revs, err := e.api.Revisions(context.Background(), "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range revs {
+		if r.Image != nil || len(r.Images) != 2 || r.Images["api"].ID == "" || r.Images["web"].Ref != fmt.Sprintf("stack:%d", r.Generation) {
+			t.Errorf("revision %d pinned %+v, %+v; want an image per service", r.Generation, r.Image, r.Images)
+		}
+	}
+	recs := l.stop()
+	if f := failures(recs); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed: %s", len(f), len(recs), summary(f))
+	}
+	if m := mixedAnswers(recs); len(m) > 0 {
+		t.Fatalf("%d mixed answers: %s", len(m), summary(m))
+	}
+	t.Logf("%s; 0 failed, 0 mixed", summary(recs))
 }
