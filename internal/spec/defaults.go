@@ -131,6 +131,9 @@ func (s *Spec) ApplyDefaults() {
 		if r.Webhook != nil {
 			dur(&r.Webhook.Timeout, path+".webhook.timeout", DefaultWebhookTimeout)
 		}
+		if r.Judge != nil {
+			judgeDefaults(r.Judge, path+".judge", given)
+		}
 	}
 
 	dur(&s.Bake, "bake", DefaultBake)

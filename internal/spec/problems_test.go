@@ -281,6 +281,14 @@ var problemCases = []struct {
 	{"command rule without run", base + "checks:\n  rules: [{command: {timeout: 1s}}]\n", "run: is required"},
 	{"webhook bad url", base + "checks:\n  rules: [{webhook: {url: \"ftp://x/check\"}}]\n", "want an http:// or https:// URL"},
 	{"webhook no host", base + "checks:\n  rules: [{webhook: {url: \"http:///check\"}}]\n", "want an http:// or https:// URL"},
+	{"judge confidence 1", base + "checks:\n  rules:\n    - judge: {confidence: 1}\n", "confidence: must be at least 0.5 and below 1"},
+	{"judge confidence percent", base + "checks:\n  rules:\n    - judge: {confidence: 99}\n", "got 99"},
+	{"judge few samples", base + "checks:\n  rules:\n    - judge: {min_samples: 5}\n", "min_samples: must be at least 20"},
+	{"judge speedup", base + "checks:\n  rules:\n    - judge: {max_slowdown: 0.9}\n", "max_slowdown: must be 1 or more"},
+	{"judge error increase", base + "checks:\n  rules:\n    - judge: {max_error_increase: 5}\n", "max_error_increase: must be between 0 and 1"},
+	{"judge unknown key", base + "checks:\n  rules:\n    - judge: {max_slowdwn: 1.2}\n", `did you mean "max_slowdown"`},
+	{"judge string", base + "checks:\n  rules:\n    - judge: strict\n", "want a mapping of keys"},
+	{"judge with another kind", base + "checks:\n  rules:\n    - {judge: {}, error_rate: {max: 0.1}}\n", "found error_rate and judge"},
 
 	// bake, retire.
 	{"bake number", base + "bake: 10\n", "want a duration"},

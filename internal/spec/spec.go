@@ -180,6 +180,7 @@ type Rule struct {
 	LatencyP99 *LatencyLimit `yaml:"latency_p99,omitempty" json:"latency_p99,omitempty"`
 	Command    *CommandRule  `yaml:"command,omitempty" json:"command,omitempty"`
 	Webhook    *WebhookRule  `yaml:"webhook,omitempty" json:"webhook,omitempty"`
+	Judge      *JudgeRule    `yaml:"judge,omitempty" json:"judge,omitempty"`
 }
 
 // RateLimit bounds green's share of 5xx answers over an interval, absolutely
