@@ -32,6 +32,8 @@ type RuleResult struct {
 	Blue   float64 `json:"blue,omitempty"`
 	Limit  float64 `json:"limit,omitempty"`
 	Detail string  `json:"detail"`
+	// Judge holds the numbers of a judge rule's test.
+	Judge *JudgeNumbers `json:"judge,omitempty"`
 }
 
 // latencyFloor keeps a relative latency rule meaningful for a fast app:
@@ -78,6 +80,8 @@ func EvaluateMetrics(c spec.Checks, green FleetMetrics, blue *FleetMetrics) []Ru
 			out = append(out, latency("latency_p95", r.LatencyP95, green.P95, blue, func(m *FleetMetrics) time.Duration { return m.P95 }, enough, blueEnough, c.MinRequests, green.Requests)...)
 		case r.LatencyP99 != nil:
 			out = append(out, latency("latency_p99", r.LatencyP99, green.P99, blue, func(m *FleetMetrics) time.Duration { return m.P99 }, enough, blueEnough, c.MinRequests, green.Requests)...)
+		case r.Judge != nil:
+			out = append(out, judgeRule(r.Judge, green, blue)...)
 		}
 	}
 	return out
@@ -147,30 +151,10 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 		return err
 	}
 	green := m[s.det.Slot]
-	var blue *FleetMetrics
-	baseline := false
-	if bf, ok := s.blueFleet(); ok {
-		if b, ok := m[bf.slot]; ok {
-			blue = &b
-		}
-		switch {
-		case blue != nil && blue.Requests > 0 && blue.Requests >= uint64(c.MinRequests):
-			// Blue's numbers in this interval are the baseline for the
-			// intervals in which blue has no traffic (the bake).
-			b := *blue
-			b.Targets = nil
-			s.det.BlueBaseline = &b
-		case s.det.BlueBaseline != nil:
-			blue, baseline = s.det.BlueBaseline, true
-		}
-	}
+	blue, baseline := blueToCompare(s, c, m)
 	results := EvaluateMetrics(c, green, blue)
 	if baseline {
-		for i := range results {
-			if strings.HasSuffix(results[i].Rule, "_vs_blue") {
-				results[i].Detail += " (blue's baseline from before the switch)"
-			}
-		}
+		markBaseline(results)
 	}
 	for i, r := range c.Rules {
 		switch {

@@ -1,7 +1,5 @@
 package spec
 
-import "time"
-
 // JudgeRule compares green with blue statistically on the router's own
 // measurements: a Mann-Whitney U test on latency and a test of proportions
 // on error rates. A part fails only when the difference is both
@@ -29,9 +27,6 @@ const (
 	// MinJudgeSamples is the least min_samples: the normal approximation
 	// of the tests needs about 20 values per sample.
 	MinJudgeSamples = 20
-	// JudgeLatencyFloor is the least median of blue's that green's is
-	// compared with, as for relative latency rules.
-	JudgeLatencyFloor = 10 * time.Millisecond
 )
 
 // judgeDefaults fills what a judge rule left out.
