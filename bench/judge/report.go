@@ -17,8 +17,9 @@ type outcome struct {
 	// measured in the same interval, baseline those against blue's baseline.
 	evaluations, sameWindow, baseline int
 	// tests counts the judge's conclusive tests (latency and error rate),
-	// failed those that found green worse.
-	tests, failed int
+	// significant those that found green worse with the confidence asked
+	// for, failed those that also found it worse than the allowance.
+	tests, significant, failed int
 	// effects are the latency effects (green's median over blue's) seen.
 	effects []float64
 	// toRollback is from green's first production traffic to the rollback.
@@ -30,8 +31,9 @@ type judged struct {
 	Rule    string `json:"rule"`
 	Verdict string `json:"verdict"`
 	Judge   *struct {
-		Effect   float64 `json:"effect"`
-		Baseline bool    `json:"baseline"`
+		Effect      float64 `json:"effect"`
+		Significant bool    `json:"significant"`
+		Baseline    bool    `json:"baseline"`
 	} `json:"judge"`
 }
 
@@ -55,6 +57,9 @@ func analyse(d api.Deployment, evs []api.Event) outcome {
 					continue
 				}
 				o.tests++
+				if r.Judge.Significant {
+					o.significant++
+				}
 				if r.Verdict == "fail" {
 					o.failed++
 				}
@@ -74,8 +79,8 @@ func analyse(d api.Deployment, evs []api.Event) outcome {
 }
 
 func (o outcome) line() string {
-	s := fmt.Sprintf("%-11s %d evaluations (%d same window, %d against blue's baseline), %d of %d judge tests failed",
-		o.outcome, o.evaluations, o.sameWindow, o.baseline, o.failed, o.tests)
+	s := fmt.Sprintf("%-11s %d evaluations (%d same window, %d against blue's baseline), judge tests: %d, %d significant, %d failed",
+		o.outcome, o.evaluations, o.sameWindow, o.baseline, o.tests, o.significant, o.failed)
 	if len(o.effects) > 0 {
 		s += fmt.Sprintf(", green's median latency %.2f–%.2f× blue's", slices.Min(o.effects), slices.Max(o.effects))
 	}
@@ -86,17 +91,18 @@ func (o outcome) line() string {
 }
 
 func report(o options, slow time.Duration, same, slower []outcome) {
-	var fp, tests, failed int
+	var fp, tests, significant, failed int
 	for _, r := range same {
 		if r.outcome != "succeeded" {
 			fp++
 		}
 		tests += r.tests
+		significant += r.significant
 		failed += r.failed
 	}
 	fmt.Printf("\nIdentical green (%s against %s), %d deployments:\n", o.latency, o.latency, len(same))
 	fmt.Printf("  false positives: %d of %d deployments rolled back\n", fp, len(same))
-	fmt.Printf("  judge tests:     %d conclusive, %d found green worse (latency or errors)\n", tests, failed)
+	fmt.Printf("  judge tests:     %d conclusive; %d found green significantly worse, %d of them beyond the allowance (failed)\n", tests, significant, failed)
 	if len(slower) == 0 {
 		return
 	}
