@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"bluegreen/internal/artifact"
+	"bluegreen/internal/audit"
 	"bluegreen/internal/auth"
 	"bluegreen/internal/engine"
 	"bluegreen/internal/platform"
@@ -103,6 +104,9 @@ type Deployment struct {
 	CreatedAt    time.Time            `json:"created_at"`
 	UpdatedAt    time.Time            `json:"updated_at"`
 	FinishedAt   *time.Time           `json:"finished_at,omitempty"`
+	// StartedBy is who asked for the deployment: the token's name and ID
+	// and the address the request came from.
+	StartedBy *audit.Actor `json:"started_by,omitempty"`
 }
 
 // Event is one entry of the event log.
@@ -162,6 +166,12 @@ func deploymentOf(d store.Deployment) Deployment {
 	if !d.FinishedAt.IsZero() {
 		t := d.FinishedAt
 		out.FinishedAt = &t
+	}
+	var who struct {
+		StartedBy *audit.Actor `json:"started_by"`
+	}
+	if json.Unmarshal(d.Details, &who) == nil {
+		out.StartedBy = who.StartedBy
 	}
 	return out
 }

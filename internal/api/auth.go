@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"bluegreen/internal/audit"
 	"bluegreen/internal/auth"
 	"bluegreen/internal/store"
 )
@@ -69,7 +70,14 @@ func (s *Server) guard(pattern string, need auth.Role, h http.HandlerFunc) http.
 				"%s needs a token with role %s or above; token %s (%s) has role %s", pattern, need, tok.Name, tok.ID, tok.Role)})
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
+		// Who asked is recorded with what they asked for: the engine and
+		// the API write the actor into the events of their actions.
+		via := ""
+		if r.Header.Get("Authorization") == "" {
+			via = audit.ViaDashboard // authenticated by a session cookie
+		}
+		ctx := audit.WithActor(context.WithValue(r.Context(), tokenKey{}, tok), audit.FromRequest(r, tok.Name, tok.ID, via))
+		h(w, r.WithContext(ctx))
 	}
 }
 

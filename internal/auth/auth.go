@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"bluegreen/internal/audit"
 	"bluegreen/internal/store"
 )
 
@@ -152,10 +153,9 @@ func create(ctx context.Context, tx *store.Tx, name string, role Role) (store.To
 	if err != nil {
 		return store.Token{}, "", err
 	}
-	_, err = tx.AppendEvent(ctx, store.Event{
-		Kind: "token.create", Message: fmt.Sprintf("token %s (%s) created with role %s", tok.ID, name, role),
-		Fields: map[string]any{"id": tok.ID, "name": name, "role": string(role)},
-	})
+	msg, fields := audit.Record(ctx, fmt.Sprintf("token %s (%s) created with role %s", tok.ID, name, role),
+		map[string]any{"id": tok.ID, "name": name, "role": string(role)})
+	_, err = tx.AppendEvent(ctx, store.Event{Kind: "token.create", Message: msg, Fields: fields})
 	return tok, secret, err
 }
 
@@ -205,10 +205,9 @@ func (t *Tokens) Revoke(ctx context.Context, id string) (store.Token, error) {
 		if out, err = tx.RevokeToken(ctx, id); err != nil {
 			return err
 		}
-		_, err = tx.AppendEvent(ctx, store.Event{
-			Kind: "token.revoke", Message: fmt.Sprintf("token %s (%s) revoked", id, tok.Name),
-			Fields: map[string]any{"id": id, "name": tok.Name, "role": tok.Role},
-		})
+		msg, fields := audit.Record(ctx, fmt.Sprintf("token %s (%s) revoked", id, tok.Name),
+			map[string]any{"id": id, "name": tok.Name, "role": tok.Role})
+		_, err = tx.AppendEvent(ctx, store.Event{Kind: "token.revoke", Message: msg, Fields: fields})
 		return err
 	})
 	return out, err

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -140,7 +141,8 @@ func latestEvents(ctx context.Context, c *api.Client, app string, n int) ([]api.
 func eventLine(e api.Event, withApp bool, loc *time.Location) string {
 	app := ""
 	if withApp {
-		app = e.App + " "
+		// Events of no app (tokens, params) are the server's.
+		app = cmp.Or(e.App, "-") + " "
 	}
 	return fmt.Sprintf("%s %s%-18s %s", e.Time.In(loc).Format("2006-01-02 15:04:05"), app, e.Kind, continued(e.Message, "    "))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,7 +28,8 @@ func newHistoryCmd() *cobra.Command {
 		Use:   "history APP",
 		Short: "List the app's deployments, newest first",
 		Long: `List the app's last 100 deployments, newest first: the ID, the revisions it
-went from and to, how it ended and why, when it started and how long it took.
+went from and to, how it ended and why, when it started and how long it took,
+and who started it (the token's name and the address it came from).
 An active deployment shows its phase. For an app that runs images, each
 deployment also shows the image its revision runs: the reference and the
 image ID it was pinned to when the revision was created.`,
@@ -89,6 +91,11 @@ func writeHistory(out io.Writer, ds []api.Deployment, images map[int64]*api.Imag
 	if len(images) > 0 {
 		head = "ID\tREVISION\tIMAGE\tOUTCOME\tSTARTED\tTOOK\tREASON"
 	}
+	// Who started each deployment, once the server records it.
+	withBy := slices.ContainsFunc(ds, func(d api.Deployment) bool { return d.StartedBy != nil })
+	if withBy {
+		head = strings.Replace(head, "TOOK", "TOOK\tBY", 1)
+	}
 	fmt.Fprintln(tw, head)
 	more := make([][]string, len(ds))
 	for i, d := range ds {
@@ -112,8 +119,16 @@ func writeHistory(out io.Writer, ds []api.Deployment, images map[int64]*api.Imag
 		}
 		reason := strings.Split(strings.TrimRight(d.Reason, "\n"), "\n")
 		more[i] = reason[1:]
+		took := shortDuration(end.Sub(d.CreatedAt))
+		if withBy {
+			by := "-"
+			if d.StartedBy != nil {
+				by = d.StartedBy.String()
+			}
+			took += "\t" + by
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, rev, outcome, d.CreatedAt.Local().Format("2006-01-02 15:04:05"),
-			shortDuration(end.Sub(d.CreatedAt)), reason[0])
+			took, reason[0])
 	}
 	if err := tw.Flush(); err != nil {
 		return err

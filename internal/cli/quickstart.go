@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -18,9 +19,10 @@ import (
 )
 
 type quickstartOptions struct {
-	Keep bool
-	Dir  string
-	Rate int
+	Keep     bool
+	Dir      string
+	Rate     int
+	Platform string
 }
 
 func newQuickstartCmd() *cobra.Command {
@@ -34,11 +36,23 @@ deploy v2 with a canary strategy (10 % → 50 % → 100 %, checked against v1)
 while showing its progress, then print what the traffic saw: requests served,
 failed requests, when each traffic step happened and how long the switch took.
 
+With --platform docker the app runs as containers on the Docker engine the
+server finds (DOCKER_HOST, else /var/run/docker.sock): the example is built
+as a static binary into two images, bluegreen-hello:v1 and bluegreen-hello:v2
+(FROM scratch, built through the engine's API; nothing is pulled), v1 is
+deployed with a spec of platform docker, and v2 the way a CI job deploys a
+pushed image (deploy --image), under the same load and canary. The summary
+adds the image ID each revision pinned. An engine that does not answer stops
+the quickstart before it starts anything. The images are kept for the next
+run; the containers are stopped.
+
 Everything it starts is stopped at the end, or on Ctrl-C; --keep leaves the
 server, the router and v2 running for exploration. Run it from a bluegreen
 checkout.`,
 		Example: `  go run ./cmd/bluegreen quickstart
-  go run ./cmd/bluegreen quickstart --keep`,
+  go run ./cmd/bluegreen quickstart --keep
+  go run ./cmd/bluegreen quickstart --platform docker
+  DOCKER_HOST=unix:///run/user/1000/docker.sock go run ./cmd/bluegreen quickstart --platform docker`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -49,12 +63,24 @@ checkout.`,
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "leave the server, the router and the app running at the end")
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "directory for everything the run creates (default: a new temporary directory)")
 	cmd.Flags().IntVar(&o.Rate, "rate", 100, "steady traffic, requests per second")
+	cmd.Flags().StringVar(&o.Platform, "platform", quickstart.PlatformProcess, "where the app runs: "+strings.Join(quickstart.Platforms, " or "))
 	return cmd
 }
 
 func runQuickstart(ctx context.Context, o quickstartOptions, out io.Writer) (err error) {
 	if o.Rate <= 0 || o.Rate > 5000 {
 		return usageError{fmt.Errorf("quickstart: --rate must be between 1 and 5000, got %d", o.Rate)}
+	}
+	if !slices.Contains(quickstart.Platforms, o.Platform) {
+		return usageError{fmt.Errorf("quickstart: --platform must be %s, got %q", strings.Join(quickstart.Platforms, " or "), o.Platform)}
+	}
+	if o.Platform == quickstart.PlatformDocker {
+		// Before anything is made or started.
+		p, err := quickstart.OpenDocker(ctx)
+		if err != nil {
+			return fmt.Errorf("quickstart: %w", err)
+		}
+		p.Close()
 	}
 	src, err := moduleRoot()
 	if err != nil {
@@ -91,7 +117,7 @@ func runQuickstart(ctx context.Context, o quickstartOptions, out io.Writer) (err
 		return err
 	}
 	fmt.Fprintf(out, "bluegreen quickstart (files in %s)\n", dir)
-	qo := quickstart.Options{Self: self, Source: src, Dir: dir, Keep: o.Keep, Rate: o.Rate, Out: out}
+	qo := quickstart.Options{Self: self, Source: src, Dir: dir, Keep: o.Keep, Rate: o.Rate, Platform: o.Platform, Out: out}
 	s, err := quickstart.Run(ctx, qo)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

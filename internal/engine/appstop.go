@@ -58,6 +58,7 @@ func (e *Engine) runStopHookList(ctx context.Context, s *state, f fleet, role st
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		e.countHook(s.d.App, "application_stop", res)
 		fields := stopHookFields(base, map[string]any{"index": i, "run": h.Run, "exit_code": res.ExitCode,
 			"timed_out": res.TimedOut, "seconds": res.Took.Seconds(), "output": res.Output})
 		if res.Err != nil {

@@ -162,6 +162,8 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 			results = append(results, e.commandCheck(ctx, s, i, r.Command))
 		case r.Webhook != nil:
 			results = append(results, e.webhookCheck(ctx, s, r.Webhook, green))
+		case r.Prometheus != nil:
+			results = append(results, e.prometheusCheck(ctx, s, c, r.Prometheus))
 		}
 	}
 	v := Overall(results)
@@ -204,6 +206,7 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 	if err := e.save(ctx, s, change{kind: "check", message: msg, fields: fields}); err != nil {
 		return err
 	}
+	e.countCheck(s.d.App, v, results)
 	if s.det.CheckFailures >= c.FailureLimit {
 		return rollbackf("checks failed %d times in a row: %s", s.det.CheckFailures, failedRules(results))
 	}

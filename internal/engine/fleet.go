@@ -9,9 +9,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"bluegreen/internal/artifact"
+	"bluegreen/internal/params"
 	"bluegreen/internal/platform"
 	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/spec"
@@ -112,6 +114,9 @@ func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.Ins
 	for k, v := range env {
 		vars[k] = v.Reveal()
 	}
+	for _, name := range serverParams(f.rev.Spec) {
+		delete(vars, params.EnvName(name))
+	}
 	vars["BG_APP"] = f.rev.App
 	vars["BG_REVISION"] = strconv.FormatInt(f.rev.Generation, 10)
 	vars["BG_FLEET"] = f.slot
@@ -177,7 +182,9 @@ func (e *Engine) observe(ctx context.Context, f fleet) (fleetState, error) {
 
 // ensure launches every instance of the fleet that does not run: Launch is
 // idempotent by ID, so instances already running are adopted as they are.
-// It returns the instances launched anew.
+// The missing ones are launched at once (a container takes the engine a
+// tenth of a second to create and start), and ensure returns those it
+// launched anew, by index.
 func (e *Engine) ensure(ctx context.Context, f fleet) ([]platform.Instance, error) {
 	fs, err := e.observe(ctx, f)
 	if err != nil {
@@ -187,22 +194,35 @@ func (e *Engine) ensure(ctx context.Context, f fleet) ([]platform.Instance, erro
 	for _, in := range fs.running {
 		running[in.Index] = true
 	}
-	var launched []platform.Instance
+	var specs []platform.InstanceSpec
 	for i := 0; i < f.instances; i++ {
 		if running[i] {
 			continue
 		}
 		is, err := e.instanceSpec(ctx, f, i)
 		if err != nil {
-			return launched, err
+			return nil, err
 		}
-		in, err := e.plat.Launch(ctx, is)
-		if err != nil {
-			return launched, err // the platform's error names the instance
-		}
-		launched = append(launched, in)
+		specs = append(specs, is)
 	}
-	return launched, nil
+	results := make([]platform.Instance, len(specs))
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i, is := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = e.plat.Launch(ctx, is) // the platform's error names the instance
+		}()
+	}
+	wg.Wait()
+	var launched []platform.Instance
+	for i := range specs {
+		if errs[i] == nil {
+			launched = append(launched, results[i])
+		}
+	}
+	return launched, errors.Join(errs...)
 }
 
 // stopWhere stops the app's instances that match, in parallel, each with

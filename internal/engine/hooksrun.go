@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"bluegreen/internal/params"
 	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/spec"
 )
@@ -46,6 +47,9 @@ func (e *Engine) commandEnv(ctx context.Context, s *state, event string) (map[st
 	}
 	for k, v := range pv {
 		env[k] = v.Reveal()
+	}
+	for _, name := range serverParams(s.green.Spec) {
+		delete(env, params.EnvName(name))
 	}
 	gs, err := e.observe(ctx, s.greenFleet())
 	if err != nil {
@@ -111,6 +115,7 @@ func (e *Engine) runHooks(ctx context.Context, s *state, event string, fail bool
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		e.countHook(s.d.App, event, res)
 		fields := map[string]any{
 			"event": event, "index": i, "run": h.Run, "exit_code": res.ExitCode,
 			"timed_out": res.TimedOut, "seconds": res.Took.Seconds(), "output": res.Output,

@@ -1,6 +1,10 @@
 package engine
 
-import "time"
+import (
+	"time"
+
+	"bluegreen/internal/audit"
+)
 
 // Phases of a deployment, in lifecycle order (see docs/engine.md).
 const (
@@ -96,6 +100,12 @@ type details struct {
 	// Fast: a rollback to an earlier revision after blue retired; it skips
 	// approval, pauses and bake, but still validates health.
 	Fast bool `json:"fast,omitempty"`
+	// StartedBy is who asked for the deployment (nil when the server
+	// started it itself).
+	StartedBy *audit.Actor `json:"started_by,omitempty"`
+	// PhaseSince is when the deployment entered its phase, for the time
+	// per phase the server's metrics report.
+	PhaseSince time.Time `json:"phase_since,omitzero"`
 }
 
 func (d *details) hookDone(event string) bool {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"bluegreen/internal/artifact"
+	"bluegreen/internal/audit"
 	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 )
@@ -88,6 +89,7 @@ func (e *Engine) CreateRevision(ctx context.Context, in RevisionInput) (store.Re
 		msg += fmt.Sprintf(", image %s (%s)", img.Ref, shortID(img.ID))
 		fields["image"], fields["image_id"] = img.Ref, img.ID
 	}
+	msg, fields = audit.Record(ctx, msg, fields)
 	e.event(ctx, r.App, "", "revision.created", msg, fields)
 	return r, nil
 }
@@ -140,6 +142,9 @@ func (e *Engine) start(ctx context.Context, app string, generation int64, kind s
 		return store.Deployment{}, err
 	}
 	det := details{Kind: kind, Fast: kind == KindRollback}
+	if a, ok := audit.From(ctx); ok {
+		det.StartedBy = &a
+	}
 	raw, err := jsonDetails(det)
 	if err != nil {
 		return store.Deployment{}, err
@@ -164,8 +169,8 @@ func (e *Engine) start(ctx context.Context, app string, generation int64, kind s
 		if kind == KindRollback {
 			msg = fmt.Sprintf("rolling back to revision %d (blue has retired, so it is deployed again on the fast path)", rev.Generation)
 		}
-		_, err = tx.AppendEvent(ctx, store.Event{App: app, DeploymentID: d.ID, Kind: "deployment.created", Message: msg,
-			Fields: map[string]any{"from": a.LiveGeneration, "to": rev.Generation, "kind": kind}})
+		msg, fields := audit.Record(ctx, msg, map[string]any{"from": a.LiveGeneration, "to": rev.Generation, "kind": kind})
+		_, err = tx.AppendEvent(ctx, store.Event{App: app, DeploymentID: d.ID, Kind: "deployment.created", Message: msg, Fields: fields})
 		return err
 	})
 	if err != nil {
@@ -177,8 +182,8 @@ func (e *Engine) start(ctx context.Context, app string, generation int64, kind s
 
 // request changes the active deployment's details (a promote, an abort)
 // and wakes its runner. It retries on a conflict with the runner's own
-// writes.
-func (e *Engine) request(ctx context.Context, app string, fn func(d store.Deployment, det *details) (string, error)) (store.Deployment, error) {
+// writes. what names the request in its event's fields.
+func (e *Engine) request(ctx context.Context, app, what string, fn func(d store.Deployment, det *details) (string, error)) (store.Deployment, error) {
 	for {
 		d, err := e.st.ActiveDeployment(ctx, app)
 		if err != nil {
@@ -203,7 +208,8 @@ func (e *Engine) request(ctx context.Context, app string, fn func(d store.Deploy
 			if err != nil {
 				return err
 			}
-			_, err = tx.AppendEvent(ctx, store.Event{App: app, DeploymentID: d.ID, Kind: "request", Message: msg, Fields: map[string]any{"phase": d.Phase}})
+			msg, fields := audit.Record(ctx, msg, map[string]any{"phase": d.Phase, "request": what})
+			_, err = tx.AppendEvent(ctx, store.Event{App: app, DeploymentID: d.ID, Kind: "request", Message: msg, Fields: fields})
 			return err
 		})
 		if errors.Is(err, store.ErrConflict) {
@@ -221,7 +227,7 @@ func (e *Engine) request(ctx context.Context, app string, fn func(d store.Deploy
 // the current step's pause or checks (full: every remaining step, straight
 // to 100 %), the bake, or blue's keep time while it retires.
 func (e *Engine) Promote(ctx context.Context, app string, full bool) (store.Deployment, error) {
-	return e.request(ctx, app, func(d store.Deployment, det *details) (string, error) {
+	return e.request(ctx, app, "promote", func(d store.Deployment, det *details) (string, error) {
 		switch d.Phase {
 		case PhaseAwaitingApproval:
 			det.Approved, det.Full = true, full
@@ -254,17 +260,23 @@ func (e *Engine) Abort(ctx context.Context, app, reason string) (store.Deploymen
 	if reason == "" {
 		reason = "aborted"
 	}
-	d, err := e.request(ctx, app, func(d store.Deployment, det *details) (string, error) {
+	// The deployment's reason says who aborted it; the request's event
+	// says it in its own fields.
+	why := reason
+	if a, ok := audit.From(ctx); ok {
+		why += " (by " + a.String() + ")"
+	}
+	d, err := e.request(ctx, app, "abort", func(d store.Deployment, det *details) (string, error) {
 		if d.Phase == PhaseRollingBack {
 			if det.EndNow != "" {
 				return "", fmt.Errorf("deployment %s of app %s is already ending its rollback: %w", d.ID, app, ErrNothingToDo)
 			}
 			// A rollback that does not end (a hook or a drain that takes
 			// long, a data plane that refuses it) is ended now.
-			det.EndNow = reason
+			det.EndNow = why
 			return "abort: the rollback ends now (" + reason + ")", nil
 		}
-		det.Abort = reason
+		det.Abort = why
 		return "abort: " + reason, nil
 	})
 	if err == nil {

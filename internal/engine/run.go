@@ -91,6 +91,10 @@ type change struct {
 // promote changed the deployment meanwhile) returns store.ErrConflict; the
 // runner then reloads and goes again.
 func (e *Engine) save(ctx context.Context, s *state, c change) error {
+	prev, since := s.d, s.det.PhaseSince
+	if c.phase != "" && c.phase != s.d.Phase {
+		s.det.PhaseSince = e.now()
+	}
 	raw, err := json.Marshal(s.det)
 	if err != nil {
 		return fmt.Errorf("deployment %s: encoding details: %w", s.d.ID, err)
@@ -131,12 +135,14 @@ func (e *Engine) save(ctx context.Context, s *state, c change) error {
 		return nil
 	})
 	if err != nil {
+		s.det.PhaseSince = since
 		return err
 	}
 	if d.Phase != s.d.Phase {
 		e.log.Info("deployment phase", "app", d.App, "deployment", d.ID, "from", s.d.Phase, "to", d.Phase, "reason", d.Reason)
 	}
 	s.d = d
+	e.countChange(prev, d, since)
 	return nil
 }
 

@@ -33,14 +33,28 @@ func runSpec(rev *revision, env params.Env, is *platform.InstanceSpec) error {
 		}
 		c.Image = platform.Image{Ref: rev.Image.Ref, ID: rev.Image.ID, Digest: rev.Image.Digest}
 		is.Container = c
-		// The registry password is the server's to pull with, not the app's.
-		if a := s.Docker.Auth; a != nil {
-			delete(is.Vars, params.EnvName(a.PasswordParam))
-		}
 	default:
 		is.WorkDir = s.Process.Dir
 	}
 	return nil
+}
+
+// serverParams are the params a spec names for the server's own use (a
+// registry password, a webhook's secret or URL): the app's instances never
+// see them, although the revision pins them like the others.
+func serverParams(s *spec.Spec) []string {
+	var out []string
+	if s.Docker != nil && s.Docker.Auth != nil {
+		out = append(out, s.Docker.Auth.PasswordParam)
+	}
+	for _, n := range s.Notifications {
+		for _, p := range []string{n.SecretParam, n.URLParam} {
+			if p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // containerOf reads the docker section; the image is the revision's.

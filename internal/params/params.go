@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"bluegreen/internal/audit"
 	"bluegreen/internal/store"
 )
 
@@ -162,11 +163,12 @@ func (s *Store) write(ctx context.Context, name string, typ Type, value string, 
 		if typ == TypeDeleted {
 			kind = "param.delete"
 		}
-		_, err = tx.AppendEvent(ctx, store.Event{
-			Kind:    kind,
-			Message: fmt.Sprintf("%s version %d", name, version),
-			Fields:  map[string]any{"name": name, "version": version, "type": string(typ), "by": opts.CreatedBy},
-		})
+		msg, fields := audit.Record(ctx, fmt.Sprintf("%s version %d", name, version),
+			map[string]any{"name": name, "version": version, "type": string(typ)})
+		if _, ok := fields["by"]; !ok && opts.CreatedBy != "" {
+			fields["by"] = map[string]any{"token": opts.CreatedBy}
+		}
+		_, err = tx.AppendEvent(ctx, store.Event{Kind: kind, Message: msg, Fields: fields})
 		return err
 	})
 	return info, err

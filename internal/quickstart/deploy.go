@@ -18,12 +18,13 @@ import (
 // The example's specs: v1 goes live at once; v2 moves through a canary,
 // checked against v1, then blue stays warm briefly and drains.
 const (
-	specCommon = `app: hello
+	specProcess = `app: hello
 process:
   command: ["./hello"]
   instances: 2
   stop_timeout: 10s
-router:
+`
+	specRouting = `router:
   production: %s
   test: %s
 health:
@@ -56,21 +57,19 @@ retire:
 `
 )
 
-// bundle packs the example app, its VERSION and its spec as a .tar.gz.
-func (r *run) bundle(version, specTail string) ([]byte, error) {
-	prog, err := os.ReadFile(filepath.Join(r.o.Dir, "hello"))
-	if err != nil {
-		return nil, err
-	}
-	spec := fmt.Sprintf(specCommon, r.prod, r.test) + specTail
+// bundleFile is a file of a bundle.
+type bundleFile struct {
+	name string
+	mode int64
+	data []byte
+}
+
+// bundle packs files as a .tar.gz.
+func bundle(files []bundleFile) ([]byte, error) {
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"hello", 0o755, prog}, {"VERSION", 0o644, []byte(version + "\n")}, {"bluegreen.yaml", 0o644, []byte(spec)}} {
+	for _, f := range files {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
 			return nil, err
 		}
@@ -87,10 +86,15 @@ func (r *run) bundle(version, specTail string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// deploy uploads a version, deploys it and follows its events until it
-// ends; anything but success is an error.
-func (r *run) deploy(ctx context.Context, version, specTail string) (api.Deployment, error) {
-	b, err := r.bundle(version, specTail)
+// deployBundle uploads a version of the example app as a bundle (the
+// program, its VERSION and its spec) and deploys it.
+func (r *run) deployBundle(ctx context.Context, version, specTail string) (api.Deployment, error) {
+	prog, err := os.ReadFile(filepath.Join(r.o.Dir, "hello"))
+	if err != nil {
+		return api.Deployment{}, err
+	}
+	spec := specProcess + fmt.Sprintf(specRouting, r.prod, r.test) + specTail
+	b, err := bundle([]bundleFile{{"hello", 0o755, prog}, {"VERSION", 0o644, []byte(version + "\n")}, {"bluegreen.yaml", 0o644, []byte(spec)}})
 	if err != nil {
 		return api.Deployment{}, err
 	}
@@ -98,11 +102,17 @@ func (r *run) deploy(ctx context.Context, version, specTail string) (api.Deploym
 	if err != nil {
 		return api.Deployment{}, err
 	}
+	return r.deploy(ctx, rev, "")
+}
+
+// deploy deploys a revision and follows its events until it ends;
+// anything but success is an error. about is said of the revision.
+func (r *run) deploy(ctx context.Context, rev api.Revision, about string) (api.Deployment, error) {
 	d, err := r.api.Deploy(ctx, r.app, rev.Generation)
 	if err != nil {
 		return d, err
 	}
-	fmt.Fprintf(r.o.Out, "  revision %d, deployment %s\n", rev.Generation, d.ID)
+	fmt.Fprintf(r.o.Out, "  revision %d%s, deployment %s\n", rev.Generation, about, d.ID)
 	start := time.Now()
 	var after int64
 	for {
@@ -151,7 +161,10 @@ func phaseOf(ev api.Event) string {
 // summarize reads the deployment's traffic steps and what the load saw.
 func (r *run) summarize(ctx context.Context, d api.Deployment, recs []loadgen.Record) (Summary, error) {
 	s := Summary{ByVersion: map[string]int{}, Outcome: d.Outcome, Production: "http://" + r.prod + "/",
-		Test: "http://" + r.test + "/", API: r.api.Base, DataDir: r.data}
+		Test: "http://" + r.test + "/", API: r.api.Base, DataDir: r.data, Platform: r.o.Platform, Images: r.pinned}
+	if r.docker != nil {
+		s.Engine = r.engine()
+	}
 	for _, rec := range recs {
 		s.Requests++
 		if rec.Failed() {
@@ -192,19 +205,48 @@ func (s Summary) Print(o Options) {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "  switch took:      %.1fs from the first green request to 100 %%\n", s.Switch.Seconds())
 	}
+	for i, p := range s.Images {
+		label := "images pinned:"
+		if i > 0 {
+			label = ""
+		}
+		fmt.Fprintf(w, "  %-16s  revision %d: %s (%s)\n", label, p.Revision, p.Ref, shortID(p.ID))
+	}
+	flags := ""
+	if s.Platform == PlatformDocker {
+		flags = " --platform docker"
+	}
 	if o.Keep {
 		fmt.Fprintf(w, "\nStill running (--keep):\n")
 		fmt.Fprintf(w, "  production  %s\n  test        %s\n  API         %s\n", s.Production, s.Test, s.API)
 		fmt.Fprintf(w, "  dashboard   %s/ (log in with the token in %s)\n", s.API, filepath.Join(s.DataDir, "admin.token"))
+		if s.Engine != "" {
+			fmt.Fprintf(w, "  containers  on the Docker engine at %s\n", s.Engine)
+		}
 		fmt.Fprintf(w, "\nTry next:\n")
 		fmt.Fprintf(w, "  curl -s %s\n", s.Production)
 		fmt.Fprintf(w, "  bluegreen status hello --data %s\n", s.DataDir)
-		fmt.Fprintf(w, "  bluegreen rollback hello --data %s\n", s.DataDir)
+		if s.Platform == PlatformDocker {
+			fmt.Fprintf(w, "  bluegreen history hello --data %s     # each revision's image and the ID it pinned\n", s.DataDir)
+			fmt.Fprintf(w, "  bluegreen rollback hello --to 1 --data %s\n", s.DataDir)
+		} else {
+			fmt.Fprintf(w, "  bluegreen rollback hello --data %s\n", s.DataDir)
+		}
 		fmt.Fprintf(w, "  bluegreen events hello --data %s\n", s.DataDir)
 		fmt.Fprintf(w, "Stop everything with: kill the server (pid in %s/server.json), then bluegreen server --stop-all --data %s\n", s.DataDir, s.DataDir)
+		if s.Engine != "" {
+			fmt.Fprintf(w, "  (with DOCKER_HOST naming the same engine: it stops the containers too)\n")
+		}
 	} else {
 		fmt.Fprintf(w, "\nEverything the quickstart started is stopped. Run it with --keep to explore:\n")
-		fmt.Fprintf(w, "  go run ./cmd/bluegreen quickstart --keep\n")
+		fmt.Fprintf(w, "  go run ./cmd/bluegreen quickstart%s --keep\n", flags)
+	}
+	if len(s.Images) > 0 {
+		refs := make([]string, len(s.Images))
+		for i, p := range s.Images {
+			refs[i] = p.Ref
+		}
+		fmt.Fprintf(w, "The images stay on the engine for the next run; remove them with: docker rmi %s\n", strings.Join(refs, " "))
 	}
 }
 

@@ -3,6 +3,8 @@
 // the example app, starts a server over a fresh data directory, deploys v1,
 // drives steady traffic from a separate process, deploys v2 with a canary
 // strategy while showing its progress, and prints what the traffic saw.
+// On the docker platform v1 and v2 are images built on the engine, and v2
+// is deployed the way a CI job deploys a pushed image (deploy --image).
 package quickstart
 
 import (
@@ -20,6 +22,8 @@ import (
 	"bluegreen/internal/api"
 	"bluegreen/internal/freeport"
 	"bluegreen/internal/loadgen"
+	"bluegreen/internal/platform"
+	"bluegreen/internal/platform/docker"
 	"bluegreen/internal/server"
 )
 
@@ -37,8 +41,20 @@ type Options struct {
 	Keep bool
 	// Rate is the steady load in requests per second.
 	Rate int
-	Out  io.Writer
+	// Platform is where the app runs: PlatformProcess (the default) or
+	// PlatformDocker.
+	Platform string
+	Out      io.Writer
 }
+
+// The platforms the quickstart runs on.
+const (
+	PlatformProcess = "process"
+	PlatformDocker  = "docker"
+)
+
+// Platforms lists the values Options.Platform takes.
+var Platforms = []string{PlatformProcess, PlatformDocker}
 
 // Summary is what the run measured.
 type Summary struct {
@@ -54,6 +70,19 @@ type Summary struct {
 	Test       string
 	API        string
 	DataDir    string
+	// Platform is the platform the app ran on.
+	Platform string
+	// Images are the images the revisions pinned (the docker platform).
+	Images []Pinned
+	// Engine is the Docker engine's address (the docker platform).
+	Engine string
+}
+
+// Pinned is the image a revision pinned when it was created.
+type Pinned struct {
+	Revision int64
+	Ref      string
+	ID       string
 }
 
 // Step is one traffic change.
@@ -75,6 +104,11 @@ type run struct {
 	load     *exec.Cmd
 	loadDone chan error
 	records  string
+	// docker is the engine's platform, with the images built on it and
+	// the ones the revisions pinned (the docker platform only).
+	docker *docker.Platform
+	built  map[string]platform.Image // by version
+	pinned []Pinned
 }
 
 // Run does the whole quickstart. Whatever happens, everything it started
@@ -86,6 +120,21 @@ func Run(ctx context.Context, o Options) (s Summary, err error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
+	if o.Platform == "" {
+		o.Platform = PlatformProcess
+	}
+	r := &run{o: o, app: "hello"}
+	switch o.Platform {
+	case PlatformProcess:
+	case PlatformDocker:
+		// Before anything starts: without an engine there is nothing to do.
+		if r.docker, err = OpenDocker(ctx); err != nil {
+			return s, err
+		}
+		defer r.docker.Close()
+	default:
+		return s, fmt.Errorf("unknown platform %q (want %s)", o.Platform, strings.Join(Platforms, " or "))
+	}
 	if o.Dir == "" {
 		if o.Dir, err = os.MkdirTemp("", "bluegreen-quickstart-"); err != nil {
 			return s, err
@@ -96,20 +145,35 @@ func Run(ctx context.Context, o Options) (s Summary, err error) {
 			return s, err
 		}
 	}
-	r := &run{o: o, data: filepath.Join(o.Dir, "data"), app: "hello", records: filepath.Join(o.Dir, "requests.txt")}
+	r.o = o
+	r.data, r.records = filepath.Join(o.Dir, "data"), filepath.Join(o.Dir, "requests.txt")
 	defer func() {
 		if err != nil || !o.Keep {
 			r.stopAll()
 		}
 	}()
-	steps := []struct {
+	type step struct {
 		what string
 		fn   func(context.Context) error
-	}{
+	}
+	steps := []step{
 		{"build the example app", r.build},
 		{"start the server", r.startServer},
-		{"deploy v1", func(ctx context.Context) error { _, err := r.deploy(ctx, "v1", specV1); return err }},
+		{"deploy v1", func(ctx context.Context) error { _, err := r.deployBundle(ctx, "v1", specV1); return err }},
 		{"start the traffic", r.startLoad},
+	}
+	deployV2 := func(ctx context.Context) (api.Deployment, error) { return r.deployBundle(ctx, "v2", specV2) }
+	canary := "canary 10 % → 50 % → 100 %, checking error rate and latency against v1"
+	if o.Platform == PlatformDocker {
+		steps = []step{
+			{"build the example app as a static binary", r.build},
+			{"build the images " + imageRef("v1") + " and " + imageRef("v2") + " on the Docker engine at " + r.engine(), r.buildImages},
+			{"start the server", r.startServer},
+			{"deploy v1: a spec with platform docker and image " + imageRef("v1"), func(ctx context.Context) error { _, err := r.deployImageSpec(ctx); return err }},
+			{"start the traffic", r.startLoad},
+		}
+		deployV2 = func(ctx context.Context) (api.Deployment, error) { return r.deployImage(ctx, "v2") }
+		canary = "the step after docker build and docker push: bluegreen deploy --image " + imageRef("v2") + " hello\n  " + canary
 	}
 	for _, st := range steps {
 		fmt.Fprintf(o.Out, "→ %s\n", st.what)
@@ -117,8 +181,8 @@ func Run(ctx context.Context, o Options) (s Summary, err error) {
 			return s, fmt.Errorf("%s: %w", st.what, err)
 		}
 	}
-	fmt.Fprintf(o.Out, "→ deploy v2: canary 10 %% → 50 %% → 100 %%, checking error rate and latency against v1\n")
-	d, err := r.deploy(ctx, "v2", specV2)
+	fmt.Fprintf(o.Out, "→ deploy v2: %s\n", canary)
+	d, err := deployV2(ctx)
 	if err != nil {
 		return s, fmt.Errorf("deploy v2: %w", err)
 	}
@@ -152,6 +216,10 @@ func (r *run) build(ctx context.Context) error {
 	out := filepath.Join(r.o.Dir, "hello")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./examples/hello")
 	cmd.Dir = r.o.Source
+	if r.o.Platform == PlatformDocker {
+		// A FROM scratch image has no C library to link against.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./examples/hello: %v\n%s", err, b)
 	}
@@ -267,6 +335,10 @@ func (r *run) stopAll() {
 		r.server = nil
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		_, _ = server.StopAll(ctx, server.StopAllOptions{DataDir: r.data, RouterCommand: []string{r.o.Self, "router"}, ShimCommand: []string{r.o.Self, "instance-shim"}})
+		// The server's containers too: StopAll finds the engine as the
+		// server did, through DOCKER_HOST.
+		if _, err := server.StopAll(ctx, server.StopAllOptions{DataDir: r.data, RouterCommand: []string{r.o.Self, "router"}, ShimCommand: []string{r.o.Self, "instance-shim"}}); err != nil {
+			fmt.Fprintf(r.o.Out, "could not stop everything the server left running: %v\n", err)
+		}
 	}
 }

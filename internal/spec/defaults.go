@@ -34,6 +34,7 @@ const (
 	DefaultOnInconclusive     = InconclusiveWait
 	DefaultCommandTimeout     = 30 * time.Second
 	DefaultWebhookTimeout     = 5 * time.Second
+	DefaultPrometheusTimeout  = 5 * time.Second
 	DefaultBake               = 5 * time.Minute
 	DefaultKeepBlue           = 1 * time.Hour
 	DefaultDrainTimeout       = 30 * time.Second
@@ -134,9 +135,13 @@ func (s *Spec) ApplyDefaults() {
 		if r.Judge != nil {
 			judgeDefaults(r.Judge, path+".judge", given)
 		}
+		if r.Prometheus != nil {
+			dur(&r.Prometheus.Timeout, path+".prometheus.timeout", DefaultPrometheusTimeout)
+		}
 	}
 
 	dur(&s.Bake, "bake", DefaultBake)
 	dur(&s.Retire.KeepBlue, "retire.keep_blue", DefaultKeepBlue)
 	dur(&s.Retire.DrainTimeout, "retire.drain_timeout", DefaultDrainTimeout)
+	applyNotificationDefaults(s.Notifications, s.given)
 }

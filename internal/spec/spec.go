@@ -28,6 +28,8 @@ type Spec struct {
 	Bake     Duration `yaml:"bake" json:"bake"`
 	Retire   Retire   `yaml:"retire" json:"retire"`
 	Params   []string `yaml:"params" json:"params"`
+	// Notifications are webhooks sent on events of the app's deployments.
+	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
 
 	file  string          // where the spec was read from, for problems found after parsing
 	pos   map[string]pos  // key path → position of its value, filled by the decoder
@@ -170,17 +172,21 @@ type Checks struct {
 	InconclusiveLimit int    `yaml:"inconclusive_limit" json:"inconclusive_limit"`
 	OnInconclusive    string `yaml:"on_inconclusive" json:"on_inconclusive"`
 	Rules             []Rule `yaml:"rules" json:"rules"`
+	// Prometheus is the base URL of the Prometheus that prometheus rules
+	// query; empty: the server's (bluegreen server --prometheus).
+	Prometheus string `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
 }
 
 // Rule is one check; exactly one of its fields is set.
 type Rule struct {
-	ErrorRate  *RateLimit    `yaml:"error_rate,omitempty" json:"error_rate,omitempty"`
-	LatencyP50 *LatencyLimit `yaml:"latency_p50,omitempty" json:"latency_p50,omitempty"`
-	LatencyP95 *LatencyLimit `yaml:"latency_p95,omitempty" json:"latency_p95,omitempty"`
-	LatencyP99 *LatencyLimit `yaml:"latency_p99,omitempty" json:"latency_p99,omitempty"`
-	Command    *CommandRule  `yaml:"command,omitempty" json:"command,omitempty"`
-	Webhook    *WebhookRule  `yaml:"webhook,omitempty" json:"webhook,omitempty"`
-	Judge      *JudgeRule    `yaml:"judge,omitempty" json:"judge,omitempty"`
+	ErrorRate  *RateLimit      `yaml:"error_rate,omitempty" json:"error_rate,omitempty"`
+	LatencyP50 *LatencyLimit   `yaml:"latency_p50,omitempty" json:"latency_p50,omitempty"`
+	LatencyP95 *LatencyLimit   `yaml:"latency_p95,omitempty" json:"latency_p95,omitempty"`
+	LatencyP99 *LatencyLimit   `yaml:"latency_p99,omitempty" json:"latency_p99,omitempty"`
+	Command    *CommandRule    `yaml:"command,omitempty" json:"command,omitempty"`
+	Webhook    *WebhookRule    `yaml:"webhook,omitempty" json:"webhook,omitempty"`
+	Prometheus *PrometheusRule `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
+	Judge      *JudgeRule      `yaml:"judge,omitempty" json:"judge,omitempty"`
 }
 
 // RateLimit bounds green's share of 5xx answers over an interval, absolutely

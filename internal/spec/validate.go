@@ -53,6 +53,7 @@ func (s *Spec) problems() []Problem {
 	positive(c, "retire.keep_blue", s.Retire.KeepBlue, true)
 	positive(c, "retire.drain_timeout", s.Retire.DrainTimeout, true)
 	s.validateParams(c)
+	s.validateNotifications(c)
 	if s.RunAs != "" && !userName.MatchString(s.RunAs) {
 		c.add("run_as", "bad user %s: want a user name (letters, digits, '_', '.', '-', at most 32) or a numeric user ID", quote(s.RunAs))
 	}
@@ -277,6 +278,7 @@ func (s *Spec) validateChecks(c *collector) {
 	for i, r := range ch.Rules {
 		validateRule(c, rulePath(i), r)
 	}
+	validatePrometheusURL(c, "checks.prometheus", ch.Prometheus)
 }
 
 func rulePath(i int) string { return fmt.Sprintf("checks.rules[%d]", i) }
@@ -289,7 +291,7 @@ func validateRule(c *collector, p string, r Rule) {
 	for kind, set := range map[string]bool{
 		"error_rate": r.ErrorRate != nil, "latency_p50": r.LatencyP50 != nil, "latency_p95": r.LatencyP95 != nil,
 		"latency_p99": r.LatencyP99 != nil, "command": r.Command != nil, "webhook": r.Webhook != nil,
-		"judge": r.Judge != nil,
+		"prometheus": r.Prometheus != nil, "judge": r.Judge != nil,
 	} {
 		if set {
 			kinds = append(kinds, kind)
@@ -327,6 +329,8 @@ func validateRule(c *collector, p string, r Rule) {
 		positive(c, p+".webhook.timeout", r.Webhook.Timeout, false)
 	case r.Judge != nil:
 		validateJudge(c, p+".judge", r.Judge)
+	case r.Prometheus != nil:
+		validatePrometheusRule(c, p+".prometheus", r.Prometheus)
 	default:
 		kind, l := kinds[0], r.LatencyP50
 		if r.LatencyP95 != nil {

@@ -401,6 +401,18 @@ func TestDockerErrorsAreClear(t *testing.T) {
 	if got := e.imagesRunning(); fmt.Sprint(got) != fmt.Sprint([]string{v1}) {
 		t.Fatalf("after a pull with the right password containers run %v, want %s", got, v1)
 	}
+	// The password is the server's to pull with: the containers never see it.
+	for _, id := range e.containerIDs() {
+		insp, err := eng.Client(t).ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kv := range insp.Container.Config.Env {
+			if strings.HasPrefix(kv, "REGISTRY_PASSWORD=") || strings.Contains(kv, reg.Password) {
+				t.Fatalf("container %s has the registry password in its environment: %s", id, kv)
+			}
+		}
+	}
 	e.checkContainers("after the errors")
 }
 

@@ -160,10 +160,13 @@ func TestRetiringBlueDrainsLongWork(t *testing.T) {
 	if len(ins) != 2 {
 		t.Fatalf("instances %+v", ins)
 	}
-	out, err := e.api.Logs(ctx, "shop", ins[0].ID, 20)
-	if err != nil || !strings.Contains(out, "v1") {
-		t.Fatalf("logs of %s: %q, %v; want hello's start line naming v1", ins[0].ID, out, err)
-	}
+	// The platform reads an instance's output as it comes (every 50ms).
+	var out string
+	var err error
+	testwait.ForOr(t, 10*time.Second, "hello's start line naming v1 in the logs of "+ins[0].ID, func() bool {
+		out, err = e.api.Logs(ctx, "shop", ins[0].ID, 20)
+		return err == nil && strings.Contains(out, "v1")
+	}, func() string { return fmt.Sprintf("logs: %q, %v", out, err) })
 	if _, err := e.api.Logs(ctx, "shop", "shop-9-blue-0", 0); err == nil {
 		t.Fatal("logs of an unknown instance: no error")
 	}

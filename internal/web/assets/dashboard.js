@@ -297,6 +297,12 @@
       return h('span', { class: 'muted', title: r.source }, 'bundle ' + r.source.replace('bundle:sha256:', '').slice(0, 12));
     }
 
+    // Who asked for a deployment, as the API recorded it.
+    function startedBy(d) {
+      const a = d.started_by;
+      if (!a) return '';
+      return ', started by ' + (a.token || 'token ' + a.token_id) + (a.remote ? ' from ' + a.remote : '') + (a.via === 'dashboard' ? ' via the dashboard' : '');
+    }
     function renderHistory() {
       const byRev = {};
       for (const d of state.deps) (byRev[d.to_revision] = byRev[d.to_revision] || []).push(d);
@@ -305,7 +311,7 @@
         h('td', {}, 'r' + r.generation + (r.generation === live ? ' (live)' : '')),
         h('td', {}, runs(r)),
         h('td', {}, when(r.created_at)), h('td', {}, r.created_by || ''), h('td', {}, r.message || ''),
-        h('td', {}, (byRev[r.generation] || []).map((d) => h('div', {}, when(d.created_at) + ': ' + (d.outcome ? d.outcome.replace('_', ' ') : d.phase)))),
+        h('td', {}, (byRev[r.generation] || []).map((d) => h('div', {}, when(d.created_at) + ': ' + (d.outcome ? d.outcome.replace('_', ' ') : d.phase) + startedBy(d)))),
         CAN_DEPLOY ? h('td', {}, r.generation !== live && live ? h('button', {
           type: 'button', class: 'small danger', 'data-action': 'rollback-to', 'data-revision': r.generation,
           onclick: () => confirmAction('Roll back to r' + r.generation + '?', 'Production goes back to revision ' + r.generation + ' (a weight flip while the previous fleet is warm, else a fast deployment of it).', 'rollback', { to: r.generation }),

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"bluegreen/internal/freeport"
+)
+
+// The app's own start, without bluegreen: the instances are started one
+// after the other as the platform does (a plain exec, or a container
+// created and started through the engine's API with the settings the
+// Docker platform uses), and each one's /healthz is probed in a tight loop
+// until it answers 200.
+
+// probeEvery is the pause between two probes of one instance: short
+// enough to resolve a start of a few milliseconds, long enough to leave
+// the app a core on a small machine.
+const probeEvery = time.Millisecond
+
+// readyTimeout bounds how long a direct start may take.
+const readyTimeout = 30 * time.Second
+
+// directRun is one direct start of the instances.
+type directRun struct {
+	// Ready is from the first start to the last instance answering.
+	Ready time.Duration `json:"ready_ns"`
+	// PerInstance is each instance's own start-to-answer time.
+	PerInstance []time.Duration `json:"per_instance_ns"`
+}
+
+// started is one instance started directly, and how to stop it.
+type started struct {
+	addr string
+	at   time.Time
+	stop func()
+}
+
+func (e *benchEnv) direct(ctx context.Context, plat string) (directRun, error) {
+	var ins []started
+	defer func() {
+		for _, in := range ins {
+			in.stop()
+		}
+	}()
+	first := time.Now()
+	for i := range e.o.Instances {
+		var in started
+		var err error
+		if plat == platformDocker {
+			in, err = e.startContainer(ctx, i)
+		} else {
+			in, err = e.startProcess(i)
+		}
+		if err != nil {
+			return directRun{}, fmt.Errorf("starting %s instance %d directly: %w", plat, i, err)
+		}
+		ins = append(ins, in)
+	}
+	ready := make([]time.Time, len(ins))
+	errs := make([]error, len(ins))
+	var wg sync.WaitGroup
+	for i, in := range ins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ready[i], errs[i] = probe(ctx, in.addr)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return directRun{}, fmt.Errorf("%s instances started directly: %w", plat, err)
+	}
+	r := directRun{}
+	for i, in := range ins {
+		r.PerInstance = append(r.PerInstance, ready[i].Sub(in.at))
+		r.Ready = max(r.Ready, ready[i].Sub(first))
+	}
+	return r, nil
+}
+
+// probe asks addr's /healthz until it answers 200 and returns when it did.
+func probe(ctx context.Context, addr string) (time.Time, error) {
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	url := "http://" + addr + "/healthz"
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return time.Time{}, err
+		}
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Now(), nil
+			}
+		}
+		if ctx.Err() != nil {
+			return time.Time{}, ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%s did not answer 200 within %s (last: %v)", url, readyTimeout, err)
+		}
+		time.Sleep(probeEvery)
+	}
+}
+
+// startProcess runs the app as a plain child process.
+func (e *benchEnv) startProcess(i int) (started, error) {
+	addr, err := freeport.Addr()
+	if err != nil {
+		return started{}, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	log, err := os.OpenFile(filepath.Join(e.o.Out, "direct-process.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return started{}, err
+	}
+	defer log.Close()
+	cmd := exec.Command(e.hello)
+	cmd.Env = append(os.Environ(), "PORT="+port, "VERSION=direct", fmt.Sprintf("BG_INSTANCE=direct-%d", i))
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	at := time.Now()
+	if err := cmd.Start(); err != nil {
+		return started{}, err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	return started{addr: addr, at: at, stop: func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}}, nil
+}
+
+// startContainer creates and starts a container of the image with the
+// Docker platform's settings (host network, the engine's init, no new
+// privileges).
+func (e *benchEnv) startContainer(ctx context.Context, i int) (started, error) {
+	addr, err := freeport.Addr()
+	if err != nil {
+		return started{}, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	init := true
+	at := time.Now()
+	created, err := e.docker.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{Image: e.imageID, Env: []string{"PORT=" + port, "VERSION=direct", fmt.Sprintf("BG_INSTANCE=direct-%d", i)}},
+		HostConfig: &container.HostConfig{
+			NetworkMode: "host", Init: &init, SecurityOpt: []string{"no-new-privileges:true"},
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		},
+	})
+	if err != nil {
+		return started{}, err
+	}
+	stop := func() {
+		// Not the benchmark's context: a container is removed even
+		// after Ctrl-C.
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = e.docker.ContainerRemove(rctx, created.ID, client.ContainerRemoveOptions{Force: true})
+	}
+	if _, err := e.docker.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		stop()
+		return started{}, err
+	}
+	return started{addr: addr, at: at, stop: stop}, nil
+}

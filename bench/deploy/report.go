@@ -1,0 +1,151 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// results are every run and what the benchmark ran on; results.json holds
+// them.
+type results struct {
+	Options  options           `json:"options"`
+	Runs     []runResult       `json:"runs"`
+	IdleLoad float64           `json:"idle_load"`
+	Versions map[string]string `json:"versions"`
+	Tables   []table           `json:"tables"`
+}
+
+// row is one platform's medians over the runs (a duration per column), or
+// the ratio of docker's to process's.
+type row struct {
+	Name   string    `json:"name"`
+	Values []float64 `json:"values"` // milliseconds, or ratios
+}
+
+// table is one health setting's rows.
+type table struct {
+	Health string `json:"health"`
+	Rows   []row  `json:"rows"`
+}
+
+// columns name what each row holds, in order.
+var columns = []string{"total", "launch", "→healthy", "launch→healthy", "direct ready", "overhead", "healthy→done", "retire"}
+
+// values are one run's figures for one app, in the order of columns.
+func values(d deployRun, direct directRun) []time.Duration {
+	return []time.Duration{d.Total, d.Launch, d.ToHealthy, d.LaunchToHealthy(), direct.Ready,
+		d.LaunchToHealthy() - direct.Ready, d.Finish, d.Retire}
+}
+
+// medians computes the table of each health setting.
+func (r *results) medians() {
+	r.Tables = nil
+	for _, h := range r.Options.Health {
+		t := table{Health: h}
+		byPlat := map[string][]float64{}
+		for _, p := range r.Options.Platforms {
+			cols := make([][]float64, len(columns))
+			for _, run := range r.Runs {
+				d, ok := run.Deploys[p+"-"+h]
+				if !ok {
+					continue
+				}
+				for i, v := range values(d, run.Direct[p+"-"+h]) {
+					cols[i] = append(cols[i], float64(v)/float64(time.Millisecond))
+				}
+			}
+			med := make([]float64, len(columns))
+			for i, c := range cols {
+				med[i] = median(c)
+			}
+			byPlat[p] = med
+			t.Rows = append(t.Rows, row{Name: p, Values: med})
+		}
+		if proc, dock := byPlat[platformProcess], byPlat[platformDocker]; proc != nil && dock != nil {
+			diff, ratio := make([]float64, len(columns)), make([]float64, len(columns))
+			for i := range columns {
+				diff[i] = dock[i] - proc[i]
+				ratio[i] = dock[i] / proc[i]
+			}
+			t.Rows = append(t.Rows, row{Name: "docker − process", Values: diff}, row{Name: "docker / process", Values: ratio})
+		}
+		r.Tables = append(r.Tables, t)
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(v))
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	} else {
+		return s[n/2]
+	}
+}
+
+var healthTitles = map[string]string{
+	"default": "health defaults (interval 2s, timeout 1s, healthy_threshold 2)",
+	"fast":    "health interval 50ms (timeout 50ms, healthy_threshold 2)",
+}
+
+// print writes the tables and what to keep in mind reading them.
+func (r *results) print(w io.Writer) {
+	r.medians()
+	for _, t := range r.Tables {
+		fmt.Fprintf(w, "\n== AllAtOnce deployment of %d instances, %s: median of %d runs, milliseconds\n",
+			r.Options.Instances, healthTitles[t.Health], len(r.Runs))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "\t%s\t\n", strings.Join(columns, "\t"))
+		for _, row := range t.Rows {
+			cells := make([]string, len(row.Values))
+			for i, v := range row.Values {
+				if strings.Contains(row.Name, "/") {
+					cells[i] = fmt.Sprintf("%.2f×", v)
+				} else {
+					cells[i] = fmt.Sprintf("%.1f", v)
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t\n", row.Name, strings.Join(cells, "\t"))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, `
+total           the API call to the deployment's success
+launch          entering Provisioning to the last instance started (bundle unpacked, instances launched one by one)
+→healthy        the last instance started to every green instance passing the router's health check
+direct ready    the same binary started directly (exec, or container create+start), first start to every /healthz 200
+overhead        launch→healthy − direct ready: what the deployment adds to the app's own start on that platform
+healthy→done    green healthy to success: test route, switch, blue fenced, drained and stopped
+retire          the Retiring phase: blue fenced, drained and its instances stopped`)
+	other, during := r.IdleLoad, 0.0
+	for _, run := range r.Runs {
+		other, during = max(other, run.OtherLoad), max(during, run.Load)
+	}
+	fmt.Fprintf(w, "\nOn %d cores, other load (the machine's busy share in a quiet second before the benchmark and before each run): at most %.0f %%; during the runs, this benchmark's own work included: at most %.0f %%.\n",
+		runtime.NumCPU(), other*100, during*100)
+	fmt.Fprintln(w, "Every figure shares the machine with whatever else runs on it: compare the two platforms within one run (the differences and ratios), not absolute figures across runs or machines.")
+	if other > 0.10 {
+		fmt.Fprintf(w, "WARNING: other work used up to %.0f %% of the machine around the runs; rerun when it is quiet.\n", other*100)
+	}
+}
+
+func (r *results) write(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nevery run: %s\n", path)
+	return nil
+}

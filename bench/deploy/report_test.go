@@ -1,0 +1,63 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"bluegreen/internal/api"
+)
+
+func TestTimingsFromEvents(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	phase := func(ms int, p string) api.Event {
+		return api.Event{Time: at(ms), Kind: "phase", Fields: map[string]any{"phase": p}}
+	}
+	evs := []api.Event{
+		{Time: at(2), Kind: "deployment.created"},
+		phase(3, "Provisioning"),
+		{Time: at(80), Kind: "instance.launched"},
+		{Time: at(81), Kind: "instance.launched"},
+		phase(82, "Validating"),
+		{Time: at(140), Kind: "health.passed"},
+		phase(150, "Retiring"),
+		phase(190, "Succeeded"),
+	}
+	got, err := timings(t0, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := deployRun{Total: 190 * time.Millisecond, Launch: 78 * time.Millisecond, ToHealthy: 59 * time.Millisecond,
+		Finish: 50 * time.Millisecond, Retire: 40 * time.Millisecond}
+	if got != want {
+		t.Fatalf("timings = %+v, want %+v", got, want)
+	}
+	if got.LaunchToHealthy() != 137*time.Millisecond {
+		t.Fatalf("launch to healthy = %v, want 137ms", got.LaunchToHealthy())
+	}
+
+	// A first deployment has no Retiring: it cannot be measured.
+	_, err = timings(t0, append(evs[:6:6], phase(190, "Succeeded")))
+	if err == nil || !strings.Contains(err.Error(), "entering Retiring") {
+		t.Fatalf("without Retiring: err = %v, want one naming it", err)
+	}
+}
+
+func TestMedianAndRotate(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	s := []string{"process", "docker"}
+	if got := strings.Join(rotate(s, 1), ","); got != "docker,process" {
+		t.Errorf("rotate by 1 = %s", got)
+	}
+	if got := strings.Join(rotate(s, 2), ","); got != "process,docker" {
+		t.Errorf("rotate by 2 = %s", got)
+	}
+}
