@@ -18,8 +18,9 @@ type outcome struct {
 	evaluations, sameWindow, baseline int
 	// tests counts the judge's conclusive tests (latency and error rate),
 	// significant those that found green worse with the confidence asked
-	// for, failed those that also found it worse than the allowance.
-	tests, significant, failed int
+	// for, failed those that also found it worse than the allowance; by
+	// whether blue was measured in the same window or was its baseline.
+	tests, significant, failed [2]int
 	// effects are the latency effects (green's median over blue's) seen.
 	effects []float64
 	// toRollback is from green's first production traffic to the rollback.
@@ -56,12 +57,16 @@ func analyse(d api.Deployment, evs []api.Event) outcome {
 				if r.Judge == nil {
 					continue
 				}
-				o.tests++
+				k := 0
+				if r.Judge.Baseline {
+					k = 1
+				}
+				o.tests[k]++
 				if r.Judge.Significant {
-					o.significant++
+					o.significant[k]++
 				}
 				if r.Verdict == "fail" {
-					o.failed++
+					o.failed[k]++
 				}
 				base = base || r.Judge.Baseline
 				if r.Rule == "judge.latency" {
@@ -80,7 +85,7 @@ func analyse(d api.Deployment, evs []api.Event) outcome {
 
 func (o outcome) line() string {
 	s := fmt.Sprintf("%-11s %d evaluations (%d same window, %d against blue's baseline), judge tests: %d, %d significant, %d failed",
-		o.outcome, o.evaluations, o.sameWindow, o.baseline, o.tests, o.significant, o.failed)
+		o.outcome, o.evaluations, o.sameWindow, o.baseline, o.tests[0]+o.tests[1], o.significant[0]+o.significant[1], o.failed[0]+o.failed[1])
 	if len(o.effects) > 0 {
 		s += fmt.Sprintf(", green's median latency %.2f–%.2f× blue's", slices.Min(o.effects), slices.Max(o.effects))
 	}
@@ -91,18 +96,24 @@ func (o outcome) line() string {
 }
 
 func report(o options, slow time.Duration, same, slower []outcome) {
-	var fp, tests, significant, failed int
+	var fp int
+	var tests, significant, failed [2]int
 	for _, r := range same {
 		if r.outcome != "succeeded" {
 			fp++
 		}
-		tests += r.tests
-		significant += r.significant
-		failed += r.failed
+		for k := range 2 {
+			tests[k] += r.tests[k]
+			significant[k] += r.significant[k]
+			failed[k] += r.failed[k]
+		}
 	}
 	fmt.Printf("\nIdentical green (%s against %s), %d deployments:\n", o.latency, o.latency, len(same))
 	fmt.Printf("  false positives: %d of %d deployments rolled back\n", fp, len(same))
-	fmt.Printf("  judge tests:     %d conclusive; %d found green significantly worse, %d of them beyond the allowance (failed)\n", tests, significant, failed)
+	for k, what := range []string{"blue in the same window", "blue's baseline"} {
+		fmt.Printf("  judge tests against %s: %d conclusive; %d found green significantly worse, %d of them beyond the allowance (failed)\n",
+			what, tests[k], significant[k], failed[k])
+	}
 	if len(slower) == 0 {
 		return
 	}
