@@ -76,7 +76,7 @@ func judgeLatency(j *spec.JudgeRule, green FleetMetrics, blue *FleetMetrics) Rul
 	}
 	gn, bn := gh.Total(), bh.Total()
 	if why := tooFew(j, gn, bn, blue != nil); why != "" {
-		if gn < green.Requests || blue != nil && bn < blue.Requests {
+		if gn == 0 && green.Requests > 0 || blue != nil && bn == 0 && blue.Requests > 0 {
 			why += " (the router gave no latency histogram: it may predate the judge)"
 		}
 		r.Detail = why
