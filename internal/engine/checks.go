@@ -35,6 +35,8 @@ type RuleResult struct {
 	Blue   float64 `json:"blue,omitempty"`
 	Limit  float64 `json:"limit,omitempty"`
 	Detail string  `json:"detail"`
+	// Judge holds the numbers of a judge rule's test.
+	Judge *JudgeNumbers `json:"judge,omitempty"`
 }
 
 // latencyFloor keeps a relative latency rule meaningful for a fast app:
@@ -81,6 +83,8 @@ func EvaluateMetrics(c spec.Checks, green FleetMetrics, blue *FleetMetrics) []Ru
 			out = append(out, latency("latency_p95", r.LatencyP95, green.P95, blue, func(m *FleetMetrics) time.Duration { return m.P95 }, enough, blueEnough, c.MinRequests, green.Requests)...)
 		case r.LatencyP99 != nil:
 			out = append(out, latency("latency_p99", r.LatencyP99, green.P99, blue, func(m *FleetMetrics) time.Duration { return m.P99 }, enough, blueEnough, c.MinRequests, green.Requests)...)
+		case r.Judge != nil:
+			out = append(out, judgeRule(r.Judge, green, blue)...)
 		}
 	}
 	return out
@@ -159,15 +163,12 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 			return err
 		}
 		green = m[s.det.Slot]
-		var bm *FleetMetrics
-		if bf, ok := s.blueFleet(); ok {
-			if b, ok := m[bf.slot]; ok {
-				bm = &b
-			}
-		}
-		blue = judgedBlue(c, bm, &s.det.BlueBaseline)
+		var baseline bool
+		blue, baseline = blueToCompare(s, c, m)
 		results = EvaluateMetrics(c, green, blue)
-		markBaseline(results, blue, s.det.BlueBaseline)
+		if baseline {
+			markBaseline(results)
+		}
 	}
 	for i, r := range c.Rules {
 		switch {
@@ -236,36 +237,6 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 			message: fmt.Sprintf("%s: waiting for promote (go on) or abort; rolls back in %s otherwise", why, timeout)})
 	}
 	return nil
-}
-
-// judgedBlue is what green is compared with: blue's numbers when blue had
-// enough requests in the interval (they become the baseline), else the
-// baseline kept from an earlier interval, for the intervals in which blue
-// has no traffic (the bake).
-func judgedBlue(c spec.Checks, blue *FleetMetrics, baseline **FleetMetrics) *FleetMetrics {
-	switch {
-	case blue != nil && blue.Requests > 0 && blue.Requests >= uint64(c.MinRequests):
-		b := *blue
-		b.Targets = nil
-		*baseline = &b
-		return blue
-	case *baseline != nil:
-		return *baseline
-	}
-	return blue
-}
-
-// markBaseline says in their detail which relative rules compared green
-// with blue's baseline rather than with blue in the same interval.
-func markBaseline(results []RuleResult, blue, baseline *FleetMetrics) {
-	if blue == nil || blue != baseline {
-		return
-	}
-	for i := range results {
-		if strings.HasSuffix(results[i].Rule, "_vs_blue") {
-			results[i].Detail += " (blue's baseline from before the switch)"
-		}
-	}
 }
 
 // holdsOnSilence says whether inconclusive evaluations hold the deployment

@@ -364,6 +364,9 @@ func (e *Engine) startShifting(ctx context.Context, s *state) error {
 	if err := e.runHooks(ctx, s, "before_allow_traffic", true); err != nil {
 		return err
 	}
+	if err := e.noteBaseline(ctx, s); err != nil {
+		return err
+	}
 	s.det.Progress = Progress{Since: e.now()}
 	dl := map[string]time.Time{}
 	if len(s.green.Spec.Checks.Rules) > 0 {

@@ -169,7 +169,7 @@ func fleetMetrics(fs router.FleetSnapshot, window string) FleetMetrics {
 	return FleetMetrics{
 		Revision: fs.Revision, Weight: fs.Weight, Fenced: fs.Fenced, Test: fs.Test, Healthy: fs.Healthy, Targets: fs.Targets,
 		Requests: w.Requests, Errors: w.ByClass["5xx"],
-		P50: seconds(w.P50), P95: seconds(w.P95), P99: seconds(w.P99),
+		P50: seconds(w.P50), P95: seconds(w.P95), P99: seconds(w.P99), Latency: w.Latency,
 	}
 }
 

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,12 +83,14 @@ func memberMetrics(all map[string]map[string]FleetMetrics, app string, f fleet, 
 // sumMetrics adds the numbers of one fleet seen through several router
 // apps. Requests and errors add up; a latency percentile is the mean of
 // the parts' percentiles weighted by their requests (the router keeps
-// percentiles per router app, not the requests' latencies); weight, test
-// and health are the first part's (the public route's, when there is one).
+// percentiles per router app, not the requests' latencies), and the
+// latency histograms (the judge's) merge bucket by bucket; weight, test and
+// health are the first part's (the public route's, when there is one).
 func sumMetrics(parts []FleetMetrics) FleetMetrics {
 	out := parts[0]
-	out.Requests, out.Errors = 0, 0
+	out.Requests, out.Errors, out.Latency = 0, 0, nil
 	var p50, p95, p99 float64
+	buckets := map[[2]float64]int{} // the histograms' buckets, merged: by bounds, into out.Latency
 	for _, p := range parts {
 		out.Requests += p.Requests
 		out.Errors += p.Errors
@@ -94,7 +98,17 @@ func sumMetrics(parts []FleetMetrics) FleetMetrics {
 		p50 += w * float64(p.P50)
 		p95 += w * float64(p.P95)
 		p99 += w * float64(p.P99)
+		for _, b := range p.Latency {
+			key := [2]float64{b.From, b.To}
+			if i, ok := buckets[key]; ok {
+				out.Latency[i].Count += b.Count
+				continue
+			}
+			buckets[key] = len(out.Latency)
+			out.Latency = append(out.Latency, b)
+		}
 	}
+	slices.SortFunc(out.Latency, func(a, b router.LatencyBucket) int { return cmp.Compare(a.From, b.From) })
 	if out.Requests > 0 {
 		n := float64(out.Requests)
 		out.P50, out.P95, out.P99 = time.Duration(p50/n), time.Duration(p95/n), time.Duration(p99/n)
@@ -127,33 +141,21 @@ func (e *Engine) stackResults(ctx context.Context, s *state) ([]RuleResult, Flee
 		return nil, FleetMetrics{}, nil, err
 	}
 	gf := s.greenFleet()
-	bf, hasBlue := s.blueFleet()
 	front := frontSpec(s)
-	if s.det.BlueBaselines == nil {
-		s.det.BlueBaselines = map[string]*FleetMetrics{}
-	}
 	var judged, quiet []RuleResult
 	var greens, blues []FleetMetrics
 	for _, m := range s.green.Spec.Members() {
 		green, _ := memberMetrics(all, s.d.App, gf, m, front)
 		greens = append(greens, green)
-		var blue *FleetMetrics
-		if hasBlue {
-			if bn, ok := counterpart(m.Name, s.green.Spec, s.blue.Spec); ok {
-				bm, _ := s.blue.Spec.Member(bn)
-				if b, ok := memberMetrics(all, s.d.App, bf, bm, front); ok {
-					blue = &b
-					blues = append(blues, b)
-				}
-			}
+		blue := s.blueMember(all, m, front)
+		if blue != nil {
+			blues = append(blues, *blue)
 		}
-		base := s.det.BlueBaselines[m.Name]
-		blue = judgedBlue(c, blue, &base)
-		if base != nil {
-			s.det.BlueBaselines[m.Name] = base
-		}
+		blue, used := s.compareWith(m.Name, blue)
 		rs := EvaluateMetrics(c, green, blue)
-		markBaseline(rs, blue, base)
+		if used {
+			markBaseline(rs)
+		}
 		for i := range rs {
 			rs[i].Service = m.Name
 		}
@@ -176,4 +178,62 @@ func (e *Engine) stackResults(ctx context.Context, s *state) ([]RuleResult, Flee
 		blue = &b
 	}
 	return judged, green, blue, nil
+}
+
+// blueMember is what the router saw of blue's copy of green's service m
+// (nil without a blue, or when blue has no such service).
+func (s *state) blueMember(all map[string]map[string]FleetMetrics, m spec.Member, front *spec.Spec) *FleetMetrics {
+	bf, ok := s.blueFleet()
+	if !ok {
+		return nil
+	}
+	bn, ok := counterpart(m.Name, s.green.Spec, s.blue.Spec)
+	if !ok {
+		return nil
+	}
+	bm, _ := s.blue.Spec.Member(bn)
+	b, ok := memberMetrics(all, s.d.App, bf, bm, front)
+	if !ok {
+		return nil
+	}
+	return &b
+}
+
+// compareWith is blueToCompare for one service of a stack: blue's same
+// service while it has enough requests in the interval (its numbers then
+// become the service's baseline), else that baseline; used says the
+// baseline was used.
+func (s *state) compareWith(service string, blue *FleetMetrics) (_ *FleetMetrics, used bool) {
+	c := s.green.Spec.Checks
+	need := uint64(max(c.MinRequests, c.JudgeMinSamples(), 1))
+	switch base := s.det.BlueBaselines[service]; {
+	case blue != nil && blue.Requests >= need:
+		b := *blue
+		b.Targets = nil
+		if s.det.BlueBaselines == nil {
+			s.det.BlueBaselines = map[string]*FleetMetrics{}
+		}
+		s.det.BlueBaselines[service] = &b
+	case base != nil:
+		return base, true
+	}
+	return blue, false
+}
+
+// noteStackBaselines is noteBaseline for a stack: each service's blue
+// numbers over the last check interval, just before green first takes
+// production traffic.
+func (e *Engine) noteStackBaselines(ctx context.Context, s *state) error {
+	if s.blue == nil || len(s.green.Spec.Checks.Rules) == 0 {
+		return nil
+	}
+	all, err := e.metricsOf(ctx, s, s.green.Spec.Checks.Interval.D())
+	if err != nil {
+		return err
+	}
+	front := frontSpec(s)
+	for _, m := range s.green.Spec.Members() {
+		s.compareWith(m.Name, s.blueMember(all, m, front))
+	}
+	return nil
 }

@@ -54,6 +54,9 @@ type FleetMetrics struct {
 	P50      time.Duration
 	P95      time.Duration
 	P99      time.Duration
+	// Latency is the window's latency histogram, for the judge (empty
+	// from a router that does not give one).
+	Latency []router.LatencyBucket `json:",omitempty"`
 }
 
 // ErrorRate is the share of 5xx answers (0 without requests).

@@ -119,6 +119,9 @@ func (s *Spec) ApplyDefaults() {
 		if r.Webhook != nil {
 			dur(&r.Webhook.Timeout, path+".webhook.timeout", DefaultWebhookTimeout)
 		}
+		if r.Judge != nil {
+			judgeDefaults(r.Judge, path+".judge", given)
+		}
 		if r.Prometheus != nil {
 			dur(&r.Prometheus.Timeout, path+".prometheus.timeout", DefaultPrometheusTimeout)
 		}

@@ -293,6 +293,14 @@ var problemCases = []struct {
 	{"prometheus zero timeout", base + "checks:\n  rules:\n    - prometheus: { query: 'vector(1)', max: 1, timeout: 0s }\n", "timeout"},
 	{"prometheus bad url", base + "checks:\n  prometheus: 127.0.0.1:9090\n  rules:\n    - prometheus: { query: 'vector(1)', max: 1 }\n", "want the http:// or https:// address of a Prometheus"},
 	{"prometheus url with query", base + "checks:\n  prometheus: http://127.0.0.1:9090/?x=1\n", "without ?query or #fragment"},
+	{"judge confidence 1", base + "checks:\n  rules:\n    - judge: {confidence: 1}\n", "confidence: must be at least 0.5 and below 1"},
+	{"judge confidence percent", base + "checks:\n  rules:\n    - judge: {confidence: 99}\n", "got 99"},
+	{"judge few samples", base + "checks:\n  rules:\n    - judge: {min_samples: 5}\n", "min_samples: must be at least 20"},
+	{"judge speedup", base + "checks:\n  rules:\n    - judge: {max_slowdown: 0.9}\n", "max_slowdown: must be 1 or more"},
+	{"judge error increase", base + "checks:\n  rules:\n    - judge: {max_error_increase: 5}\n", "max_error_increase: must be between 0 and 1"},
+	{"judge unknown key", base + "checks:\n  rules:\n    - judge: {max_slowdwn: 1.2}\n", `did you mean "max_slowdown"`},
+	{"judge string", base + "checks:\n  rules:\n    - judge: strict\n", "want a mapping of keys"},
+	{"judge with another kind", base + "checks:\n  rules:\n    - {judge: {}, error_rate: {max: 0.1}}\n", "found error_rate and judge"},
 
 	// bake, retire.
 	{"bake number", base + "bake: 10\n", "want a duration"},

@@ -190,6 +190,7 @@ type Rule struct {
 	Command    *CommandRule    `yaml:"command,omitempty" json:"command,omitempty"`
 	Webhook    *WebhookRule    `yaml:"webhook,omitempty" json:"webhook,omitempty"`
 	Prometheus *PrometheusRule `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
+	Judge      *JudgeRule      `yaml:"judge,omitempty" json:"judge,omitempty"`
 }
 
 // RateLimit bounds green's share of 5xx answers over an interval, absolutely

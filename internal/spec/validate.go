@@ -316,7 +316,7 @@ func validateRule(c *collector, p string, r Rule) {
 	for kind, set := range map[string]bool{
 		"error_rate": r.ErrorRate != nil, "latency_p50": r.LatencyP50 != nil, "latency_p95": r.LatencyP95 != nil,
 		"latency_p99": r.LatencyP99 != nil, "command": r.Command != nil, "webhook": r.Webhook != nil,
-		"prometheus": r.Prometheus != nil,
+		"prometheus": r.Prometheus != nil, "judge": r.Judge != nil,
 	} {
 		if set {
 			kinds = append(kinds, kind)
@@ -352,6 +352,8 @@ func validateRule(c *collector, p string, r Rule) {
 			c.add(p+".webhook.url", "want an http:// or https:// URL, got %s", quote(r.Webhook.URL))
 		}
 		positive(c, p+".webhook.timeout", r.Webhook.Timeout, false)
+	case r.Judge != nil:
+		validateJudge(c, p+".judge", r.Judge)
 	case r.Prometheus != nil:
 		validatePrometheusRule(c, p+".prometheus", r.Prometheus)
 	default:
