@@ -181,6 +181,16 @@ func TestStackUnderLoad(t *testing.T) {
 	e := newDeployEnv(t)
 	ctx := context.Background()
 	e.deployStackLive("v1", e.stackSpec("", stackQuick))
+	// v1 was the green of its own deployment: the test listener served it
+	// until the push that makes it live, just after the deployment ended.
+	testwait.For(t, 10*time.Second, "the test listener to serve no one", func() bool {
+		resp, err := http.Get("http://" + e.test + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNotFound
+	})
 	prod := startLoad(t, "http://"+e.prod+"/", 200, "-header", "X-Stack")
 	test := startLoad(t, "http://"+e.test+"/", 50, "-header", "X-Stack")
 
