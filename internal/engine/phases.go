@@ -423,6 +423,12 @@ func (e *Engine) watch(ctx context.Context, s *state) error {
 	for _, m := range s.green.Spec.Members() {
 		for _, t := range targetsOf(all, s.d.App, gf, m.Name, frontSpec(s)) {
 			if !t.Healthy && t.Checks > 0 {
+				// A target that stops answering may be an instance that
+				// exited: the platform may learn it a moment after the
+				// router, and its exit code and last words say more.
+				if err := e.exitedSoon(ctx, s); err != nil {
+					return err
+				}
 				why := ""
 				if t.LastCheck != "" {
 					why = ": " + t.LastCheck
@@ -435,6 +441,24 @@ func (e *Engine) watch(ctx context.Context, s *state) error {
 		}
 	}
 	return e.checkIfDue(ctx, s)
+}
+
+// exitedSoon gives the platform up to a second to report a green instance
+// that exited, and returns greenExited's verdict if one did.
+func (e *Engine) exitedSoon(ctx context.Context, s *state) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for range 10 {
+		if _, err := e.greenExited(ctx, s); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 func (e *Engine) shifting(ctx context.Context, s *state) (time.Duration, error) {
