@@ -210,6 +210,7 @@ func (r *Router) build(cfg *Config) *table {
 		trustXF:   cfg.TrustForwarded,
 	}
 	usedTargets, usedStats := map[string]bool{}, map[string]bool{}
+	renamed := r.renamedTargets(cfg)
 	for _, name := range sortedKeys(cfg.Apps) {
 		ac := cfg.Apps[name]
 		rr := r.rr[name]
@@ -239,6 +240,16 @@ func (r *Router) build(cfg *Config) *table {
 				// The revision is part of the key so that a new revision's counters start at zero.
 				key := name + "/" + fname + "/" + fc.Revision + "/" + addr
 				t := r.targets[key]
+				if t == nil {
+					// The same instance under a renamed app keeps its
+					// health, pool and the requests it carries.
+					if old := renamed.take(fname + "/" + fc.Revision + "/" + addr); old != "" {
+						t = r.targets[old]
+						delete(r.targets, old)
+						t.app.Store(&name)
+						r.targets[key] = t
+					}
+				}
 				if t == nil {
 					t = newTarget(name, fname, addr)
 					r.targets[key] = t
@@ -568,4 +579,46 @@ func (r *Router) ListenerAddrs() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return sortedKeys(r.listeners)
+}
+
+// renamed is the targets a new table would drop under their app's name
+// while naming the same fleet, revision and address under another app:
+// an app renamed in the router (one of one service becoming a stack's
+// public route, or back). A request that picked such a target from the
+// table before would otherwise find it removed and fail, and a drain of
+// the fleet under its new name would not see the work it carries.
+type renamed map[string][]string // "fleet/revision/addr" → keys of r.targets
+
+// renamedTargets finds the targets that cfg drops whose fleet, revision
+// and address it names under another app.
+func (r *Router) renamedTargets(cfg *Config) renamed {
+	kept := map[string]bool{}
+	for name, ac := range cfg.Apps {
+		for fname, fc := range ac.Fleets {
+			for _, addr := range fc.Targets {
+				kept[name+"/"+fname+"/"+fc.Revision+"/"+addr] = true
+			}
+		}
+	}
+	out := renamed{}
+	for key, t := range r.targets {
+		if !kept[key] {
+			suffix := strings.TrimPrefix(key, t.appName()+"/")
+			out[suffix] = append(out[suffix], key)
+		}
+	}
+	for _, keys := range out {
+		sort.Strings(keys)
+	}
+	return out
+}
+
+// take hands out a dropped target's key for fleet/revision/addr, once.
+func (rn renamed) take(suffix string) string {
+	keys := rn[suffix]
+	if len(keys) == 0 {
+		return ""
+	}
+	rn[suffix] = keys[1:]
+	return keys[0]
 }

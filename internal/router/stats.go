@@ -256,7 +256,7 @@ func (r *Router) Drain(ctx context.Context, req DrainRequest) (DrainReport, erro
 	}
 	// Work still running on the fleet's earlier revisions is drained with it.
 	for _, t := range r.retiring {
-		if t.app == req.App && t.fleet == req.Fleet && slices.Contains(addrs, t.addr) {
+		if t.appName() == req.App && t.fleet == req.Fleet && slices.Contains(addrs, t.addr) {
 			targets = append(targets, t)
 		}
 	}

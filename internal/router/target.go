@@ -29,8 +29,12 @@ const (
 // target is one backend address of a fleet. It outlives tables: health, pooled
 // connections and metrics carry over when a new table names the same target.
 type target struct {
-	app, fleet, addr string
-	ap               netip.AddrPort // addr, when it is an IP address and port
+	fleet, addr string
+	ap          netip.AddrPort // addr, when it is an IP address and port
+	// app is the router app the target serves; a table that renames the
+	// app (an app becoming a stack, or a stack an app of one service)
+	// keeps the target and changes its name.
+	app atomic.Pointer[string]
 
 	healthy      atomic.Bool
 	checks       atomic.Uint64             // active checks completed, so a caller can tell trust from a verdict
@@ -60,16 +64,20 @@ type loopUpstream interface {
 
 func newTarget(app, fleet, addr string) *target {
 	t := &target{
-		app: app, fleet: fleet, addr: addr,
+		fleet: fleet, addr: addr,
 		stats:     &metrics{},
 		all:       map[*upConn]struct{}{},
 		upgraded:  map[io.Closer]struct{}{},
 		loopConns: map[loopUpstream]struct{}{},
 	}
 	t.ap, _ = netip.ParseAddrPort(addr)
+	t.app.Store(&app)
 	t.healthy.Store(true)
 	return t
 }
+
+// appName is the router app the target serves now.
+func (t *target) appName() string { return *t.app.Load() }
 
 func (t *target) usable(now int64) bool {
 	if !t.healthy.Load() {
@@ -319,7 +327,7 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 		if localDialError(err) {
 			// Out of descriptors (or the like) here: no verdict on the target.
 			if !short {
-				log.Warn("health check could not run; the router is out of resources", "app", t.app, "fleet", t.fleet, "target", t.addr, "err", err)
+				log.Warn("health check could not run; the router is out of resources", "app", t.appName(), "fleet", t.fleet, "target", t.addr, "err", err)
 			}
 			short = true
 			if !wait(interval) {
@@ -338,13 +346,13 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 			t.suspectUntil.Store(0)
 			if okRun >= hc.HealthyThreshold && !t.healthy.Load() {
 				t.healthy.Store(true)
-				log.Info("target healthy", "app", t.app, "fleet", t.fleet, "target", t.addr)
+				log.Info("target healthy", "app", t.appName(), "fleet", t.fleet, "target", t.addr)
 			}
 		} else {
 			okRun, failRun = 0, failRun+1
 			if failRun >= hc.UnhealthyThreshold && t.healthy.Load() {
 				t.healthy.Store(false)
-				log.Warn("target unhealthy", "app", t.app, "fleet", t.fleet, "target", t.addr, "err", err)
+				log.Warn("target unhealthy", "app", t.appName(), "fleet", t.fleet, "target", t.addr, "err", err)
 			}
 		}
 		// Counted after the verdict is stored: a reader that sees the count

@@ -390,6 +390,11 @@ func (l *load) stop() []loadRecord {
 	if len(recs) == 0 {
 		l.t.Fatalf("no load records; bgload said: %s", l.out.String())
 	}
+	if len(failures(recs)) > 0 {
+		// bgload's summary names the first failures' bodies: the router's
+		// or the app's own account of what went wrong.
+		l.t.Logf("bgload said: %s", l.out.String())
+	}
 	return recs
 }
 
