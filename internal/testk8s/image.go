@@ -1,0 +1,168 @@
+package testk8s
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Images without a registry: a static binary is packed into an image as
+// `docker save` writes one (a docker-archive tar of one layer, the binary
+// as /app, its entrypoint) and imported into the node's containerd, where
+// pods run it with imagePullPolicy Never.
+
+var packed struct {
+	mu  sync.Mutex
+	dir string
+}
+
+// packDir returns the directory the packed images go to.
+func packDir() (string, error) {
+	packed.mu.Lock()
+	defer packed.mu.Unlock()
+	if packed.dir == "" {
+		dir, err := os.MkdirTemp("", "bluegreen-testk8s-")
+		if err != nil {
+			return "", err
+		}
+		packed.dir = dir
+	}
+	return packed.dir, nil
+}
+
+func removePacked() {
+	packed.mu.Lock()
+	defer packed.mu.Unlock()
+	if packed.dir != "" {
+		os.RemoveAll(packed.dir)
+		packed.dir = ""
+	}
+}
+
+// Pack writes the image of binary, named ref, as a docker-archive tar at
+// path and returns the image's ID (the digest of its configuration,
+// "sha256:…"), which is the same for the same binary.
+func Pack(binary, ref, path string) (string, error) {
+	bin, err := os.ReadFile(binary)
+	if err != nil {
+		return "", err
+	}
+	var layer bytes.Buffer
+	lw := tar.NewWriter(&layer)
+	if err := lw.WriteHeader(&tar.Header{Name: "app", Mode: 0o755, Size: int64(len(bin)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+		return "", err
+	}
+	lw.Write(bin)
+	if err := lw.Close(); err != nil {
+		return "", err
+	}
+	diff := sha256.Sum256(layer.Bytes())
+	diffHex := hex.EncodeToString(diff[:])
+	config, err := json.Marshal(map[string]any{
+		"architecture": runtime.GOARCH,
+		"os":           "linux",
+		"config":       map[string]any{"Entrypoint": []string{"/app"}, "Env": []string{"PATH=/"}, "WorkingDir": "/"},
+		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + diffHex}},
+	})
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(config)
+	configHex := hex.EncodeToString(sum[:])
+	manifest, err := json.Marshal([]map[string]any{{
+		"Config": configHex + ".json", "RepoTags": []string{ref}, "Layers": []string{diffHex + "/layer.tar"},
+	}})
+	if err != nil {
+		return "", err
+	}
+
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	add := func(name string, data []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"manifest.json", manifest}, {configHex + ".json", config}, {diffHex + "/layer.tar", layer.Bytes()}} {
+		if err := add(f.name, f.data); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		return "", err
+	}
+	return "sha256:" + configHex, nil
+}
+
+// importTar imports a docker-archive into the node's containerd, where the
+// kubelet finds it.
+func (c *Cluster) importTar(path string) error {
+	out, err := exec.Command("ctr", "--address", c.containerdSocket(), "-n", "k8s.io", "images", "import", path).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("importing %s into containerd: %v\n%s", path, err, out)
+	}
+	return nil
+}
+
+// ImportBinary packs the static binary as an image named ref, imports it
+// into the node's containerd and returns the image's ID.
+func (c *Cluster) ImportBinary(t testing.TB, binary, ref string) string {
+	t.Helper()
+	dir, err := packDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
+	id, err := Pack(binary, ref, path)
+	if err != nil {
+		t.Fatalf("packing %s as image %s: %v", binary, ref, err)
+	}
+	if err := c.importTar(path); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// RemoveImage removes ref from the node's containerd.
+func (c *Cluster) RemoveImage(t testing.TB, ref string) {
+	t.Helper()
+	out, err := exec.Command("ctr", "--address", c.containerdSocket(), "-n", "k8s.io", "images", "rm", "--sync", ref).CombinedOutput()
+	if err != nil {
+		t.Fatalf("removing image %s from containerd: %v\n%s", ref, err, out)
+	}
+}
+
+// importPause builds ./pause as a static binary and imports it as the
+// pods' sandbox image.
+func (c *Cluster) importPause() error {
+	bin := filepath.Join(c.Dir, "pause")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "bluegreen/internal/testk8s/pause")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the pause program: %v\n%s", err, out)
+	}
+	path := filepath.Join(c.Dir, "pause.tar")
+	if _, err := Pack(bin, pauseRef, path); err != nil {
+		return err
+	}
+	return c.importTar(path)
+}

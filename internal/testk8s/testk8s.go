@@ -1,0 +1,123 @@
+// Package testk8s runs a real single-node Kubernetes cluster for tests:
+// etcd, kube-apiserver (a static admin token, RBAC), kube-controller-manager,
+// kube-scheduler, a containerd of its own and a real kubelet, all on
+// 127.0.0.1 and offline. Pods run for real: they must use the host's
+// network (hostNetwork) and listen on 127.0.0.1, where tests reach them;
+// the node's address is 127.0.0.1, so a pod's IP is too. There is no pod
+// network, no Service traffic and no registry: images are imported into
+// containerd (ImportBinary) and run with imagePullPolicy Never.
+//
+// The binaries come from scripts/k8s/build.sh (built once from the Go
+// module proxy, cached under ~/.cache/bluegreen); containerd, runc and the
+// loopback CNI plugin from Debian's packages, which scripts/setup.sh
+// installs. A test fails, never skips, when the cluster cannot start.
+//
+// Shared starts the cluster at its first call in a test binary; Close,
+// called from TestMain after m.Run, tears it down and puts back what the
+// kubelet changed on the machine (three sysctls, its cgroups). One cluster
+// can run on a machine at a time (the kubelet's /kubepods cgroups are the
+// machine's), so test binaries take turns: a second one waits in Shared
+// until the first has closed its cluster.
+package testk8s
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Cluster is a running cluster.
+type Cluster struct {
+	// Dir holds everything of the cluster: data, sockets, logs, the
+	// kubeconfig (/tmp/bgk8s-…, short for the socket paths).
+	Dir string
+	// Kubeconfig is the path of a kubeconfig of the cluster's admin.
+	Kubeconfig string
+	// Node is the name of the cluster's only node.
+	Node string
+	// Token is the admin's bearer token.
+	Token string
+
+	apiPort int
+	procs   []*proc // in the order they were started
+	saved   sysctls
+	created []string // host directories that did not exist before
+	lock    *os.File // held while the cluster runs
+}
+
+// lockPath serialises clusters across test binaries.
+const lockPath = "/tmp/bluegreen-k8s.lock"
+
+var shared struct {
+	once    sync.Once
+	cluster *Cluster
+	err     error
+}
+
+// Shared returns the test binary's cluster, starting it at the first call
+// (after waiting for the cluster of another test binary to close). It
+// fails the test when the cluster cannot start.
+func Shared(t testing.TB) *Cluster {
+	t.Helper()
+	shared.once.Do(func() { shared.cluster, shared.err = Start(os.Stderr) })
+	if shared.err != nil {
+		t.Fatalf("starting a Kubernetes cluster: %v", shared.err)
+	}
+	return shared.cluster
+}
+
+// Close tears down the shared cluster, if one was started, and removes the
+// images ImportBinary packed. Call it from TestMain after m.Run.
+func Close() {
+	if shared.cluster != nil {
+		shared.cluster.Close()
+	}
+	removePacked()
+}
+
+// takeLock waits for the machine's cluster lock; progress says so when it
+// has to wait.
+func takeLock(progress func(string)) (*os.File, error) {
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		return f, nil
+	}
+	progress("another test binary runs the machine's Kubernetes cluster: waiting for it to close")
+	start := time.Now()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("waiting for %s: %w", lockPath, err)
+	}
+	progress(fmt.Sprintf("waited %v for the other cluster", time.Since(start).Round(time.Second)))
+	return f, nil
+}
+
+// RESTConfig returns a client configuration of the cluster's admin.
+func (c *Cluster) RESTConfig(t testing.TB) *rest.Config {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// Client returns a clientset of the cluster's admin.
+func (c *Cluster) Client(t testing.TB) kubernetes.Interface {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(c.RESTConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
