@@ -40,6 +40,10 @@ type Config struct {
 	// through two pipes (a container's), so Logs keeps the order of the
 	// lines within each stream but not across them.
 	SeparateStreams bool
+	// OnlySIGTERM says that the platform stops instances with SIGTERM and
+	// no other signal (a pod's), so Launch refuses another stop signal
+	// with an error naming it.
+	OnlySIGTERM bool
 }
 
 var build struct {

@@ -1,0 +1,295 @@
+package kubernetes
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"bluegreen/internal/platform"
+	"bluegreen/internal/platform/instanceenv"
+)
+
+// Labels select the pods; annotations say exactly what a label may only
+// say in short (a label's value is at most 63 characters of a narrow
+// alphabet). Everything a restarted server needs to adopt a pod is on it.
+const (
+	labelOwner    = "bluegreen.io/owner" // a hash of the owner
+	labelApp      = "bluegreen.io/app"
+	labelRevision = "bluegreen.io/revision"
+	labelFleet    = "bluegreen.io/fleet"
+	labelIndex    = "bluegreen.io/index"
+	labelInstance = "bluegreen.io/instance" // the ID, shortened when too long
+	labelPort     = "bluegreen.io/port"
+	labelRole     = "bluegreen.io/role" // "instance", "app" (the owner of an app's pods) or "resolve"
+
+	annoOwner       = "bluegreen.io/owner"
+	annoInstance    = "bluegreen.io/instance"
+	annoImage       = "bluegreen.io/image" // the reference the revision pinned
+	annoImageID     = "bluegreen.io/image-id"
+	annoStopTimeout = "bluegreen.io/stop-timeout"
+
+	// containerName is the name of the app's container in its pod.
+	containerName = "app"
+)
+
+// podName is the pod of instance id: the ID, prefixed with a short form of
+// the owner so that two servers launching the same ID in one namespace do
+// not clash.
+func (p *Platform) podName(id string) string { return "bg-" + p.tag + "-" + id }
+
+// ownerLabel is the owner as a label's value.
+func (p *Platform) ownerLabel() string {
+	sum := sha256.Sum256([]byte(p.opts.Owner))
+	return hex.EncodeToString(sum[:8])
+}
+
+// instanceLabel is id as a label's value: itself when it fits, else its
+// start and a hash of the whole.
+func instanceLabel(id string) string {
+	if len(id) <= 63 {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return strings.TrimRight(id[:52], "-") + "-" + hex.EncodeToString(sum[:5])
+}
+
+// ours reports whether the pod belongs to this owner (not to another one
+// whose short form happens to be the same).
+func (p *Platform) ours(pod *corev1.Pod) bool {
+	return pod.Annotations[annoOwner] == p.opts.Owner && pod.Labels[labelRole] == "instance"
+}
+
+// selector selects this owner's instances (of app, unless "").
+func (p *Platform) selector(app string) string {
+	s := labelOwner + "=" + p.ownerLabel() + "," + labelRole + "=instance"
+	if app != "" {
+		s += "," + labelApp + "=" + app
+	}
+	return s
+}
+
+// escape keeps the kubelet from expanding $(NAME) in what the platform has
+// expanded already: "$$" is the kubelet's "$".
+func escape(s string) string { return strings.ReplaceAll(s, "$", "$$") }
+
+func escapeAll(args []string) []string {
+	if args == nil {
+		return nil
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = escape(a)
+	}
+	return out
+}
+
+// podSpec is the pod that runs instance s on port, owned by the app's
+// owner object.
+func (p *Platform) podSpec(s platform.InstanceSpec, port int, owner metav1.OwnerReference) (*corev1.Pod, error) {
+	ct := s.Container
+	x := instanceenv.New(s, port, os.LookupEnv)
+	args, err := x.Args("command", s.Command)
+	if err != nil {
+		return nil, err
+	}
+	command, err := x.Args("entrypoint", ct.Entrypoint)
+	if err != nil {
+		return nil, err
+	}
+	env, err := x.Environment(nil)
+	if err != nil {
+		return nil, err
+	}
+	var envVars []corev1.EnvVar
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		envVars = append(envVars, corev1.EnvVar{Name: k, Value: escape(env[k])})
+	}
+	image, pull := ct.Image.ID, corev1.PullNever
+	if ct.Image.Digest != "" {
+		// From a registry: the digest names exactly the image pinned, and
+		// a node that lacks it can pull it.
+		image, pull = ct.Image.Digest, corev1.PullIfNotPresent
+		if ct.Pull == platform.PullNever {
+			pull = corev1.PullNever
+		}
+	}
+	sec, err := securityOf(s)
+	if err != nil {
+		return nil, err
+	}
+	resources := corev1.ResourceRequirements{}
+	if ct.MemoryBytes > 0 || ct.NanoCPUs > 0 {
+		resources.Limits = corev1.ResourceList{}
+		if ct.MemoryBytes > 0 {
+			resources.Limits[corev1.ResourceMemory] = *resource.NewQuantity(ct.MemoryBytes, resource.BinarySI)
+		}
+		if ct.NanoCPUs > 0 {
+			resources.Limits[corev1.ResourceCPU] = *resource.NewMilliQuantity(max(1, ct.NanoCPUs/1e6), resource.DecimalSI)
+		}
+	}
+	var volumes []corev1.Volume
+	var mounts []corev1.VolumeMount
+	for i, tm := range ct.Tmpfs {
+		name := fmt.Sprintf("tmpfs-%d", i)
+		ed := &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}
+		if tm.SizeBytes > 0 {
+			ed.SizeLimit = resource.NewQuantity(tm.SizeBytes, resource.BinarySI)
+		}
+		volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: ed}})
+		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: tm.Target})
+	}
+	grace := int64(math.Ceil(s.StopTimeout.Seconds()))
+	if grace < 1 {
+		grace = 30
+	}
+	noEscalation, automount := false, false
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: p.podName(s.ID), Namespace: p.ns,
+			Labels: map[string]string{
+				labelOwner: p.ownerLabel(), labelRole: "instance", labelApp: s.App,
+				labelRevision: strconv.FormatInt(s.Revision, 10), labelFleet: s.Fleet,
+				labelIndex: strconv.Itoa(s.Index), labelInstance: instanceLabel(s.ID),
+				labelPort: strconv.Itoa(port),
+			},
+			Annotations: map[string]string{
+				annoOwner: p.opts.Owner, annoInstance: s.ID,
+				annoImage: ct.Image.Ref, annoImageID: ct.Image.ID,
+				annoStopTimeout: s.StopTimeout.String(),
+			},
+			OwnerReferences: []metav1.OwnerReference{owner},
+		},
+		Spec: corev1.PodSpec{
+			// The router reaches the pod at the node's address and the
+			// port given here, which the scheduler keeps free on the node
+			// (hostPort): no pod network is needed.
+			HostNetwork: true,
+			DNSPolicy:   corev1.DNSClusterFirstWithHostNet,
+			// A pod that exits stays exited, for the engine to see and
+			// replace, as a process or a container does.
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			TerminationGracePeriodSeconds: &grace,
+			EnableServiceLinks:            &automount,
+			AutomountServiceAccountToken:  &automount,
+			SecurityContext:               sec,
+			Volumes:                       volumes,
+			Containers: []corev1.Container{{
+				Name: containerName, Image: image, ImagePullPolicy: pull,
+				Command: escapeAll(command), Args: escapeAll(args), Env: envVars,
+				WorkingDir: ct.WorkDir,
+				Ports: []corev1.ContainerPort{{
+					Name: "http", ContainerPort: int32(port), HostPort: int32(port), Protocol: corev1.ProtocolTCP,
+				}},
+				Resources:                resources,
+				VolumeMounts:             mounts,
+				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+				SecurityContext:          &corev1.SecurityContext{AllowPrivilegeEscalation: &noEscalation},
+			}},
+		},
+	}, nil
+}
+
+// securityOf is who the pod runs as: the spec's container user (numbers
+// only: Kubernetes cannot look a name up in the image), else the
+// instance's user, else the image's.
+func securityOf(s platform.InstanceSpec) (*corev1.PodSecurityContext, error) {
+	if u := s.Container.User; u != "" {
+		uid, gid, hasGID := strings.Cut(u, ":")
+		sec := &corev1.PodSecurityContext{}
+		n, err := strconv.ParseInt(uid, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("container user %q: the kubernetes platform needs a numeric uid (and gid), as \"1000\" or \"1000:1000\"", u)
+		}
+		sec.RunAsUser = &n
+		if hasGID {
+			g, err := strconv.ParseInt(gid, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("container user %q: the kubernetes platform needs a numeric gid", u)
+			}
+			sec.RunAsGroup = &g
+		}
+		return sec, nil
+	}
+	if s.User == nil {
+		return nil, nil
+	}
+	uid, gid := int64(s.User.UID), int64(s.User.GID)
+	sec := &corev1.PodSecurityContext{RunAsUser: &uid, RunAsGroup: &gid}
+	for _, g := range s.User.Groups {
+		sec.SupplementalGroups = append(sec.SupplementalGroups, int64(g))
+	}
+	return sec, nil
+}
+
+// checkSpec refuses what a pod cannot do.
+func checkSpec(s platform.InstanceSpec) error {
+	ct := s.Container
+	if ct == nil {
+		return errors.New("the spec has no container settings: the kubernetes platform runs images")
+	}
+	if ct.Image.ID == "" && ct.Image.Digest == "" {
+		return fmt.Errorf("image %s was not pinned to an ID", ct.Image.Ref)
+	}
+	if s.StopSignal != "" && s.StopSignal != "SIGTERM" {
+		return fmt.Errorf("stop signal %s: a pod is stopped with SIGTERM (or its image's STOPSIGNAL); the kubernetes platform cannot send another", s.StopSignal)
+	}
+	if len(ct.Volumes) > 0 {
+		return fmt.Errorf("volume %s: the kubernetes platform cannot mount the revision's files into a pod (they are on the server, not on the node)", ct.Volumes[0].Target)
+	}
+	if ct.Auth != nil {
+		return errors.New("registry credentials: the kubernetes platform does not pass them to the node yet; give the namespace's service account an imagePullSecret")
+	}
+	return nil
+}
+
+// startedAt is when the app's container started, else when the pod did.
+func startedAt(pod *corev1.Pod) metav1.Time {
+	if cs := appStatus(pod); cs != nil {
+		if r := cs.State.Running; r != nil {
+			return r.StartedAt
+		}
+		if t := cs.State.Terminated; t != nil && !t.StartedAt.IsZero() {
+			return t.StartedAt
+		}
+	}
+	return metav1.Time{}
+}
+
+// appStatus is the status of the app's container, nil before it has one.
+func appStatus(pod *corev1.Pod) *corev1.ContainerStatus {
+	for i := range pod.Status.ContainerStatuses {
+		if pod.Status.ContainerStatuses[i].Name == containerName {
+			return &pod.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// portOf is the port the platform gave the pod.
+func portOf(pod *corev1.Pod) string { return pod.Labels[labelPort] }
+
+// address is where the router reaches the pod: the node's address (a pod
+// on the host's network has it as its IP) and its port; "" before the pod
+// has been placed on a node.
+func address(pod *corev1.Pod) string {
+	ip := pod.Status.PodIP
+	if ip == "" {
+		ip = pod.Status.HostIP
+	}
+	if ip == "" {
+		return ""
+	}
+	return net.JoinHostPort(ip, portOf(pod))
+}
