@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"testing"
+	"time"
 
 	"bluegreen/internal/platform"
 	"bluegreen/internal/platform/platformtest"
@@ -22,5 +23,6 @@ func TestConformance(t *testing.T) {
 		Adopts:          true,
 		SeparateStreams: true,
 		OnlySIGTERM:     true,
+		KillLatency:     5 * time.Second,
 	})
 }

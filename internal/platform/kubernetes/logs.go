@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"bluegreen/internal/platform"
 )
@@ -37,16 +39,41 @@ func (p *Platform) Logs(ctx context.Context, id string, opts platform.LogOptions
 			return io.NopCloser(strings.NewReader("")), nil
 		}
 		if err := p.watchPod(ctx, name, func(pod *corev1.Pod) bool {
-			st := stateOf(pod)
-			return pod == nil || st.started || st.state == platform.StateExited
+			return pod == nil || stateOf(pod).started || stateOf(pod).state == platform.StateExited
 		}); err != nil {
 			return nil, fmt.Errorf("logs of instance %s: %w", id, err)
 		}
 	}
+	redact := func(s string) string { return s }
+	if p.opts.Redact != nil {
+		redact = p.opts.Redact()
+	}
+	// The kubelet answers before it reads the log, so the last lines of a
+	// follow would be those of when it gets to them, not of the call: the
+	// tail is read to its end first, with the kubelet's timestamps, and
+	// the follow starts after the last of them.
+	var head []byte
+	var st *stamps
+	if opts.Follow && opts.Tail > 0 {
+		st = &stamps{}
+		var buf bytes.Buffer
+		if err := p.copyLogs(ctx, name, &corev1.PodLogOptions{TailLines: new(int64(opts.Tail)), Timestamps: true},
+			&lineWriter{w: &buf, redact: redact, stamped: st}); err != nil {
+			return nil, fmt.Errorf("logs of instance %s: %w", id, err)
+		}
+		head = buf.Bytes()
+	}
 	lo := &corev1.PodLogOptions{Container: containerName, Follow: opts.Follow}
-	if opts.Tail > 0 {
-		tail := int64(opts.Tail)
-		lo.TailLines = &tail
+	if opts.Tail > 0 && !opts.Follow {
+		lo.TailLines = new(int64(opts.Tail))
+	}
+	if st != nil {
+		lo.Timestamps = true
+		if !st.last.IsZero() {
+			// Whole seconds: the lines up to the last one seen are skipped.
+			lo.SinceTime = &metav1.Time{Time: st.last}
+			st.after = st.last
+		}
 	}
 	// The request lives as long as the reader; only a reader that does
 	// not follow is bounded in time.
@@ -62,16 +89,18 @@ func (p *Platform) Logs(ctx context.Context, id string, opts platform.LogOptions
 		cancel()
 		return nil, fmt.Errorf("logs of instance %s: %w", id, p.apiErr(cctx, "reading the output of pod "+p.ns+"/"+name, err))
 	}
-	redact := func(s string) string { return s }
-	if p.opts.Redact != nil {
-		redact = p.opts.Redact()
-	}
 	pr, pw := io.Pipe()
 	go func() {
-		lw := &lineWriter{w: pw, redact: redact}
-		_, err := io.Copy(lw, rc)
-		if ferr := lw.flush(); err == nil {
-			err = ferr
+		var err error
+		if len(head) > 0 {
+			_, err = pw.Write(head)
+		}
+		lw := &lineWriter{w: pw, redact: redact, stamped: st}
+		if err == nil {
+			_, err = io.Copy(lw, rc)
+			if ferr := lw.flush(); err == nil {
+				err = ferr
+			}
 		}
 		rc.Close()
 		cancel()
@@ -81,6 +110,24 @@ func (p *Platform) Logs(ctx context.Context, id string, opts platform.LogOptions
 		pw.CloseWithError(err) // nil: io.EOF
 	}()
 	return &logReader{PipeReader: pr, body: rc, cancel: cancel}, nil
+}
+
+// copyLogs copies the output of the pod's app, as lo says, to w, within
+// the time of one call.
+func (p *Platform) copyLogs(ctx context.Context, name string, lo *corev1.PodLogOptions, w *lineWriter) error {
+	cctx, cancel := p.call(ctx)
+	defer cancel()
+	lo.Container = containerName
+	rc, err := p.cs.CoreV1().Pods(p.ns).GetLogs(name, lo).Stream(cctx)
+	if err != nil {
+		return p.apiErr(cctx, "reading the output of pod "+p.ns+"/"+name, err)
+	}
+	defer rc.Close()
+	_, err = io.Copy(w, rc)
+	if ferr := w.flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 // logReader ends the request when it is closed.
@@ -97,11 +144,35 @@ func (r *logReader) Close() error {
 	return nil
 }
 
+// stamps follows the kubelet's timestamps at the start of each line.
+type stamps struct {
+	last  time.Time // of the last line seen
+	after time.Time // lines up to this one are skipped
+}
+
+// line strips the timestamp of a line, and says whether to keep it.
+func (s *stamps) line(b []byte) ([]byte, bool) {
+	ts, rest, ok := bytes.Cut(b, []byte(" "))
+	if !ok {
+		return b, true
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(ts))
+	if err != nil {
+		return b, true
+	}
+	if !s.after.IsZero() && !t.After(s.after) {
+		return nil, false
+	}
+	s.last = t
+	return rest, true
+}
+
 // lineWriter passes whole lines, redacted, to w; a last line without a
 // newline is passed on by flush, with one.
 type lineWriter struct {
 	w       io.Writer
 	redact  func(string) string
+	stamped *stamps // lines start with the kubelet's timestamp
 	partial []byte
 }
 
@@ -113,6 +184,12 @@ func (l *lineWriter) Write(b []byte) (int, error) {
 	}
 	var out []byte
 	for line := range bytes.Lines(l.partial[:i+1]) {
+		if l.stamped != nil {
+			var keep bool
+			if line, keep = l.stamped.line(line); !keep {
+				continue
+			}
+		}
 		out = append(out, l.redact(string(line))...)
 	}
 	l.partial = append(l.partial[:0], l.partial[i+1:]...)
@@ -126,8 +203,15 @@ func (l *lineWriter) flush() error {
 	if len(l.partial) == 0 {
 		return nil
 	}
-	line := l.redact(string(l.partial) + "\n")
+	b := append(l.partial, '\n')
 	l.partial = nil
+	if l.stamped != nil {
+		var keep bool
+		if b, keep = l.stamped.line(b); !keep {
+			return nil
+		}
+	}
+	line := l.redact(string(b))
 	_, err := l.w.Write([]byte(line))
 	return err
 }

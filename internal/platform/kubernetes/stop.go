@@ -44,13 +44,13 @@ const stopSlack = 30 * time.Second
 
 // Stop deletes the instance's pod with grace as its grace period: the
 // kubelet sends SIGTERM, and SIGKILL once grace has passed. Kubernetes
-// counts grace periods in whole seconds, at least one: a shorter grace is
-// rounded up. A negative grace means the StopTimeout the instance was
-// launched with. Stop returns once the pod is gone, which the kubelet
-// says once nothing of it runs; a kubelet that does not say so within
-// the grace period and half a minute (its node is down) has the pod
-// deleted without it. An unknown ID, or a pod of another owner, is not an
-// error.
+// counts grace periods in whole seconds, and a kubelet kills no sooner
+// than 2 seconds after SIGTERM: a shorter grace is rounded up. A negative
+// grace means the StopTimeout the instance was launched with. Stop returns
+// once the kubelet reports that nothing of the pod runs, and the pod is
+// gone; a kubelet that does not report within the grace period and half a
+// minute (its node is down) has the pod deleted without it. An unknown ID,
+// or a pod of another owner, is not an error.
 func (p *Platform) Stop(ctx context.Context, id string, grace time.Duration) error {
 	if platform.CheckID(id) != nil {
 		return nil
@@ -92,14 +92,43 @@ func (p *Platform) stop(ctx context.Context, pod *corev1.Pod, seconds int64) err
 	if err != nil {
 		return p.apiErr(cctx, "deleting pod "+p.ns+"/"+pod.Name, err)
 	}
+	// The kubelet reports the container ended, then deletes the pod once
+	// it has cleaned up after it, which takes it a second or more: the
+	// pod is deleted at once when nothing of it runs any more.
 	wait := time.Duration(seconds)*time.Second + stopSlack
-	if err := p.waitGone(ctx, pod.Name, uid, wait); err == nil || ctx.Err() != nil {
-		return err
+	wctx, wcancel := context.WithTimeout(ctx, wait)
+	defer wcancel()
+	var last *corev1.Pod
+	err = p.watchPod(wctx, pod.Name, func(got *corev1.Pod) bool {
+		last = got
+		return got == nil || got.UID != uid || terminal(got)
+	})
+	switch {
+	case err == nil && (last == nil || last.UID != uid):
+		return nil
+	case err == nil:
+		return p.deletePod(ctx, last, 0)
+	case ctx.Err() != nil:
+		return fmt.Errorf("waiting for pod %s/%s to stop: %w", p.ns, pod.Name, ctx.Err())
 	}
 	// The kubelet did not confirm: its node may be gone. Delete the pod
 	// without it, as `kubectl delete --force` does.
 	p.log.Warn("the kubelet did not stop the pod in time: deleting it without waiting", "pod", pod.Name, "waited", wait)
 	return p.deletePod(ctx, pod, 0)
+}
+
+// terminal reports a pod whose containers have all ended: nothing of the
+// app runs.
+func terminal(pod *corev1.Pod) bool {
+	if pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+		return false
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.State.Terminated == nil && cs.State.Waiting == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // DeleteApp deletes the owner of the app's pods, and with it (the cluster's

@@ -44,6 +44,11 @@ type Config struct {
 	// no other signal (a pod's), so Launch refuses another stop signal
 	// with an error naming it.
 	OnlySIGTERM bool
+	// KillLatency is how much later than the grace period the platform
+	// may kill an instance that ignores its stop signal, beyond the
+	// suite's own margin (a kubelet kills no sooner than 2 s after SIGTERM
+	// and reports the end at its own pace).
+	KillLatency time.Duration
 }
 
 var build struct {

@@ -226,7 +226,7 @@ func testStopForced(s *suite) {
 	s.waitLog(s.p, in.ID, "ignoring SIGTERM")
 	const grace = 400 * time.Millisecond
 	out, took := s.stopAndRead(in.ID, grace)
-	if took < grace || took > grace+5*time.Second {
+	if took < grace || took > grace+5*time.Second+s.c.KillLatency {
 		s.t.Errorf("Stop of an app that ignores SIGTERM took %v, want a little over %v", took, grace)
 	}
 	if strings.Contains(out, "stopping") {
