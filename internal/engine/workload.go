@@ -33,6 +33,16 @@ func runSpec(rev *revision, env params.Env, is *platform.InstanceSpec) error {
 		}
 		c.Image = platform.Image{Ref: rev.Image.Ref, ID: rev.Image.ID, Digest: rev.Image.Digest}
 		is.Container = c
+	case spec.PlatformKubernetes:
+		if rev.Image == nil {
+			return &PermanentError{Err: fmt.Errorf("revision %d of app %s runs an image but pinned none", rev.Generation, rev.App)}
+		}
+		k := s.Kubernetes
+		is.Container = &platform.Container{
+			Image:     platform.Image{Ref: rev.Image.Ref, ID: rev.Image.ID, Digest: rev.Image.Digest},
+			Pull:      k.Pull,
+			Namespace: k.Namespace,
+		}
 	default:
 		is.WorkDir = s.Process.Dir
 	}
@@ -81,10 +91,10 @@ func containerOf(s *spec.Spec, env params.Env) (*platform.Container, error) {
 // registryAuth is the registry login the docker section names, with its
 // password read from the pinned params.
 func registryAuth(s *spec.Spec, env params.Env) (*platform.RegistryAuth, error) {
-	a := s.Docker.Auth
-	if a == nil {
+	if s.Docker == nil || s.Docker.Auth == nil {
 		return nil, nil
 	}
+	a := s.Docker.Auth
 	v, ok := env[params.EnvName(a.PasswordParam)]
 	if !ok {
 		return nil, fmt.Errorf("docker.auth.password_param %s is not among the revision's pinned params", a.PasswordParam)
@@ -96,7 +106,8 @@ func registryAuth(s *spec.Spec, env params.Env) (*platform.RegistryAuth, error) 
 // when the spec's pull policy says so), with the registry login from the
 // params the revision pins. Specs of processes pin nothing.
 func (e *Engine) pinImage(ctx context.Context, s *spec.Spec, pins map[string]int64) (*store.Image, error) {
-	if s.Platform != spec.PlatformDocker {
+	ref, pull := s.ImageRef()
+	if ref == "" {
 		return nil, nil
 	}
 	p, ok := e.plat.Get(s.Platform)
@@ -115,7 +126,7 @@ func (e *Engine) pinImage(ctx context.Context, s *spec.Spec, pins map[string]int
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", s.App, err)
 	}
-	img, err := r.Resolve(ctx, s.Docker.Image, s.Docker.Pull, auth)
+	img, err := r.Resolve(ctx, ref, pull, auth)
 	if err != nil {
 		return nil, &ImageError{App: s.App, Err: err}
 	}

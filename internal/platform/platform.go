@@ -90,6 +90,9 @@ type Container struct {
 	Pull string
 	// Auth is the registry login for pulls (nil: anonymous).
 	Auth *RegistryAuth
+	// Namespace is where a platform of clusters runs the instance (""
+	// for the platform's own).
+	Namespace string
 }
 
 // When an image is pulled from its registry.

@@ -79,6 +79,10 @@ func (s *Spec) ApplyDefaults() {
 			str(&d.Pull, "docker.pull", DefaultPull)
 			str(&d.Network, "docker.network", DefaultNetwork)
 		}
+	case PlatformKubernetes:
+		if k := s.Kubernetes; k != nil {
+			str(&k.Pull, "kubernetes.pull", DefaultPull)
+		}
 	}
 	if r := s.run(); r.section != "" {
 		num(r.instances, r.section+".instances", DefaultInstances)

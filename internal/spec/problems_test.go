@@ -18,6 +18,8 @@ const base = "app: shop\nprocess:\n  command: [./shop]\n"
 // line is in the docker section.
 const dockerBase = "app: shop\nplatform: docker\ndocker:\n  image: shop:1\n"
 
+const kubeBase = "app: shop\nplatform: kubernetes\nkubernetes:\n  image: shop:1\n"
+
 // problemCases holds one broken spec per rule. want is a part of the
 // message the case is about; the full report is in testdata/problems.golden.
 var problemCases = []struct {
@@ -72,8 +74,13 @@ var problemCases = []struct {
 	{"app leading hyphen", "app: -shop\nprocess:\n  command: [x]\n", "bad app name"},
 	{"app too long", "app: " + strings.Repeat("a", 64) + "\nprocess:\n  command: [x]\n", "bad app name"},
 	{"platform docker with a process section", base + "platform: docker\n", "process: given, but platform is docker (remove the section, or set platform: process)"},
-	{"platform kubernetes", base + "platform: kubernetes\n", `platform "kubernetes" is not supported yet; only "process" and "docker" are`},
-	{"platform kubernetes section", base + "kubernetes: {namespace: x}\n", "platform kubernetes is not supported yet"},
+	{"platform kubernetes", base + "platform: kubernetes\n", "kubernetes: is required for platform kubernetes"},
+	{"platform kubernetes section", base + "kubernetes: {namespace: x}\n", "kubernetes: given, but platform is process, the default"},
+	{"kubernetes image missing", "app: shop\nplatform: kubernetes\nkubernetes:\n  namespace: shop\n", "kubernetes.image: is required"},
+	{"kubernetes bad namespace", kubeBase + "  namespace: Shop_1\n", `bad namespace "Shop_1"`},
+	{"kubernetes stop signal", kubeBase + "  stop_signal: SIGQUIT\n", "Kubernetes stops a pod with SIGTERM and no other signal"},
+	{"kubernetes pull", kubeBase + "  pull: sometimes\n", "kubernetes.pull: must be"},
+	{"kubernetes instances", kubeBase + "  instances: 0\n", "kubernetes.instances: must be between 1 and"},
 	{"platform unknown", base + "platform: proces\n", `unknown platform "proces" (did you mean "process"?)`},
 	{"run_as with a space", base + "run_as: www data\n", `bad user "www data"`},
 	{"run_as too long", base + "run_as: " + strings.Repeat("u", 33) + "\n", "bad user"},

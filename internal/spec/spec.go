@@ -17,17 +17,19 @@ type Spec struct {
 	// RunAs names the user the app's instances and hooks run as; empty
 	// means the server's choice (a user of the app's own, on a server
 	// running as root). The server decides whether it allows the name.
-	RunAs    string   `yaml:"run_as,omitempty" json:"run_as,omitempty"`
-	Process  *Process `yaml:"process,omitempty" json:"process,omitempty"`
-	Docker   *Docker  `yaml:"docker,omitempty" json:"docker,omitempty"`
-	Router   Router   `yaml:"router" json:"router"`
-	Health   Health   `yaml:"health" json:"health"`
-	Hooks    Hooks    `yaml:"hooks" json:"hooks"`
-	Strategy Strategy `yaml:"strategy" json:"strategy"`
-	Checks   Checks   `yaml:"checks" json:"checks"`
-	Bake     Duration `yaml:"bake" json:"bake"`
-	Retire   Retire   `yaml:"retire" json:"retire"`
-	Params   []string `yaml:"params" json:"params"`
+	RunAs   string   `yaml:"run_as,omitempty" json:"run_as,omitempty"`
+	Process *Process `yaml:"process,omitempty" json:"process,omitempty"`
+	Docker  *Docker  `yaml:"docker,omitempty" json:"docker,omitempty"`
+	// Kubernetes runs the app's instances as pods of a cluster.
+	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
+	Router     Router      `yaml:"router" json:"router"`
+	Health     Health      `yaml:"health" json:"health"`
+	Hooks      Hooks       `yaml:"hooks" json:"hooks"`
+	Strategy   Strategy    `yaml:"strategy" json:"strategy"`
+	Checks     Checks      `yaml:"checks" json:"checks"`
+	Bake       Duration    `yaml:"bake" json:"bake"`
+	Retire     Retire      `yaml:"retire" json:"retire"`
+	Params     []string    `yaml:"params" json:"params"`
 	// Notifications are webhooks sent on events of the app's deployments.
 	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
 
@@ -36,8 +38,7 @@ type Spec struct {
 	given map[string]bool // key paths written in the file with a non-empty value
 }
 
-// Platforms. PlatformKubernetes is a reserved name, so that its section can
-// sit beside Process and Docker later.
+// Platforms.
 const (
 	PlatformProcess    = "process"
 	PlatformDocker     = "docker"

@@ -44,6 +44,7 @@ func (s *Spec) problems() []Problem {
 	s.validateSections(c)
 	s.validateProcess(c)
 	s.validateDocker(c)
+	s.validateKubernetes(c)
 	s.validateRouter(c)
 	s.validateHealth(c)
 	s.validateHooks(c)
@@ -94,11 +95,9 @@ func (s *Spec) validateApp(c *collector) {
 		c.add("app", "bad app name %s: want 1 to 63 of a-z, 0-9 and '-', not starting or ending with '-'", quote(s.App))
 	}
 	switch s.Platform {
-	case PlatformProcess, PlatformDocker:
-	case PlatformKubernetes:
-		c.add("platform", "platform %q is not supported yet; only %q and %q are", s.Platform, PlatformProcess, PlatformDocker)
+	case PlatformProcess, PlatformDocker, PlatformKubernetes:
 	default:
-		c.add("platform", "unknown platform %s%s; want %q or %q", quote(s.Platform), suggest(s.Platform, []string{PlatformProcess, PlatformDocker, PlatformKubernetes}), PlatformProcess, PlatformDocker)
+		c.add("platform", "unknown platform %s%s; want %q, %q or %q", quote(s.Platform), suggest(s.Platform, []string{PlatformProcess, PlatformDocker, PlatformKubernetes}), PlatformProcess, PlatformDocker, PlatformKubernetes)
 	}
 }
 
@@ -106,7 +105,7 @@ func (s *Spec) validateApp(c *collector) {
 // on: it would be silently ignored, and is most likely a platform: line
 // forgotten or left behind.
 func (s *Spec) validateSections(c *collector) {
-	if s.Platform != PlatformProcess && s.Platform != PlatformDocker {
+	if s.Platform != PlatformProcess && s.Platform != PlatformDocker && s.Platform != PlatformKubernetes {
 		return // an unknown platform is reported once, at platform:
 	}
 	platform := s.Platform
@@ -118,6 +117,9 @@ func (s *Spec) validateSections(c *collector) {
 	}
 	if s.Docker != nil && s.Platform != PlatformDocker {
 		c.add("docker", "given, but platform is %s (set platform: %s to use this section, or remove it)", platform, PlatformDocker)
+	}
+	if s.Kubernetes != nil && s.Platform != PlatformKubernetes {
+		c.add("kubernetes", "given, but platform is %s (set platform: %s to use this section, or remove it)", platform, PlatformKubernetes)
 	}
 }
 

@@ -57,6 +57,9 @@ func (s *Spec) run() run {
 	case platform == PlatformDocker && s.Docker != nil:
 		d := s.Docker
 		return run{PlatformDocker, d.Command, &d.Instances, d.Env, &d.StopSignal, &d.StopTimeout}
+	case platform == PlatformKubernetes && s.Kubernetes != nil:
+		k := s.Kubernetes
+		return run{PlatformKubernetes, k.Command, &k.Instances, k.Env, &k.StopSignal, &k.StopTimeout}
 	}
 	return run{}
 }

@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -52,18 +54,33 @@ func removePacked() {
 
 // Pack writes the image of binary, named ref, as a docker-archive tar at
 // path and returns the image's ID (the digest of its configuration,
-// "sha256:…"), which is the same for the same binary.
-func Pack(binary, ref, path string) (string, error) {
+// "sha256:…"), which is the same for the same content. files are more files
+// of the image by absolute path ({"/VERSION": "v2\n"}, mode 0644).
+func Pack(binary, ref, path string, files map[string]string) (string, error) {
 	bin, err := os.ReadFile(binary)
 	if err != nil {
 		return "", err
 	}
 	var layer bytes.Buffer
 	lw := tar.NewWriter(&layer)
-	if err := lw.WriteHeader(&tar.Header{Name: "app", Mode: 0o755, Size: int64(len(bin)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+	addFile := func(name string, mode int64, data []byte) error {
+		if err := lw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := lw.Write(data)
+		return err
+	}
+	if err := addFile("app", 0o755, bin); err != nil {
 		return "", err
 	}
-	lw.Write(bin)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if !strings.HasPrefix(name, "/") || strings.Count(name, "/") != 1 {
+			return "", fmt.Errorf("file %q: want a file of the image's root, like /VERSION", name)
+		}
+		if err := addFile(name[1:], 0o644, []byte(files[name])); err != nil {
+			return "", err
+		}
+	}
 	if err := lw.Close(); err != nil {
 		return "", err
 	}
@@ -127,12 +144,18 @@ func (c *Cluster) importTar(path string) error {
 // into the node's containerd and returns the image's ID.
 func (c *Cluster) ImportBinary(t testing.TB, binary, ref string) string {
 	t.Helper()
+	return c.ImportImage(t, binary, ref, nil)
+}
+
+// ImportImage is ImportBinary with more files in the image (see Pack).
+func (c *Cluster) ImportImage(t testing.TB, binary, ref string, files map[string]string) string {
+	t.Helper()
 	dir, err := packDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
-	id, err := Pack(binary, ref, path)
+	id, err := Pack(binary, ref, path, files)
 	if err != nil {
 		t.Fatalf("packing %s as image %s: %v", binary, ref, err)
 	}
@@ -161,7 +184,7 @@ func (c *Cluster) importPause() error {
 		return fmt.Errorf("building the pause program: %v\n%s", err, out)
 	}
 	path := filepath.Join(c.Dir, "pause.tar")
-	if _, err := Pack(bin, pauseRef, path); err != nil {
+	if _, err := Pack(bin, pauseRef, path, nil); err != nil {
 		return err
 	}
 	return c.importTar(path)

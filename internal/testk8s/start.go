@@ -258,18 +258,27 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// writeKubeconfig writes the admin's kubeconfig. The apiserver's
-// certificate is its own, self-signed: it is not verified.
+// writeKubeconfig writes the admin's kubeconfig.
 func (c *Cluster) writeKubeconfig() error {
 	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
-	kc := fmt.Sprintf(`apiVersion: v1
+	return os.WriteFile(c.Kubeconfig, []byte(c.kubeconfig("")), 0o600)
+}
+
+// kubeconfig is a kubeconfig of the admin whose context names namespace
+// (none when ""). The apiserver's certificate is its own, self-signed: it
+// is not verified.
+func (c *Cluster) kubeconfig(namespace string) string {
+	ns := ""
+	if namespace != "" {
+		ns = ", namespace: " + namespace
+	}
+	return fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters: [{name: test, cluster: {server: "https://127.0.0.1:%d", insecure-skip-tls-verify: true}}]
 users: [{name: admin, user: {token: %q}}]
-contexts: [{name: test, context: {cluster: test, user: admin}}]
+contexts: [{name: test, context: {cluster: test, user: admin%s}}]
 current-context: test
-`, c.apiPort, c.Token)
-	return os.WriteFile(c.Kubeconfig, []byte(kc), 0o600)
+`, c.apiPort, c.Token, ns)
 }
 
 // waitFor polls ok until it holds, p exits or startTimeout passes.

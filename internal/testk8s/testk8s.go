@@ -21,13 +21,17 @@
 package testk8s
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -110,6 +114,28 @@ func (c *Cluster) RESTConfig(t testing.TB) *rest.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// Namespace makes a namespace of the test's own and returns its name and
+// the path of a kubeconfig whose context uses it. The namespace is deleted
+// at the test's end, and with it whatever runs there.
+func (c *Cluster) Namespace(t testing.TB) (name, kubeconfig string) {
+	t.Helper()
+	name = "t-" + randomHex(4)
+	cs := c.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(c.kubeconfig(name)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return name, kubeconfig
 }
 
 // Client returns a clientset of the cluster's admin.

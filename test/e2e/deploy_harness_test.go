@@ -41,6 +41,9 @@ type deployEnv struct {
 	// image its specs name, for the tests of the Docker platform.
 	docker *testdocker.Engine
 	image  string
+	// kubeImage is the image specs name for the tests of the Kubernetes
+	// platform (platform: kubernetes, pull: never).
+	kubeImage string
 }
 
 func newDeployEnv(t *testing.T) *deployEnv {
@@ -175,6 +178,16 @@ func (e *deployEnv) spec(p specParts) string {
   env: %s
   stop_timeout: 5s
 %s`, env, p.run)
+	if e.kubeImage != "" {
+		run = fmt.Sprintf(`platform: kubernetes
+kubernetes:
+  image: %s
+  instances: 2
+  env: %s
+  stop_timeout: 5s
+  pull: never
+%s`, e.kubeImage, env, p.run)
+	}
 	if e.image != "" {
 		run = fmt.Sprintf(`platform: docker
 docker:

@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"bluegreen/internal/platform"
 	"bluegreen/internal/platform/platformtest"
 	"bluegreen/internal/testk8s"
@@ -41,17 +38,8 @@ func newOwner(prefix string) string {
 // newNamespace makes a namespace of the test's own, deleted at its end.
 func newNamespace(t *testing.T, c *testk8s.Cluster) string {
 	t.Helper()
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "t-" + hex.EncodeToString(b)
-	cs := c.Client(t)
-	if _, err := cs.CoreV1().Namespaces().Create(testCtx(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
-	})
-	return name
+	ns, _ := c.Namespace(t)
+	return ns
 }
 
 // open returns a platform of owner in namespace ns, closed at the test's

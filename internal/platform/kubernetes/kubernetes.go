@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -149,6 +150,19 @@ func loadConfig(opts Options) (*rest.Config, string, string, error) {
 		}
 	}
 	return cfg, ns, source, nil
+}
+
+// Configured reports whether a cluster can be found: kubeconfig (a path,
+// "" for none) or KUBECONFIG names a file, ~/.kube/config exists, or the
+// server runs in a pod of a cluster.
+func Configured(kubeconfig string) bool {
+	if kubeconfig != "" || os.Getenv(clientcmd.RecommendedConfigPathEnvVar) != "" {
+		return true
+	}
+	if _, err := os.Stat(clientcmd.RecommendedHomeFile); err == nil {
+		return true
+	}
+	return os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("KUBERNETES_SERVICE_PORT") != ""
 }
 
 // Name returns "kubernetes".

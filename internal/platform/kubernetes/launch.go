@@ -37,7 +37,7 @@ func (p *Platform) Launch(ctx context.Context, s platform.InstanceSpec) (platfor
 }
 
 func (p *Platform) launch(ctx context.Context, s platform.InstanceSpec) (platform.Instance, error) {
-	if err := checkSpec(s); err != nil {
+	if err := checkSpec(s, p.ns); err != nil {
 		return platform.Instance{}, err
 	}
 	name := p.podName(s.ID)

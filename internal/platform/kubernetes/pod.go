@@ -233,8 +233,8 @@ func securityOf(s platform.InstanceSpec) (*corev1.PodSecurityContext, error) {
 	return sec, nil
 }
 
-// checkSpec refuses what a pod cannot do.
-func checkSpec(s platform.InstanceSpec) error {
+// checkSpec refuses what a pod in namespace ns cannot do.
+func checkSpec(s platform.InstanceSpec, ns string) error {
 	ct := s.Container
 	if ct == nil {
 		return errors.New("the spec has no container settings: the kubernetes platform runs images")
@@ -247,6 +247,9 @@ func checkSpec(s platform.InstanceSpec) error {
 	}
 	if len(ct.Volumes) > 0 {
 		return fmt.Errorf("volume %s: the kubernetes platform cannot mount the revision's files into a pod (they are on the server, not on the node)", ct.Volumes[0].Target)
+	}
+	if ct.Namespace != "" && ct.Namespace != ns {
+		return fmt.Errorf("namespace %s: this server runs its pods in namespace %s (its --kubernetes-namespace)", ct.Namespace, ns)
 	}
 	if ct.Auth != nil {
 		return errors.New("registry credentials: the kubernetes platform does not pass them to the node yet; give the namespace's service account an imagePullSecret")

@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"bluegreen/internal/testdocker"
+	"bluegreen/internal/testk8s"
+	"bluegreen/internal/testwait"
+)
+
+// helloPodImages imports the example app into the cluster's node as
+// bluegreen.test/hello:1 and :2, answering X-Version v1 and v2, and
+// returns their image IDs.
+func helloPodImages(t *testing.T, c *testk8s.Cluster) (v1, v2 string) {
+	t.Helper()
+	prog := testdocker.GoBinary(t, "bluegreen/examples/hello")
+	v1 = c.ImportImage(t, prog, "bluegreen.test/hello:1", map[string]string{"/VERSION": "v1\n"})
+	v2 = c.ImportImage(t, prog, "bluegreen.test/hello:2", map[string]string{"/VERSION": "v2\n"})
+	if v1 == v2 {
+		t.Fatal("hello:1 and hello:2 are the same image")
+	}
+	return v1, v2
+}
+
+// podImages lists the image IDs the running pods of app shop were
+// launched with, sorted.
+func podImages(t *testing.T, c *testk8s.Cluster, ns string) []string {
+	t.Helper()
+	pods, err := c.Client(t).CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "bluegreen.io/app=shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			out = append(out, p.Annotations["bluegreen.io/image-id"])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// An app of pods on a real cluster goes from image v1 to v2 through a
+// canary under steady load, with bluegreen's router carrying the traffic to
+// the pods: no request fails, a rollback while blue is warm is a weight
+// flip, and once blue retires only v2's pods run.
+func TestKubernetesCanaryUnderLoad(t *testing.T) {
+	c := testk8s.Shared(t)
+	ns, kubeconfig := c.Namespace(t)
+	v1, v2 := helloPodImages(t, c)
+	e := startDeployEnv(t, bin.bluegreen, func(e *deployEnv) {
+		e.kubeImage = "bluegreen.test/hello:1"
+		e.env = []string{"KUBECONFIG=" + kubeconfig}
+	})
+	ctx := context.Background()
+	hc := &http.Client{Timeout: 5 * time.Second}
+
+	e.deployLive("v1", e.specFor("bake: 0s\nretire:\n  keep_blue: 0s\n  drain_timeout: 2s\n"))
+	revs, err := e.api.Revisions(ctx, "shop")
+	if err != nil || revs[0].Image == nil || revs[0].Image.ID != v1 {
+		t.Fatalf("revision 1 pinned %+v (%v); want bluegreen.test/hello:1 as %s", revs[0].Image, err, v1)
+	}
+	if got := podImages(t, c, ns); fmt.Sprint(got) != fmt.Sprint([]string{v1, v1}) {
+		t.Fatalf("pods run %v, want two of %s", got, v1)
+	}
+	for _, in := range e.instances() {
+		if !strings.HasPrefix(in.Address, "127.0.0.1:") {
+			t.Fatalf("instance %s is at %s, want the node's 127.0.0.1", in.ID, in.Address)
+		}
+	}
+	l := startLoad(t, "http://"+e.prod+"/", 200)
+
+	e.kubeImage = "bluegreen.test/hello:2"
+	canary := "strategy:\n  steps:\n    - { weight: 20, pause: 1s }\n    - { weight: 100 }\n" +
+		"bake: 1s\nretire:\n  keep_blue: 1h\n  drain_timeout: 2s\n"
+	d := e.deploy("v2", e.specFor(canary), nil)
+	e.waitPhase(d.ID, 2*time.Minute, "Retiring")
+	if v, _ := version(t, hc, "http://"+e.prod+"/"); v != "v2" {
+		t.Fatalf("after the release production answers %q, want v2", v)
+	}
+
+	// A rollback while blue is warm is a weight flip.
+	start := time.Now()
+	e.mustCLI("rollback", "shop")
+	var flipped time.Duration
+	testwait.For(t, 10*time.Second, "production to answer v1 only", func() bool {
+		for range 10 {
+			if v, _ := version(t, hc, "http://"+e.prod+"/"); v != "v1" {
+				return false
+			}
+			if flipped == 0 {
+				flipped = time.Since(start)
+			}
+		}
+		return true
+	})
+	t.Logf("rollback while blue is warm: production answered v1 %v after the command started", flipped.Round(time.Millisecond))
+	if d = e.waitEnd(d.ID, time.Minute); d.Outcome != "rolled_back" {
+		t.Fatalf("after the rollback: %s (%s)", d.Outcome, d.Reason)
+	}
+
+	// Revision 2 again, to the end: blue (revision 1) retires.
+	d, err = e.api.Deploy(ctx, "shop", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitPhase(d.ID, 2*time.Minute, "Retiring")
+	e.mustCLI("promote", "shop") // blue need not stay warm
+	if d = e.waitEnd(d.ID, time.Minute); d.Outcome != "succeeded" {
+		t.Fatalf("revision 2: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	testwait.For(t, 30*time.Second, "only v2's pods to run", func() bool {
+		return fmt.Sprint(podImages(t, c, ns)) == fmt.Sprint([]string{v2, v2})
+	})
+	if v, _ := version(t, hc, "http://"+e.prod+"/"); v != "v2" {
+		t.Fatalf("production answers %q, want v2", v)
+	}
+
+	recs := l.stop()
+	if f := failures(recs); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed: %s\nbgload: %s", len(f), len(recs), summary(f), l.out.String())
+	}
+	t.Logf("%s, 0 failed", summary(recs))
+}
