@@ -64,7 +64,11 @@ func TestKubernetesCanaryUnderLoad(t *testing.T) {
 	ctx := context.Background()
 	hc := &http.Client{Timeout: 5 * time.Second}
 
-	e.deployLive("v1", e.specFor("bake: 0s\nretire:\n  keep_blue: 0s\n  drain_timeout: 2s\n"))
+	// Revision 1's spec is the one deploy --image takes on: a canary, and
+	// blue kept warm after the release.
+	canary := "strategy:\n  steps:\n    - { weight: 20, pause: 1s }\n    - { weight: 100 }\n" +
+		"bake: 1s\nretire:\n  keep_blue: 1h\n  drain_timeout: 2s\n"
+	e.deployLive("v1", e.specFor(canary))
 	revs, err := e.api.Revisions(ctx, "shop")
 	if err != nil || revs[0].Image == nil || revs[0].Image.ID != v1 {
 		t.Fatalf("revision 1 pinned %+v (%v); want bluegreen.test/hello:1 as %s", revs[0].Image, err, v1)
@@ -79,10 +83,16 @@ func TestKubernetesCanaryUnderLoad(t *testing.T) {
 	}
 	l := startLoad(t, "http://"+e.prod+"/", 200)
 
-	e.kubeImage = "bluegreen.test/hello:2"
-	canary := "strategy:\n  steps:\n    - { weight: 20, pause: 1s }\n    - { weight: 100 }\n" +
-		"bake: 1s\nretire:\n  keep_blue: 1h\n  drain_timeout: 2s\n"
-	d := e.deploy("v2", e.specFor(canary), nil)
+	// What CI does once it has imported a new image into the nodes.
+	out := e.mustCLI("deploy", "--image", "bluegreen.test/hello:2", "shop", "--message", "v2")
+	if !strings.Contains(out, "("+strings.TrimPrefix(v2, "sha256:")[:12]+")") {
+		t.Fatalf("deploy --image said:\n%s\nwant the image pinned to %s", out, v2)
+	}
+	app, err := e.api.App(ctx, "shop")
+	if err != nil || app.Deployment == nil {
+		t.Fatalf("no active deployment after deploy --image: %+v, %v", app, err)
+	}
+	d := *app.Deployment
 	e.waitPhase(d.ID, 2*time.Minute, "Retiring")
 	if v, _ := version(t, hc, "http://"+e.prod+"/"); v != "v2" {
 		t.Fatalf("after the release production answers %q, want v2", v)
