@@ -14,7 +14,8 @@
 //
 // Shared starts the cluster at its first call in a test binary; Close,
 // called from TestMain after m.Run, tears it down and puts back what the
-// kubelet changed on the machine (three sysctls, its cgroups). One cluster
+// kubelet changed on the machine (three sysctls, its cgroups). New starts
+// one for a single test. One cluster
 // can run on a machine at a time (the kubelet's /kubepods cgroups are the
 // machine's), so test binaries take turns: a second one waits in Shared
 // until the first has closed its cluster.
@@ -75,6 +76,20 @@ func Shared(t testing.TB) *Cluster {
 		t.Fatalf("starting a Kubernetes cluster: %v", shared.err)
 	}
 	return shared.cluster
+}
+
+// New starts a cluster for t alone (after waiting for any other cluster of
+// the machine to close) and tears it down at t's end: a test binary whose
+// other tests need no cluster holds the machine's only one no longer than
+// the test.
+func New(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := Start(os.Stderr)
+	if err != nil {
+		t.Fatalf("starting a Kubernetes cluster: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // Close tears down the shared cluster, if one was started, and removes the

@@ -54,7 +54,9 @@ func podImages(t *testing.T, c *testk8s.Cluster, ns string) []string {
 // the pods: no request fails, a rollback while blue is warm is a weight
 // flip, and once blue retires only v2's pods run.
 func TestKubernetesCanaryUnderLoad(t *testing.T) {
-	c := testk8s.Shared(t)
+	// A cluster of the test's own: the machine has one at a time, and
+	// other test binaries may wait for it.
+	c := testk8s.New(t)
 	ns, kubeconfig := c.Namespace(t)
 	v1, v2 := helloPodImages(t, c)
 	e := startDeployEnv(t, bin.bluegreen, func(e *deployEnv) {
