@@ -248,7 +248,8 @@ func (c *Cluster) writePKI() error {
 		return err
 	}
 	c.Token = randomHex(16)
-	tokens := fmt.Sprintf("%s,admin,admin,\"system:masters\"\n", c.Token)
+	c.UserToken = randomHex(16)
+	tokens := fmt.Sprintf("%s,admin,admin,\"system:masters\"\n%s,%s,%s\n", c.Token, c.UserToken, User, User)
 	return os.WriteFile(filepath.Join(pki, "tokens.csv"), []byte(tokens), 0o600)
 }
 

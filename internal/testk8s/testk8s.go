@@ -49,6 +49,9 @@ type Cluster struct {
 	Node string
 	// Token is the admin's bearer token.
 	Token string
+	// UserToken is the bearer token of User, who may do nothing until a
+	// test binds a role to it.
+	UserToken string
 
 	apiPort int
 	procs   []*proc // in the order they were started
@@ -56,6 +59,10 @@ type Cluster struct {
 	created []string // host directories that did not exist before
 	lock    *os.File // held while the cluster runs
 }
+
+// User is a user of the cluster with no permission of its own, for tests
+// of what a role allows.
+const User = "bluegreen"
 
 // lockPath serialises clusters across test binaries.
 const lockPath = "/tmp/bluegreen-k8s.lock"
@@ -151,6 +158,14 @@ func (c *Cluster) Namespace(t testing.TB) (name, kubeconfig string) {
 		t.Fatal(err)
 	}
 	return name, kubeconfig
+}
+
+// UserRESTConfig returns a client configuration of User.
+func (c *Cluster) UserRESTConfig(t testing.TB) *rest.Config {
+	t.Helper()
+	cfg := c.RESTConfig(t)
+	cfg.BearerToken = c.UserToken
+	return cfg
 }
 
 // Client returns a clientset of the cluster's admin.
