@@ -248,6 +248,9 @@ func checkSpec(s platform.InstanceSpec, ns string) error {
 	if len(ct.Volumes) > 0 {
 		return fmt.Errorf("volume %s: the kubernetes platform cannot mount the revision's files into a pod (they are on the server, not on the node)", ct.Volumes[0].Target)
 	}
+	if _, err := securityOf(s); err != nil {
+		return err
+	}
 	if ct.Namespace != "" && ct.Namespace != ns {
 		return fmt.Errorf("namespace %s: this server runs its pods in namespace %s (its --kubernetes-namespace)", ct.Namespace, ns)
 	}
