@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -177,9 +179,15 @@ func (p *Platform) Cluster() (server, source string) { return p.server, p.source
 
 // Describe asks the API server its version, for the server to log at start.
 func (p *Platform) Describe(ctx context.Context) (string, error) {
-	v, err := p.cs.Discovery().ServerVersion()
+	cctx, cancel := p.call(ctx)
+	defer cancel()
+	body, err := p.cs.Discovery().RESTClient().Get().AbsPath("/version").Do(cctx).Raw()
 	if err != nil {
-		return "", p.apiErr(ctx, "asking the cluster's version", err)
+		return "", p.apiErr(cctx, "asking the cluster's version", err)
+	}
+	var v version.Info
+	if err := json.Unmarshal(body, &v); err != nil {
+		return "", fmt.Errorf("asking the cluster's version: %w", err)
 	}
 	return v.GitVersion, nil
 }

@@ -20,6 +20,9 @@ func TestTwoOwnersInOneNamespace(t *testing.T) {
 	ns := newNamespace(t, c)
 	a := newPlatform(t, c, ns, newOwner("server-a"))
 	b := newPlatform(t, c, ns, newOwner("server-b"))
+	if v, err := a.Describe(testCtx(t)); err != nil || !strings.HasPrefix(v, "v1.") {
+		t.Errorf("Describe = %q, %v; want the cluster's version", v, err)
+	}
 	ina := launch(t, a, appSpec(t, c, "same-0", nil))
 	inb := launch(t, b, appSpec(t, c, "same-0", nil))
 	if ina.Address == inb.Address || ina.Container == inb.Container {
