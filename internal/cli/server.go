@@ -62,9 +62,9 @@ engine that is down fails only the apps that run on it, with an error that
 names its address.
 
 Apps with platform: kubernetes run as pods of the cluster that --kubeconfig
-names (default: $KUBECONFIG, else ~/.kube/config, else the cluster the
-server runs in), in the namespace --kubernetes-namespace names (default: the
-kubeconfig context's, else default). bluegreen's router reaches the pods at
+names (default: $KUBECONFIG, else the cluster the server runs in; never
+~/.kube/config unless named), in the namespace --kubernetes-namespace names
+(default: the kubeconfig context's, else default). bluegreen's router reaches the pods at
 their node's address; see docs/platform.md.
 
 Notifications (webhooks on deployment events) go to the destinations of
@@ -96,7 +96,7 @@ Prometheus that prometheus check rules ask when their spec names none.`,
 	cmd.Flags().DurationVar(&o.KeepFor, "keep-for", engine.DefaultRetention.For, "revisions younger than this are kept too, and events of this age")
 	cmd.Flags().DurationVar(&o.PruneEvery, "prune-every", time.Hour, "how often what is no longer kept is removed")
 	cmd.Flags().StringVar(&o.DockerHost, "docker-host", "", "Docker engine of apps with platform: docker (default $DOCKER_HOST, else unix:///var/run/docker.sock)")
-	cmd.Flags().StringVar(&o.Kubernetes.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster of apps with platform: kubernetes (default $KUBECONFIG, else ~/.kube/config, else the cluster the server runs in)")
+	cmd.Flags().StringVar(&o.Kubernetes.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster of apps with platform: kubernetes (default $KUBECONFIG, else the cluster the server runs in)")
 	cmd.Flags().StringVar(&o.Kubernetes.Namespace, "kubernetes-namespace", "", "namespace of the pods of apps with platform: kubernetes (default: the kubeconfig context's, else default)")
 	cmd.Flags().StringVar(&o.Prometheus, "prometheus", "", "Prometheus (base URL, e.g. http://127.0.0.1:9090) that prometheus check rules query when their spec sets no checks.prometheus")
 	cmd.Flags().StringVar(&o.Notify.File, "notifications", "", "file of notification destinations for every app (default DATA/"+server.NotificationsFile+" when it exists)")

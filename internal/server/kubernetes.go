@@ -11,8 +11,8 @@ import (
 
 // Kubernetes says which cluster apps with platform: kubernetes run on.
 type Kubernetes struct {
-	// Kubeconfig is the path of a kubeconfig (empty: KUBECONFIG, else
-	// ~/.kube/config, else the cluster the server runs in).
+	// Kubeconfig is the path of a kubeconfig (empty: KUBECONFIG, else the
+	// cluster the server runs in).
 	Kubeconfig string
 	// Namespace is where the pods run (empty: the kubeconfig context's,
 	// else "default").
@@ -27,7 +27,7 @@ type Kubernetes struct {
 func openKubernetes(ctx context.Context, dataDir string, k Kubernetes, log *slog.Logger, redact func() func(string) string) (*kubernetes.Platform, error) {
 	if !kubernetes.Configured(k.Kubeconfig) {
 		if log != nil {
-			log.Info("no Kubernetes cluster configured (--kubeconfig, KUBECONFIG, ~/.kube/config): apps with platform kubernetes cannot run")
+			log.Info("no Kubernetes cluster configured (--kubeconfig, KUBECONFIG): apps with platform kubernetes cannot run")
 		}
 		return nil, nil
 	}

@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"errors"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +62,40 @@ func TestSpecsRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "shop-1-blue-0") {
 			t.Errorf("%s: Launch: %v; want an error naming the instance and %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// A server finds a cluster only where it is told: --kubeconfig, KUBECONFIG
+// or the pod it runs in; a kubeconfig that cannot be read is named.
+func TestWhichCluster(t *testing.T) {
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("HOME", t.TempDir()) // a ~/.kube/config there would not count either
+	if Configured("") {
+		t.Errorf("Configured with nothing named")
+	}
+	if !Configured("/etc/bg/kubeconfig") {
+		t.Errorf("not Configured with a kubeconfig named")
+	}
+	_, err := New(Options{Kubeconfig: "/nonexistent/kubeconfig", KubeconfigSource: "--kubeconfig", Owner: "o"})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/kubeconfig (from --kubeconfig)") {
+		t.Errorf("New with a missing kubeconfig: %v", err)
+	}
+	kc := t.TempDir() + "/kubeconfig"
+	const text = "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\n" +
+		"users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: shop}}]\ncurrent-context: x\n"
+	if err := os.WriteFile(kc, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kc)
+	if !Configured("") {
+		t.Errorf("not Configured with KUBECONFIG set")
+	}
+	p, err := New(Options{Owner: "o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if server, from := p.Cluster(); server != "https://127.0.0.1:1" || !strings.Contains(from, "KUBECONFIG") || p.Namespace() != "shop" {
+		t.Errorf("from KUBECONFIG: server %s from %s, namespace %s", server, from, p.Namespace())
 	}
 }

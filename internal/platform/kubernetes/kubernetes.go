@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,7 +28,7 @@ import (
 // Options configure a Platform.
 type Options struct {
 	// Kubeconfig is the path of a kubeconfig file. Empty: KUBECONFIG, else
-	// ~/.kube/config, else the in-cluster configuration of a pod.
+	// the in-cluster configuration of the pod the server runs in.
 	Kubeconfig string
 	// KubeconfigSource names where Kubeconfig came from, for messages
 	// ("--kubeconfig"); default "the server's settings".
@@ -119,33 +120,49 @@ func New(opts Options) (*Platform, error) {
 	return p, nil
 }
 
-// loadConfig finds the cluster: Options.Config, else the kubeconfig the
-// options, KUBECONFIG or ~/.kube/config name, else the in-cluster
-// configuration.
+// loadConfig finds the cluster: Options.Config, else the kubeconfig that
+// Options.Kubeconfig or KUBECONFIG names, else the in-cluster configuration
+// of the pod the server runs in. ~/.kube/config is not read unless named:
+// a server drives no cluster it was not pointed at.
 func loadConfig(opts Options) (*rest.Config, string, string, error) {
+	ns := opts.Namespace
 	if opts.Config != nil {
-		ns := opts.Namespace
 		if ns == "" {
 			ns = "default"
 		}
 		return rest.CopyConfig(opts.Config), ns, "the server's settings", nil
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	source := "KUBECONFIG, ~/.kube/config or the pod's service account"
-	if opts.Kubeconfig != "" {
-		rules.ExplicitPath = opts.Kubeconfig
-		source = opts.KubeconfigSource
-		if source == "" {
-			source = "the server's settings"
+	var rules *clientcmd.ClientConfigLoadingRules
+	var source string
+	switch env := os.Getenv(clientcmd.RecommendedConfigPathEnvVar); {
+	case opts.Kubeconfig != "":
+		rules = &clientcmd.ClientConfigLoadingRules{ExplicitPath: opts.Kubeconfig}
+		from := opts.KubeconfigSource
+		if from == "" {
+			from = "the server's settings"
 		}
-		source = opts.Kubeconfig + " (from " + source + ")"
+		source = opts.Kubeconfig + " (from " + from + ")"
+	case env != "":
+		rules = &clientcmd.ClientConfigLoadingRules{Precedence: filepath.SplitList(env)}
+		source = env + " (from " + clientcmd.RecommendedConfigPathEnvVar + ")"
+	default:
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, "", "", fmt.Errorf("kubernetes platform: no cluster configured (--kubeconfig, KUBECONFIG, or a pod's service account): %w", err)
+		}
+		if ns == "" {
+			b, _ := os.ReadFile(inClusterNamespace)
+			if ns = strings.TrimSpace(string(b)); ns == "" {
+				ns = "default"
+			}
+		}
+		return cfg, ns, "the pod's service account", nil
 	}
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
 	cfg, err := cc.ClientConfig()
 	if err != nil {
-		return nil, "", "", fmt.Errorf("kubernetes platform: no cluster configuration in %s: %w", source, err)
+		return nil, "", "", fmt.Errorf("kubernetes platform: kubeconfig %s: %w", source, err)
 	}
-	ns := opts.Namespace
 	if ns == "" {
 		if ns, _, err = cc.Namespace(); err != nil || ns == "" {
 			ns = "default"
@@ -154,14 +171,14 @@ func loadConfig(opts Options) (*rest.Config, string, string, error) {
 	return cfg, ns, source, nil
 }
 
-// Configured reports whether a cluster can be found: kubeconfig (a path,
-// "" for none) or KUBECONFIG names a file, ~/.kube/config exists, or the
-// server runs in a pod of a cluster.
+// inClusterNamespace holds the namespace of the pod the server runs in.
+const inClusterNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// Configured reports whether a cluster is named: kubeconfig (a path, ""
+// for none) or KUBECONFIG names a kubeconfig, or the server runs in a pod
+// of a cluster.
 func Configured(kubeconfig string) bool {
 	if kubeconfig != "" || os.Getenv(clientcmd.RecommendedConfigPathEnvVar) != "" {
-		return true
-	}
-	if _, err := os.Stat(clientcmd.RecommendedHomeFile); err == nil {
 		return true
 	}
 	return os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("KUBERNETES_SERVICE_PORT") != ""
