@@ -1,6 +1,7 @@
 package testk8s
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +14,8 @@ import (
 // and its links in /var/log/containers go, and the cluster's directory.
 // Last, the machine's cluster lock is released for the next test binary.
 func (c *Cluster) Close() error {
+	start := time.Now()
+	defer func() { fmt.Fprintf(os.Stderr, "testk8s: torn down (%.1fs)\n", time.Since(start).Seconds()) }()
 	byName := map[string]*proc{}
 	for _, p := range c.procs {
 		byName[p.name] = p
