@@ -21,6 +21,7 @@ import (
 	"bluegreen/internal/api"
 	"bluegreen/internal/server"
 	"bluegreen/internal/testdocker"
+	"bluegreen/internal/testk8s"
 	"bluegreen/internal/testwait"
 )
 
@@ -41,8 +42,11 @@ type deployEnv struct {
 	// image its specs name, for the tests of the Docker platform.
 	docker *testdocker.Engine
 	image  string
-	// kubeImage is the image specs name for the tests of the Kubernetes
+	// kube is the cluster the server runs pods on, in namespace kubeNS,
+	// and kubeImage the image specs name, for the tests of the Kubernetes
 	// platform (platform: kubernetes, pull: never).
+	kube      *testk8s.Cluster
+	kubeNS    string
 	kubeImage string
 }
 

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,15 +57,9 @@ func podImages(t *testing.T, c *testk8s.Cluster, ns string) []string {
 // the pods: no request fails, a rollback while blue is warm is a weight
 // flip, and once blue retires only v2's pods run.
 func TestKubernetesCanaryUnderLoad(t *testing.T) {
-	// A cluster of the test's own: the machine has one at a time, and
-	// other test binaries may wait for it.
-	c := testk8s.New(t)
-	ns, kubeconfig := c.Namespace(t)
+	e := newKubeEnv(t, bin.bluegreen)
+	c, ns := e.kube, e.kubeNS
 	v1, v2 := helloPodImages(t, c)
-	e := startDeployEnv(t, bin.bluegreen, func(e *deployEnv) {
-		e.kubeImage = "bluegreen.test/hello:1"
-		e.env = []string{"KUBECONFIG=" + kubeconfig}
-	})
 	ctx := context.Background()
 	hc := &http.Client{Timeout: 5 * time.Second}
 
@@ -142,4 +139,92 @@ func TestKubernetesCanaryUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d requests failed: %s\nbgload: %s", len(f), len(recs), summary(f), l.out.String())
 	}
 	t.Logf("%s, 0 failed", summary(recs))
+}
+
+// newKubeEnv is a server whose apps run as pods of a cluster of the test's
+// own (named by KUBECONFIG, as a user's shell would), in a namespace of
+// their own, with specs naming bluegreen.test/hello:1.
+func newKubeEnv(t *testing.T, binary string) *deployEnv {
+	t.Helper()
+	// A cluster of the test's own: the machine has one at a time, and
+	// other test binaries may wait for it.
+	c := testk8s.New(t)
+	ns, kubeconfig := c.Namespace(t)
+	return startDeployEnv(t, binary, func(e *deployEnv) {
+		e.kube, e.kubeNS, e.kubeImage = c, ns, "bluegreen.test/hello:1"
+		e.env = []string{"KUBECONFIG=" + kubeconfig}
+	})
+}
+
+// runningPods lists the running pods of app shop (none being deleted).
+func (e *deployEnv) runningPods() []corev1.Pod {
+	e.t.Helper()
+	pods, err := e.kube.Client(e.t).CoreV1().Pods(e.kubeNS).List(context.Background(), metav1.ListOptions{
+		LabelSelector: "bluegreen.io/app=shop,bluegreen.io/role=instance",
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []corev1.Pod
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// podUIDs lists the UIDs of the app's running pods, sorted.
+func (e *deployEnv) podUIDs() []string {
+	var out []string
+	for _, p := range e.runningPods() {
+		out = append(out, string(p.UID))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkPods checks that the cluster runs exactly the listed running
+// instances, each once.
+func (e *deployEnv) checkPods(when string) {
+	e.t.Helper()
+	testwait.For(e.t, 30*time.Second, when+": the pods to match the instances", func() bool {
+		var want, got []string
+		for _, in := range e.instances() {
+			if in.State == "running" {
+				want = append(want, in.ID)
+			}
+		}
+		for _, p := range e.runningPods() {
+			got = append(got, p.Annotations["bluegreen.io/instance"])
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		return fmt.Sprint(got) == fmt.Sprint(want)
+	})
+}
+
+// killPod kills the app's process in the pod of uid, as a crash would:
+// the pod stays, its container exited.
+func (e *deployEnv) killPod(uid string) {
+	e.t.Helper()
+	var id string
+	for _, p := range e.runningPods() {
+		if string(p.UID) == uid && len(p.Status.ContainerStatuses) == 1 {
+			_, id, _ = strings.Cut(p.Status.ContainerStatuses[0].ContainerID, "://")
+		}
+	}
+	if id == "" {
+		e.t.Fatalf("no running pod %s", uid)
+	}
+	pids := processes(e.t, func(dir string) bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "cgroup"))
+		return strings.Contains(string(b), id)
+	})
+	if len(pids) == 0 {
+		e.t.Fatalf("no process of container %s", id)
+	}
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
