@@ -101,9 +101,13 @@ func (s *Server) prometheusTargets(w http.ResponseWriter, r *http.Request) {
 			if in.State != platform.StateRunning || in.Address == "" {
 				continue
 			}
-			out = append(out, PrometheusTargets{Targets: []string{in.Address}, Labels: map[string]string{
+			labels := map[string]string{
 				"app": in.App, "fleet": in.Fleet, "revision": strconv.FormatInt(in.Revision, 10), "instance_id": in.ID,
-			}})
+			}
+			if in.Service != "" {
+				labels["service"] = in.Service // a service of a stack
+			}
+			out = append(out, PrometheusTargets{Targets: []string{in.Address}, Labels: labels})
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -77,9 +77,11 @@ type Engine struct {
 	// usesPlat caches the platforms each app's revisions name (see
 	// platformsOf).
 	usesPlat map[string][]string
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// addrs are the internal addresses of the services of stacks.
+	addrs  addressBook
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type runner struct {

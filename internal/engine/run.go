@@ -63,14 +63,14 @@ func (e *Engine) loadState(ctx context.Context, id string) (*state, error) {
 
 // greenFleet and blueFleet are the deployment's two fleets.
 func (s *state) greenFleet() fleet {
-	return fleet{rev: s.green, slot: s.det.Slot, instances: s.det.Instances}
+	return fleet{rev: s.green, slot: s.det.Slot, instances: s.det.Instances, counts: s.det.Services}
 }
 
 func (s *state) blueFleet() (fleet, bool) {
 	if s.blue == nil {
 		return fleet{}, false
 	}
-	return fleet{rev: s.blue, slot: s.det.BlueSlot, instances: s.det.BlueInstances}, true
+	return fleet{rev: s.blue, slot: s.det.BlueSlot, instances: s.det.BlueInstances, counts: s.det.BlueServices}, true
 }
 
 // change is one persisted step of a deployment: the new phase (or the same),
@@ -278,7 +278,7 @@ func (e *Engine) step(ctx context.Context, s *state) (time.Duration, error) {
 	case PhasePending:
 		err = e.pending(ctx, s)
 	case PhaseProvisioning:
-		err = e.provisioning(ctx, s)
+		wait, err = e.provisioning(ctx, s)
 	case PhaseValidating:
 		wait, err = e.validating(ctx, s)
 	case PhaseTestTraffic:

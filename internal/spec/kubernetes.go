@@ -39,7 +39,7 @@ func (s *Spec) ImageRef() (ref, pull string) {
 
 func (s *Spec) validateKubernetes(c *collector) {
 	k := s.Kubernetes
-	if s.Platform != PlatformKubernetes {
+	if s.Platform != PlatformKubernetes || s.IsStack() {
 		return
 	}
 	if k == nil {
@@ -62,7 +62,7 @@ func (s *Spec) validateKubernetes(c *collector) {
 	if k.StopSignal != "SIGTERM" {
 		c.add("kubernetes.stop_signal", "Kubernetes stops a pod with SIGTERM and no other signal, got %s", quote(k.StopSignal))
 	} else {
-		s.run().validate(c)
+		s.top().run().validate(c)
 	}
 	oneOf(c, "kubernetes.pull", k.Pull, PullMissing, PullAlways, PullNever)
 }

@@ -22,14 +22,18 @@ type Spec struct {
 	Docker  *Docker  `yaml:"docker,omitempty" json:"docker,omitempty"`
 	// Kubernetes runs the app's instances as pods of a cluster.
 	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
-	Router     Router      `yaml:"router" json:"router"`
-	Health     Health      `yaml:"health" json:"health"`
-	Hooks      Hooks       `yaml:"hooks" json:"hooks"`
-	Strategy   Strategy    `yaml:"strategy" json:"strategy"`
-	Checks     Checks      `yaml:"checks" json:"checks"`
-	Bake       Duration    `yaml:"bake" json:"bake"`
-	Retire     Retire      `yaml:"retire" json:"retire"`
-	Params     []string    `yaml:"params" json:"params"`
+	// Services makes the app a stack: several programs deployed, switched
+	// and rolled back as one. Without it, the app is a stack of one, run
+	// from Process, Docker or Kubernetes.
+	Services map[string]*Service `yaml:"services,omitempty" json:"services,omitempty"`
+	Router   Router              `yaml:"router" json:"router"`
+	Health   Health              `yaml:"health" json:"health"`
+	Hooks    Hooks               `yaml:"hooks" json:"hooks"`
+	Strategy Strategy            `yaml:"strategy" json:"strategy"`
+	Checks   Checks              `yaml:"checks" json:"checks"`
+	Bake     Duration            `yaml:"bake" json:"bake"`
+	Retire   Retire              `yaml:"retire" json:"retire"`
+	Params   []string            `yaml:"params" json:"params"`
 	// Notifications are webhooks sent on events of the app's deployments.
 	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
 
@@ -187,6 +191,7 @@ type Rule struct {
 	Command    *CommandRule    `yaml:"command,omitempty" json:"command,omitempty"`
 	Webhook    *WebhookRule    `yaml:"webhook,omitempty" json:"webhook,omitempty"`
 	Prometheus *PrometheusRule `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
+	Judge      *JudgeRule      `yaml:"judge,omitempty" json:"judge,omitempty"`
 }
 
 // RateLimit bounds green's share of 5xx answers over an interval, absolutely

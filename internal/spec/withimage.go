@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -19,6 +20,9 @@ func WithImage(raw []byte, file, ref string) ([]byte, error) {
 	s, err := Parse(raw, file)
 	if err != nil {
 		return nil, err
+	}
+	if s.IsStack() {
+		return nil, fmt.Errorf("app %s is a stack of services (%s): --image sets the image of an app of one service; set services.NAME.docker.image in the spec and deploy the bundle", s.App, strings.Join(s.StackOrder(), ", "))
 	}
 	if s.Platform != PlatformDocker && s.Platform != PlatformKubernetes {
 		return nil, fmt.Errorf("app %s runs on platform %s; --image needs platform: docker or kubernetes", s.App, s.Platform)

@@ -97,7 +97,7 @@ func (e *deployEnv) checkInstances(when string) {
 		if in.State != "running" {
 			continue
 		}
-		key := fmt.Sprintf("revision %d %s #%s", in.Revision, in.Fleet, in.ID[strings.LastIndexByte(in.ID, '-')+1:])
+		key := fmt.Sprintf("revision %d %s %s#%s", in.Revision, in.Fleet, in.Service, in.ID[strings.LastIndexByte(in.ID, '-')+1:])
 		if other, dup := seen[key]; dup {
 			t.Fatalf("%s: %s runs twice: %s and %s", when, key, other, in.ID)
 		}
@@ -294,11 +294,7 @@ func serverKilledInEachPhase(t *testing.T, e *deployEnv) {
 	})
 	e.checkInstances("after an instance died while the server was down")
 	replaced := false
-	evs, err := e.api.Events(ctx, "shop", "", 0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range evs {
+	for _, ev := range e.appEvents() {
 		replaced = replaced || ev.Kind == "instance.replaced"
 	}
 	if !replaced {

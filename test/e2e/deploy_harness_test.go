@@ -201,18 +201,25 @@ docker:
   stop_timeout: 5s
 %s`, e.image, env, p.run)
 	}
+	// Health checks of containers get more time: on a loaded machine a
+	// container's answer can take longer than 100ms, and two late answers
+	// would take a healthy instance out of the fleet.
+	check := "100ms"
+	if e.image != "" {
+		check = "300ms"
+	}
 	return fmt.Sprintf(`app: shop
 %srouter:
   production: %s
   test: %s
 %shealth:
   path: %s
-  interval: 100ms
-  timeout: 100ms
+  interval: %s
+  timeout: %s
   healthy_threshold: 1
   unhealthy_threshold: 2
   startup_timeout: %s
-%s`, run, e.prod, e.test, p.router, health, startup, p.extra)
+%s`, run, e.prod, e.test, p.router, health, check, check, startup, p.extra)
 }
 
 // specFor is spec with only extra sections.
@@ -328,6 +335,27 @@ func (e *deployEnv) eventLog(id string) string {
 		fmt.Fprintf(&b, "  %s %-18s %s\n", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Message)
 	}
 	return b.String()
+}
+
+// appEvents returns every event of app shop, page after page (a page holds
+// at most the API's default limit).
+func (e *deployEnv) appEvents() []api.Event {
+	e.t.Helper()
+	var all []api.Event
+	for {
+		var after int64
+		if len(all) > 0 {
+			after = all[len(all)-1].Seq
+		}
+		evs, err := e.api.Events(context.Background(), "shop", "", after, false)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return all
+		}
+		all = append(all, evs...)
+	}
 }
 
 // instances lists the app's instances.

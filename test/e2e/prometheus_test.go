@@ -66,7 +66,14 @@ func TestPrometheusRuleRollsBackABadGreen(t *testing.T) {
 	l := startLoad(t, "http://"+e.prod+"/", 100)
 	rule := fmt.Sprintf(promRule, prom.URL)
 
-	bad := e.deploy("v2", e.spec(specParts{env: `{ HELLO_ERROR_RATE: "0.5" }`, extra: quick + rule}), nil)
+	// Green takes production traffic once Prometheus has found its
+	// instances, so that the app's own rule has numbers from its start.
+	gates := t.TempDir()
+	gated := "hooks:\n  before_allow_traffic: [{ run: ./hooks/gate.sh, timeout: 1m }]\n"
+	files := map[string]string{"hooks/gate.sh": gateHook(gates)}
+	bad := e.deploy("v2", e.spec(specParts{env: `{ HELLO_ERROR_RATE: "0.5" }`, extra: quick + rule + gated}), files)
+	prom.WaitFor(t, 60*time.Second, `count(up{job="apps",app="shop",revision="2"} == 1) == 2`)
+	openGate(t, gates, "before_allow_traffic")
 	d := e.waitEnd(bad.ID, 90*time.Second)
 	if d.Outcome != "rolled_back" || !strings.Contains(d.Reason, "checks failed 2 times in a row: prometheus") ||
 		!strings.Contains(d.Reason, "is above max 0.1") {
@@ -101,7 +108,7 @@ func TestPrometheusRuleRollsBackABadGreen(t *testing.T) {
 	}
 	t.Logf("bad green: rolled back %s after it got traffic, after %d check evaluations", rolled.Sub(shifted).Round(time.Millisecond), evaluations)
 
-	good := e.deploy("v3", e.spec(specParts{extra: quick + rule}), nil)
+	good := e.deploy("v3", e.spec(specParts{extra: quick + rule + gated}), files) // the gate stays open
 	d = e.waitEnd(good.ID, 90*time.Second)
 	if d.Outcome != "succeeded" {
 		t.Fatalf("good green: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))

@@ -30,6 +30,7 @@ const (
 	labelRevision = "bluegreen.io/revision"
 	labelFleet    = "bluegreen.io/fleet"
 	labelIndex    = "bluegreen.io/index"
+	labelService  = "bluegreen.io/service"  // a stack's service; absent for an app of one
 	labelInstance = "bluegreen.io/instance" // the ID, shortened when too long
 	labelPort     = "bluegreen.io/port"
 	labelRole     = "bluegreen.io/role" // "instance", "app" (the owner of an app's pods) or "resolve"
@@ -155,15 +156,19 @@ func (p *Platform) podSpec(s platform.InstanceSpec, port int, owner metav1.Owner
 		grace = 30
 	}
 	noEscalation, automount := false, false
+	labels := map[string]string{
+		labelOwner: p.ownerLabel(), labelRole: "instance", labelApp: s.App,
+		labelRevision: strconv.FormatInt(s.Revision, 10), labelFleet: s.Fleet,
+		labelIndex: strconv.Itoa(s.Index), labelInstance: instanceLabel(s.ID),
+		labelPort: strconv.Itoa(port),
+	}
+	if s.Service != "" {
+		labels[labelService] = s.Service
+	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: p.podName(s.ID), Namespace: p.ns,
-			Labels: map[string]string{
-				labelOwner: p.ownerLabel(), labelRole: "instance", labelApp: s.App,
-				labelRevision: strconv.FormatInt(s.Revision, 10), labelFleet: s.Fleet,
-				labelIndex: strconv.Itoa(s.Index), labelInstance: instanceLabel(s.ID),
-				labelPort: strconv.Itoa(port),
-			},
+			Labels: labels,
 			Annotations: map[string]string{
 				annoOwner: p.opts.Owner, annoInstance: s.ID,
 				annoImage: ct.Image.Ref, annoImageID: ct.Image.ID,

@@ -105,7 +105,7 @@ func (p *Platform) instance(pod *corev1.Pod) platform.Instance {
 	st := stateOf(pod)
 	in := platform.Instance{
 		ID: pod.Annotations[annoInstance], App: pod.Labels[labelApp], Revision: rev,
-		Fleet: pod.Labels[labelFleet], Index: index,
+		Fleet: pod.Labels[labelFleet], Service: pod.Labels[labelService], Index: index,
 		Address: address(pod), State: st.state, ExitCode: st.exitCode,
 		StartedAt: startedAt(pod).Time,
 		Platform:  p.Name(),
