@@ -46,11 +46,37 @@ func runSpec(rev *revision, m spec.Member, env params.Env, urls map[string]strin
 			Image:     platform.Image{Ref: img.Ref, ID: img.ID, Digest: img.Digest},
 			Pull:      m.Kubernetes.Pull,
 			Namespace: m.Kubernetes.Namespace,
+			Pod:       podSettings(m.Kubernetes),
 		}
 	default:
 		is.WorkDir = m.Process.Dir
 	}
 	return nil
+}
+
+// podSettings are the pod settings of a kubernetes section (nil for none).
+func podSettings(k *spec.Kubernetes) *platform.PodSettings {
+	ps := &platform.PodSettings{
+		ServiceAccount: k.ServiceAccount, NodeSelector: k.NodeSelector,
+		Labels: k.Labels, Annotations: k.Annotations,
+	}
+	if r := k.Resources; r != nil {
+		q := func(v spec.KubeQuantities) map[string]string {
+			m := map[string]string{}
+			if v.CPU != "" {
+				m["cpu"] = v.CPU
+			}
+			if v.Memory != "" {
+				m["memory"] = v.Memory
+			}
+			return m
+		}
+		ps.Requests, ps.Limits = q(r.Requests), q(r.Limits)
+	}
+	for _, t := range k.Tolerations {
+		ps.Tolerations = append(ps.Tolerations, platform.Toleration{Key: t.Key, Operator: t.Operator, Value: t.Value, Effect: t.Effect, Seconds: t.Seconds})
+	}
+	return ps
 }
 
 // serverParams are the params a spec names for the server's own use (a

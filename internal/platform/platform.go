@@ -96,6 +96,28 @@ type Container struct {
 	// Namespace is where a platform of clusters runs the instance (""
 	// for the platform's own).
 	Namespace string
+	// Pod holds what only a platform of pods uses (nil: nothing).
+	Pod *PodSettings
+}
+
+// PodSettings are a pod's own settings, beyond those every container has.
+type PodSettings struct {
+	// Requests and Limits are quantities by resource name ("cpu": "250m",
+	// "memory": "128Mi"); Limits add to Container.MemoryBytes/NanoCPUs.
+	Requests, Limits map[string]string
+	// ServiceAccount runs the pod as that account, with its token.
+	ServiceAccount string
+	NodeSelector   map[string]string
+	Tolerations    []Toleration
+	// Labels and Annotations are added to the pod's own.
+	Labels, Annotations map[string]string
+}
+
+// Toleration lets a pod run on nodes with a matching taint.
+type Toleration struct {
+	Key, Operator, Value, Effect string
+	// Seconds bounds how long a NoExecute taint is tolerated (0: forever).
+	Seconds int
 }
 
 // When an image is pulled from its registry.

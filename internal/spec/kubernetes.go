@@ -23,6 +23,19 @@ type Kubernetes struct {
 	// PullMissing, PullAlways or PullNever (an image imported into the
 	// nodes' container runtime, on a cluster with no registry).
 	Pull string `yaml:"pull" json:"pull"`
+	// Resources are the container's requests and limits, in Kubernetes'
+	// quantities ("250m", "128Mi").
+	Resources *KubeResources `yaml:"resources,omitempty" json:"resources,omitempty"`
+	// ServiceAccount runs the pods as this service account of the
+	// namespace, with its token mounted; empty: none is mounted.
+	ServiceAccount string `yaml:"service_account,omitempty" json:"service_account,omitempty"`
+	// NodeSelector and Tolerations say which nodes may take the pods.
+	NodeSelector map[string]string `yaml:"node_selector,omitempty" json:"node_selector,omitempty"`
+	Tolerations  []Toleration      `yaml:"tolerations,omitempty" json:"tolerations,omitempty"`
+	// Labels and Annotations are added to every pod (never under
+	// bluegreen.io/, which bluegreen's own use).
+	Labels      map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	Annotations map[string]string `yaml:"annotations,omitempty" json:"annotations,omitempty"`
 }
 
 // ImageRef returns the image reference of a platform of images and its
@@ -65,4 +78,5 @@ func (s *Spec) validateKubernetes(c *collector) {
 		s.top().run().validate(c)
 	}
 	oneOf(c, "kubernetes.pull", k.Pull, PullMissing, PullAlways, PullNever)
+	validatePod(c, k)
 }

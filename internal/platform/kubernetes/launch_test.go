@@ -121,3 +121,58 @@ func TestResolve(t *testing.T) {
 		t.Errorf("Resolve left %d pods behind", len(pods.Items))
 	}
 }
+
+// A spec's pod settings reach the pod: requests and limits, the service
+// account with its token, node selector, tolerations, labels and
+// annotations beside bluegreen's own; and the pod runs.
+func TestPodSettings(t *testing.T) {
+	c := testk8s.Shared(t)
+	ns := newNamespace(t, c)
+	p := newPlatform(t, c, ns, newOwner("settings"))
+	s := appSpec(t, c, "set-0", nil)
+	s.Container.Pod = &platform.PodSettings{
+		Requests:       map[string]string{"cpu": "10m", "memory": "16Mi"},
+		Limits:         map[string]string{"memory": "64Mi"},
+		ServiceAccount: "default",
+		NodeSelector:   map[string]string{"kubernetes.io/os": "linux"},
+		Tolerations:    []platform.Toleration{{Key: "dedicated", Value: "shop", Effect: "NoExecute", Seconds: 30}},
+		Labels:         map[string]string{"team": "shop"},
+		Annotations:    map[string]string{"example.com/owner": "shop-team"},
+	}
+	in := launch(t, p, s)
+	platformtest.WaitServing(t, in)
+	pod, err := c.Client(t).CoreV1().Pods(ns).Get(testCtx(t), p.podName("set-0"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := pod.Spec.Containers[0]
+	if q := ct.Resources.Requests.Cpu().String(); q != "10m" {
+		t.Errorf("cpu request %s, want 10m", q)
+	}
+	if q := ct.Resources.Requests.Memory().String(); q != "16Mi" {
+		t.Errorf("memory request %s, want 16Mi", q)
+	}
+	if q := ct.Resources.Limits.Memory().String(); q != "64Mi" {
+		t.Errorf("memory limit %s, want 64Mi", q)
+	}
+	if pod.Spec.ServiceAccountName != "default" || pod.Spec.AutomountServiceAccountToken == nil || !*pod.Spec.AutomountServiceAccountToken {
+		t.Errorf("service account %q, automount %v; want default with its token", pod.Spec.ServiceAccountName, pod.Spec.AutomountServiceAccountToken)
+	}
+	if pod.Spec.NodeSelector["kubernetes.io/os"] != "linux" {
+		t.Errorf("node selector %v", pod.Spec.NodeSelector)
+	}
+	found := false
+	for _, tol := range pod.Spec.Tolerations {
+		found = found || (tol.Key == "dedicated" && tol.Value == "shop" && tol.Operator == "Equal" && tol.Effect == "NoExecute" &&
+			tol.TolerationSeconds != nil && *tol.TolerationSeconds == 30)
+	}
+	if !found {
+		t.Errorf("tolerations %+v lack dedicated=shop:NoExecute for 30s", pod.Spec.Tolerations)
+	}
+	if pod.Labels["team"] != "shop" || pod.Labels[labelInstance] != "set-0" {
+		t.Errorf("labels %v, want team=shop beside bluegreen's", pod.Labels)
+	}
+	if pod.Annotations["example.com/owner"] != "shop-team" || pod.Annotations[annoInstance] != "set-0" {
+		t.Errorf("annotations %v, want example.com/owner beside bluegreen's", pod.Annotations)
+	}
+}

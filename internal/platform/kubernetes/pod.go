@@ -130,15 +130,9 @@ func (p *Platform) podSpec(s platform.InstanceSpec, port int, owner metav1.Owner
 	if err != nil {
 		return nil, err
 	}
-	resources := corev1.ResourceRequirements{}
-	if ct.MemoryBytes > 0 || ct.NanoCPUs > 0 {
-		resources.Limits = corev1.ResourceList{}
-		if ct.MemoryBytes > 0 {
-			resources.Limits[corev1.ResourceMemory] = *resource.NewQuantity(ct.MemoryBytes, resource.BinarySI)
-		}
-		if ct.NanoCPUs > 0 {
-			resources.Limits[corev1.ResourceCPU] = *resource.NewMilliQuantity(max(1, ct.NanoCPUs/1e6), resource.DecimalSI)
-		}
+	resources, err := resourcesOf(ct)
+	if err != nil {
+		return nil, err
 	}
 	var volumes []corev1.Volume
 	var mounts []corev1.VolumeMount
@@ -155,7 +149,7 @@ func (p *Platform) podSpec(s platform.InstanceSpec, port int, owner metav1.Owner
 	if grace < 1 {
 		grace = 30
 	}
-	noEscalation, automount := false, false
+	noEscalation, automount, automountSA := false, false, false
 	labels := map[string]string{
 		labelOwner: p.ownerLabel(), labelRole: "instance", labelApp: s.App,
 		labelRevision: strconv.FormatInt(s.Revision, 10), labelFleet: s.Fleet,
@@ -165,15 +159,27 @@ func (p *Platform) podSpec(s platform.InstanceSpec, port int, owner metav1.Owner
 	if s.Service != "" {
 		labels[labelService] = s.Service
 	}
+	annotations := map[string]string{
+		annoOwner: p.opts.Owner, annoInstance: s.ID,
+		annoImage: ct.Image.Ref, annoImageID: ct.Image.ID,
+		annoStopTimeout: s.StopTimeout.String(),
+	}
+	ps := ct.Pod
+	if ps == nil {
+		ps = &platform.PodSettings{}
+	}
+	// The spec's own first, so that bluegreen's win (the spec refuses
+	// keys under bluegreen.io/ anyway).
+	labels = merged(ps.Labels, labels)
+	annotations = merged(ps.Annotations, annotations)
+	if ps.ServiceAccount != "" {
+		automountSA = true
+	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: p.podName(s.ID), Namespace: p.ns,
-			Labels: labels,
-			Annotations: map[string]string{
-				annoOwner: p.opts.Owner, annoInstance: s.ID,
-				annoImage: ct.Image.Ref, annoImageID: ct.Image.ID,
-				annoStopTimeout: s.StopTimeout.String(),
-			},
+			Labels:          labels,
+			Annotations:     annotations,
 			OwnerReferences: []metav1.OwnerReference{owner},
 		},
 		Spec: corev1.PodSpec{
@@ -187,7 +193,10 @@ func (p *Platform) podSpec(s platform.InstanceSpec, port int, owner metav1.Owner
 			RestartPolicy:                 corev1.RestartPolicyNever,
 			TerminationGracePeriodSeconds: &grace,
 			EnableServiceLinks:            &automount,
-			AutomountServiceAccountToken:  &automount,
+			AutomountServiceAccountToken:  &automountSA,
+			ServiceAccountName:            ps.ServiceAccount,
+			NodeSelector:                  ps.NodeSelector,
+			Tolerations:                   tolerationsOf(ps.Tolerations),
 			SecurityContext:               sec,
 			Volumes:                       volumes,
 			Containers: []corev1.Container{{
@@ -204,6 +213,72 @@ func (p *Platform) podSpec(s platform.InstanceSpec, port int, owner metav1.Owner
 			}},
 		},
 	}, nil
+}
+
+// merged is a copy of a with b's entries over it.
+func merged(a, b map[string]string) map[string]string {
+	out := make(map[string]string, len(a)+len(b))
+	maps.Copy(out, a)
+	maps.Copy(out, b)
+	return out
+}
+
+// resourcesOf is the container's requests and limits: the spec's pod
+// resources, and the memory and CPU limits every container platform has.
+func resourcesOf(ct *platform.Container) (corev1.ResourceRequirements, error) {
+	var r corev1.ResourceRequirements
+	list := func(m map[string]string, what string) (corev1.ResourceList, error) {
+		if len(m) == 0 {
+			return nil, nil
+		}
+		out := corev1.ResourceList{}
+		for k, v := range m {
+			q, err := resource.ParseQuantity(v)
+			if err != nil {
+				return nil, fmt.Errorf("resources.%s.%s %q: %v", what, k, v, err)
+			}
+			out[corev1.ResourceName(k)] = q
+		}
+		return out, nil
+	}
+	var err error
+	if ps := ct.Pod; ps != nil {
+		if r.Requests, err = list(ps.Requests, "requests"); err != nil {
+			return r, err
+		}
+		if r.Limits, err = list(ps.Limits, "limits"); err != nil {
+			return r, err
+		}
+	}
+	if ct.MemoryBytes > 0 || ct.NanoCPUs > 0 {
+		if r.Limits == nil {
+			r.Limits = corev1.ResourceList{}
+		}
+		if ct.MemoryBytes > 0 {
+			r.Limits[corev1.ResourceMemory] = *resource.NewQuantity(ct.MemoryBytes, resource.BinarySI)
+		}
+		if ct.NanoCPUs > 0 {
+			r.Limits[corev1.ResourceCPU] = *resource.NewMilliQuantity(max(1, ct.NanoCPUs/1e6), resource.DecimalSI)
+		}
+	}
+	return r, nil
+}
+
+// tolerationsOf is ts as the pod's tolerations.
+func tolerationsOf(ts []platform.Toleration) []corev1.Toleration {
+	var out []corev1.Toleration
+	for _, t := range ts {
+		ct := corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value, Effect: corev1.TaintEffect(t.Effect)}
+		if ct.Operator == "" {
+			ct.Operator = corev1.TolerationOpEqual
+		}
+		if t.Seconds > 0 {
+			secs := int64(t.Seconds)
+			ct.TolerationSeconds = &secs
+		}
+		out = append(out, ct)
+	}
+	return out
 }
 
 // securityOf is who the pod runs as: the spec's container user (numbers
