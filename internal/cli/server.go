@@ -98,6 +98,7 @@ Prometheus that prometheus check rules ask when their spec names none.`,
 	cmd.Flags().StringVar(&o.DockerHost, "docker-host", "", "Docker engine of apps with platform: docker (default $DOCKER_HOST, else unix:///var/run/docker.sock)")
 	cmd.Flags().StringVar(&o.Kubernetes.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster of apps with platform: kubernetes (default $KUBECONFIG, else the cluster the server runs in)")
 	cmd.Flags().StringVar(&o.Kubernetes.Namespace, "kubernetes-namespace", "", "namespace of the pods of apps with platform: kubernetes (default: the kubeconfig context's, else default)")
+	cmd.Flags().DurationVar(&o.Kubernetes.StartTimeout, "kubernetes-start-timeout", 2*time.Minute, "how long a pod may take to be scheduled, get its image and start before its deployment rolls back")
 	cmd.Flags().StringVar(&o.Prometheus, "prometheus", "", "Prometheus (base URL, e.g. http://127.0.0.1:9090) that prometheus check rules query when their spec sets no checks.prometheus")
 	cmd.Flags().StringVar(&o.Notify.File, "notifications", "", "file of notification destinations for every app (default DATA/"+server.NotificationsFile+" when it exists)")
 	cmd.Flags().StringSliceVar(&o.Notify.Allow, "notify-allow", nil, "networks notifications may be sent to besides public addresses, e.g. 10.0.0.0/8,127.0.0.1 (comma-separated)")

@@ -17,6 +17,9 @@ type Kubernetes struct {
 	// Namespace is where the pods run (empty: the kubeconfig context's,
 	// else "default").
 	Namespace string
+	// StartTimeout bounds how long a pod may take to start: be scheduled,
+	// get its image, run (0: the platform's default, 2 minutes).
+	StartTimeout time.Duration
 }
 
 // openKubernetes opens the Kubernetes platform of the server, or returns
@@ -40,7 +43,7 @@ func openKubernetes(ctx context.Context, dataDir string, k Kubernetes, log *slog
 		source = "--kubeconfig"
 	}
 	p, err := kubernetes.New(kubernetes.Options{Kubeconfig: k.Kubeconfig, KubeconfigSource: source,
-		Namespace: k.Namespace, Owner: id, Logger: log, Redact: redact})
+		Namespace: k.Namespace, Owner: id, StartTimeout: k.StartTimeout, Logger: log, Redact: redact})
 	if err != nil {
 		return nil, err
 	}

@@ -174,6 +174,37 @@ func (c *Cluster) RemoveImage(t testing.TB, ref string) {
 	}
 }
 
+// ForgetImage removes every name of the image with ID id from the node's
+// containerd (its reference and the ID the CRI keeps as a name too), so
+// that the kubelet no longer finds it, as on a node that never had it.
+func (c *Cluster) ForgetImage(t testing.TB, id string) {
+	t.Helper()
+	out, err := exec.Command("ctr", "--address", c.containerdSocket(), "-n", "k8s.io", "images", "ls").CombinedOutput()
+	if err != nil {
+		t.Fatalf("listing containerd's images: %v\n%s", err, out)
+	}
+	// The CRI names the image by its ID as well: every name whose
+	// manifest is the one that name points at goes.
+	var rows [][]string
+	manifest := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 {
+			rows = append(rows, f)
+			if f[0] == id {
+				manifest = f[2]
+			}
+		}
+	}
+	if manifest == "" {
+		t.Fatalf("containerd has no image named %s:\n%s", id, out)
+	}
+	for _, f := range rows {
+		if f[2] == manifest {
+			c.RemoveImage(t, f[0])
+		}
+	}
+}
+
 // importPause builds ./pause as a static binary and imports it as the
 // pods' sandbox image.
 func (c *Cluster) importPause() error {

@@ -269,6 +269,11 @@ func (c *Cluster) writeKubeconfig() error {
 // (none when ""). The apiserver's certificate is its own, self-signed: it
 // is not verified.
 func (c *Cluster) kubeconfig(namespace string) string {
+	return c.kubeconfigOf("admin", c.Token, namespace)
+}
+
+// kubeconfigOf is a kubeconfig of the user with token.
+func (c *Cluster) kubeconfigOf(user, token, namespace string) string {
 	ns := ""
 	if namespace != "" {
 		ns = ", namespace: " + namespace
@@ -276,10 +281,10 @@ func (c *Cluster) kubeconfig(namespace string) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters: [{name: test, cluster: {server: "https://127.0.0.1:%d", insecure-skip-tls-verify: true}}]
-users: [{name: admin, user: {token: %q}}]
-contexts: [{name: test, context: {cluster: test, user: admin%s}}]
+users: [{name: %q, user: {token: %q}}]
+contexts: [{name: test, context: {cluster: test, user: %q%s}}]
 current-context: test
-`, c.apiPort, c.Token, ns)
+`, c.apiPort, user, token, user, ns)
 }
 
 // waitFor polls ok until it holds, p exits or startTimeout passes.

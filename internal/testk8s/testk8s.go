@@ -160,6 +160,17 @@ func (c *Cluster) Namespace(t testing.TB) (name, kubeconfig string) {
 	return name, kubeconfig
 }
 
+// UserKubeconfig writes a kubeconfig of User (who has no role until a
+// test binds one) whose context names namespace, and returns its path.
+func (c *Cluster) UserKubeconfig(t testing.TB, namespace string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig-user")
+	if err := os.WriteFile(path, []byte(c.kubeconfigOf(User, c.UserToken, namespace)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // UserRESTConfig returns a client configuration of User.
 func (c *Cluster) UserRESTConfig(t testing.TB) *rest.Config {
 	t.Helper()
