@@ -228,3 +228,130 @@ func (e *deployEnv) killPod(uid string) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
+
+// A pod of green killed while green has half the traffic rolls the
+// deployment back with the instance's exit; the same revision deployed
+// again goes live; rollback --to 1 after blue retired brings revision 1's
+// pods back. After each, the cluster holds exactly the pods the store
+// lists, and under load only the requests in flight to the killed pod may
+// fail.
+func TestKubernetesGreenPodKilledAndRollbackTo(t *testing.T) {
+	e := newKubeEnv(t, bin.bluegreen)
+	c, ns := e.kube, e.kubeNS
+	v1, v2 := helloPodImages(t, c)
+	ctx := context.Background()
+	e.deployLive("v1", e.specFor(quick))
+	l := startLoad(t, "http://"+e.prod+"/", 100)
+
+	e.kubeImage = "bluegreen.test/hello:2"
+	half := quick + "strategy:\n  steps:\n    - { weight: 50, pause: {} }\n    - { weight: 100 }\n"
+	d := e.deploy("v2", e.specFor(half), nil)
+	testwait.For(t, time.Minute, "green at 50%", func() bool {
+		d, _ := e.api.Deployment(ctx, d.ID)
+		return d.Outcome == "" && detailsOf(t, d).Weight == 50
+	})
+	var victim corev1.Pod
+	for _, p := range e.runningPods() {
+		if p.Labels["bluegreen.io/revision"] == "2" {
+			victim = p
+		}
+	}
+	if victim.Name == "" {
+		t.Fatal("no pod of green runs")
+	}
+	killedAt := time.Now()
+	e.killPod(string(victim.UID))
+	d = e.waitEnd(d.ID, time.Minute)
+	rolledBackAt := time.Now()
+	id := victim.Annotations["bluegreen.io/instance"]
+	if d.Outcome != "rolled_back" || !strings.Contains(d.Reason, id) || !strings.Contains(d.Reason, "exited") {
+		t.Fatalf("after a pod of green was killed: %s (%s); want rolled_back naming %s and its exit\n%s", d.Outcome, d.Reason, id, e.eventLog(d.ID))
+	}
+	t.Logf("green pod killed: %s", d.Reason)
+	e.checkAllPods("after green's pod was killed")
+
+	// Revision 2 again, to the end: blue (revision 1) retires.
+	d, err := e.api.Deploy(ctx, "shop", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitPhase(d.ID, time.Minute, "Shifting")
+	testwait.For(t, time.Minute, "green at 50%", func() bool {
+		d, _ := e.api.Deployment(ctx, d.ID)
+		return detailsOf(t, d).Weight == 50
+	})
+	e.mustCLI("promote", "shop")
+	if d = e.waitEnd(d.ID, time.Minute); d.Outcome != "succeeded" {
+		t.Fatalf("revision 2: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	e.checkAllPods("after revision 2 went live")
+	if got := podImages(t, c, ns); fmt.Sprint(got) != fmt.Sprint([]string{v2, v2}) {
+		t.Fatalf("pods run %v, want two of %s", got, v2)
+	}
+
+	// Revision 1's pods are gone; rollback --to 1 makes them again.
+	e.mustCLI("rollback", "shop", "--to", "1", "--wait")
+	app, err := e.api.App(ctx, "shop")
+	if err != nil || app.LiveRevision != 1 {
+		t.Fatalf("after rollback --to 1: %+v, %v; want revision 1 live", app, err)
+	}
+	if app.Deployment != nil {
+		// --wait returns once revision 1 is live; blue retires after.
+		if d = e.waitEnd(app.Deployment.ID, time.Minute); d.Outcome != "succeeded" {
+			t.Fatalf("rollback --to 1: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+		}
+	}
+	e.checkAllPods("after rollback --to 1")
+	if got := podImages(t, c, ns); fmt.Sprint(got) != fmt.Sprint([]string{v1, v1}) {
+		t.Fatalf("after rollback --to 1 pods run %v, want two of %s", got, v1)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	if v, _ := version(t, hc, "http://"+e.prod+"/"); v != "v1" {
+		t.Fatalf("after rollback --to 1 production answers %q, want v1", v)
+	}
+
+	recs := l.stop()
+	var blamed []loadRecord
+	for _, r := range failures(recs) {
+		if r.status == 502 && !r.start.Before(killedAt.Add(-time.Second)) && r.start.Before(rolledBackAt) {
+			continue // in flight to the pod as it died
+		}
+		blamed = append(blamed, r)
+	}
+	if len(blamed) > 0 {
+		t.Fatalf("%d of %d requests failed beyond those in flight to the killed pod: %s", len(blamed), len(recs), summary(blamed))
+	}
+	t.Logf("%s; failed: %s", summary(recs), summary(failures(recs)))
+}
+
+// checkAllPods checks that the cluster holds exactly the pods of the
+// store's instances of app shop, running or not, each once, and the app's
+// owner ConfigMap.
+func (e *deployEnv) checkAllPods(when string) {
+	e.t.Helper()
+	cs := e.kube.Client(e.t)
+	testwait.For(e.t, 30*time.Second, when+": the pods to be the store's instances", func() bool {
+		var want, got []string
+		for _, in := range e.instances() {
+			want = append(want, in.ID+" "+in.State)
+		}
+		pods, err := cs.CoreV1().Pods(e.kubeNS).List(context.Background(), metav1.ListOptions{LabelSelector: "bluegreen.io/app=shop,bluegreen.io/role=instance"})
+		if err != nil {
+			return false
+		}
+		for _, p := range pods.Items {
+			state := "exited"
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				state = "running"
+			}
+			got = append(got, p.Annotations["bluegreen.io/instance"]+" "+state)
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		return fmt.Sprint(got) == fmt.Sprint(want)
+	})
+	cms, err := cs.CoreV1().ConfigMaps(e.kubeNS).List(context.Background(), metav1.ListOptions{LabelSelector: "bluegreen.io/app=shop"})
+	if err != nil || len(cms.Items) != 1 {
+		e.t.Fatalf("%s: the app's owner ConfigMaps: %v (%v); want one", when, cms, err)
+	}
+}
