@@ -46,7 +46,7 @@ func runSpec(rev *revision, m spec.Member, env params.Env, urls map[string]strin
 			Image:     platform.Image{Ref: img.Ref, ID: img.ID, Digest: img.Digest},
 			Pull:      m.Kubernetes.Pull,
 			Namespace: m.Kubernetes.Namespace,
-			Pod:       podSettings(m.Kubernetes),
+			Pod:       podSettings(m),
 		}
 	default:
 		is.WorkDir = m.Process.Dir
@@ -54,9 +54,14 @@ func runSpec(rev *revision, m spec.Member, env params.Env, urls map[string]strin
 	return nil
 }
 
-// podSettings are the pod settings of a kubernetes section (nil for none).
-func podSettings(k *spec.Kubernetes) *platform.PodSettings {
+// podSettings are the pod settings of member m's kubernetes section.
+func podSettings(m spec.Member) *platform.PodSettings {
+	k, h := m.Kubernetes, m.Health
 	ps := &platform.PodSettings{
+		// The pod is ready as the router finds it healthy, so that a
+		// Service's endpoints list it only then.
+		Readiness: &platform.Probe{Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(),
+			HealthyThreshold: h.HealthyThreshold, UnhealthyThreshold: h.UnhealthyThreshold},
 		ServiceAccount: k.ServiceAccount, NodeSelector: k.NodeSelector,
 		Labels: k.Labels, Annotations: k.Annotations,
 	}

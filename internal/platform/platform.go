@@ -111,6 +111,10 @@ type PodSettings struct {
 	Tolerations    []Toleration
 	// Labels and Annotations are added to the pod's own.
 	Labels, Annotations map[string]string
+	// Readiness is the pod's readiness probe (nil: none, the pod is ready
+	// once it runs); the EndpointSlices of Services list a pod as ready
+	// by it.
+	Readiness *Probe
 }
 
 // Toleration lets a pod run on nodes with a matching taint.
@@ -276,3 +280,8 @@ var ErrImage = errors.New("image unavailable")
 // ErrUnavailable wraps the errors of a platform that cannot be reached
 // (a Docker engine that is down): the request may succeed later.
 var ErrUnavailable = errors.New("platform unavailable")
+
+// ErrRefused is a change the platform will not make however often it is
+// asked (a Service whose endpoints the cluster cannot record): the
+// deployment ends on it.
+var ErrRefused = errors.New("refused by the platform")

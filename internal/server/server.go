@@ -220,8 +220,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	var services engine.ServiceSwitcher
 	if pods != nil {
 		plats = append(plats, pods)
+		services = pods
 	}
 	plat := platform.NewSet(plats...)
 
@@ -264,7 +266,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	defer notifier.Close()
 	mets := newMetrics(st, sup)
 	eng, err := engine.New(engine.Options{
-		Store: st, Params: ps, Bundles: bundles, Platform: plat, Traffic: traffic,
+		Store: st, Params: ps, Bundles: bundles, Platform: plat, Traffic: traffic, Services: services,
 		RevisionsDir: filepath.Join(o.DataDir, revisionsDir), Logger: log.With("part", "engine"), Tick: o.Tick,
 		RunAs: users, Secrets: secrets, Metrics: mets, Prometheus: o.Prometheus,
 	})

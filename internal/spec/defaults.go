@@ -163,6 +163,7 @@ func (s *Spec) sectionDefaults(p place) {
 	case PlatformKubernetes:
 		if k := p.kubernetes; k != nil {
 			str(&k.Pull, p.at+"kubernetes.pull", DefaultPull)
+			str(&k.Traffic, p.at+"kubernetes.traffic", TrafficRouter)
 		}
 	}
 	if r := p.run(); r.section != "" {

@@ -1,5 +1,7 @@
 package spec
 
+import "fmt"
+
 // Kubernetes runs each instance as a pod of an image on a Kubernetes
 // cluster, reached by bluegreen's router at the node's address: the pod uses
 // the node's network and listens on $PORT, a port bluegreen gives it.
@@ -23,6 +25,10 @@ type Kubernetes struct {
 	// PullMissing, PullAlways or PullNever (an image imported into the
 	// nodes' container runtime, on a cluster with no registry).
 	Pull string `yaml:"pull" json:"pull"`
+	// Traffic says who carries production traffic: TrafficRouter,
+	// bluegreen's router (the default), or TrafficService, Services of the
+	// cluster whose selectors bluegreen switches.
+	Traffic string `yaml:"traffic" json:"traffic"`
 	// Resources are the container's requests and limits, in Kubernetes'
 	// quantities ("250m", "128Mi").
 	Resources *KubeResources `yaml:"resources,omitempty" json:"resources,omitempty"`
@@ -36,6 +42,18 @@ type Kubernetes struct {
 	// bluegreen.io/, which bluegreen's own use).
 	Labels      map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
 	Annotations map[string]string `yaml:"annotations,omitempty" json:"annotations,omitempty"`
+}
+
+// Who carries production traffic of an app on Kubernetes.
+const (
+	TrafficRouter  = "router"
+	TrafficService = "service"
+)
+
+// ServiceTraffic says whether the spec's production traffic goes through
+// Services of the cluster rather than bluegreen's router.
+func (s *Spec) ServiceTraffic() bool {
+	return s.Platform == PlatformKubernetes && s.Kubernetes != nil && s.Kubernetes.Traffic == TrafficService && !s.IsStack()
 }
 
 // ImageRef returns the image reference of a platform of images and its
@@ -79,4 +97,17 @@ func (s *Spec) validateKubernetes(c *collector) {
 	}
 	oneOf(c, "kubernetes.pull", k.Pull, PullMissing, PullAlways, PullNever)
 	validatePod(c, k)
+	oneOf(c, "kubernetes.traffic", k.Traffic, TrafficRouter, TrafficService)
+	if k.Traffic == TrafficService {
+		for i, st := range s.Strategy.Steps {
+			if st.Weight != nil && *st.Weight != 0 && *st.Weight != 100 {
+				at := fmt.Sprintf("strategy.steps[%d].weight", i)
+				if s.Strategy.expandedFrom != "" {
+					at = "strategy.preset"
+				}
+				c.add(at, "weight %d: with kubernetes.traffic: service a Service selects one fleet at a time, so steps move 0 or 100 %% of the traffic (use AllAtOnce or a pause before 100, or traffic: router for weighted steps)", *st.Weight)
+				break
+			}
+		}
+	}
 }

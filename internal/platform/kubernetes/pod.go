@@ -12,10 +12,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"bluegreen/internal/platform"
 	"bluegreen/internal/platform/instanceenv"
@@ -207,6 +209,7 @@ func (p *Platform) podSpec(s platform.InstanceSpec, port int, owner metav1.Owner
 					Name: "http", ContainerPort: int32(port), HostPort: int32(port), Protocol: corev1.ProtocolTCP,
 				}},
 				Resources:                resources,
+				ReadinessProbe:           readinessOf(ps.Readiness, port),
 				VolumeMounts:             mounts,
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 				SecurityContext:          &corev1.SecurityContext{AllowPrivilegeEscalation: &noEscalation},
@@ -262,6 +265,24 @@ func resourcesOf(ct *platform.Container) (corev1.ResourceRequirements, error) {
 		}
 	}
 	return r, nil
+}
+
+// readinessOf is the readiness probe of the pod on port (nil for none).
+// Kubernetes counts in whole seconds, at least 1.
+func readinessOf(pr *platform.Probe, port int) *corev1.Probe {
+	if pr == nil {
+		return nil
+	}
+	secs := func(d time.Duration) int32 { return int32(max(1, math.Ceil(d.Seconds()))) }
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: pr.Path, Port: intstr.FromInt32(int32(port)),
+		}},
+		PeriodSeconds:    secs(pr.Interval),
+		TimeoutSeconds:   secs(pr.Timeout),
+		SuccessThreshold: int32(max(1, pr.HealthyThreshold)),
+		FailureThreshold: int32(max(1, pr.UnhealthyThreshold)),
+	}
 }
 
 // tolerationsOf is ts as the pod's tolerations.
