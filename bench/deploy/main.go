@@ -87,8 +87,8 @@ func (o options) check() error {
 		return errors.New("-platforms names none")
 	}
 	for _, p := range o.Platforms {
-		if p != platformProcess && p != platformDocker {
-			return fmt.Errorf("-platforms: unknown platform %q (want process or docker)", p)
+		if p != platformProcess && p != platformDocker && p != platformKubernetes {
+			return fmt.Errorf("-platforms: unknown platform %q (want process, docker or kubernetes)", p)
 		}
 	}
 	if len(o.Health) == 0 {

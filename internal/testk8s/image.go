@@ -150,19 +150,26 @@ func (c *Cluster) ImportBinary(t testing.TB, binary, ref string) string {
 // ImportImage is ImportBinary with more files in the image (see Pack).
 func (c *Cluster) ImportImage(t testing.TB, binary, ref string, files map[string]string) string {
 	t.Helper()
-	dir, err := packDir()
+	id, err := c.Import(binary, ref, files)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return id
+}
+
+// Import packs the static binary and files as an image named ref, imports
+// it into the node's containerd and returns the image's ID.
+func (c *Cluster) Import(binary, ref string, files map[string]string) (string, error) {
+	dir, err := packDir()
+	if err != nil {
+		return "", err
 	}
 	path := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
 	id, err := Pack(binary, ref, path, files)
 	if err != nil {
-		t.Fatalf("packing %s as image %s: %v", binary, ref, err)
+		return "", fmt.Errorf("packing %s as image %s: %v", binary, ref, err)
 	}
-	if err := c.importTar(path); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return id, c.importTar(path)
 }
 
 // RemoveImage removes ref from the node's containerd.
