@@ -1,5 +1,6 @@
 // Command deploy measures what a deployment itself costs on the Docker
-// platform against the process platform, for the same static binary of
+// platform (and, with -platforms, on the Kubernetes test cluster) against
+// the process platform, for the same static binary of
 // examples/hello: time from launch to healthy and time of a whole
 // AllAtOnce deployment, side by side in one run, beside the app's own start
 // time measured directly (no bluegreen in between). See bench/README.md.
