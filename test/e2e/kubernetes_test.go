@@ -230,7 +230,8 @@ func (e *deployEnv) killPod(uid string) {
 }
 
 // A pod of green killed while green has half the traffic rolls the
-// deployment back with the instance's exit; the same revision deployed
+// deployment back with the instance's exit (green, of a revision with more
+// pods and a CPU request, has them; blue's pods are untouched); the same revision deployed
 // again goes live; rollback --to 1 after blue retired brings revision 1's
 // pods back. After each, the cluster holds exactly the pods the store
 // lists, and under load only the requests in flight to the killed pod may
@@ -245,16 +246,29 @@ func TestKubernetesGreenPodKilledAndRollbackTo(t *testing.T) {
 
 	e.kubeImage = "bluegreen.test/hello:2"
 	half := quick + "strategy:\n  steps:\n    - { weight: 50, pause: {} }\n    - { weight: 100 }\n"
-	d := e.deploy("v2", e.specFor(half), nil)
+	// Revision 2 asks for more pods, each with a CPU request: green's
+	// alone, blue's stay as they are.
+	v2spec := strings.Replace(e.specFor(half), "  instances: 2\n", "  instances: 3\n  resources: { requests: { cpu: 10m } }\n", 1)
+	d := e.deploy("v2", v2spec, nil)
 	testwait.For(t, time.Minute, "green at 50%", func() bool {
 		d, _ := e.api.Deployment(ctx, d.ID)
 		return d.Outcome == "" && detailsOf(t, d).Weight == 50
 	})
 	var victim corev1.Pod
+	count := map[string]int{}
 	for _, p := range e.runningPods() {
-		if p.Labels["bluegreen.io/revision"] == "2" {
+		rev := p.Labels["bluegreen.io/revision"]
+		count[rev]++
+		cpu := p.Spec.Containers[0].Resources.Requests.Cpu().String()
+		if (rev == "2") != (cpu == "10m") {
+			t.Errorf("pod %s of revision %s requests cpu %s", p.Name, rev, cpu)
+		}
+		if rev == "2" {
 			victim = p
 		}
+	}
+	if count["1"] != 2 || count["2"] != 3 {
+		t.Fatalf("at 50%% the pods by revision are %v; want blue's 2 and green's 3", count)
 	}
 	if victim.Name == "" {
 		t.Fatal("no pod of green runs")
@@ -285,8 +299,8 @@ func TestKubernetesGreenPodKilledAndRollbackTo(t *testing.T) {
 		t.Fatalf("revision 2: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
 	}
 	e.checkAllPods("after revision 2 went live")
-	if got := podImages(t, c, ns); fmt.Sprint(got) != fmt.Sprint([]string{v2, v2}) {
-		t.Fatalf("pods run %v, want two of %s", got, v2)
+	if got := podImages(t, c, ns); fmt.Sprint(got) != fmt.Sprint([]string{v2, v2, v2}) {
+		t.Fatalf("pods run %v, want three of %s", got, v2)
 	}
 
 	// Revision 1's pods are gone; rollback --to 1 makes them again.
