@@ -12,7 +12,10 @@ go mod download
 # docker.io brings dockerd, containerd and runc, which the Docker platform's
 # tests start privately (internal/testdocker), never as the system's daemon;
 # prometheus is the real Prometheus that prometheus check rules query and
-# that scrapes the server (internal/testprom runs it in the foreground).
+# that scrapes the server (internal/testprom runs it in the foreground);
+# containernetworking-plugins brings the loopback CNI plugin the test
+# cluster's kubelet needs (internal/testk8s; containerd and runc come with
+# docker.io).
 missing=()
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
@@ -20,6 +23,7 @@ if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium
 command -v prlimit >/dev/null || missing+=(util-linux)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v prometheus >/dev/null || missing+=(prometheus)
+[ -x /usr/lib/cni/loopback ] || missing+=(containernetworking-plugins)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing; run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
@@ -50,3 +54,8 @@ fi
 # (internal/testregistry): built once from the Go module proxy and cached
 # under ~/.cache/bluegreen (about two minutes the first time).
 ./scripts/build-registry.sh >/dev/null
+
+# The Kubernetes binaries the Kubernetes platform's tests run a cluster of
+# (internal/testk8s): built once from the Go module proxy and cached under
+# ~/.cache/bluegreen (10 to 15 minutes the first time).
+./scripts/k8s/build.sh >/dev/null

@@ -14,8 +14,9 @@ import (
 )
 
 const (
-	platformProcess = "process"
-	platformDocker  = "docker"
+	platformProcess    = "process"
+	platformDocker     = "docker"
+	platformKubernetes = "kubernetes"
 )
 
 // healthSections are the spec's health settings measured: the defaults
@@ -52,8 +53,11 @@ func (e *benchEnv) newApp(plat, health string) (*benchApp, error) {
 // the traffic.
 func (e *benchEnv) spec(a *benchApp) string {
 	run := fmt.Sprintf("process:\n  command: [\"./hello\"]\n  instances: %d\n", e.o.Instances)
-	if a.platform == platformDocker {
+	switch a.platform {
+	case platformDocker:
 		run = fmt.Sprintf("platform: docker\ndocker:\n  image: %s\n  instances: %d\n", imageTag, e.o.Instances)
+	case platformKubernetes:
+		run = fmt.Sprintf("platform: kubernetes\nkubernetes:\n  image: %s\n  instances: %d\n  pull: never\n", kubeImageTag, e.o.Instances)
 	}
 	return fmt.Sprintf("app: %s\n%srouter:\n  production: %s\n  test: %s\n%sstrategy:\n  preset: AllAtOnce\nbake: 0s\nretire:\n  keep_blue: 0s\n",
 		a.name, run, a.prod, a.test, healthSections[a.health])

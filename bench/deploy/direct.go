@@ -59,9 +59,12 @@ func (e *benchEnv) direct(ctx context.Context, plat string) (directRun, error) {
 	for i := range e.o.Instances {
 		var in started
 		var err error
-		if plat == platformDocker {
+		switch plat {
+		case platformDocker:
 			in, err = e.startContainer(ctx, i)
-		} else {
+		case platformKubernetes:
+			in, err = e.startPod(ctx, i)
+		default:
 			in, err = e.startProcess(i)
 		}
 		if err != nil {

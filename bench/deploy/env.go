@@ -1,6 +1,13 @@
 package main
 
 import (
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"context"
 	"errors"
 	"fmt"
@@ -18,10 +25,18 @@ import (
 	"bluegreen/internal/freeport"
 	"bluegreen/internal/platform/docker/scratch"
 	"bluegreen/internal/testdocker"
+	"bluegreen/internal/testk8s"
 )
 
 // imageTag names the app's image on the private engine.
 const imageTag = "bench-hello:1"
+
+// kubeImageTag is the app's image imported into the cluster's node, and
+// kubeNamespace where the benchmark's pods run.
+const (
+	kubeImageTag  = "bluegreen.bench/hello:1"
+	kubeNamespace = "bench"
+)
 
 // benchEnv is everything the benchmark starts: the binaries, a private
 // Docker engine, the app's image and a bluegreen server.
@@ -34,9 +49,14 @@ type benchEnv struct {
 	engine    *testdocker.Engine
 	docker    *client.Client
 	imageID   string
-	server    *exec.Cmd
-	srvDone   chan struct{}
-	api       *api.Client
+	// kube is the cluster of the kubernetes platform (nil when it is not
+	// measured), kcs its admin's client, kubeImageID the app's image.
+	kube        *testk8s.Cluster
+	kcs         kubernetes.Interface
+	kubeImageID string
+	server      *exec.Cmd
+	srvDone     chan struct{}
+	api         *api.Client
 }
 
 // setUp builds, starts the engine and the server.
@@ -49,6 +69,12 @@ func (e *benchEnv) setUp(ctx context.Context) error {
 		{"starting a private Docker engine", e.startEngine},
 		{"building the image " + imageTag + " (FROM scratch, offline)", e.buildImage},
 		{"starting bluegreen server", e.startServer},
+	}
+	if slices.Contains(e.o.Platforms, platformKubernetes) {
+		steps = slices.Insert(steps, 3, struct {
+			what string
+			fn   func(context.Context) error
+		}{"starting a single-node Kubernetes cluster, importing " + kubeImageTag, e.startCluster})
 	}
 	for _, s := range steps {
 		fmt.Printf("== %s\n", s.what)
@@ -96,6 +122,39 @@ func (e *benchEnv) startEngine(ctx context.Context) error {
 	return err
 }
 
+// serverEnv is the environment of the server and of --stop-all: the
+// private engine, and the cluster when there is one.
+func (e *benchEnv) serverEnv() []string {
+	env := append(os.Environ(), "DOCKER_HOST="+e.engine.Host)
+	if e.kube != nil {
+		env = append(env, "KUBECONFIG="+e.kube.Kubeconfig)
+	}
+	return env
+}
+
+// startCluster starts the test cluster (built and cached by
+// scripts/k8s/build.sh), makes the benchmark's namespace and imports the
+// app's image into the node.
+func (e *benchEnv) startCluster(ctx context.Context) error {
+	c, err := testk8s.Start(os.Stdout)
+	if err != nil {
+		return err
+	}
+	e.kube = c
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	if e.kcs, err = kubernetes.NewForConfig(cfg); err != nil {
+		return err
+	}
+	if _, err := e.kcs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kubeNamespace}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	e.kubeImageID, err = c.Import(e.hello, kubeImageTag, nil)
+	return err
+}
+
 func (e *benchEnv) buildImage(ctx context.Context) error {
 	bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -128,8 +187,8 @@ func (e *benchEnv) startServer(ctx context.Context) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.bluegreen, "server", "--data", e.data, "--api", apiAddr, "--log-format", "json")
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.engine.Host)
+	cmd := exec.Command(e.bluegreen, "server", "--data", e.data, "--api", apiAddr, "--log-format", "json", "--kubernetes-namespace", kubeNamespace)
+	cmd.Env = e.serverEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: Ctrl-C reaches the benchmark, which then
 	// stops the server and what it left, in order.
@@ -178,12 +237,17 @@ func (e *benchEnv) close() error {
 			<-e.srvDone
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		cmd := exec.CommandContext(ctx, e.bluegreen, "server", "--stop-all", "--data", e.data)
-		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.engine.Host)
+		cmd := exec.CommandContext(ctx, e.bluegreen, "server", "--stop-all", "--data", e.data, "--kubernetes-namespace", kubeNamespace)
+		cmd.Env = e.serverEnv()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Errorf("bluegreen server --stop-all: %v\n%s", err, out))
 		}
 		cancel()
+	}
+	if e.kube != nil {
+		if err := e.kube.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the Kubernetes cluster: %w", err))
+		}
 	}
 	if e.docker != nil {
 		e.docker.Close()

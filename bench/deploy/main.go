@@ -1,5 +1,6 @@
 // Command deploy measures what a deployment itself costs on the Docker
-// platform against the process platform, for the same static binary of
+// platform (and, with -platforms, on the Kubernetes test cluster) against
+// the process platform, for the same static binary of
 // examples/hello: time from launch to healthy and time of a whole
 // AllAtOnce deployment, side by side in one run, beside the app's own start
 // time measured directly (no bluegreen in between). See bench/README.md.
@@ -87,8 +88,8 @@ func (o options) check() error {
 		return errors.New("-platforms names none")
 	}
 	for _, p := range o.Platforms {
-		if p != platformProcess && p != platformDocker {
-			return fmt.Errorf("-platforms: unknown platform %q (want process or docker)", p)
+		if p != platformProcess && p != platformDocker && p != platformKubernetes {
+			return fmt.Errorf("-platforms: unknown platform %q (want process, docker or kubernetes)", p)
 		}
 	}
 	if len(o.Health) == 0 {

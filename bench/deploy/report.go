@@ -68,13 +68,17 @@ func (r *results) medians() {
 			byPlat[p] = med
 			t.Rows = append(t.Rows, row{Name: p, Values: med})
 		}
-		if proc, dock := byPlat[platformProcess], byPlat[platformDocker]; proc != nil && dock != nil {
+		for _, other := range []string{platformDocker, platformKubernetes} {
+			proc, o := byPlat[platformProcess], byPlat[other]
+			if proc == nil || o == nil {
+				continue
+			}
 			diff, ratio := make([]float64, len(columns)), make([]float64, len(columns))
 			for i := range columns {
-				diff[i] = dock[i] - proc[i]
-				ratio[i] = dock[i] / proc[i]
+				diff[i] = o[i] - proc[i]
+				ratio[i] = o[i] / proc[i]
 			}
-			t.Rows = append(t.Rows, row{Name: "docker − process", Values: diff}, row{Name: "docker / process", Values: ratio})
+			t.Rows = append(t.Rows, row{Name: other + " − process", Values: diff}, row{Name: other + " / process", Values: ratio})
 		}
 		r.Tables = append(r.Tables, t)
 	}

@@ -24,6 +24,8 @@ type serverOptions struct {
 	AllowRun  []string
 	// DockerHost is the Docker engine of apps with platform: docker.
 	DockerHost string
+	// Kubernetes is the cluster of apps with platform: kubernetes.
+	Kubernetes server.Kubernetes
 	// Prometheus is asked by prometheus check rules whose spec names none.
 	Prometheus string
 	// What is kept of revisions no longer run.
@@ -59,6 +61,12 @@ The server says at start which engine and API version it talks to; an
 engine that is down fails only the apps that run on it, with an error that
 names its address.
 
+Apps with platform: kubernetes run as pods of the cluster that --kubeconfig
+names (default: $KUBECONFIG, else the cluster the server runs in; never
+~/.kube/config unless named), in the namespace --kubernetes-namespace names
+(default: the kubeconfig context's, else default). bluegreen's router reaches the pods at
+their node's address; see docs/platform.md.
+
 Notifications (webhooks on deployment events) go to the destinations of
 each revision's spec and to those of --notifications (default:
 DATA/notifications.yaml when it exists), only to public addresses unless
@@ -70,7 +78,8 @@ Prometheus that prometheus check rules ask when their spec names none.`,
 		Example: `  bluegreen server
   bluegreen server --data /var/lib/bluegreen --api 127.0.0.1:7070
   bluegreen server --run-as nobody --allow-run-as www-data
-  bluegreen server --docker-host unix:///run/docker.sock`,
+  bluegreen server --docker-host unix:///run/docker.sock
+  bluegreen server --kubeconfig ~/.kube/config --kubernetes-namespace shop`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -87,6 +96,9 @@ Prometheus that prometheus check rules ask when their spec names none.`,
 	cmd.Flags().DurationVar(&o.KeepFor, "keep-for", engine.DefaultRetention.For, "revisions younger than this are kept too, and events of this age")
 	cmd.Flags().DurationVar(&o.PruneEvery, "prune-every", time.Hour, "how often what is no longer kept is removed")
 	cmd.Flags().StringVar(&o.DockerHost, "docker-host", "", "Docker engine of apps with platform: docker (default $DOCKER_HOST, else unix:///var/run/docker.sock)")
+	cmd.Flags().StringVar(&o.Kubernetes.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster of apps with platform: kubernetes (default $KUBECONFIG, else the cluster the server runs in)")
+	cmd.Flags().StringVar(&o.Kubernetes.Namespace, "kubernetes-namespace", "", "namespace of the pods of apps with platform: kubernetes (default: the kubeconfig context's, else default)")
+	cmd.Flags().DurationVar(&o.Kubernetes.StartTimeout, "kubernetes-start-timeout", 2*time.Minute, "how long a pod may take to be scheduled, get its image and start before its deployment rolls back")
 	cmd.Flags().StringVar(&o.Prometheus, "prometheus", "", "Prometheus (base URL, e.g. http://127.0.0.1:9090) that prometheus check rules query when their spec sets no checks.prometheus")
 	cmd.Flags().StringVar(&o.Notify.File, "notifications", "", "file of notification destinations for every app (default DATA/"+server.NotificationsFile+" when it exists)")
 	cmd.Flags().StringSliceVar(&o.Notify.Allow, "notify-allow", nil, "networks notifications may be sent to besides public addresses, e.g. 10.0.0.0/8,127.0.0.1 (comma-separated)")
@@ -106,7 +118,7 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 		o.DataDir = defaultDataDir()
 	}
 	if o.StopAll {
-		n, err := server.StopAll(ctx, server.StopAllOptions{DataDir: o.DataDir, DockerHost: o.DockerHost, Logger: log})
+		n, err := server.StopAll(ctx, server.StopAllOptions{DataDir: o.DataDir, DockerHost: o.DockerHost, Kubernetes: o.Kubernetes, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -124,5 +136,5 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 	}
 	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log, RunAs: o.RunAs, AllowRunAs: o.AllowRun,
 		Retention: engine.Retention{Revisions: o.KeepRevisions, For: o.KeepFor}, PruneEvery: o.PruneEvery, DockerHost: o.DockerHost,
-		Notify: o.Notify, Prometheus: o.Prometheus})
+		Kubernetes: o.Kubernetes, Notify: o.Notify, Prometheus: o.Prometheus})
 }

@@ -36,6 +36,9 @@ type Options struct {
 	// several (processes and containers).
 	Platform platform.Platform
 	Traffic  Traffic
+	// Services switches the Services of apps whose traffic goes through
+	// them (nil: such apps are refused).
+	Services ServiceSwitcher
 	// RevisionsDir holds the unpacked revisions, one directory per
 	// app and generation.
 	RevisionsDir string
@@ -65,11 +68,12 @@ type Options struct {
 
 // Engine runs deployments.
 type Engine struct {
-	opts Options
-	st   *store.Store
-	plat *platform.Set
-	log  *slog.Logger
-	now  func() time.Time
+	opts  Options
+	modes serviceModes
+	st    *store.Store
+	plat  *platform.Set
+	log   *slog.Logger
+	now   func() time.Time
 
 	mu      sync.Mutex
 	runners map[string]*runner // by deployment ID

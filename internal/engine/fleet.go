@@ -425,7 +425,7 @@ func (e *Engine) maintain(ctx context.Context, app string) error {
 	}
 	keep := e.keptGreen(ctx, app)
 	if !ok {
-		if err := e.opts.Traffic.Route(ctx, app, nil); err != nil {
+		if err := e.pushRoutes(ctx, app, nil); err != nil {
 			return err
 		}
 		_, err := e.stopWhere(ctx, app, 30*time.Second, func(in platform.Instance) bool { return !keep(in) })
@@ -459,7 +459,7 @@ func (e *Engine) routeFleetLive(ctx context.Context, f fleet) error {
 	if err != nil {
 		return err
 	}
-	return e.opts.Traffic.Route(ctx, f.rev.App, routes)
+	return e.pushRoutes(ctx, f.rev.App, routes)
 }
 
 // keptGreen matches the instances of the app's last deployment when it

@@ -20,14 +20,14 @@ import (
 func (e *Engine) route(ctx context.Context, s *state) error {
 	routes, err := e.routesNow(ctx, s)
 	if err == nil {
-		err = e.opts.Traffic.Route(ctx, s.d.App, routes)
+		err = e.pushRoutes(ctx, s.d.App, routes)
 	}
 	var pe *PermanentError
 	if s.d.Phase == PhaseRollingBack && s.blue == nil && errors.As(err, &pe) {
 		// A first deployment whose own routes are refused has nothing to
 		// go back to: the app leaves the router.
 		e.log.Warn("removing the routes the router refused", "app", s.d.App, "err", err)
-		return e.opts.Traffic.Route(ctx, s.d.App, nil)
+		return e.pushRoutes(ctx, s.d.App, nil)
 	}
 	return err
 }
@@ -668,6 +668,13 @@ func (e *Engine) drain(ctx context.Context, s *state, f fleet, timeout time.Dura
 		total.OpenStreams += rep.OpenStreams
 		total.OpenConnections += rep.OpenConnections
 	}
+	if f.rev.Spec.ServiceTraffic() || s.green.Spec.ServiceTraffic() {
+		// No router saw the fleet's requests: it gets the whole drain.
+		if err := e.waitDrainEnd(ctx, end); err != nil {
+			return total, timeout - left + waited, err
+		}
+		waited = max(waited, end.Sub(now))
+	}
 	total.Waited = router.Duration(waited)
 	return total, timeout - left + waited, nil
 }
@@ -734,7 +741,7 @@ func (e *Engine) rollingBack(ctx context.Context, s *state) (time.Duration, erro
 			return e.rollbackTrouble(ctx, s, err)
 		}
 	}
-	if err := e.opts.Traffic.Route(ctx, s.d.App, routes); err != nil {
+	if err := e.pushRoutes(ctx, s.d.App, routes); err != nil {
 		return e.rollbackTrouble(ctx, s, err)
 	}
 	// The reason is the deployment's, said when the rollback began.
@@ -767,7 +774,7 @@ func (e *Engine) endRollbackNow(ctx context.Context, s *state) error {
 	if len(problems) == 0 {
 		// Without a table for blue, the router keeps what it has rather
 		// than lose the app.
-		if err := e.opts.Traffic.Route(ctx, s.d.App, routes); err != nil {
+		if err := e.pushRoutes(ctx, s.d.App, routes); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}

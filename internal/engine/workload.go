@@ -37,10 +37,51 @@ func runSpec(rev *revision, m spec.Member, env params.Env, urls map[string]strin
 			c.Entrypoint, _ = expandServices(c.Entrypoint, nil, urls)
 		}
 		is.Container = c
+	case spec.PlatformKubernetes:
+		img, ok := rev.imageOf(m.Name)
+		if !ok || m.Kubernetes == nil {
+			return &PermanentError{Err: fmt.Errorf("revision %d of app %s runs an image but pinned none", rev.Generation, rev.App)}
+		}
+		is.Container = &platform.Container{
+			Image:     platform.Image{Ref: img.Ref, ID: img.ID, Digest: img.Digest},
+			Pull:      m.Kubernetes.Pull,
+			Namespace: m.Kubernetes.Namespace,
+			Pod:       podSettings(m),
+		}
 	default:
 		is.WorkDir = m.Process.Dir
 	}
 	return nil
+}
+
+// podSettings are the pod settings of member m's kubernetes section.
+func podSettings(m spec.Member) *platform.PodSettings {
+	k, h := m.Kubernetes, m.Health
+	ps := &platform.PodSettings{
+		// The pod is ready as the router finds it healthy, so that a
+		// Service's endpoints list it only then.
+		Readiness: &platform.Probe{Path: h.Path, Interval: h.Interval.D(), Timeout: h.Timeout.D(),
+			HealthyThreshold: h.HealthyThreshold, UnhealthyThreshold: h.UnhealthyThreshold},
+		ServiceAccount: k.ServiceAccount, NodeSelector: k.NodeSelector,
+		Labels: k.Labels, Annotations: k.Annotations,
+	}
+	if r := k.Resources; r != nil {
+		q := func(v spec.KubeQuantities) map[string]string {
+			m := map[string]string{}
+			if v.CPU != "" {
+				m["cpu"] = v.CPU
+			}
+			if v.Memory != "" {
+				m["memory"] = v.Memory
+			}
+			return m
+		}
+		ps.Requests, ps.Limits = q(r.Requests), q(r.Limits)
+	}
+	for _, t := range k.Tolerations {
+		ps.Tolerations = append(ps.Tolerations, platform.Toleration{Key: t.Key, Operator: t.Operator, Value: t.Value, Effect: t.Effect, Seconds: t.Seconds})
+	}
+	return ps
 }
 
 // serverParams are the params a spec names for the server's own use (a
@@ -105,10 +146,16 @@ func registryAuth(d *spec.Docker, env params.Env) (*platform.RegistryAuth, error
 func (e *Engine) pinImage(ctx context.Context, s *spec.Spec, pins map[string]int64) (*store.Image, error) {
 	var out *store.Image
 	for _, m := range s.Members() {
-		if m.Platform != spec.PlatformDocker || m.Docker == nil {
+		var img *store.Image
+		var err error
+		switch {
+		case m.Platform == spec.PlatformDocker && m.Docker != nil:
+			img, err = e.pinMemberImage(ctx, s, m.Platform, m.Docker.Image, m.Docker.Pull, m.Docker, pins)
+		case m.Platform == spec.PlatformKubernetes && m.Kubernetes != nil:
+			img, err = e.pinMemberImage(ctx, s, m.Platform, m.Kubernetes.Image, m.Kubernetes.Pull, nil, pins)
+		default:
 			continue
 		}
-		img, err := e.pinMemberImage(ctx, s, m.Docker, pins)
 		if err != nil {
 			return nil, err
 		}
@@ -123,25 +170,29 @@ func (e *Engine) pinImage(ctx context.Context, s *spec.Spec, pins map[string]int
 	return out, nil
 }
 
-// pinMemberImage resolves the image of one docker section.
-func (e *Engine) pinMemberImage(ctx context.Context, s *spec.Spec, d *spec.Docker, pins map[string]int64) (*store.Image, error) {
-	p, ok := e.plat.Get(spec.PlatformDocker)
+// pinMemberImage resolves the image ref of one run section on platform
+// plat; d is the docker section whose registry login applies (nil for
+// none).
+func (e *Engine) pinMemberImage(ctx context.Context, s *spec.Spec, plat, ref, pull string, d *spec.Docker, pins map[string]int64) (*store.Image, error) {
+	p, ok := e.plat.Get(plat)
 	if !ok {
-		return nil, fmt.Errorf("app %s: platform %s is not available on this server", s.App, spec.PlatformDocker)
+		return nil, fmt.Errorf("app %s: platform %s is not available on this server", s.App, plat)
 	}
 	r, ok := p.(platform.ImageResolver)
 	if !ok {
-		return nil, fmt.Errorf("app %s: platform %s cannot resolve images", s.App, spec.PlatformDocker)
+		return nil, fmt.Errorf("app %s: platform %s cannot resolve images", s.App, plat)
 	}
-	env, err := e.opts.Params.Resolve(ctx, pins)
-	if err != nil {
-		return nil, fmt.Errorf("app %s: %w", s.App, err)
+	var auth *platform.RegistryAuth
+	if d != nil {
+		env, err := e.opts.Params.Resolve(ctx, pins)
+		if err != nil {
+			return nil, fmt.Errorf("app %s: %w", s.App, err)
+		}
+		if auth, err = registryAuth(d, env); err != nil {
+			return nil, fmt.Errorf("app %s: %w", s.App, err)
+		}
 	}
-	auth, err := registryAuth(d, env)
-	if err != nil {
-		return nil, fmt.Errorf("app %s: %w", s.App, err)
-	}
-	img, err := r.Resolve(ctx, d.Image, d.Pull, auth)
+	img, err := r.Resolve(ctx, ref, pull, auth)
 	if err != nil {
 		return nil, &ImageError{App: s.App, Err: err}
 	}

@@ -93,6 +93,35 @@ type Container struct {
 	Pull string
 	// Auth is the registry login for pulls (nil: anonymous).
 	Auth *RegistryAuth
+	// Namespace is where a platform of clusters runs the instance (""
+	// for the platform's own).
+	Namespace string
+	// Pod holds what only a platform of pods uses (nil: nothing).
+	Pod *PodSettings
+}
+
+// PodSettings are a pod's own settings, beyond those every container has.
+type PodSettings struct {
+	// Requests and Limits are quantities by resource name ("cpu": "250m",
+	// "memory": "128Mi"); Limits add to Container.MemoryBytes/NanoCPUs.
+	Requests, Limits map[string]string
+	// ServiceAccount runs the pod as that account, with its token.
+	ServiceAccount string
+	NodeSelector   map[string]string
+	Tolerations    []Toleration
+	// Labels and Annotations are added to the pod's own.
+	Labels, Annotations map[string]string
+	// Readiness is the pod's readiness probe (nil: none, the pod is ready
+	// once it runs); the EndpointSlices of Services list a pod as ready
+	// by it.
+	Readiness *Probe
+}
+
+// Toleration lets a pod run on nodes with a matching taint.
+type Toleration struct {
+	Key, Operator, Value, Effect string
+	// Seconds bounds how long a NoExecute taint is tolerated (0: forever).
+	Seconds int
 }
 
 // When an image is pulled from its registry.
@@ -251,3 +280,8 @@ var ErrImage = errors.New("image unavailable")
 // ErrUnavailable wraps the errors of a platform that cannot be reached
 // (a Docker engine that is down): the request may succeed later.
 var ErrUnavailable = errors.New("platform unavailable")
+
+// ErrRefused is a change the platform will not make however often it is
+// asked (a Service whose endpoints the cluster cannot record): the
+// deployment ends on it.
+var ErrRefused = errors.New("refused by the platform")

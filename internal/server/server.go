@@ -64,6 +64,8 @@ type Options struct {
 	// DockerHost is the Docker engine apps with platform: docker run on
 	// (empty: DOCKER_HOST, else the Docker default).
 	DockerHost string
+	// Kubernetes is the cluster apps with platform: kubernetes run on.
+	Kubernetes Kubernetes
 	// Notify configures outbound notifications.
 	Notify Notify
 	// Prometheus is the base URL of the Prometheus that prometheus check
@@ -213,7 +215,17 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	defer containers.Close()
-	plat := platform.NewSet(procs, containers)
+	plats := []platform.Platform{procs, containers}
+	pods, err := openKubernetes(ctx, o.DataDir, o.Kubernetes, log.With("part", "kubernetes"), redact)
+	if err != nil {
+		return err
+	}
+	var services engine.ServiceSwitcher
+	if pods != nil {
+		plats = append(plats, pods)
+		services = pods
+	}
+	plat := platform.NewSet(plats...)
 
 	// A router restarted from its route file has the last table pushed;
 	// forgetting what was pushed makes the next push whole again. The watch
@@ -254,7 +266,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	defer notifier.Close()
 	mets := newMetrics(st, sup)
 	eng, err := engine.New(engine.Options{
-		Store: st, Params: ps, Bundles: bundles, Platform: plat, Traffic: traffic,
+		Store: st, Params: ps, Bundles: bundles, Platform: plat, Traffic: traffic, Services: services,
 		RevisionsDir: filepath.Join(o.DataDir, revisionsDir), Logger: log.With("part", "engine"), Tick: o.Tick,
 		RunAs: users, Secrets: secrets, Metrics: mets, Prometheus: o.Prometheus,
 	})

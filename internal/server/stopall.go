@@ -27,6 +27,8 @@ type StopAllOptions struct {
 	// DockerHost is the engine the server's containers run on (empty:
 	// DOCKER_HOST, else the Docker default).
 	DockerHost string
+	// Kubernetes is the cluster the server's pods run on.
+	Kubernetes Kubernetes
 }
 
 // StopAll takes down everything a server of the data directory left
@@ -71,6 +73,13 @@ func StopAll(ctx context.Context, o StopAllOptions) (stopped int, err error) {
 		}
 		defer containers.Close()
 		plats = append(plats, containers)
+		pods, err := openKubernetes(ctx, o.DataDir, o.Kubernetes, nil, nil)
+		if err != nil {
+			return 0, err
+		}
+		if pods != nil {
+			plats = append(plats, pods)
+		}
 	}
 	plat := platform.NewSet(plats...)
 	var ins []platform.Instance
@@ -79,6 +88,10 @@ func StopAll(ctx context.Context, o StopAllOptions) (stopped int, err error) {
 		if err != nil {
 			if name == "docker" && errors.Is(err, platform.ErrUnavailable) {
 				log.Warn("no Docker engine answers: its containers, if any, are left as they are", "err", err)
+				continue
+			}
+			if name == "kubernetes" && errors.Is(err, platform.ErrUnavailable) {
+				log.Warn("no Kubernetes API server answers: its pods, if any, are left as they are", "err", err)
 				continue
 			}
 			return 0, err

@@ -249,7 +249,7 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 }
 
 // unsupportedSections are top-level keys reserved for platforms to come.
-var unsupportedSections = map[string]bool{PlatformKubernetes: true}
+var unsupportedSections = map[string]bool{}
 
 // refusedKeys are keys of a section that are refused by name, with their
 // reason, rather than as unknown: they are what people copy from other

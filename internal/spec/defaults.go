@@ -160,6 +160,11 @@ func (s *Spec) sectionDefaults(p place) {
 			str(&d.Pull, p.at+"docker.pull", DefaultPull)
 			str(&d.Network, p.at+"docker.network", DefaultNetwork)
 		}
+	case PlatformKubernetes:
+		if k := p.kubernetes; k != nil {
+			str(&k.Pull, p.at+"kubernetes.pull", DefaultPull)
+			str(&k.Traffic, p.at+"kubernetes.traffic", TrafficRouter)
+		}
 	}
 	if r := p.run(); r.section != "" {
 		if *r.instances == 0 && !given(r.section+".instances") {

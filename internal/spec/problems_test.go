@@ -18,6 +18,8 @@ const base = "app: shop\nprocess:\n  command: [./shop]\n"
 // line is in the docker section.
 const dockerBase = "app: shop\nplatform: docker\ndocker:\n  image: shop:1\n"
 
+const kubeBase = "app: shop\nplatform: kubernetes\nkubernetes:\n  image: shop:1\n"
+
 // stackBase is a valid stack that problem cases extend: its last line is
 // in its one service, web.
 const stackBase = "app: shop\nservices:\n  web:\n    process: {command: [./web]}\n    router: {}\n"
@@ -76,8 +78,24 @@ var problemCases = []struct {
 	{"app leading hyphen", "app: -shop\nprocess:\n  command: [x]\n", "bad app name"},
 	{"app too long", "app: " + strings.Repeat("a", 64) + "\nprocess:\n  command: [x]\n", "bad app name"},
 	{"platform docker with a process section", base + "platform: docker\n", "process: given, but platform is docker (remove the section, or set platform: process)"},
-	{"platform kubernetes", base + "platform: kubernetes\n", `platform "kubernetes" is not supported yet; only "process" and "docker" are`},
-	{"platform kubernetes section", base + "kubernetes: {namespace: x}\n", "platform kubernetes is not supported yet"},
+	{"platform kubernetes", base + "platform: kubernetes\n", "kubernetes: is required for platform kubernetes"},
+	{"platform kubernetes section", base + "kubernetes: {namespace: x}\n", "kubernetes: given, but platform is process, the default"},
+	{"kubernetes image missing", "app: shop\nplatform: kubernetes\nkubernetes:\n  namespace: shop\n", "kubernetes.image: is required"},
+	{"kubernetes bad namespace", kubeBase + "  namespace: Shop_1\n", `bad namespace "Shop_1"`},
+	{"kubernetes stop signal", kubeBase + "  stop_signal: SIGQUIT\n", "Kubernetes stops a pod with SIGTERM and no other signal"},
+	{"kubernetes pull", kubeBase + "  pull: sometimes\n", "kubernetes.pull: must be"},
+	{"kubernetes instances", kubeBase + "  instances: 0\n", "kubernetes.instances: must be between 1 and"},
+	{"kubernetes traffic", kubeBase + "  traffic: ingress\n", "kubernetes.traffic: must be"},
+	{"kubernetes service weights", kubeBase + "  traffic: service\nstrategy: {steps: [{weight: 10}, {weight: 100}]}\n", "strategy.steps[0].weight: weight 10: with kubernetes.traffic: service"},
+	{"kubernetes service preset", kubeBase + "  traffic: service\nstrategy: {preset: Canary10Percent5Minutes}\n", "strategy.preset: weight 10"},
+	{"kubernetes bad quantity", kubeBase + "  resources: {requests: {memory: 128MB}}\n", `kubernetes.resources.requests.memory: bad quantity "128MB"`},
+	{"kubernetes bad service account", kubeBase + "  service_account: Shop_SA\n", `bad service account name "Shop_SA"`},
+	{"kubernetes bad node selector", kubeBase + "  node_selector: {\"disk type\": ssd}\n", `kubernetes.node_selector.disk type: bad key "disk type"`},
+	{"kubernetes own label", kubeBase + "  labels: {bluegreen.io/fleet: x}\n", "keys under bluegreen.io/ are bluegreen's own"},
+	{"kubernetes bad label value", kubeBase + "  labels: {team: \"a b\"}\n", `bad label value "a b"`},
+	{"kubernetes toleration operator", kubeBase + "  tolerations: [{key: gpu, operator: In}]\n", "kubernetes.tolerations[0].operator: must be Equal or Exists"},
+	{"kubernetes toleration effect", kubeBase + "  tolerations: [{key: gpu, effect: NoExec}]\n", "kubernetes.tolerations[0].effect: must be NoSchedule"},
+	{"kubernetes toleration seconds", kubeBase + "  tolerations: [{key: gpu, seconds: 30}]\n", "seconds: applies to effect NoExecute only"},
 	{"platform unknown", base + "platform: proces\n", `unknown platform "proces" (did you mean "process"?)`},
 	{"run_as with a space", base + "run_as: www data\n", `bad user "www data"`},
 	{"run_as too long", base + "run_as: " + strings.Repeat("u", 33) + "\n", "bad user"},
@@ -335,6 +353,8 @@ var problemCases = []struct {
 	{"stack service null", stackBase + "  api:\n", "services.api.process.command: is required"},
 	{"stack service docker without section", stackBase + "  api:\n    platform: docker\n", "services.api.docker: is required for platform docker"},
 	{"stack service docker escape", stackBase + "  api:\n    platform: docker\n    docker: {image: api:1, privileged: true}\n", "services.api.docker.privileged: privileged containers are refused"},
+	{"stack service on kubernetes", stackBase + "  api:\n    platform: kubernetes\n", "services.api.platform: a stack's services run on"},
+	{"stack beside a kubernetes section", "app: shop\nkubernetes: {image: shop:1}\n" + stackBase[len("app: shop\n"):], "kubernetes: platform kubernetes runs an app of one service, not a stack"},
 	{"stack service bad name", stackBase + "  Api_1:\n    process: {command: [./api]}\n", `services.Api_1: bad service name "Api_1"`},
 	{"stack no public service", "app: shop\nservices:\n  worker:\n    process: {command: [./w]}\n", "no service has a router section"},
 	{"stack path with a trailing slash", stackBase + "  api:\n    process: {command: [./api]}\n    router: {path: /api/}\n", `write the prefix without its last /: "/api"`},

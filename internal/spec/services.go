@@ -64,8 +64,11 @@ type Member struct {
 	Platform string
 	Process  *Process
 	Docker   *Docker
-	Workload Workload
-	Health   Health
+	// Kubernetes is the section of an app of one service on platform
+	// kubernetes (a stack's services have none).
+	Kubernetes *Kubernetes
+	Workload   Workload
+	Health     Health
 	// Public: the member answers on the listeners of Router. An internal
 	// member has no listeners of its own.
 	Public    bool
@@ -81,7 +84,7 @@ type Member struct {
 func (s *Spec) Members() []Member {
 	if !s.IsStack() {
 		return []Member{{
-			Platform: s.Platform, Process: s.Process, Docker: s.Docker, Workload: s.Workload(), Health: s.Health,
+			Platform: s.Platform, Process: s.Process, Docker: s.Docker, Kubernetes: s.Kubernetes, Workload: s.Workload(), Health: s.Health,
 			Public: true, Router: ServiceRouter{Production: s.Router.Production, Test: s.Router.Test, Hosts: s.Router.Hosts, Path: DefaultPath},
 		}}
 	}
@@ -151,7 +154,7 @@ func (s *Spec) StackOrder() []string {
 
 // place is the service's run section as a place of the spec.
 func (sv *Service) place(name string) place {
-	return place{"services." + name + ".", sv.Platform, sv.Process, sv.Docker}
+	return place{"services." + name + ".", sv.Platform, sv.Process, sv.Docker, nil}
 }
 
 // ServiceURLVar is the environment variable that holds the address of

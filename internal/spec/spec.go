@@ -20,9 +20,11 @@ type Spec struct {
 	RunAs   string   `yaml:"run_as,omitempty" json:"run_as,omitempty"`
 	Process *Process `yaml:"process,omitempty" json:"process,omitempty"`
 	Docker  *Docker  `yaml:"docker,omitempty" json:"docker,omitempty"`
+	// Kubernetes runs the app's instances as pods of a cluster.
+	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 	// Services makes the app a stack: several programs deployed, switched
 	// and rolled back as one. Without it, the app is a stack of one, run
-	// from Process or Docker.
+	// from Process, Docker or Kubernetes.
 	Services map[string]*Service `yaml:"services,omitempty" json:"services,omitempty"`
 	Router   Router              `yaml:"router" json:"router"`
 	Health   Health              `yaml:"health" json:"health"`
@@ -40,8 +42,7 @@ type Spec struct {
 	given map[string]bool // key paths written in the file with a non-empty value
 }
 
-// Platforms. PlatformKubernetes is a reserved name, so that its section can
-// sit beside Process and Docker later.
+// Platforms.
 const (
 	PlatformProcess    = "process"
 	PlatformDocker     = "docker"

@@ -32,6 +32,9 @@ func (s *Spec) validateServices(c *collector) {
 			c.add(sec.key, "a stack's services each have their own run section: move it under services.NAME (or remove services: for an app of one service)")
 		}
 	}
+	if s.Kubernetes != nil {
+		c.add("kubernetes", "platform kubernetes runs an app of one service, not a stack (remove services:, or run the stack on process or docker)")
+	}
 	public := 0
 	for _, name := range slices.Sorted(maps.Keys(s.Services)) {
 		at := "services." + name
@@ -45,7 +48,9 @@ func (s *Spec) validateServices(c *collector) {
 		if sv == nil {
 			continue // ApplyDefaults has not run
 		}
-		if sv.Platform != PlatformProcess && sv.Platform != PlatformDocker {
+		if sv.Platform == PlatformKubernetes {
+			c.add(at+".platform", "a stack's services run on %q or %q; platform kubernetes runs an app of one service (remove services:, or run the stack on docker)", PlatformProcess, PlatformDocker)
+		} else if sv.Platform != PlatformProcess && sv.Platform != PlatformDocker {
 			c.add(at+".platform", "unknown platform %s%s; want %q or %q", quote(sv.Platform), suggest(sv.Platform, []string{PlatformProcess, PlatformDocker}), PlatformProcess, PlatformDocker)
 		}
 		validateHealthAt(c, at+".", sv.Health)

@@ -44,6 +44,7 @@ func (s *Spec) problems() []Problem {
 	s.validateSections(c)
 	s.validateProcess(c)
 	s.validateDocker(c)
+	s.validateKubernetes(c)
 	s.validateRouter(c)
 	s.validateHealth(c)
 	s.validateHooks(c)
@@ -95,11 +96,9 @@ func (s *Spec) validateApp(c *collector) {
 		c.add("app", "bad app name %s: want 1 to 63 of a-z, 0-9 and '-', not starting or ending with '-'", quote(s.App))
 	}
 	switch s.Platform {
-	case PlatformProcess, PlatformDocker:
-	case PlatformKubernetes:
-		c.add("platform", "platform %q is not supported yet; only %q and %q are", s.Platform, PlatformProcess, PlatformDocker)
+	case PlatformProcess, PlatformDocker, PlatformKubernetes:
 	default:
-		c.add("platform", "unknown platform %s%s; want %q or %q", quote(s.Platform), suggest(s.Platform, []string{PlatformProcess, PlatformDocker, PlatformKubernetes}), PlatformProcess, PlatformDocker)
+		c.add("platform", "unknown platform %s%s; want %q, %q or %q", quote(s.Platform), suggest(s.Platform, []string{PlatformProcess, PlatformDocker, PlatformKubernetes}), PlatformProcess, PlatformDocker, PlatformKubernetes)
 	}
 }
 
@@ -113,7 +112,7 @@ func (s *Spec) validateSections(c *collector) {
 }
 
 func (s *Spec) validateSectionsAt(c *collector, p place) {
-	if p.platform != PlatformProcess && p.platform != PlatformDocker {
+	if p.platform != PlatformProcess && p.platform != PlatformDocker && p.platform != PlatformKubernetes {
 		return // an unknown platform is reported once, at platform:
 	}
 	platform := p.platform
@@ -128,6 +127,9 @@ func (s *Spec) validateSectionsAt(c *collector, p place) {
 	}
 	if p.docker != nil && p.platform != PlatformDocker {
 		c.add(p.at+"docker", "given, but platform is %s (set platform: %s to use this section, or remove it)", platform, PlatformDocker)
+	}
+	if p.kubernetes != nil && p.platform != PlatformKubernetes {
+		c.add(p.at+"kubernetes", "given, but platform is %s (set platform: %s to use this section, or remove it)", platform, PlatformKubernetes)
 	}
 }
 

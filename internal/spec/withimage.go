@@ -9,12 +9,13 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// WithImage returns the spec text raw with docker.image set to ref and
-// everything else kept as written: keys in their order, comments, anchors
-// and the rest of the docker section (only the layout may change, as the
-// YAML is written out again). It is how a new revision is made from a live
-// spec and another image. raw must parse and run on platform docker; file
-// names raw in problems. The result is parsed before it is returned.
+// WithImage returns the spec text raw with docker.image (or
+// kubernetes.image) set to ref and everything else kept as written: keys in
+// their order, comments, anchors and the rest of the section (only the
+// layout may change, as the YAML is written out again). It is how a new
+// revision is made from a live spec and another image. raw must parse and
+// run on platform docker or kubernetes; file names raw in problems. The
+// result is parsed before it is returned.
 func WithImage(raw []byte, file, ref string) ([]byte, error) {
 	s, err := Parse(raw, file)
 	if err != nil {
@@ -23,8 +24,8 @@ func WithImage(raw []byte, file, ref string) ([]byte, error) {
 	if s.IsStack() {
 		return nil, fmt.Errorf("app %s is a stack of services (%s): --image sets the image of an app of one service; set services.NAME.docker.image in the spec and deploy the bundle", s.App, strings.Join(s.StackOrder(), ", "))
 	}
-	if s.Platform != PlatformDocker {
-		return nil, fmt.Errorf("app %s runs on platform %s; --image needs platform: docker", s.App, s.Platform)
+	if s.Platform != PlatformDocker && s.Platform != PlatformKubernetes {
+		return nil, fmt.Errorf("app %s runs on platform %s; --image needs platform: docker or kubernetes", s.App, s.Platform)
 	}
 	if msg := imageProblem(ref); msg != "" {
 		return nil, fmt.Errorf("%s", msg)
@@ -34,11 +35,11 @@ func WithImage(raw []byte, file, ref string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: cannot edit the spec: %v", file, err)
 	}
 	root := doc.Content[0]
-	section, copied := entryValue(root, "docker")
+	section, copied := entryValue(root, s.Platform)
 	image, _ := entryValue(section, "image")
 	if image == nil {
-		// Parse found docker.image, so this is not expected to happen.
-		return nil, fmt.Errorf("%s: cannot find docker.image", file)
+		// Parse found the image, so this is not expected to happen.
+		return nil, fmt.Errorf("%s: cannot find %s.image", file, s.Platform)
 	}
 	style := image.Style & (yaml.DoubleQuotedStyle | yaml.SingleQuotedStyle)
 	if image.Kind != yaml.ScalarNode {

@@ -109,7 +109,7 @@ func TestWithImageRefusals(t *testing.T) {
 		ref  string
 		want string
 	}{
-		{"process platform", []byte(base), "shop:2", "app shop runs on platform process; --image needs platform: docker"},
+		{"process platform", []byte(base), "shop:2", "app shop runs on platform process; --image needs platform: docker or kubernetes"},
 		{"bad reference", dockerSpec, "Shop:2", `bad image reference "Shop:2"`},
 		{"image id", dockerSpec, "sha256:" + strings.Repeat("1", 64), "is an image ID, not a reference"},
 		{"empty reference", dockerSpec, "", `bad image reference ""`},
@@ -128,5 +128,21 @@ func TestWithImageRefusals(t *testing.T) {
 	var errs *Errors
 	if !errors.As(err, &errs) {
 		t.Errorf("WithImage of a spec without docker: %v, want *Errors", err)
+	}
+}
+
+// A spec of pods takes an image the same way.
+func TestWithImageKubernetes(t *testing.T) {
+	src := []byte("app: shop\nplatform: kubernetes\nkubernetes:\n  image: shop:1 # the image\n  instances: 2\n")
+	out, err := WithImage(src, "k.yaml", "shop:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Parse(out, "after.yaml")
+	if err != nil {
+		t.Fatalf("the result does not parse:\n%v\n%s", err, out)
+	}
+	if ref, _ := s.ImageRef(); ref != "shop:2" || s.Kubernetes.Instances != 2 || !strings.Contains(string(out), "image: shop:2 # the image\n") {
+		t.Errorf("WithImage gave:\n%s", out)
 	}
 }

@@ -43,11 +43,14 @@ type place struct {
 	platform string
 	process  *Process
 	docker   *Docker
+	// kubernetes is only ever set at the top: a stack's services run on
+	// process or docker.
+	kubernetes *Kubernetes
 }
 
 // top is the spec's own run section, the only one of an app of one
 // service.
-func (s *Spec) top() place { return place{"", s.Platform, s.Process, s.Docker} }
+func (s *Spec) top() place { return place{"", s.Platform, s.Process, s.Docker, s.Kubernetes} }
 
 // places are the run sections of the spec: its own, or each service's.
 func (s *Spec) places() []place {
@@ -63,7 +66,7 @@ func (s *Spec) places() []place {
 	return out
 }
 
-// run points at the settings that the process and docker sections share,
+// run points at the settings that the platform sections share,
 // so that one piece of code fills their defaults and checks them.
 type run struct {
 	section     string // the key path of the section, "" when there is none
@@ -88,6 +91,9 @@ func (p place) run() run {
 	case platform == PlatformDocker && p.docker != nil:
 		d := p.docker
 		return run{p.at + PlatformDocker, d.Command, &d.Instances, d.Env, &d.StopSignal, &d.StopTimeout}
+	case platform == PlatformKubernetes && p.kubernetes != nil:
+		k := p.kubernetes
+		return run{p.at + PlatformKubernetes, k.Command, &k.Instances, k.Env, &k.StopSignal, &k.StopTimeout}
 	}
 	return run{}
 }

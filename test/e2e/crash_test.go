@@ -87,6 +87,10 @@ func (e *deployEnv) checkInstances(when string) {
 		e.checkContainers(when)
 		return
 	}
+	if e.kube != nil {
+		e.checkPods(when)
+		return
+	}
 	var listed []int
 	seen := map[string]string{}
 	for _, in := range e.instances() {
@@ -156,6 +160,9 @@ func (e *deployEnv) units() []string {
 	if e.docker != nil {
 		return e.containerIDs()
 	}
+	if e.kube != nil {
+		return e.podUIDs()
+	}
 	var out []string
 	for _, pid := range appProcesses(e.t, e.data) {
 		out = append(out, strconv.Itoa(pid))
@@ -174,6 +181,10 @@ func (e *deployEnv) killUnit(u string) {
 		}
 		return
 	}
+	if e.kube != nil {
+		e.killPod(u)
+		return
+	}
 	pid, _ := strconv.Atoi(u)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		e.t.Fatal(err)
@@ -190,6 +201,14 @@ func TestServerKilledInEachPhaseDocker(t *testing.T) {
 	eng := testdocker.Shared(t)
 	helloImages(t, eng)
 	serverKilledInEachPhase(t, newDockerEnv(t, bin.bluegreenRace, eng, "hello:latest"))
+}
+
+// The same with pods: the cluster's pods equal the listed instances after
+// every kill.
+func TestServerKilledInEachPhaseKubernetes(t *testing.T) {
+	e := newKubeEnv(t, bin.bluegreenRace)
+	helloPodImages(t, e.kube)
+	serverKilledInEachPhase(t, e)
 }
 
 func serverKilledInEachPhase(t *testing.T, e *deployEnv) {
@@ -275,11 +294,7 @@ func serverKilledInEachPhase(t *testing.T, e *deployEnv) {
 	})
 	e.checkInstances("after an instance died while the server was down")
 	replaced := false
-	evs, err := e.api.Events(ctx, "shop", "", 0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range evs {
+	for _, ev := range e.appEvents() {
 		replaced = replaced || ev.Kind == "instance.replaced"
 	}
 	if !replaced {

@@ -21,6 +21,7 @@ import (
 	"bluegreen/internal/api"
 	"bluegreen/internal/server"
 	"bluegreen/internal/testdocker"
+	"bluegreen/internal/testk8s"
 	"bluegreen/internal/testwait"
 )
 
@@ -41,6 +42,12 @@ type deployEnv struct {
 	// image its specs name, for the tests of the Docker platform.
 	docker *testdocker.Engine
 	image  string
+	// kube is the cluster the server runs pods on, in namespace kubeNS,
+	// and kubeImage the image specs name, for the tests of the Kubernetes
+	// platform (platform: kubernetes, pull: never).
+	kube      *testk8s.Cluster
+	kubeNS    string
+	kubeImage string
 }
 
 func newDeployEnv(t *testing.T) *deployEnv {
@@ -175,6 +182,16 @@ func (e *deployEnv) spec(p specParts) string {
   env: %s
   stop_timeout: 5s
 %s`, env, p.run)
+	if e.kubeImage != "" {
+		run = fmt.Sprintf(`platform: kubernetes
+kubernetes:
+  image: %s
+  instances: 2
+  env: %s
+  stop_timeout: 5s
+  pull: never
+%s`, e.kubeImage, env, p.run)
+	}
 	if e.image != "" {
 		run = fmt.Sprintf(`platform: docker
 docker:
@@ -318,6 +335,27 @@ func (e *deployEnv) eventLog(id string) string {
 		fmt.Fprintf(&b, "  %s %-18s %s\n", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Message)
 	}
 	return b.String()
+}
+
+// appEvents returns every event of app shop, page after page (a page holds
+// at most the API's default limit).
+func (e *deployEnv) appEvents() []api.Event {
+	e.t.Helper()
+	var all []api.Event
+	for {
+		var after int64
+		if len(all) > 0 {
+			after = all[len(all)-1].Seq
+		}
+		evs, err := e.api.Events(context.Background(), "shop", "", after, false)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return all
+		}
+		all = append(all, evs...)
+	}
 }
 
 // instances lists the app's instances.

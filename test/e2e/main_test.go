@@ -8,6 +8,7 @@ import (
 
 	"bluegreen/internal/testbin"
 	"bluegreen/internal/testdocker"
+	"bluegreen/internal/testk8s"
 )
 
 // bin holds the binaries built once for the whole package. bluegreenRace
@@ -24,5 +25,6 @@ func TestMain(m *testing.M) {
 		testbin.Program{Path: &bin.stack, Pkg: "bluegreen/examples/stack"},
 	)
 	testdocker.Close() // the private Docker engine, if a test started it
+	testk8s.Close()    // the Kubernetes cluster, if a test started it
 	os.Exit(code)
 }

@@ -40,6 +40,15 @@ type Config struct {
 	// through two pipes (a container's), so Logs keeps the order of the
 	// lines within each stream but not across them.
 	SeparateStreams bool
+	// OnlySIGTERM says that the platform stops instances with SIGTERM and
+	// no other signal (a pod's), so Launch refuses another stop signal
+	// with an error naming it.
+	OnlySIGTERM bool
+	// KillLatency is how much later than the grace period the platform
+	// may kill an instance that ignores its stop signal, beyond the
+	// suite's own margin (a kubelet kills no sooner than 2 s after SIGTERM
+	// and reports the end at its own pace).
+	KillLatency time.Duration
 }
 
 var build struct {

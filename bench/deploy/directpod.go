@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"bluegreen/internal/freeport"
+)
+
+// startPod creates a pod of the app's image with the settings the
+// Kubernetes platform uses (the node's network, a host port of its own,
+// the image's ID, never pulled, restartPolicy Never): the pod's own start,
+// from the API call to the app answering, is what the cluster costs before
+// bluegreen adds anything.
+func (e *benchEnv) startPod(ctx context.Context, i int) (started, error) {
+	addr, err := freeport.Addr()
+	if err != nil {
+		return started{}, err
+	}
+	_, p, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(p)
+	name := fmt.Sprintf("direct-%d", i)
+	pods := e.kcs.CoreV1().Pods(kubeNamespace)
+	at := time.Now()
+	_, err = pods.Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{
+			HostNetwork:   true,
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "app", Image: e.kubeImageID, ImagePullPolicy: corev1.PullNever,
+				Env:   []corev1.EnvVar{{Name: "PORT", Value: p}, {Name: "VERSION", Value: "direct"}, {Name: "BG_INSTANCE", Value: name}},
+				Ports: []corev1.ContainerPort{{ContainerPort: int32(port), HostPort: int32(port)}},
+			}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return started{}, err
+	}
+	return started{addr: addr, at: at, stop: func() {
+		// Not the benchmark's context: a pod is removed even after
+		// Ctrl-C, and gone before the next run takes its port.
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		zero := int64(0)
+		_ = pods.Delete(rctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		for rctx.Err() == nil {
+			if _, err := pods.Get(rctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}}, nil
+}
