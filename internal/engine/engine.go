@@ -22,6 +22,7 @@ import (
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/params"
 	"bluegreen/internal/platform"
+	"bluegreen/internal/platform/idlock"
 	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/store"
 )
@@ -70,9 +71,13 @@ type Engine struct {
 	// usesPlat caches the platforms each app's revisions name (see
 	// platformsOf).
 	usesPlat map[string][]string
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// revs are parsed revisions by "app/generation" (see loadRevision).
+	revs map[string]*revision
+	// unpacking serialises the work on one revision's directory.
+	unpacking idlock.Locks
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 type runner struct {
@@ -127,6 +132,7 @@ func New(opts Options) (*Engine, error) {
 		runners:  map[string]*runner{},
 		appMu:    map[string]*sync.Mutex{},
 		usesPlat: map[string][]string{},
+		revs:     map[string]*revision{},
 	}, nil
 }
 

@@ -260,6 +260,7 @@ func (e *Engine) sleep(ctx context.Context, r *runner, d time.Duration) bool {
 func (e *Engine) step(ctx context.Context, s *state) (time.Duration, error) {
 	unlock := e.lockApp(s.d.App)
 	defer unlock()
+	ctx = withListMemo(ctx)
 	if s.det.Abort != "" && s.d.Phase != PhaseRollingBack {
 		return 0, e.beginRollback(ctx, s, s.det.Abort)
 	}
