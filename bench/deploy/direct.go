@@ -41,11 +41,22 @@ type directRun struct {
 	PerInstance []time.Duration `json:"per_instance_ns"`
 }
 
-// started is one instance started directly, and how to stop it.
+// started is one instance started directly, and how to stop it: term
+// stops it gracefully (SIGTERM and a wait, or `docker stop`), stop ends
+// and removes whatever is left.
 type started struct {
 	addr string
 	at   time.Time
+	term func()
 	stop func()
+}
+
+// start starts instance i on plat, directly.
+func (e *benchEnv) start(ctx context.Context, plat string, i int) (started, error) {
+	if plat == platformDocker {
+		return e.startContainer(ctx, i)
+	}
+	return e.startProcess(i)
 }
 
 func (e *benchEnv) direct(ctx context.Context, plat string) (directRun, error) {
@@ -57,13 +68,7 @@ func (e *benchEnv) direct(ctx context.Context, plat string) (directRun, error) {
 	}()
 	first := time.Now()
 	for i := range e.o.Instances {
-		var in started
-		var err error
-		if plat == platformDocker {
-			in, err = e.startContainer(ctx, i)
-		} else {
-			in, err = e.startProcess(i)
-		}
+		in, err := e.start(ctx, plat, i)
 		if err != nil {
 			return directRun{}, fmt.Errorf("starting %s instance %d directly: %w", plat, i, err)
 		}
@@ -140,7 +145,7 @@ func (e *benchEnv) startProcess(i int) (started, error) {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	return started{addr: addr, at: at, stop: func() {
+	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
@@ -148,7 +153,8 @@ func (e *benchEnv) startProcess(i int) (started, error) {
 			_ = cmd.Process.Kill()
 			<-done
 		}
-	}}, nil
+	}
+	return started{addr: addr, at: at, term: stop, stop: stop}, nil
 }
 
 // startContainer creates and starts a container of the image with the
@@ -183,5 +189,10 @@ func (e *benchEnv) startContainer(ctx context.Context, i int) (started, error) {
 		stop()
 		return started{}, err
 	}
-	return started{addr: addr, at: at, stop: stop}, nil
+	term := func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = e.docker.ContainerStop(rctx, created.ID, client.ContainerStopOptions{})
+	}
+	return started{addr: addr, at: at, term: term, stop: stop}, nil
 }

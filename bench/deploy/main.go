@@ -126,7 +126,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return err
 	}
-	env := &benchEnv{o: o}
+	env := &benchEnv{o: o, kamalLive: map[string][]started{}}
 	defer func() {
 		if cerr := env.close(); cerr != nil {
 			fmt.Fprintf(os.Stderr, "deploy bench: cleaning up: %v\n", cerr)
