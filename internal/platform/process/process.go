@@ -73,9 +73,9 @@ type Platform struct {
 	recs   map[string]record
 	byApp  map[string]map[string]bool
 	closed bool
-	stop     context.CancelFunc // ends the tailers
-	ctx      context.Context
-	wg       sync.WaitGroup
+	stop   context.CancelFunc // ends the tailers
+	ctx    context.Context
+	wg     sync.WaitGroup
 }
 
 var _ platform.Platform = (*Platform)(nil)
