@@ -18,14 +18,36 @@ import (
 // RouterTraffic is Traffic on the built-in router, run as its own process
 // by a routerproc.Supervisor. The router holds one table for every app;
 // RouterTraffic keeps the app entries it last pushed and pushes the whole
-// table when one of them changes.
+// table when one of them changes. Changes asked for while a push is on
+// their way go together in the next one: a push costs the size of the whole
+// table, so with many apps deploying at once, one push per change would
+// cost the number of apps squared.
 type RouterTraffic struct {
 	sup *routerproc.Supervisor
 
-	mu     sync.Mutex
-	table  *router.Config // nil until read from the running router
-	pushed map[string][]byte
+	// pushing is held by the caller that pushes a batch.
+	pushing sync.Mutex
+
+	mu      sync.Mutex
+	table   *router.Config // nil until read from the running router
+	pushed  map[string][]byte
+	waiting []*routeChange // changes the next push carries, in order
+	// forgot counts Forget calls: a push that began before one does not
+	// keep its table, which the next Route reads again from the router.
+	forgot int
 }
+
+// routeChange is one app's entry asked for by Route, waiting for a push.
+type routeChange struct {
+	app  string
+	cfg  *router.AppConfig
+	enc  []byte
+	done chan error // receives the outcome once
+}
+
+// batchTimeout bounds a push made for several callers, none of whose
+// contexts alone should end it.
+const batchTimeout = time.Minute
 
 // NewRouterTraffic drives the router that sup runs.
 func NewRouterTraffic(sup *routerproc.Supervisor) *RouterTraffic {
@@ -33,7 +55,8 @@ func NewRouterTraffic(sup *routerproc.Supervisor) *RouterTraffic {
 }
 
 // load starts from the running router's table, so that apps this process
-// has not routed yet (after a restart) stay as the router has them.
+// has not routed yet (after a restart) stay as the router has them. The
+// caller holds t.mu.
 func (t *RouterTraffic) load(ctx context.Context) error {
 	if t.table != nil {
 		return nil
@@ -49,40 +72,112 @@ func (t *RouterTraffic) load(ctx context.Context) error {
 	return nil
 }
 
-// Route implements Traffic. Pushing what was last pushed is skipped.
+// Route implements Traffic. Pushing what was last pushed is skipped; a
+// change waits for the push in progress, if any, and goes with the next,
+// together with the changes of other apps that came meanwhile.
 func (t *RouterTraffic) Route(ctx context.Context, app string, cfg *router.AppConfig) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err := t.load(ctx); err != nil {
-		return err
-	}
 	enc, err := json.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("encoding the route of app %s: %w", app, err)
 	}
-	if prev, ok := t.pushed[app]; ok && string(prev) == string(enc) {
+	c := &routeChange{app: app, cfg: cfg, enc: enc, done: make(chan error, 1)}
+	t.mu.Lock()
+	if prev, ok := t.pushed[app]; ok && string(prev) == string(enc) && !t.waitingFor(app) {
+		t.mu.Unlock()
 		return nil
 	}
-	old, had := t.table.Apps[app]
-	if cfg == nil {
-		if !had {
-			t.pushed[app] = enc
-			return nil
-		}
-		delete(t.table.Apps, app)
-	} else {
-		t.table.Apps[app] = cfg
+	if cfg == nil && t.table != nil && t.table.Apps[app] == nil && !t.waitingFor(app) {
+		t.pushed[app] = enc // nothing to remove
+		t.mu.Unlock()
+		return nil
 	}
-	if _, err := t.sup.Apply(ctx, *t.table); err != nil {
-		if had {
-			t.table.Apps[app] = old
+	t.waiting = append(t.waiting, c)
+	t.mu.Unlock()
+
+	t.pushing.Lock()
+	defer t.pushing.Unlock()
+	select {
+	case err := <-c.done: // pushed by the caller before
+		return err
+	default:
+	}
+	t.mu.Lock()
+	batch := t.waiting
+	t.waiting = nil
+	t.mu.Unlock()
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	defer cancel()
+	t.push(bctx, batch)
+	return <-c.done
+}
+
+// waitingFor says whether a change of app waits for a push. The caller
+// holds t.mu.
+func (t *RouterTraffic) waitingFor(app string) bool {
+	for _, c := range t.waiting {
+		if c.app == app {
+			return true
+		}
+	}
+	return false
+}
+
+// push makes the router take a batch of changes in one table, and tells
+// each change how it went. A table the router refuses is tried again one
+// change at a time, so that the refusal is the app's that caused it. The
+// caller holds t.pushing.
+func (t *RouterTraffic) push(ctx context.Context, batch []*routeChange) {
+	if err := t.apply(ctx, batch); err == nil || len(batch) == 1 || !errors.Is(err, routerproc.ErrRefused) {
+		for _, c := range batch {
+			c.done <- routeError(c.app, err)
+		}
+		return
+	}
+	for _, c := range batch {
+		c.done <- routeError(c.app, t.apply(ctx, []*routeChange{c}))
+	}
+}
+
+// apply pushes the table with the batch's entries (the last of an app's
+// wins) and, once the router has it, keeps it as pushed; a failed push
+// leaves the table as it was.
+func (t *RouterTraffic) apply(ctx context.Context, batch []*routeChange) error {
+	t.mu.Lock()
+	if err := t.load(ctx); err != nil {
+		t.mu.Unlock()
+		return err
+	}
+	forgot := t.forgot
+	next := *t.table
+	next.Apps = maps.Clone(t.table.Apps)
+	for _, c := range batch {
+		if c.cfg == nil {
+			delete(next.Apps, c.app)
 		} else {
-			delete(t.table.Apps, app)
+			next.Apps[c.app] = c.cfg
 		}
-		return refusal(app, err)
 	}
-	t.pushed[app] = enc
+	t.mu.Unlock()
+	if _, err := t.sup.Apply(ctx, next); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	if t.forgot == forgot {
+		t.table = &next
+		for _, c := range batch {
+			t.pushed[c.app] = c.enc
+		}
+	}
+	t.mu.Unlock()
 	return nil
+}
+
+// routeError is refusal, and nil for nil.
+func routeError(app string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return refusal(app, err)
 }
 
 // refusal names the app whose routes the router refused, as a
@@ -99,12 +194,13 @@ func refusal(app string, err error) error {
 // as the router would, without a push.
 func (t *RouterTraffic) Check(ctx context.Context, app string, cfg *router.AppConfig) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if err := t.load(ctx); err != nil {
+		t.mu.Unlock()
 		return err
 	}
 	tbl := *t.table
 	tbl.Apps = maps.Clone(t.table.Apps)
+	t.mu.Unlock()
 	if cfg == nil {
 		delete(tbl.Apps, app)
 	} else {
@@ -127,6 +223,7 @@ func (t *RouterTraffic) Forget() {
 	defer t.mu.Unlock()
 	t.pushed = map[string][]byte{}
 	t.table = nil
+	t.forgot++
 }
 
 // Metrics implements Traffic with a window of the asked length (rounded up
