@@ -82,6 +82,13 @@ type Store struct {
 	lock   *dirLock
 	events *notifier
 
+	// Writes asked for while another transaction commits wait in queue
+	// and commit together in the next (see Update); committing is held by
+	// the caller that runs it.
+	committing sync.Mutex
+	queueMu    sync.Mutex
+	queue      []*write
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -200,31 +207,133 @@ type Tx struct {
 // Update runs fn in one write transaction, committing when fn returns nil.
 // Do not call other Store methods from fn: writes are serialized and would
 // wait for fn forever.
+//
+// Updates asked for while a transaction commits go together in the next
+// one, each in a savepoint of its own: an update whose fn fails (or
+// panics) is rolled back alone, the others commit, and all of them with a
+// single sync of the log to disk. Each returns once its work is durable.
+// With many deployments at once, a commit each would make them wait in
+// line for the disk, one sync after another.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
-	sqlTx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("beginning transaction: %w", err)
+	w := &write{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.queueMu.Lock()
+	s.queue = append(s.queue, w)
+	s.queueMu.Unlock()
+
+	for {
+		s.committing.Lock()
+		select {
+		case err := <-w.done: // committed by a caller before
+			s.committing.Unlock()
+			return w.result(err)
+		default:
+		}
+		s.queueMu.Lock()
+		batch := s.queue[:min(len(s.queue), maxBatch)]
+		s.queue = s.queue[len(batch):]
+		s.queueMu.Unlock()
+		s.commit(batch)
+		s.committing.Unlock()
 	}
-	tx := &Tx{s: s, tx: sqlTx}
+}
+
+// maxBatch bounds the updates one transaction carries.
+const maxBatch = 256
+
+// write is one Update waiting for its transaction.
+type write struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan error // receives the outcome once
+	// panicked is what fn panicked with, for Update to panic with again
+	// in its caller's goroutine.
+	panicked any
+}
+
+// result is the outcome Update returns, or panics with.
+func (w *write) result(err error) error {
+	if w.panicked != nil {
+		panic(w.panicked)
+	}
+	return err
+}
+
+// commit runs a batch of updates in one transaction, each in a savepoint,
+// and tells each its outcome. The caller holds s.committing.
+func (s *Store) commit(batch []*write) {
+	if len(batch) == 0 {
+		return
+	}
+	// The transaction serves several callers: no one's context ends it.
+	sqlTx, err := s.w.BeginTx(context.WithoutCancel(batch[0].ctx), nil)
+	if err != nil {
+		for _, w := range batch {
+			w.done <- fmt.Errorf("beginning transaction: %w", err)
+		}
+		return
+	}
 	committed := false
 	defer func() {
-		// Also on panic: a transaction left open would hold the only
-		// write connection forever.
+		// A transaction left open would hold the only write connection
+		// forever.
 		if !committed {
 			_ = sqlTx.Rollback()
 		}
 	}()
-	if err := fn(tx); err != nil {
-		return err
+	outcome := make([]error, len(batch))
+	appended, kept := false, 0
+	for i, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			outcome[i] = err
+			continue
+		}
+		tx := &Tx{s: s, tx: sqlTx}
+		if outcome[i] = s.inSavepoint(sqlTx, w, tx); outcome[i] == nil {
+			appended = appended || tx.appended
+			kept++
+		}
+	}
+	if kept > 0 {
+		err = sqlTx.Commit()
+	} else {
+		err = sqlTx.Rollback()
 	}
 	committed = true
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("committing: %w", err)
+	if err != nil {
+		err = fmt.Errorf("committing: %w", err)
 	}
-	if tx.appended {
+	for i, w := range batch {
+		if outcome[i] == nil && err != nil {
+			outcome[i] = err
+		}
+		w.done <- outcome[i]
+	}
+	if appended && err == nil {
 		s.events.wake()
 	}
-	return nil
+}
+
+// inSavepoint runs w's fn in a savepoint of sqlTx, rolled back when fn
+// fails or panics (the panic is kept for w's caller).
+func (s *Store) inSavepoint(sqlTx *sql.Tx, w *write, tx *Tx) (err error) {
+	if _, err := sqlTx.ExecContext(w.ctx, "SAVEPOINT upd"); err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			w.panicked = p
+			err = fmt.Errorf("update panicked: %v", p)
+		}
+		if err != nil {
+			if _, rerr := sqlTx.Exec("ROLLBACK TO upd"); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("rolling back: %w", rerr))
+			}
+		}
+		if _, rerr := sqlTx.Exec("RELEASE upd"); rerr != nil && err == nil {
+			err = fmt.Errorf("releasing the savepoint: %w", rerr)
+		}
+	}()
+	return w.fn(tx)
 }
 
 // querier is what reads need from a *sql.DB or a *sql.Tx.
