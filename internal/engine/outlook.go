@@ -13,6 +13,30 @@ func (e *Engine) Fleets(ctx context.Context, app string, window time.Duration) (
 	return e.opts.Traffic.Metrics(ctx, app, window)
 }
 
+// AllMetrics is what a data plane offers that reads every app's fleets in
+// one call (the built-in router does): a server with a thousand apps
+// samples them all every few seconds.
+type AllMetrics interface {
+	MetricsAll(ctx context.Context, window time.Duration) (map[string]map[string]FleetMetrics, error)
+}
+
+// AllFleets is Fleets of every app the data plane serves, by app: in one
+// call when the data plane can, else one app at a time.
+func (e *Engine) AllFleets(ctx context.Context, apps []string, window time.Duration) (map[string]map[string]FleetMetrics, error) {
+	if all, ok := e.opts.Traffic.(AllMetrics); ok {
+		return all.MetricsAll(ctx, window)
+	}
+	out := map[string]map[string]FleetMetrics{}
+	for _, app := range apps {
+		m, err := e.opts.Traffic.Metrics(ctx, app, window)
+		if err != nil {
+			return nil, err
+		}
+		out[app] = m
+	}
+	return out, nil
+}
+
 // Outlook is where an active deployment stands in its strategy and what
 // happens next, for people watching it.
 type Outlook struct {

@@ -229,7 +229,7 @@ func (t *RouterTraffic) Forget() {
 // Metrics implements Traffic with a window of the asked length (rounded up
 // to whole seconds, within what the router keeps).
 func (t *RouterTraffic) Metrics(ctx context.Context, app string, window time.Duration) (map[string]FleetMetrics, error) {
-	window = min(max((window+time.Second-1).Truncate(time.Second), router.MinWindow), router.MaxWindow)
+	window = statsWindow(window)
 	snap, err := t.sup.Client().Stats(ctx, routerproc.StatsOptions{Window: window, App: app})
 	var ae *routerproc.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
@@ -238,9 +238,34 @@ func (t *RouterTraffic) Metrics(ctx context.Context, app string, window time.Dur
 	if err != nil {
 		return nil, fmt.Errorf("reading the router's metrics of app %s: %w", app, err)
 	}
+	return fleetMetrics(snap.Apps[app], window), nil
+}
+
+// MetricsAll implements AllMetrics: every app's fleets from one snapshot.
+func (t *RouterTraffic) MetricsAll(ctx context.Context, window time.Duration) (map[string]map[string]FleetMetrics, error) {
+	window = statsWindow(window)
+	snap, err := t.sup.Client().Stats(ctx, routerproc.StatsOptions{Window: window})
+	if err != nil {
+		return nil, fmt.Errorf("reading the router's metrics: %w", err)
+	}
+	out := make(map[string]map[string]FleetMetrics, len(snap.Apps))
+	for app, as := range snap.Apps {
+		out[app] = fleetMetrics(as, window)
+	}
+	return out, nil
+}
+
+// statsWindow rounds a window up to whole seconds, within what the router
+// keeps.
+func statsWindow(window time.Duration) time.Duration {
+	return min(max((window+time.Second-1).Truncate(time.Second), router.MinWindow), router.MaxWindow)
+}
+
+// fleetMetrics reads an app's fleets from a snapshot.
+func fleetMetrics(as router.AppSnapshot, window time.Duration) map[string]FleetMetrics {
 	out := map[string]FleetMetrics{}
 	name := router.WindowName(window)
-	for fleet, fs := range snap.Apps[app].Fleets {
+	for fleet, fs := range as.Fleets {
 		w := fs.Windows[name]
 		out[fleet] = FleetMetrics{
 			Revision: fs.Revision, Weight: fs.Weight, Fenced: fs.Fenced, Test: fs.Test, Healthy: fs.Healthy, Targets: fs.Targets,
@@ -248,7 +273,7 @@ func (t *RouterTraffic) Metrics(ctx context.Context, app string, window time.Dur
 			P50: seconds(w.P50), P95: seconds(w.P95), P99: seconds(w.P99),
 		}
 	}
-	return out, nil
+	return out
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -150,6 +150,15 @@ func TestRouteChangesGoTogether(t *testing.T) {
 		t.Errorf("after the refusal the router has %d apps (b0 %v, b1 %v, b2 %v)", len(tbl.Apps), tbl.Apps["b0"] != nil, tbl.Apps["b1"] != nil, tbl.Apps["b2"] != nil)
 	}
 
+	// Every app's fleets in one read.
+	all, err := rt.MetricsAll(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 23 || all["a3"]["blue"].Weight != 100 || len(all["a3"]["blue"].Targets) != 1 {
+		t.Errorf("MetricsAll: %d apps, a3 %+v", len(all), all["a3"])
+	}
+
 	// The same route again is no push at all.
 	gen, _ = sup.Client().Health(ctx)
 	if err := rt.Route(ctx, "b0", b0); err != nil {

@@ -59,3 +59,37 @@ func TestSamplesAreKeptForTheSpanAndPerApp(t *testing.T) {
 		t.Fatal("Run did not stop with its context")
 	}
 }
+
+// With AllFleets a sample of every app is one read, whatever the number of
+// apps; an app the snapshot lacks gets a point without fleets.
+func TestOneReadSamplesEveryApp(t *testing.T) {
+	apps := []string{"a", "b", "c"}
+	reads := 0
+	s := New(Options{
+		Apps: func(context.Context) ([]string, error) { return apps, nil },
+		Fleets: func(context.Context, string, time.Duration) (map[string]engine.FleetMetrics, error) {
+			t.Error("Fleets asked one app at a time")
+			return nil, nil
+		},
+		AllFleets: func(_ context.Context, names []string, _ time.Duration) (map[string]map[string]engine.FleetMetrics, error) {
+			reads++
+			return map[string]map[string]engine.FleetMetrics{
+				"a": {"blue": {Revision: "1", Weight: 100, Requests: 4}},
+				"b": {"green": {Revision: "2", Weight: 100}},
+			}, nil
+		},
+		Every: time.Second,
+	})
+	if err := s.SampleOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if reads != 1 {
+		t.Fatalf("%d reads for %d apps, want 1", reads, len(apps))
+	}
+	if p := s.Since("a", time.Time{}); len(p) != 1 || p[0].Fleets["blue"].RequestRate != 4 {
+		t.Errorf("a: %+v", p)
+	}
+	if p := s.Since("c", time.Time{}); len(p) != 1 || len(p[0].Fleets) != 0 {
+		t.Errorf("c: %+v", p)
+	}
+}
