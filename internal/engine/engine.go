@@ -269,8 +269,19 @@ func (e *Engine) maintainLoop() {
 			e.log.Error("listing apps", "err", err)
 			continue
 		}
+		// One query for every app's deployment; maintain looks again, under
+		// the app's lock, at an app that was idle here.
+		active, err := e.st.ListDeployments(e.ctx, "", true, 0)
+		if err != nil {
+			e.log.Error("listing active deployments", "err", err)
+			continue
+		}
+		busy := make(map[string]bool, len(active))
+		for _, d := range active {
+			busy[d.App] = true
+		}
 		for _, a := range apps {
-			if _, err := e.st.ActiveDeployment(e.ctx, a.Name); err == nil {
+			if busy[a.Name] {
 				continue
 			}
 			if err := e.maintain(e.ctx, a.Name); err != nil && e.ctx.Err() == nil {

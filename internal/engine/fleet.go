@@ -369,7 +369,14 @@ func (e *Engine) maintain(ctx context.Context, app string) error {
 	if err != nil {
 		return err
 	}
-	keep := e.keptGreen(ctx, app)
+	// What a rollback kept is looked up only when something is to stop.
+	var kept func(platform.Instance) bool
+	keep := func(in platform.Instance) bool {
+		if kept == nil {
+			kept = e.keptGreen(ctx, app)
+		}
+		return kept(in)
+	}
 	if !ok {
 		if err := e.opts.Traffic.Route(ctx, app, nil); err != nil {
 			return err

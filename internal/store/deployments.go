@@ -200,12 +200,8 @@ func (s *Store) ActiveDeployment(ctx context.Context, app string) (Deployment, e
 // is not empty, only active ones when activeOnly, at most limit (all when
 // limit <= 0). A restarted engine lists the active ones to resume them.
 func (s *Store) ListDeployments(ctx context.Context, app string, activeOnly bool, limit int) ([]Deployment, error) {
-	if limit <= 0 {
-		limit = -1
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deploymentCols+` FROM deployments
-		WHERE (? = '' OR app = ?) AND (? = 0 OR outcome = '')
-		ORDER BY created_at DESC, id DESC LIMIT ?`, app, app, activeOnly, limit)
+	query, args := deploymentsQuery(app, activeOnly, limit)
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing deployments: %w", err)
 	}
@@ -222,6 +218,29 @@ func (s *Store) ListDeployments(ctx context.Context, app string, activeOnly bool
 		return nil, fmt.Errorf("listing deployments: %w", err)
 	}
 	return out, nil
+}
+
+// deploymentsQuery is ListDeployments' statement: one per case, each with
+// a plain WHERE, because "? = ” OR app = ?" leaves SQLite no index to use
+// and every call would read every deployment of every app.
+func deploymentsQuery(app string, activeOnly bool, limit int) (string, []any) {
+	if limit <= 0 {
+		limit = -1
+	}
+	var where string
+	var args []any
+	switch {
+	case app != "" && activeOnly:
+		where, args = `app = ? AND outcome = ''`, []any{app}
+	case app != "":
+		where, args = `app = ?`, []any{app}
+	case activeOnly:
+		where = `outcome = ''`
+	default:
+		where = `1`
+	}
+	return `SELECT ` + deploymentCols + ` FROM deployments WHERE ` + where +
+		` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, limit)
 }
 
 const deploymentCols = `id, app, from_generation, to_generation, phase, step, deadlines, details, outcome, reason,
