@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"bluegreen/internal/engine"
 	"bluegreen/internal/platform"
 	"bluegreen/internal/store"
 )
@@ -83,13 +83,9 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	window := r.URL.Query().Get("window")
-	if window == "" {
-		window = "10s"
-	}
-	span, ok := statusWindows[window]
-	if !ok {
-		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("query parameter window=%q: want 10s or 1m", window)})
+	window, span, err := statusWindow(r)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
 	a, err := s.Store.GetApp(r.Context(), app)
@@ -104,17 +100,10 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	out := Status{App: x, Window: window, Fleets: []FleetStatus{}}
 	if x.Deployment != nil {
-		o, err := s.Engine.Outlook(r.Context(), x.Deployment.ID)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		if out.Progress, err = s.progress(r.Context(), x.Deployment.ID); err != nil {
 			writeError(w, err)
 			return
 		}
-		p := &Progress{Step: o.Step, Steps: o.Steps, Weight: o.Weight, Waiting: string(o.Waiting), Next: o.Next}
-		if !o.At.IsZero() {
-			at := o.At
-			p.NextAt = &at
-		}
-		out.Progress = p
 	} else if ds, err := s.Store.ListDeployments(r.Context(), app, false, 1); err == nil && len(ds) > 0 {
 		last := deploymentOf(ds[0])
 		out.LastDeployment = &last
@@ -125,6 +114,19 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	assignRoles(&out)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// statusWindow reads ?window=, 10s when absent.
+func statusWindow(r *http.Request) (string, time.Duration, error) {
+	window := r.URL.Query().Get("window")
+	if window == "" {
+		window = "10s"
+	}
+	span, ok := statusWindows[window]
+	if !ok {
+		return "", 0, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("query parameter window=%q: want 10s or 1m", window)}
+	}
+	return window, span, nil
 }
 
 // fleets puts the router's view of the app's fleets together with the
@@ -138,6 +140,11 @@ func (s *Server) fleets(ctx context.Context, a store.App, span time.Duration) ([
 	if err != nil {
 		return nil, err
 	}
+	return fleetStatuses(a, m, ins, span), nil
+}
+
+// fleetStatuses is fleets from what the router and the platform said.
+func fleetStatuses(a store.App, m map[string]engine.FleetMetrics, ins []platform.Instance, span time.Duration) []FleetStatus {
 	byName := map[string]*FleetStatus{}
 	fleet := func(name string) *FleetStatus {
 		if f := byName[name]; f != nil {
@@ -181,7 +188,7 @@ func (s *Server) fleets(ctx context.Context, a store.App, span time.Duration) ([
 		}
 		return out[i].Name < out[j].Name
 	})
-	return out, nil
+	return out
 }
 
 func instanceOf(in platform.Instance) Instance {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -42,9 +43,39 @@ func TestReadsOfOneAppUseAnIndex(t *testing.T) {
 		{"an app's events", plan(eventsQuery(EventFilter{App: "a", AfterSeq: 5}, 10)), "INDEX events_app (app=? AND seq>?)"},
 		{"a deployment's events", plan(eventsQuery(EventFilter{DeploymentID: "d"}, 10)), "INDEX events_deployment (deployment_id=? AND seq>?)"},
 		{"events after a point", plan(eventsQuery(EventFilter{AfterSeq: 5}, 10)), "INTEGER PRIMARY KEY (rowid>?)"},
+		{"every app's latest deployment", plan(latestQuery, nil), "SEARCH deployments USING INDEX deployments_app (app=?)"},
 	} {
 		if !strings.Contains(c.plan, c.want) {
 			t.Errorf("%s: plan\n%swant %s", c.what, c.plan, c.want)
 		}
+	}
+}
+
+func TestLatestDeploymentsOfEveryApp(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	for _, app := range []string{"shop", "blog", "idle"} {
+		if _, err := s.CreateRevision(ctx, Revision{App: app, Source: "bundle:sha256:aa"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last string
+	for i := range 3 {
+		d, err := s.CreateDeployment(ctx, Deployment{App: "shop", ToGeneration: 1, Phase: "Succeeded", Outcome: OutcomeSucceeded, Reason: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = d.ID
+	}
+	active, err := s.CreateDeployment(ctx, Deployment{App: "blog", ToGeneration: 1, Phase: "Pending"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LatestDeployments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["shop"].ID != last || got["blog"].ID != active.ID || !got["blog"].Active() {
+		t.Fatalf("LatestDeployments = %+v; want shop's last (%s) and blog's active (%s), none for idle", got, last, active.ID)
 	}
 }
