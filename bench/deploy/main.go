@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"bluegreen/bench/cpuload"
 )
 
 // options are the benchmark's settings.
@@ -135,7 +137,7 @@ func run(ctx context.Context, o options) (err error) {
 			}
 		}
 	}()
-	idle := sampleLoad(ctx, time.Second)
+	idle := cpuload.Sample(ctx, time.Second)
 	if err := env.setUp(ctx); err != nil {
 		return err
 	}

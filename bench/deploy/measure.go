@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"bluegreen/bench/cpuload"
 )
 
 // runResult is one run: one deployment per app, each after a direct start
@@ -58,9 +60,9 @@ func measure(ctx context.Context, e *benchEnv) (*results, error) {
 	}
 	for i := range e.o.Runs {
 		r := runResult{Direct: map[string]directRun{}, Deploys: map[string]deployRun{}, Kamal: map[string]kamalRun{}}
-		r.OtherLoad = sampleLoad(ctx, time.Second)
+		r.OtherLoad = cpuload.Sample(ctx, time.Second)
 		fmt.Printf("== run %d of %d (other load %.0f %%)\n", i+1, e.o.Runs, r.OtherLoad*100)
-		start := readCPU()
+		start := cpuload.Read()
 		for _, p := range rotate(e.o.Platforms, i) {
 			k, err := e.kamal(ctx, p)
 			if err != nil {
@@ -86,7 +88,7 @@ func measure(ctx context.Context, e *benchEnv) (*results, error) {
 					a.name, ms(direct.Ready), ms(d.Upload), ms(d.Total), ms(d.Launch), ms(d.ToHealthy), ms(d.Finish))
 			}
 		}
-		r.Load = busyShare(start, readCPU())
+		r.Load = cpuload.BusyShare(start, cpuload.Read())
 		res.Runs = append(res.Runs, r)
 	}
 	return res, nil
