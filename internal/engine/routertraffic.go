@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -191,29 +192,77 @@ func refusal(app string, err error) error {
 }
 
 // Check implements Traffic: the table with cfg as app's entry is validated
-// as the router would, without a push.
+// as the router would, without a push. Of the other apps it keeps only
+// those that share a listener with app, and of them only what they claim
+// (their listeners and hosts), which is all that the checks spanning
+// apps look at: a full table of a thousand apps, encoded and parsed
+// again for every deployment, would cost every deployment the size of all
+// the others.
 func (t *RouterTraffic) Check(ctx context.Context, app string, cfg *router.AppConfig) error {
+	var mine *router.AppConfig
+	if cfg != nil {
+		// Validation fills defaults in: on a copy.
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			return fmt.Errorf("encoding the route of app %s: %w", app, err)
+		}
+		if err := json.Unmarshal(b, &mine); err != nil {
+			return fmt.Errorf("copying the route of app %s: %w", app, err)
+		}
+	}
 	t.mu.Lock()
 	if err := t.load(ctx); err != nil {
 		t.mu.Unlock()
 		return err
 	}
-	tbl := *t.table
-	tbl.Apps = maps.Clone(t.table.Apps)
+	probe := *t.table
+	probe.Apps = map[string]*router.AppConfig{}
+	if mine != nil {
+		probe.Apps[app] = mine
+		addrs := listenerAddrs(&probe, mine)
+		for name, other := range t.table.Apps {
+			if name != app && sharesListener(addrs, listenerAddrs(&probe, other)) {
+				probe.Apps[name] = claims(other)
+			}
+		}
+	}
 	t.mu.Unlock()
-	if cfg == nil {
-		delete(tbl.Apps, app)
-	} else {
-		tbl.Apps[app] = cfg
-	}
-	probe, err := json.Marshal(tbl)
-	if err != nil {
-		return fmt.Errorf("encoding the routing table: %w", err)
-	}
-	if _, err := router.ParseJSON(probe); err != nil {
+	if err := probe.Validate(); err != nil {
 		return refusal(app, routerproc.Refused(err.Error()))
 	}
 	return nil
+}
+
+// listenerAddrs are the production and test addresses an app is served
+// on, the table's defaults filled in.
+func listenerAddrs(tbl *router.Config, a *router.AppConfig) [2]string {
+	out := [2]string{a.Production, a.Test}
+	if out[0] == "" {
+		out[0] = tbl.Production
+	}
+	if out[1] == "" {
+		out[1] = tbl.Test
+	}
+	return out
+}
+
+func sharesListener(a, b [2]string) bool {
+	for _, x := range a {
+		if x != "" && (x == b[0] || x == b[1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// claims is what an app claims of the listeners it is served on: the
+// addresses, their TLS and the hosts, with a fleet that takes nothing.
+func claims(a *router.AppConfig) *router.AppConfig {
+	return &router.AppConfig{
+		Production: a.Production, Test: a.Test, ProductionTLS: a.ProductionTLS, TestTLS: a.TestTLS,
+		Hosts: slices.Clone(a.Hosts), TestHosts: slices.Clone(a.TestHosts),
+		Fleets: map[string]*router.FleetConfig{"claim": {}},
+	}
 }
 
 // Forget drops what was last pushed, so the next Route of every app pushes

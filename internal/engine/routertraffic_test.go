@@ -159,6 +159,22 @@ func TestRouteChangesGoTogether(t *testing.T) {
 		t.Errorf("MetricsAll: %d apps, a3 %+v", len(all), all["a3"])
 	}
 
+	// Check looks at the apps that share a listener, by what they claim.
+	if err := rt.Check(ctx, "c1", hostApp(prod, "a3.test")); !errors.As(err, &pe) || !strings.Contains(err.Error(), "app c1") || !strings.Contains(err.Error(), "a3.test") {
+		t.Errorf("Check of a host another app has: %v", err)
+	}
+	if err := rt.Check(ctx, "c1", hostApp(freeportAddr(), "a3.test")); err != nil {
+		t.Errorf("Check of the same host on another listener: %v", err)
+	}
+	if err := rt.Check(ctx, "a3", hostApp(prod, "a3.test")); err != nil {
+		t.Errorf("Check of an app's own host: %v", err)
+	}
+	bad := hostApp(prod, "c1.test")
+	bad.Fleets["blue"].Weight = 120
+	if err := rt.Check(ctx, "c1", bad); !errors.As(err, &pe) || !strings.Contains(err.Error(), "weight") {
+		t.Errorf("Check of a bad weight: %v", err)
+	}
+
 	// The same route again is no push at all.
 	gen, _ = sup.Client().Health(ctx)
 	if err := rt.Route(ctx, "b0", b0); err != nil {
