@@ -70,12 +70,16 @@ type Platform struct {
 	// what List reads, so that listing one app costs its own instances,
 	// not a read of every record of every app. Launch and Stop keep them
 	// as the files are (see track).
-	recs   map[string]record
-	byApp  map[string]map[string]bool
-	closed bool
-	stop   context.CancelFunc // ends the tailers
-	ctx    context.Context
-	wg     sync.WaitGroup
+	recs  map[string]record
+	byApp map[string]map[string]bool
+	// ports are the ports the records hold, counted (portUse) and as a
+	// set (portsHeld) for the allocator.
+	portUse   map[int]int
+	portsHeld map[int]bool
+	closed    bool
+	stop      context.CancelFunc // ends the tailers
+	ctx       context.Context
+	wg        sync.WaitGroup
 }
 
 var _ platform.Platform = (*Platform)(nil)
@@ -137,6 +141,7 @@ func New(opts Options) (*Platform, error) {
 		ports: portalloc.New(opts.Host), children: map[int]bool{},
 		tailers: map[string]*tailer{}, ctx: ctx, stop: cancel,
 		recs: map[string]record{}, byApp: map[string]map[string]bool{},
+		portUse: map[int]int{}, portsHeld: map[int]bool{},
 	}
 	ids, err := files.recordIDs()
 	if err != nil {
@@ -161,7 +166,12 @@ func New(opts Options) (*Platform, error) {
 func (p *Platform) index(rec record) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if old, ok := p.recs[rec.ID]; ok {
+		p.releasePortLocked(old.Port)
+	}
 	p.recs[rec.ID] = rec
+	p.portUse[rec.Port]++
+	p.portsHeld[rec.Port] = true
 	ids := p.byApp[rec.App]
 	if ids == nil {
 		ids = map[string]bool{}
@@ -179,11 +189,20 @@ func (p *Platform) unindex(id string) {
 		return
 	}
 	delete(p.recs, id)
+	p.releasePortLocked(rec.Port)
 	if ids := p.byApp[rec.App]; ids != nil {
 		delete(ids, id)
 		if len(ids) == 0 {
 			delete(p.byApp, rec.App)
 		}
+	}
+}
+
+// releasePortLocked counts one record less holding port.
+func (p *Platform) releasePortLocked(port int) {
+	if p.portUse[port]--; p.portUse[port] <= 0 {
+		delete(p.portUse, port)
+		delete(p.portsHeld, port)
 	}
 }
 
@@ -219,19 +238,15 @@ func (p *Platform) Close() error {
 // lockID serializes operations on one instance ID.
 func (p *Platform) lockID(id string) (unlock func()) { return p.locks.Lock(id) }
 
-// allocatePort gives a launch a free port on Host, skipping the ports of the
-// instances this platform has recorded. The port of an instance that has
-// exited is skipped too until its record goes: with one port in ten
-// thousand held that way, reading every process's state to free it is not
-// worth its cost.
+// allocatePort gives a launch a free port on Host, skipping the ports the
+// records hold, which the index keeps as a set: a launch costs the same
+// with ten instances or ten thousand. The port of an instance that has
+// exited is skipped too until its record goes, rather than every
+// process's state being read at every launch.
 func (p *Platform) allocatePort() (port int, release func(), err error) {
 	p.mu.Lock()
-	used := make(map[int]bool, len(p.recs))
-	for _, rec := range p.recs {
-		used[rec.Port] = true
-	}
-	p.mu.Unlock()
-	return p.ports.Allocate(used)
+	defer p.mu.Unlock()
+	return p.ports.Allocate(p.portsHeld)
 }
 
 // sweepEvery bounds how often reap looks at every shim this value started.
