@@ -74,6 +74,8 @@ func (e *benchEnv) newBrowser(ctx context.Context) (*browser, error) {
 		chromedp.SendKeys(chromedp.ID("token"), b.token),
 		chromedp.Click(chromedp.ID("login-submit")),
 		chromedp.WaitVisible(chromedp.ID("whoami")),
+		// Off the apps page, which would refresh itself meanwhile.
+		chromedp.Navigate("about:blank"),
 	); err != nil {
 		b.close()
 		return nil, fmt.Errorf("logging in to the dashboard: %w", err)

@@ -42,8 +42,10 @@ type tailer struct {
 // idlePoll is the longest a tailer waits between two reads while its
 // instance writes nothing and nobody follows it: a server with thousands
 // of quiet instances would otherwise wake thousands of times every poll.
-// Logs has the tailer read first (fresh), so nothing it returns is late.
-const idlePoll = 2 * time.Second
+// Nothing is late for it: Logs has the tailer read first (fresh), a
+// follower brings the reads back to every poll, and a read catches up
+// across rotations (the ring keeps only the last lines anyway).
+const idlePoll = 30 * time.Second
 
 func newTailer(path string, keep, lines int, redact func(string) string) *tailer {
 	if redact == nil {
