@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -130,8 +131,9 @@ type outcome struct {
 	reason  string
 }
 
-// deployWave uploads a new revision of every app, deploys them all
-// (parallel calls in flight), and waits until every deployment has ended,
+// deployWave uploads a new revision of every app, deploys them, parallel
+// deployments at a time (the next starts when one ends), and waits until
+// every deployment has ended,
 // following the event stream. It returns how long each took (from the
 // server's times of its creation and its end), sorted, and the wall time
 // from the first deploy call to the last end. A deployment that does not
@@ -149,7 +151,7 @@ func (e *benchEnv) deployWave(ctx context.Context, apps []*benchApp, parallel in
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	w := &wave{ids: map[string]*benchApp{}, ended: map[string]outcome{}, allIn: make(chan struct{})}
+	w := &wave{ids: map[string]*benchApp{}, ended: map[string]outcome{}, ends: map[string]chan struct{}{}, allIn: make(chan struct{})}
 	follow := make(chan error, 1)
 	go func() {
 		for {
@@ -174,10 +176,13 @@ func (e *benchEnv) deployWave(ctx context.Context, apps []*benchApp, parallel in
 		if err != nil {
 			return fmt.Errorf("deploying %s revision %d: %w", a.name, a.deployed, err)
 		}
-		w.mu.Lock()
-		w.ids[d.ID] = a
-		w.mu.Unlock()
-		return nil
+		// The next app's deployment starts when this one has ended.
+		select {
+		case <-w.started(d.ID, a):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	})
 	if err != nil {
 		return nil, 0, err
@@ -202,7 +207,11 @@ func (e *benchEnv) deployWave(ctx context.Context, apps []*benchApp, parallel in
 	for id := range w.ids {
 		o := w.ended[id]
 		if o.phase != "Succeeded" {
-			return nil, 0, fmt.Errorf("deployment %s of %s ended %s: %s", id, o.app, o.phase, o.reason)
+			reason := o.reason
+			if d, err := e.api.Deployment(ctx, id); err == nil {
+				reason = d.Reason
+			}
+			return nil, 0, fmt.Errorf("deployment %s of %s ended %s: %s\n%s", id, o.app, o.phase, reason, strings.Join(e.timeline(ctx, id), "\n"))
 		}
 		d := o.ended.Sub(o.created)
 		took = append(took, d)
@@ -232,9 +241,32 @@ func (e *benchEnv) timeline(ctx context.Context, id string) []string {
 // wave is what a wave of deployments knows of them as their events come.
 type wave struct {
 	mu    sync.Mutex
-	ids   map[string]*benchApp // the deployments started, by ID
-	ended map[string]outcome   // by deployment ID
-	allIn chan struct{}        // closed once every deployment is started
+	ids   map[string]*benchApp     // the deployments started, by ID
+	ended map[string]outcome       // by deployment ID
+	ends  map[string]chan struct{} // closed when the deployment has ended
+	allIn chan struct{}            // closed once every deployment is started
+}
+
+// started records a deployment started and returns what is closed once it
+// has ended (at once if its end was seen already).
+func (w *wave) started(id string, a *benchApp) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ids[id] = a
+	return w.endOf(id)
+}
+
+// endOf is the channel closed at id's end. The caller holds w.mu.
+func (w *wave) endOf(id string) chan struct{} {
+	ch := w.ends[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		w.ends[id] = ch
+		if w.ended[id].phase != "" {
+			close(ch)
+		}
+	}
+	return ch
 }
 
 // see takes in one event; errWaveDone says every deployment has ended.
@@ -247,7 +279,14 @@ func (w *wave) see(ev api.Event) error {
 	case ev.Kind == "deployment.created":
 		o.app, o.created = ev.App, ev.Time
 	case ev.Kind == "phase" && (p == "Succeeded" || p == "RolledBack" || p == "Failed"):
+		if o.phase != "" {
+			return nil // seen already
+		}
 		o.app, o.ended, o.phase, o.reason = ev.App, ev.Time, p, ev.Message
+		w.ended[ev.DeploymentID] = o
+		if ch := w.ends[ev.DeploymentID]; ch != nil {
+			close(ch)
+		}
 	default:
 		return nil
 	}

@@ -1,11 +1,12 @@
 // Command scale measures one bluegreen server driving many apps: it
 // registers -apps apps of -instances instances each (a tiny real HTTP
-// server, bench/scale/app), deploys them all at once, then in each run
+// server, bench/scale/app), deploys them -parallel at a time, then in each run
 // reads the server's and the router's memory and idle CPU, the API's
 // latency for an app's status and for the apps list, the store's size, the
 // router's table swap, the dashboard's apps page in a real headless
 // Chromium, the time of one deployment while every other app is there,
-// and a wave of deployments of every app at once. See bench/README.md.
+// and a wave of deployments of every app, -parallel at a time. See
+// bench/README.md.
 //
 // It runs a real `bluegreen server` over a fresh data directory (as root,
 // each app as a user of its own, as by default) and stops everything it
@@ -36,8 +37,8 @@ type options struct {
 	// Requests is how many status requests each run times (the apps
 	// list gets a tenth as many).
 	Requests int
-	// Parallel bounds the deploy calls in flight during a wave (the
-	// deployments themselves all run at once).
+	// Parallel is how many deployments a wave runs at once: the next
+	// app's starts when one ends.
 	Parallel  int
 	Browser   bool
 	Out       string
@@ -51,7 +52,7 @@ func main() {
 	flag.IntVar(&o.Instances, "instances", 10, "instances per app")
 	flag.IntVar(&o.Runs, "runs", 3, "measured runs")
 	flag.IntVar(&o.Requests, "requests", 200, "status requests timed per run (the apps list gets a tenth as many)")
-	flag.IntVar(&o.Parallel, "parallel", 16, "deploy calls in flight at once during a wave")
+	flag.IntVar(&o.Parallel, "parallel", 25, "deployments a wave runs at once (the next app's starts when one ends)")
 	flag.BoolVar(&o.Browser, "browser", true, "time the dashboard's apps page in headless Chromium (else its HTML and API calls over HTTP only)")
 	flag.StringVar(&o.Out, "out", "", "directory for the binaries, the server's log and results.json (default bench/out/scale of the checkout)")
 	flag.StringVar(&o.Bluegreen, "bluegreen", "", "a bluegreen binary to measure instead of one built from ./cmd/bluegreen")

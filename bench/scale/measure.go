@@ -47,7 +47,7 @@ type runResult struct {
 	Dashboard time.Duration `json:"dashboard_ns"`
 	// One deployment while every other app is there.
 	One time.Duration `json:"one_ns"`
-	// A wave: every app deployed at once.
+	// A wave: every app deployed, Parallel at a time.
 	Wave          []time.Duration `json:"wave_ns"`
 	WaveWall      time.Duration   `json:"wave_wall_ns"`
 	WaveServerCPU float64         `json:"wave_server_cpu"` // CPU seconds per second of the wave
@@ -58,14 +58,14 @@ type runResult struct {
 	Slowest []string `json:"slowest"`
 }
 
-// measure registers every app (its first deployment, all at once), then
+// measure registers every app (its first deployment, Parallel at a time), then
 // runs: each reads the idle server, times the API, the router's swap and
-// the dashboard, deploys one app alone, then every app at once.
+// the dashboard, deploys one app alone, then every app again.
 func measure(ctx context.Context, e *benchEnv, res *results) error {
 	for i := range e.o.Apps {
 		e.apps = append(e.apps, &benchApp{name: appName(i), host: appName(i) + ".scale.test"})
 	}
-	fmt.Printf("== registering %d apps × %d instances: every first deployment at once\n", e.o.Apps, e.o.Instances)
+	fmt.Printf("== registering %d apps × %d instances: every first deployment, %d at a time\n", e.o.Apps, e.o.Instances, e.o.Parallel)
 	reg, wall, err := e.deployWave(ctx, e.apps, e.o.Parallel, waveTimeout)
 	if err != nil {
 		return fmt.Errorf("registering: %w", err)
@@ -162,8 +162,8 @@ func (e *benchEnv) runOnce(ctx context.Context, br *browser, i int) (runResult, 
 	r.WaveServerCPU, r.WaveRouterCPU = (s1-s0)/r.WaveWall.Seconds(), (t1-t0)/r.WaveWall.Seconds()
 	r.AfterRSS, _ = rss(srv)
 	r.Slowest = e.slowest
-	fmt.Printf("   wave of %d deployments at once: all done in %s; each: median %s, p99 %s; server %.0f %% of a core, router %.0f %%\n",
-		len(r.Wave), ms(r.WaveWall), ms(pct(r.Wave, 50)), ms(pct(r.Wave, 99)), r.WaveServerCPU*100, r.WaveRouterCPU*100)
+	fmt.Printf("   wave of %d deployments, %d at a time: all done in %s; each: median %s, p99 %s; server %.0f %% of a core, router %.0f %%\n",
+		len(r.Wave), e.o.Parallel, ms(r.WaveWall), ms(pct(r.Wave, 50)), ms(pct(r.Wave, 99)), r.WaveServerCPU*100, r.WaveRouterCPU*100)
 	return r, nil
 }
 

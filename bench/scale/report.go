@@ -17,7 +17,7 @@ type results struct {
 	Options  options `json:"options"`
 	Machine  limits  `json:"machine"`
 	IdleLoad float64 `json:"idle_load"` // the machine's busy share before anything started
-	// Register is every app's first deployment, all at once: each one's
+	// Register is every app's first deployment, Parallel at a time: each one's
 	// time, sorted, and the wall time of all.
 	Register     []time.Duration `json:"register_ns"`
 	RegisterWall time.Duration   `json:"register_wall_ns"`
@@ -70,7 +70,7 @@ var figureDefs = []struct {
 	{"router table: swap (push, parse, check, compile, swap)", "ms", func(r runResult) float64 { return msF(pct(r.Swaps, 50)) }},
 	{"dashboard: apps page, every card filled", "ms", func(r runResult) float64 { return msF(r.Dashboard) }},
 	{"one deployment among all the apps", "ms", func(r runResult) float64 { return msF(r.One) }},
-	{"wave: every app deployed at once, all done", "ms", func(r runResult) float64 { return msF(r.WaveWall) }},
+	{"wave: every app deployed, all done", "ms", func(r runResult) float64 { return msF(r.WaveWall) }},
 	{"wave: each deployment, p50", "ms", func(r runResult) float64 { return msF(pct(r.Wave, 50)) }},
 	{"wave: each deployment, p99", "ms", func(r runResult) float64 { return msF(pct(r.Wave, 99)) }},
 	{"machine busy during a wave", "% of all cores", func(r runResult) float64 { return r.WaveLoad * 100 }},
@@ -107,10 +107,10 @@ func median(sorted []float64) float64 {
 func (r *results) print(w io.Writer) {
 	r.medians()
 	o := r.Options
-	fmt.Fprintf(w, "\n== %d apps × %d instances (%d instances, %d processes with their shims) on %d cores: median of %d runs (lowest–highest)\n",
-		o.Apps, o.Instances, o.Apps*o.Instances, 2*o.Apps*o.Instances, runtime.NumCPU(), len(r.Runs))
-	fmt.Fprintf(w, "registering (every app's first deployment at once): all live in %s; each deployment %s median, %s p99\n\n",
-		ms(r.RegisterWall), ms(pct(r.Register, 50)), ms(pct(r.Register, 99)))
+	fmt.Fprintf(w, "\n== %d apps × %d instances (%d instances, %d processes with their shims) on %d cores, waves of %d deployments at a time: median of %d runs (lowest–highest)\n",
+		o.Apps, o.Instances, o.Apps*o.Instances, 2*o.Apps*o.Instances, runtime.NumCPU(), o.Parallel, len(r.Runs))
+	fmt.Fprintf(w, "registering (every app's first deployment, %d at a time): all live in %s; each deployment %s median, %s p99\n\n",
+		o.Parallel, ms(r.RegisterWall), ms(pct(r.Register, 50)), ms(pct(r.Register, 99)))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, f := range r.Figures {
 		unit := f.Unit
