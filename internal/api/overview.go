@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 
@@ -11,7 +10,8 @@ import (
 
 // Overview is every app's status at once, as the dashboard's apps page
 // shows it: each app as GET /api/v1/apps/{app}/status answers it, but for
-// the instances, which the overview leaves out (empty lists).
+// the instances (empty lists) and a stack's services, which the overview
+// leaves out.
 type Overview struct {
 	Window string   `json:"window"`
 	Apps   []Status `json:"apps"`
@@ -52,7 +52,7 @@ func (s *Server) getOverview(w http.ResponseWriter, r *http.Request) {
 	for _, a := range apps {
 		st := Status{App: appWith(a, latest), Window: window}
 		if st.Deployment != nil {
-			if st.Progress, err = s.progress(ctx, st.Deployment.ID); err != nil {
+			if st.Progress, _, err = s.progress(ctx, st.Deployment.ID); err != nil {
 				writeError(w, err)
 				return
 			}
@@ -77,23 +77,6 @@ func appWith(a store.App, latest map[string]store.Deployment) App {
 		out.Deployment = &dd
 	}
 	return out
-}
-
-// progress is where an active deployment stands (nil once it has ended).
-func (s *Server) progress(ctx context.Context, id string) (*Progress, error) {
-	o, err := s.Engine.Outlook(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	p := &Progress{Step: o.Step, Steps: o.Steps, Weight: o.Weight, Waiting: string(o.Waiting), Next: o.Next}
-	if !o.At.IsZero() {
-		at := o.At
-		p.NextAt = &at
-	}
-	return p, nil
 }
 
 // Overview reads every app's status at once, with numbers over window

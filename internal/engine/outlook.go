@@ -3,34 +3,88 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
 // Fleets reads the app's fleets from the data plane over the last window:
 // weights, health, targets, requests, errors and latency, as the checks see
 // them. An app the data plane does not serve has no fleets.
+// A stack's fleets are its services' numbers added up (see Services for
+// each service's).
 func (e *Engine) Fleets(ctx context.Context, app string, window time.Duration) (map[string]FleetMetrics, error) {
-	return e.opts.Traffic.Metrics(ctx, app, window)
+	v, err := e.stackView(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return e.opts.Traffic.Metrics(ctx, app, window)
+	}
+	all, err := e.opts.Traffic.AppMetrics(ctx, app, window)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]FleetMetrics{}
+	for _, f := range v.fleets {
+		if m, ok := stackFleetMetrics(all, app, f, v.front); ok {
+			out[f.slot] = m
+		}
+	}
+	return out, nil
 }
 
-// AllMetrics is what a data plane offers that reads every app's fleets in
-// one call (the built-in router does): a server with a thousand apps
-// samples them all every few seconds.
+// AllMetrics is what a data plane offers that reads every router app's
+// fleets in one call (the built-in router does), by router app: a server
+// with a thousand apps samples them all every few seconds.
 type AllMetrics interface {
 	MetricsAll(ctx context.Context, window time.Duration) (map[string]map[string]FleetMetrics, error)
 }
 
-// AllFleets is Fleets of every app the data plane serves, by app: in one
-// call when the data plane can, else one app at a time.
+// AllFleets is Fleets of each of apps, by app: from one read of the data
+// plane when it can, else one app at a time. Only a stack, whose services
+// are router apps of their own (APP.SERVICE), is looked up in the store to
+// add its services up.
 func (e *Engine) AllFleets(ctx context.Context, apps []string, window time.Duration) (map[string]map[string]FleetMetrics, error) {
-	if all, ok := e.opts.Traffic.(AllMetrics); ok {
-		return all.MetricsAll(ctx, window)
+	out := make(map[string]map[string]FleetMetrics, len(apps))
+	all, ok := e.opts.Traffic.(AllMetrics)
+	if !ok {
+		for _, app := range apps {
+			m, err := e.Fleets(ctx, app, window)
+			if err != nil {
+				return nil, err
+			}
+			out[app] = m
+		}
+		return out, nil
 	}
-	out := map[string]map[string]FleetMetrics{}
+	snap, err := all.MetricsAll(ctx, window)
+	if err != nil {
+		return nil, err
+	}
+	stacks := map[string]bool{}
+	for name := range snap {
+		if app, _, ok := strings.Cut(name, "."); ok {
+			stacks[app] = true
+		}
+	}
 	for _, app := range apps {
-		m, err := e.opts.Traffic.Metrics(ctx, app, window)
+		if !stacks[app] {
+			out[app] = snap[app]
+			continue
+		}
+		v, err := e.stackView(ctx, app)
 		if err != nil {
 			return nil, err
+		}
+		if v == nil {
+			out[app] = snap[app]
+			continue
+		}
+		m := map[string]FleetMetrics{}
+		for _, f := range v.fleets {
+			if fm, ok := stackFleetMetrics(snap, app, f, v.front); ok {
+				m[f.slot] = fm
+			}
 		}
 		out[app] = m
 	}
@@ -51,6 +105,8 @@ type Outlook struct {
 	// at At (zero when it waits for a person or a condition).
 	Next string
 	At   time.Time
+	// Checks are the rules' verdicts in the latest check evaluation.
+	Checks []RuleResult
 }
 
 // Outlook says where the deployment stands and what it does next.
@@ -65,7 +121,7 @@ func (e *Engine) Outlook(ctx context.Context, id string) (Outlook, error) {
 // outlook is Outlook as a function of the deployment's state and the time.
 func outlook(s *state, now time.Time) Outlook {
 	steps := s.green.Spec.Strategy.Steps
-	o := Outlook{Step: s.det.Progress.Step, Steps: len(steps), Weight: s.det.Weight}
+	o := Outlook{Step: s.det.Progress.Step, Steps: len(steps), Weight: s.det.Weight, Checks: s.det.LastResults}
 	dl := s.d.Deadlines
 	switch s.d.Phase {
 	case PhasePending, PhaseProvisioning:

@@ -38,12 +38,12 @@ type RouterTraffic struct {
 	forgot int
 }
 
-// routeChange is one app's entry asked for by Route, waiting for a push.
+// routeChange is one app's routes asked for by Route, waiting for a push.
 type routeChange struct {
-	app  string
-	cfg  *router.AppConfig
-	enc  []byte
-	done chan error // receives the outcome once
+	app    string
+	routes Routes
+	enc    []byte
+	done   chan error // receives the outcome once
 }
 
 // batchTimeout bounds a push made for several callers, none of whose
@@ -76,18 +76,21 @@ func (t *RouterTraffic) load(ctx context.Context) error {
 // Route implements Traffic. Pushing what was last pushed is skipped; a
 // change waits for the push in progress, if any, and goes with the next,
 // together with the changes of other apps that came meanwhile.
-func (t *RouterTraffic) Route(ctx context.Context, app string, cfg *router.AppConfig) error {
-	enc, err := json.Marshal(cfg)
-	if err != nil {
-		return fmt.Errorf("encoding the route of app %s: %w", app, err)
+func (t *RouterTraffic) Route(ctx context.Context, app string, routes Routes) error {
+	if len(routes) == 0 {
+		routes = nil
 	}
-	c := &routeChange{app: app, cfg: cfg, enc: enc, done: make(chan error, 1)}
+	enc, err := json.Marshal(routes)
+	if err != nil {
+		return fmt.Errorf("encoding the routes of app %s: %w", app, err)
+	}
+	c := &routeChange{app: app, routes: routes, enc: enc, done: make(chan error, 1)}
 	t.mu.Lock()
 	if prev, ok := t.pushed[app]; ok && string(prev) == string(enc) && !t.waitingFor(app) {
 		t.mu.Unlock()
 		return nil
 	}
-	if cfg == nil && t.table != nil && t.table.Apps[app] == nil && !t.waitingFor(app) {
+	if routes == nil && t.table != nil && !t.waitingFor(app) && !t.routes(app) {
 		t.pushed[app] = enc // nothing to remove
 		t.mu.Unlock()
 		return nil
@@ -123,6 +126,17 @@ func (t *RouterTraffic) waitingFor(app string) bool {
 	return false
 }
 
+// routes says whether the table has a router app of app. The caller holds
+// t.mu.
+func (t *RouterTraffic) routes(app string) bool {
+	for name := range t.table.Apps {
+		if ownedBy(name, app) {
+			return true
+		}
+	}
+	return false
+}
+
 // push makes the router take a batch of changes in one table, and tells
 // each change how it went. A table the router refuses is tried again one
 // change at a time, so that the refusal is the app's that caused it. The
@@ -139,7 +153,7 @@ func (t *RouterTraffic) push(ctx context.Context, batch []*routeChange) {
 	}
 }
 
-// apply pushes the table with the batch's entries (the last of an app's
+// apply pushes the table with the batch's routes (the last of an app's
 // wins) and, once the router has it, keeps it as pushed; a failed push
 // leaves the table as it was.
 func (t *RouterTraffic) apply(ctx context.Context, batch []*routeChange) error {
@@ -152,11 +166,7 @@ func (t *RouterTraffic) apply(ctx context.Context, batch []*routeChange) error {
 	next := *t.table
 	next.Apps = maps.Clone(t.table.Apps)
 	for _, c := range batch {
-		if c.cfg == nil {
-			delete(next.Apps, c.app)
-		} else {
-			next.Apps[c.app] = c.cfg
-		}
+		replaceApp(next.Apps, c.app, c.routes)
 	}
 	t.mu.Unlock()
 	if _, err := t.sup.Apply(ctx, next); err != nil {
@@ -181,6 +191,30 @@ func routeError(app string, err error) error {
 	return refusal(app, err)
 }
 
+// replaceApp puts routes in place of every router app of app in apps
+// (the app's own name, and APP.* of a stack's services), and returns
+// what was there.
+func replaceApp(apps map[string]*router.AppConfig, app string, routes Routes) Routes {
+	old := Routes{}
+	for name, cfg := range apps {
+		if ownedBy(name, app) {
+			old[name] = cfg
+			delete(apps, name)
+		}
+	}
+	for name, cfg := range routes {
+		apps[name] = cfg
+	}
+	return old
+}
+
+// ownedBy says whether a router app belongs to app: it is app, or one of
+// the routes of its services (app.SERVICE…). App names have no dots, so no
+// other app's routes start with "app.".
+func ownedBy(name, app string) bool {
+	return name == app || strings.HasPrefix(name, app+".")
+}
+
 // refusal names the app whose routes the router refused, as a
 // PermanentError; other errors (the router is restarting) pass through.
 func refusal(app string, err error) error {
@@ -191,23 +225,23 @@ func refusal(app string, err error) error {
 	return fmt.Errorf("routing app %s: %w", app, err)
 }
 
-// Check implements Traffic: the table with cfg as app's entry is validated
+// Check implements Traffic: the table with routes as app's is validated
 // as the router would, without a push. Of the other apps it keeps only
-// those that share a listener with app, and of them only what they claim
-// (their listeners and hosts), which is all that the checks spanning
-// apps look at: a full table of a thousand apps, encoded and parsed
-// again for every deployment, would cost every deployment the size of all
-// the others.
-func (t *RouterTraffic) Check(ctx context.Context, app string, cfg *router.AppConfig) error {
-	var mine *router.AppConfig
-	if cfg != nil {
-		// Validation fills defaults in: on a copy.
-		b, err := json.Marshal(cfg)
+// those that share a listener with app's routes, and of them only what
+// they claim (their listeners and hosts), which is all that the checks
+// spanning apps look at: a full table of a thousand apps, encoded and
+// parsed again for every deployment, would cost every deployment the size
+// of all the others.
+func (t *RouterTraffic) Check(ctx context.Context, app string, routes Routes) error {
+	// Validation fills defaults in: on a copy.
+	var mine Routes
+	if len(routes) > 0 {
+		b, err := json.Marshal(routes)
 		if err != nil {
-			return fmt.Errorf("encoding the route of app %s: %w", app, err)
+			return fmt.Errorf("encoding the routes of app %s: %w", app, err)
 		}
 		if err := json.Unmarshal(b, &mine); err != nil {
-			return fmt.Errorf("copying the route of app %s: %w", app, err)
+			return fmt.Errorf("copying the routes of app %s: %w", app, err)
 		}
 	}
 	t.mu.Lock()
@@ -217,13 +251,14 @@ func (t *RouterTraffic) Check(ctx context.Context, app string, cfg *router.AppCo
 	}
 	probe := *t.table
 	probe.Apps = map[string]*router.AppConfig{}
-	if mine != nil {
-		probe.Apps[app] = mine
-		addrs := listenerAddrs(&probe, mine)
-		for name, other := range t.table.Apps {
-			if name != app && sharesListener(addrs, listenerAddrs(&probe, other)) {
-				probe.Apps[name] = claims(other)
-			}
+	var addrs []string
+	for name, cfg := range mine {
+		probe.Apps[name] = cfg
+		addrs = append(addrs, listenerAddrs(&probe, cfg)...)
+	}
+	for name, other := range t.table.Apps {
+		if !ownedBy(name, app) && sharesListener(addrs, listenerAddrs(&probe, other)) {
+			probe.Apps[name] = claims(other)
 		}
 	}
 	t.mu.Unlock()
@@ -233,10 +268,10 @@ func (t *RouterTraffic) Check(ctx context.Context, app string, cfg *router.AppCo
 	return nil
 }
 
-// listenerAddrs are the production and test addresses an app is served
-// on, the table's defaults filled in.
-func listenerAddrs(tbl *router.Config, a *router.AppConfig) [2]string {
-	out := [2]string{a.Production, a.Test}
+// listenerAddrs are the production and test addresses a router app is
+// served on, the table's defaults filled in.
+func listenerAddrs(tbl *router.Config, a *router.AppConfig) []string {
+	out := []string{a.Production, a.Test}
 	if out[0] == "" {
 		out[0] = tbl.Production
 	}
@@ -246,9 +281,9 @@ func listenerAddrs(tbl *router.Config, a *router.AppConfig) [2]string {
 	return out
 }
 
-func sharesListener(a, b [2]string) bool {
+func sharesListener(a, b []string) bool {
 	for _, x := range a {
-		if x != "" && (x == b[0] || x == b[1]) {
+		if x != "" && slices.Contains(b, x) {
 			return true
 		}
 	}
@@ -278,7 +313,7 @@ func (t *RouterTraffic) Forget() {
 // Metrics implements Traffic with a window of the asked length (rounded up
 // to whole seconds, within what the router keeps).
 func (t *RouterTraffic) Metrics(ctx context.Context, app string, window time.Duration) (map[string]FleetMetrics, error) {
-	window = statsWindow(window)
+	window = min(max((window+time.Second-1).Truncate(time.Second), router.MinWindow), router.MaxWindow)
 	snap, err := t.sup.Client().Stats(ctx, routerproc.StatsOptions{Window: window, App: app})
 	var ae *routerproc.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
@@ -287,42 +322,63 @@ func (t *RouterTraffic) Metrics(ctx context.Context, app string, window time.Dur
 	if err != nil {
 		return nil, fmt.Errorf("reading the router's metrics of app %s: %w", app, err)
 	}
-	return fleetMetrics(snap.Apps[app], window), nil
+	out := map[string]FleetMetrics{}
+	name := router.WindowName(window)
+	for fleet, fs := range snap.Apps[app].Fleets {
+		out[fleet] = fleetMetrics(fs, name)
+	}
+	return out, nil
 }
 
-// MetricsAll implements AllMetrics: every app's fleets from one snapshot.
+// fleetMetrics reads one fleet's snapshot over the window named.
+func fleetMetrics(fs router.FleetSnapshot, window string) FleetMetrics {
+	w := fs.Windows[window]
+	return FleetMetrics{
+		Revision: fs.Revision, Weight: fs.Weight, Fenced: fs.Fenced, Test: fs.Test, Healthy: fs.Healthy, Targets: fs.Targets,
+		Requests: w.Requests, Errors: w.ByClass["5xx"],
+		P50: seconds(w.P50), P95: seconds(w.P95), P99: seconds(w.P99), Latency: w.Latency,
+	}
+}
+
+// AppMetrics implements Traffic: every router app of app, read in one
+// snapshot of the router's metrics.
+func (t *RouterTraffic) AppMetrics(ctx context.Context, app string, window time.Duration) (map[string]map[string]FleetMetrics, error) {
+	window = min(max((window+time.Second-1).Truncate(time.Second), router.MinWindow), router.MaxWindow)
+	snap, err := t.sup.Client().Stats(ctx, routerproc.StatsOptions{Window: window})
+	if err != nil {
+		return nil, fmt.Errorf("reading the router's metrics of app %s: %w", app, err)
+	}
+	out := map[string]map[string]FleetMetrics{}
+	name := router.WindowName(window)
+	for a, as := range snap.Apps {
+		if !ownedBy(a, app) {
+			continue
+		}
+		out[a] = map[string]FleetMetrics{}
+		for fleet, fs := range as.Fleets {
+			out[a][fleet] = fleetMetrics(fs, name)
+		}
+	}
+	return out, nil
+}
+
+// MetricsAll implements AllMetrics: every router app's fleets from one
+// snapshot, by router app.
 func (t *RouterTraffic) MetricsAll(ctx context.Context, window time.Duration) (map[string]map[string]FleetMetrics, error) {
-	window = statsWindow(window)
+	window = min(max((window+time.Second-1).Truncate(time.Second), router.MinWindow), router.MaxWindow)
 	snap, err := t.sup.Client().Stats(ctx, routerproc.StatsOptions{Window: window})
 	if err != nil {
 		return nil, fmt.Errorf("reading the router's metrics: %w", err)
 	}
 	out := make(map[string]map[string]FleetMetrics, len(snap.Apps))
-	for app, as := range snap.Apps {
-		out[app] = fleetMetrics(as, window)
-	}
-	return out, nil
-}
-
-// statsWindow rounds a window up to whole seconds, within what the router
-// keeps.
-func statsWindow(window time.Duration) time.Duration {
-	return min(max((window+time.Second-1).Truncate(time.Second), router.MinWindow), router.MaxWindow)
-}
-
-// fleetMetrics reads an app's fleets from a snapshot.
-func fleetMetrics(as router.AppSnapshot, window time.Duration) map[string]FleetMetrics {
-	out := map[string]FleetMetrics{}
 	name := router.WindowName(window)
-	for fleet, fs := range as.Fleets {
-		w := fs.Windows[name]
-		out[fleet] = FleetMetrics{
-			Revision: fs.Revision, Weight: fs.Weight, Fenced: fs.Fenced, Test: fs.Test, Healthy: fs.Healthy, Targets: fs.Targets,
-			Requests: w.Requests, Errors: w.ByClass["5xx"],
-			P50: seconds(w.P50), P95: seconds(w.P95), P99: seconds(w.P99),
+	for a, as := range snap.Apps {
+		out[a] = map[string]FleetMetrics{}
+		for fleet, fs := range as.Fleets {
+			out[a][fleet] = fleetMetrics(fs, name)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -74,7 +74,7 @@ func routeAll(t *testing.T, rt *RouterTraffic, cfgs map[string]*router.AppConfig
 	var wg sync.WaitGroup
 	for app, cfg := range cfgs {
 		wg.Go(func() {
-			err := rt.Route(context.Background(), app, cfg)
+			err := rt.Route(context.Background(), app, Routes{app: cfg})
 			mu.Lock()
 			out[app] = err
 			mu.Unlock()
@@ -105,7 +105,7 @@ func TestRouteChangesGoTogether(t *testing.T) {
 	rt := NewRouterTraffic(sup)
 	ctx := context.Background()
 	prod := freeportAddr()
-	if err := rt.Route(ctx, "a0", hostApp(prod, "a0.test")); err != nil {
+	if err := rt.Route(ctx, "a0", Routes{"a0": hostApp(prod, "a0.test")}); err != nil {
 		t.Fatal(err)
 	}
 	gen, err := sup.Client().Health(ctx)
@@ -160,24 +160,24 @@ func TestRouteChangesGoTogether(t *testing.T) {
 	}
 
 	// Check looks at the apps that share a listener, by what they claim.
-	if err := rt.Check(ctx, "c1", hostApp(prod, "a3.test")); !errors.As(err, &pe) || !strings.Contains(err.Error(), "app c1") || !strings.Contains(err.Error(), "a3.test") {
+	if err := rt.Check(ctx, "c1", Routes{"c1": hostApp(prod, "a3.test")}); !errors.As(err, &pe) || !strings.Contains(err.Error(), "app c1") || !strings.Contains(err.Error(), "a3.test") {
 		t.Errorf("Check of a host another app has: %v", err)
 	}
-	if err := rt.Check(ctx, "c1", hostApp(freeportAddr(), "a3.test")); err != nil {
+	if err := rt.Check(ctx, "c1", Routes{"c1": hostApp(freeportAddr(), "a3.test")}); err != nil {
 		t.Errorf("Check of the same host on another listener: %v", err)
 	}
-	if err := rt.Check(ctx, "a3", hostApp(prod, "a3.test")); err != nil {
+	if err := rt.Check(ctx, "a3", Routes{"a3": hostApp(prod, "a3.test")}); err != nil {
 		t.Errorf("Check of an app's own host: %v", err)
 	}
 	bad := hostApp(prod, "c1.test")
 	bad.Fleets["blue"].Weight = 120
-	if err := rt.Check(ctx, "c1", bad); !errors.As(err, &pe) || !strings.Contains(err.Error(), "weight") {
+	if err := rt.Check(ctx, "c1", Routes{"c1": bad}); !errors.As(err, &pe) || !strings.Contains(err.Error(), "weight") {
 		t.Errorf("Check of a bad weight: %v", err)
 	}
 
 	// The same route again is no push at all.
 	gen, _ = sup.Client().Health(ctx)
-	if err := rt.Route(ctx, "b0", b0); err != nil {
+	if err := rt.Route(ctx, "b0", Routes{"b0": b0}); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := sup.Client().Health(ctx); after != gen {
