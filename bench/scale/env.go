@@ -105,7 +105,11 @@ func (e *benchEnv) startServer(ctx context.Context) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.bluegreen, "server", "--data", e.data, "--api", e.apiAddr, "--log-format", "json")
+	args := []string{"server", "--data", e.data, "--api", e.apiAddr, "--log-format", "json"}
+	if e.o.RunAs != "" {
+		args = append(args, "--run-as", e.o.RunAs)
+	}
+	cmd := exec.Command(e.bluegreen, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: Ctrl-C reaches the benchmark, which then
 	// stops the server and what it left, in order.

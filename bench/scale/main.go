@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"bluegreen/bench/cpuload"
+	"bluegreen/internal/platform/runas"
 )
 
 // options are the benchmark's settings.
@@ -39,8 +40,11 @@ type options struct {
 	Requests int
 	// Parallel is how many deployments a wave runs at once: the next
 	// app's starts when one ends.
-	Parallel  int
-	Browser   bool
+	Parallel int
+	Browser  bool
+	// RunAs is the server's --run-as ("": its default, a user of each
+	// app's own).
+	RunAs     string
 	Out       string
 	Bluegreen string
 	Root      string `json:"-"`
@@ -54,6 +58,7 @@ func main() {
 	flag.IntVar(&o.Requests, "requests", 200, "status requests timed per run (the apps list gets a tenth as many)")
 	flag.IntVar(&o.Parallel, "parallel", 25, "deployments a wave runs at once (the next app's starts when one ends)")
 	flag.BoolVar(&o.Browser, "browser", true, "time the dashboard's apps page in headless Chromium (else its HTML and API calls over HTTP only)")
+	flag.StringVar(&o.RunAs, "run-as", "", "the server's --run-as (default: its own default, a user of each app's own, which allows 606 apps)")
 	flag.StringVar(&o.Out, "out", "", "directory for the binaries, the server's log and results.json (default bench/out/scale of the checkout)")
 	flag.StringVar(&o.Bluegreen, "bluegreen", "", "a bluegreen binary to measure instead of one built from ./cmd/bluegreen")
 	flag.Parse()
@@ -93,6 +98,9 @@ func (o options) check() error {
 		return fmt.Errorf("-requests must be at least 10, got %d", o.Requests)
 	case o.Parallel < 1:
 		return fmt.Errorf("-parallel must be at least 1, got %d", o.Parallel)
+	case (o.RunAs == "" || o.RunAs == runas.Dynamic) && o.Apps > runas.DynamicLast-runas.DynamicFirst+1:
+		return fmt.Errorf("-apps %d: a server running as root gives each app a user ID of its own from %d to %d, %d in all; pass -run-as USER (say nobody) for more apps",
+			o.Apps, runas.DynamicFirst, runas.DynamicLast, runas.DynamicLast-runas.DynamicFirst+1)
 	}
 	return nil
 }
