@@ -45,8 +45,9 @@ type runResult struct {
 	Swaps      []time.Duration `json:"swaps_ns"`
 	// The dashboard's apps page, every card filled.
 	Dashboard time.Duration `json:"dashboard_ns"`
-	// One deployment while every other app is there.
-	One time.Duration `json:"one_ns"`
+	// One deployment while every other app is there, and its events.
+	One       time.Duration `json:"one_ns"`
+	OneEvents []string      `json:"one_events"`
 	// A wave: every app deployed, Parallel at a time.
 	Wave          []time.Duration `json:"wave_ns"`
 	WaveWall      time.Duration   `json:"wave_wall_ns"`
@@ -147,7 +148,7 @@ func (e *benchEnv) runOnce(ctx context.Context, br *browser, i int) (runResult, 
 	if err != nil {
 		return r, fmt.Errorf("one deployment: %w", err)
 	}
-	r.One = one[0]
+	r.One, r.OneEvents = one[0], e.slowest
 	fmt.Printf("   one deployment among %d apps: %s\n", len(e.apps), ms(r.One))
 
 	s0, _ = cpuSeconds(srv)
