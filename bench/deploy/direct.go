@@ -19,11 +19,11 @@ import (
 	"bluegreen/internal/freeport"
 )
 
-// The app's own start, without bluegreen: the instances are started one
-// after the other as the platform does (a plain exec, or a container
+// The app's own start, without bluegreen: the instances are started at
+// once, as the platform launches a fleet (a plain exec, or a container
 // created and started through the engine's API with the settings the
 // Docker platform uses), and each one's /healthz is probed in a tight loop
-// until it answers 200.
+// from its start until it answers 200.
 
 // probeEvery is the pause between two probes of one instance: short
 // enough to resolve a start of a few milliseconds, long enough to leave
@@ -60,31 +60,29 @@ func (e *benchEnv) start(ctx context.Context, plat string, i int) (started, erro
 }
 
 func (e *benchEnv) direct(ctx context.Context, plat string) (directRun, error) {
-	var ins []started
-	defer func() {
-		for _, in := range ins {
-			in.stop()
-		}
-	}()
+	n := e.o.Instances
+	ins := make([]started, n)
+	ready := make([]time.Time, n)
+	errs := make([]error, n)
 	first := time.Now()
-	for i := range e.o.Instances {
-		in, err := e.start(ctx, plat, i)
-		if err != nil {
-			return directRun{}, fmt.Errorf("starting %s instance %d directly: %w", plat, i, err)
-		}
-		ins = append(ins, in)
-	}
-	ready := make([]time.Time, len(ins))
-	errs := make([]error, len(ins))
 	var wg sync.WaitGroup
-	for i, in := range ins {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ready[i], errs[i] = probe(ctx, in.addr)
-		}()
+	for i := range n {
+		wg.Go(func() {
+			if ins[i], errs[i] = e.start(ctx, plat, i); errs[i] != nil {
+				errs[i] = fmt.Errorf("starting %s instance %d directly: %w", plat, i, errs[i])
+				return
+			}
+			ready[i], errs[i] = probe(ctx, ins[i].addr)
+		})
 	}
 	wg.Wait()
+	defer func() {
+		for _, in := range ins {
+			if in.stop != nil {
+				in.stop()
+			}
+		}
+	}()
 	if err := errors.Join(errs...); err != nil {
 		return directRun{}, fmt.Errorf("%s instances started directly: %w", plat, err)
 	}
@@ -94,6 +92,29 @@ func (e *benchEnv) direct(ctx context.Context, plat string) (directRun, error) {
 		r.Ready = max(r.Ready, ready[i].Sub(first))
 	}
 	return r, nil
+}
+
+// startAll starts every instance at once, as a platform launches a fleet.
+// The ones started are returned on an error too, for the caller to stop.
+func (e *benchEnv) startAll(ctx context.Context, plat string) ([]started, error) {
+	ins := make([]started, e.o.Instances)
+	errs := make([]error, e.o.Instances)
+	var wg sync.WaitGroup
+	for i := range ins {
+		wg.Go(func() {
+			if ins[i], errs[i] = e.start(ctx, plat, i); errs[i] != nil {
+				errs[i] = fmt.Errorf("starting %s instance %d: %w", plat, i, errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	var ok []started
+	for i, in := range ins {
+		if errs[i] == nil {
+			ok = append(ok, in)
+		}
+	}
+	return ok, errors.Join(errs...)
 }
 
 // probe asks addr's /healthz until it answers 200 and returns when it did.

@@ -45,24 +45,20 @@ func (r kamalRun) LaunchToHealthy() time.Duration { return r.Launch + r.ToHealth
 func (r kamalRun) Total() time.Duration { return r.Launch + r.ToHealthy + r.Stop }
 
 // kamal deploys the app on plat as kamal-proxy would: the instances are
-// started as in the direct start, each is checked as kamal-proxy checks a
+// started at once, as in the direct start, each is checked as kamal-proxy checks a
 // new target, and once all pass, the instances of the previous kamal run
 // on that platform are stopped. The new ones stay up until the next.
 func (e *benchEnv) kamal(ctx context.Context, plat string) (kamalRun, error) {
-	var ins []started
+	first := time.Now()
+	ins, err := e.startAll(ctx, plat)
 	fail := func(err error) (kamalRun, error) {
 		for _, in := range ins {
 			in.stop()
 		}
 		return kamalRun{}, err
 	}
-	first := time.Now()
-	for i := range e.o.Instances {
-		in, err := e.start(ctx, plat, i)
-		if err != nil {
-			return fail(fmt.Errorf("kamal-proxy model: starting %s instance %d: %w", plat, i, err))
-		}
-		ins = append(ins, in)
+	if err != nil {
+		return fail(fmt.Errorf("kamal-proxy model: %w", err))
 	}
 	launched := time.Now()
 	checks := make([]int, len(ins))
