@@ -216,13 +216,13 @@ const (
 // fail every fork on it, other people's included.
 func checkRoom(o options) error {
 	l := readLimits()
-	n := o.Apps * o.Instances
-	// A wave runs green beside blue: twice the instances at its peak.
-	if need := 2 * n * tasksPerInstance; l.PidMax > 0 && l.TasksInUse+need > l.PidMax*8/10 {
-		return fmt.Errorf("%d apps × %d instances need about %d process IDs at a wave's peak (2 × %d instances × %d threads), and %d of kernel.pid_max %d are in use: that passes 80 %% of it; raise kernel.pid_max or measure fewer",
+	// A wave runs green beside blue for the apps it deploys at once.
+	n := (o.Apps + min(o.Parallel, o.Apps)) * o.Instances
+	if need := n * tasksPerInstance; l.PidMax > 0 && l.TasksInUse+need > l.PidMax*8/10 {
+		return fmt.Errorf("%d apps × %d instances need about %d process IDs at a wave's peak (%d instances × %d threads), and %d of kernel.pid_max %d are in use: that passes 80 %% of it; raise kernel.pid_max or measure fewer",
 			o.Apps, o.Instances, need, n, tasksPerInstance, l.TasksInUse, l.PidMax)
 	}
-	if need := int64(2*n) * memoryPerInstance; l.MemAvailable > 0 && need > l.MemAvailable*8/10 {
+	if need := int64(n) * memoryPerInstance; l.MemAvailable > 0 && need > l.MemAvailable*8/10 {
 		return fmt.Errorf("%d apps × %d instances need about %d MiB at a wave's peak, and %d MiB are available: measure fewer",
 			o.Apps, o.Instances, need>>20, l.MemAvailable>>20)
 	}
