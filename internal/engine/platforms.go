@@ -47,15 +47,23 @@ func (e *Engine) list(ctx context.Context, app string) ([]platform.Instance, err
 // read of the instance records. What the pass launches or stops makes it
 // forget.
 type listMemo struct {
-	mu  sync.Mutex
-	ins map[string][]platform.Instance
+	since time.Time // when it began
+	mu    sync.Mutex
+	ins   map[string][]platform.Instance
 }
+
+// memoFor bounds how long a runner's passes share a listMemo.
+const memoFor = 100 * time.Millisecond
 
 type listMemoKey struct{}
 
+func newListMemo(now time.Time) *listMemo {
+	return &listMemo{since: now, ins: map[string][]platform.Instance{}}
+}
+
 // withListMemo returns ctx with an empty listMemo for one pass.
 func withListMemo(ctx context.Context) context.Context {
-	return context.WithValue(ctx, listMemoKey{}, &listMemo{ins: map[string][]platform.Instance{}})
+	return context.WithValue(ctx, listMemoKey{}, newListMemo(time.Now()))
 }
 
 // forgetListed drops what the pass's memo holds of app, after a launch or
