@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -138,16 +137,16 @@ type outcome struct {
 // server's times of its creation and its end), sorted, and the wall time
 // from the first deploy call to the last end. A deployment that does not
 // succeed is an error.
-func (e *benchEnv) deployWave(ctx context.Context, apps []*benchApp, parallel int, timeout time.Duration) ([]time.Duration, time.Duration, error) {
+func (e *benchEnv) deployWave(ctx context.Context, apps []*benchApp, parallel int, timeout time.Duration) (waveResult, error) {
 	if err := each(ctx, apps, 4, func(ctx context.Context, a *benchApp) error {
 		_, err := e.upload(ctx, a)
 		return err
 	}); err != nil {
-		return nil, 0, err
+		return waveResult{}, err
 	}
 	after, err := e.lastSeq(ctx)
 	if err != nil {
-		return nil, 0, err
+		return waveResult{}, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -185,7 +184,7 @@ func (e *benchEnv) deployWave(ctx context.Context, apps []*benchApp, parallel in
 		}
 	})
 	if err != nil {
-		return nil, 0, err
+		return waveResult{}, err
 	}
 	w.mu.Lock()
 	close(w.allIn)
@@ -196,13 +195,12 @@ func (e *benchEnv) deployWave(ctx context.Context, apps []*benchApp, parallel in
 			w.mu.Lock()
 			n := len(w.ids) - w.countDone()
 			w.mu.Unlock()
-			return nil, 0, fmt.Errorf("%d of %d deployments had not ended after %s: %v", n, len(apps), timeout, err)
+			return waveResult{}, fmt.Errorf("%d of %d deployments had not ended after %s: %v", n, len(apps), timeout, err)
 		}
 	}
-	wall := time.Since(start)
+	res := waveResult{Wall: time.Since(start)}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var took []time.Duration
 	slowest, longest := "", time.Duration(0)
 	for id := range w.ids {
 		o := w.ended[id]
@@ -211,17 +209,32 @@ func (e *benchEnv) deployWave(ctx context.Context, apps []*benchApp, parallel in
 			if d, err := e.api.Deployment(ctx, id); err == nil {
 				reason = d.Reason
 			}
-			return nil, 0, fmt.Errorf("deployment %s of %s ended %s: %s\n%s", id, o.app, o.phase, reason, strings.Join(e.timeline(ctx, id), "\n"))
+			res.Failed = append(res.Failed, fmt.Sprintf("%s of %s ended %s: %s", id, o.app, o.phase, reason))
+			if len(res.Failed) == 1 {
+				res.FailedEvents = e.timeline(ctx, id)
+			}
+			continue
 		}
 		d := o.ended.Sub(o.created)
-		took = append(took, d)
+		res.Took = append(res.Took, d)
 		if d >= longest {
 			slowest, longest = id, d
 		}
 	}
-	slices.Sort(took)
-	e.slowest = e.timeline(ctx, slowest)
-	return took, wall, nil
+	slices.Sort(res.Took)
+	if slowest != "" {
+		res.Slowest = e.timeline(ctx, slowest)
+	}
+	return res, nil
+}
+
+// waveResult is what a wave of deployments took.
+type waveResult struct {
+	Took         []time.Duration // of each that succeeded, sorted
+	Wall         time.Duration   // the first deploy call to the last end
+	Slowest      []string        // the slowest that succeeded, event by event
+	Failed       []string        // why each of the others did not succeed
+	FailedEvents []string        // the first of those, event by event
 }
 
 // timeline is a deployment's events, each at its time from the first:

@@ -32,8 +32,6 @@ type benchEnv struct {
 	api       *api.Client
 	token     string
 	apps      []*benchApp
-	// slowest is the timeline of the last wave's slowest deployment.
-	slowest []string
 }
 
 func (e *benchEnv) setUp(ctx context.Context) error {

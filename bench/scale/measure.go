@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"bluegreen/bench/cpuload"
@@ -57,6 +58,19 @@ type runResult struct {
 	AfterRSS      int64           `json:"server_rss_after_wave_bytes"`
 	// Slowest is the wave's slowest deployment, event by event.
 	Slowest []string `json:"slowest"`
+	// WaveFailed says why each deployment of the wave that did not
+	// succeed ended; WaveFailedEvents are the first one's events.
+	WaveFailed       []string `json:"wave_failed,omitempty"`
+	WaveFailedEvents []string `json:"wave_failed_events,omitempty"`
+}
+
+// failedNote says how many deployments did not succeed, and the first's
+// reason.
+func failedNote(failed []string) string {
+	if len(failed) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d did not succeed (the first: %s)", len(failed), failed[0])
 }
 
 // measure registers every app (its first deployment, Parallel at a time), then
@@ -67,12 +81,13 @@ func measure(ctx context.Context, e *benchEnv, res *results) error {
 		e.apps = append(e.apps, &benchApp{name: appName(i), host: appName(i) + ".scale.test"})
 	}
 	fmt.Printf("== registering %d apps × %d instances: every first deployment, %d at a time\n", e.o.Apps, e.o.Instances, e.o.Parallel)
-	reg, wall, err := e.deployWave(ctx, e.apps, e.o.Parallel, waveTimeout)
+	reg, err := e.deployWave(ctx, e.apps, e.o.Parallel, waveTimeout)
 	if err != nil {
 		return fmt.Errorf("registering: %w", err)
 	}
-	res.Register, res.RegisterWall, res.RegisterSlowest = reg, wall, e.slowest
-	fmt.Printf("   %d apps live in %s (each deployment: median %s, slowest %s)\n", len(e.apps), wall.Round(time.Millisecond), ms(pct(reg, 50)), ms(pct(reg, 100)))
+	res.Register, res.RegisterWall, res.RegisterSlowest, res.RegisterFailed = reg.Took, reg.Wall, reg.Slowest, reg.Failed
+	fmt.Printf("   %d apps live in %s (each deployment: median %s, slowest %s)%s\n", len(reg.Took), reg.Wall.Round(time.Millisecond),
+		ms(pct(reg.Took, 50)), ms(pct(reg.Took, 100)), failedNote(reg.Failed))
 	br, err := e.newBrowser(ctx)
 	if err != nil {
 		return err
@@ -144,27 +159,31 @@ func (e *benchEnv) runOnce(ctx context.Context, br *browser, i int) (runResult, 
 	}
 	fmt.Printf("   dashboard: apps page with %d cards filled in %s (%s)\n", len(e.apps), ms(r.Dashboard), br.kind())
 
-	one, _, err := e.deployWave(ctx, e.apps[:1], 1, waveTimeout)
+	one, err := e.deployWave(ctx, e.apps[:1], 1, waveTimeout)
+	if err == nil && len(one.Failed) > 0 {
+		err = fmt.Errorf("%s\n%s", one.Failed[0], strings.Join(one.FailedEvents, "\n"))
+	}
 	if err != nil {
 		return r, fmt.Errorf("one deployment: %w", err)
 	}
-	r.One, r.OneEvents = one[0], e.slowest
+	r.One, r.OneEvents = one.Took[0], one.Slowest
 	fmt.Printf("   one deployment among %d apps: %s\n", len(e.apps), ms(r.One))
 
 	s0, _ = cpuSeconds(srv)
 	t0, _ = cpuSeconds(rtr)
 	m0 = cpuload.Read()
-	if r.Wave, r.WaveWall, err = e.deployWave(ctx, e.apps, e.o.Parallel, waveTimeout); err != nil {
+	wave, err := e.deployWave(ctx, e.apps, e.o.Parallel, waveTimeout)
+	if err != nil {
 		return r, fmt.Errorf("wave: %w", err)
 	}
+	r.Wave, r.WaveWall, r.Slowest, r.WaveFailed, r.WaveFailedEvents = wave.Took, wave.Wall, wave.Slowest, wave.Failed, wave.FailedEvents
 	s1, _ = cpuSeconds(srv)
 	t1, _ = cpuSeconds(rtr)
 	r.WaveLoad = cpuload.BusyShare(m0, cpuload.Read())
 	r.WaveServerCPU, r.WaveRouterCPU = (s1-s0)/r.WaveWall.Seconds(), (t1-t0)/r.WaveWall.Seconds()
 	r.AfterRSS, _ = rss(srv)
-	r.Slowest = e.slowest
-	fmt.Printf("   wave of %d deployments, %d at a time: all done in %s; each: median %s, p99 %s; server %.0f %% of a core, router %.0f %%\n",
-		len(r.Wave), e.o.Parallel, ms(r.WaveWall), ms(pct(r.Wave, 50)), ms(pct(r.Wave, 99)), r.WaveServerCPU*100, r.WaveRouterCPU*100)
+	fmt.Printf("   wave of %d deployments, %d at a time: all done in %s; each: median %s, p99 %s; server %.0f %% of a core, router %.0f %%%s\n",
+		len(e.apps), e.o.Parallel, ms(r.WaveWall), ms(pct(r.Wave, 50)), ms(pct(r.Wave, 99)), r.WaveServerCPU*100, r.WaveRouterCPU*100, failedNote(r.WaveFailed))
 	return r, nil
 }
 

@@ -21,8 +21,10 @@ type results struct {
 	// time, sorted, and the wall time of all.
 	Register     []time.Duration `json:"register_ns"`
 	RegisterWall time.Duration   `json:"register_wall_ns"`
-	// RegisterSlowest is the slowest first deployment, event by event.
+	// RegisterSlowest is the slowest first deployment, event by event;
+	// RegisterFailed says why each that did not succeed ended.
 	RegisterSlowest []string          `json:"register_slowest"`
+	RegisterFailed  []string          `json:"register_failed,omitempty"`
 	Runs            []runResult       `json:"runs"`
 	Figures         []figure          `json:"figures"`
 	Took            time.Duration     `json:"took_ns"`
@@ -73,6 +75,7 @@ var figureDefs = []struct {
 	{"wave: every app deployed, all done", "ms", func(r runResult) float64 { return msF(r.WaveWall) }},
 	{"wave: each deployment, p50", "ms", func(r runResult) float64 { return msF(pct(r.Wave, 50)) }},
 	{"wave: each deployment, p99", "ms", func(r runResult) float64 { return msF(pct(r.Wave, 99)) }},
+	{"wave: deployments that did not succeed", "", func(r runResult) float64 { return float64(len(r.WaveFailed)) }},
 	{"machine busy during a wave", "% of all cores", func(r runResult) float64 { return r.WaveLoad * 100 }},
 }
 
@@ -109,8 +112,8 @@ func (r *results) print(w io.Writer) {
 	o := r.Options
 	fmt.Fprintf(w, "\n== %d apps × %d instances (%d instances, %d processes with their shims) on %d cores, waves of %d deployments at a time: median of %d runs (lowest–highest)\n",
 		o.Apps, o.Instances, o.Apps*o.Instances, 2*o.Apps*o.Instances, runtime.NumCPU(), o.Parallel, len(r.Runs))
-	fmt.Fprintf(w, "registering (every app's first deployment, %d at a time): all live in %s; each deployment %s median, %s p99\n\n",
-		o.Parallel, ms(r.RegisterWall), ms(pct(r.Register, 50)), ms(pct(r.Register, 99)))
+	fmt.Fprintf(w, "registering (every app's first deployment, %d at a time): all done in %s; each deployment %s median, %s p99%s\n\n",
+		o.Parallel, ms(r.RegisterWall), ms(pct(r.Register, 50)), ms(pct(r.Register, 99)), failedNote(r.RegisterFailed))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, f := range r.Figures {
 		unit := f.Unit
