@@ -2,8 +2,11 @@ package sampler
 
 import (
 	"context"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"bluegreen/internal/engine"
 )
@@ -91,5 +94,50 @@ func TestOneReadSamplesEveryApp(t *testing.T) {
 	}
 	if p := s.Since("c", time.Time{}); len(p) != 1 || len(p[0].Fleets) != 0 {
 		t.Errorf("c: %+v", p)
+	}
+}
+
+// A sample keeps an app's fleets as they were read, two at a time during
+// a deployment, and shares its strings with the sample before: a quarter
+// of an hour of a thousand apps is kept in memory.
+func TestSamplesKeepBothFleetsAndShareStrings(t *testing.T) {
+	now := time.Date(2026, 11, 22, 6, 0, 0, 0, time.UTC)
+	s := New(Options{
+		Apps: func(context.Context) ([]string, error) { return []string{"shop"}, nil },
+		AllFleets: func(context.Context, []string, time.Duration) (map[string]map[string]engine.FleetMetrics, error) {
+			// Fresh strings every time, as decoded from the router.
+			return map[string]map[string]engine.FleetMetrics{"shop": {
+				"blue":  {Revision: fmt.Sprint(3), Weight: 90, Requests: 18},
+				"green": {Revision: fmt.Sprint(4), Weight: 10, Requests: 2, Errors: 1},
+			}}, nil
+		},
+		Every: time.Second, Now: func() time.Time { return now },
+	})
+	for range 2 {
+		if err := s.SampleOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Second)
+	}
+	pts := s.Since("shop", time.Time{})
+	if len(pts) != 2 || !pts[0].Time.Equal(now.Add(-2*time.Second)) {
+		t.Fatalf("samples %+v", pts)
+	}
+	want := map[string]FleetPoint{
+		"blue":  {Revision: "3", Weight: 90, Requests: 18, RequestRate: 18},
+		"green": {Revision: "4", Weight: 10, Requests: 2, RequestRate: 2, ErrorRate: 0.5},
+	}
+	if !reflect.DeepEqual(pts[1].Fleets, want) {
+		t.Errorf("fleets %+v, want %+v", pts[1].Fleets, want)
+	}
+	kept := s.points["shop"]
+	for i := range 2 {
+		a, b := kept[0].fleets()[i], kept[1].fleets()[i]
+		if unsafe.StringData(a.revision) != unsafe.StringData(b.revision) || unsafe.StringData(a.name) != unsafe.StringData(b.name) {
+			t.Errorf("fleet %s: the second sample keeps strings of its own", a.name)
+		}
+	}
+	if got := s.Since("shop", pts[0].Time); len(got) != 1 || !got[0].Time.Equal(pts[1].Time) {
+		t.Errorf("since the first: %+v", got)
 	}
 }
