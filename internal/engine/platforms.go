@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -128,6 +129,11 @@ func (e *Engine) stopStrays(ctx context.Context, apps []store.App) {
 	}
 	for _, name := range e.plat.Names() {
 		ins, err := e.plat.ListOn(ctx, "", []string{name})
+		if errors.Is(err, platform.ErrUnavailable) {
+			// An engine that is down (or not installed) was told of at start.
+			e.log.Debug("looking for instances of unknown apps", "platform", name, "err", err)
+			continue
+		}
 		if err != nil {
 			e.log.Warn("looking for instances of unknown apps", "platform", name, "err", err)
 			continue
