@@ -194,3 +194,58 @@ func TestUpdatesWaitingCommitTogether(t *testing.T) {
 		t.Fatalf("%d events kept (e7 %v, e11 %v), want %d without e7 and e11", len(evs), got["e7"], got["e11"], n-2)
 	}
 }
+
+// An update whose context ends while its statement runs must not take the
+// batch down with it: SQLite rolls back a whole transaction when a write in
+// it is interrupted, the updates committed beside it included.
+func TestCanceledUpdateLeavesItsBatch(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	s.committing.Lock()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range 3 {
+		wg.Go(func() {
+			uctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			errs[i] = s.Update(uctx, func(tx *Tx) error {
+				if _, err := tx.AppendEvent(uctx, Event{App: "a", Kind: fmt.Sprintf("e%d", i)}); err != nil {
+					return err
+				}
+				if i != 1 {
+					return nil
+				}
+				// A long write, its context ended while it runs.
+				go cancel()
+				_, err := tx.tx.ExecContext(uctx, `INSERT INTO meta (key, value)
+					SELECT 'never', x FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT x FROM c)
+					WHERE x < 0`)
+				if err == nil {
+					err = uctx.Err()
+				}
+				return err
+			})
+		})
+	}
+	for {
+		s.queueMu.Lock()
+		q := len(s.queue)
+		s.queueMu.Unlock()
+		if q == 3 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.committing.Unlock()
+	wg.Wait()
+	if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], context.Canceled) {
+		t.Fatalf("errs = %v, want nil, context.Canceled, nil", errs)
+	}
+	evs, err := s.ListEvents(ctx, EventFilter{App: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[0].Kind != "e0" && evs[0].Kind != "e2" || evs[1].Kind != "e0" && evs[1].Kind != "e2" {
+		t.Fatalf("events %+v, want e0 and e2", evs)
+	}
+}

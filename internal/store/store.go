@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -200,7 +201,7 @@ func (s *Store) Close() error {
 // commit or roll back together.
 type Tx struct {
 	s        *Store
-	tx       *sql.Tx
+	tx       batchTx
 	appended bool // events were appended: wake waiters after commit
 }
 
@@ -282,29 +283,54 @@ func (s *Store) commit(batch []*write) {
 	}()
 	outcome := make([]error, len(batch))
 	appended, kept := false, 0
+	var broken error // the transaction's state is unknown: none of it commits
+	ran := len(batch)
 	for i, w := range batch {
 		if err := w.ctx.Err(); err != nil {
 			outcome[i] = err
 			continue
 		}
-		tx := &Tx{s: s, tx: sqlTx}
-		if outcome[i] = s.inSavepoint(sqlTx, w, tx); outcome[i] == nil {
+		tx := &Tx{s: s, tx: batchTx{sqlTx}}
+		outcome[i], broken = s.inSavepoint(sqlTx, w, tx)
+		if broken != nil {
+			ran = i + 1
+			break
+		}
+		if outcome[i] == nil {
 			appended = appended || tx.appended
 			kept++
 		}
 	}
-	if kept > 0 {
-		err = sqlTx.Commit()
-	} else {
+	switch {
+	case broken != nil:
+		// A savepoint that could not be rolled back or released may
+		// have left a failed update's writes in place, or SQLite may have
+		// rolled back the whole transaction and run what followed on its
+		// own: commit nothing.
 		err = sqlTx.Rollback()
+		err = fmt.Errorf("the transaction was abandoned: %w", errors.Join(broken, err))
+	case kept > 0:
+		err = sqlTx.Commit()
+		if err != nil {
+			err = fmt.Errorf("committing: %w", err)
+		}
+	default:
+		err = sqlTx.Rollback()
+		if err != nil {
+			err = fmt.Errorf("rolling back: %w", err)
+		}
 	}
 	committed = true
-	if err != nil {
-		err = fmt.Errorf("committing: %w", err)
+	if ran < len(batch) {
+		// Those not yet run go first in the next transaction.
+		s.queueMu.Lock()
+		s.queue = append(slices.Clone(batch[ran:]), s.queue...)
+		s.queueMu.Unlock()
+		batch = batch[:ran]
 	}
 	for i, w := range batch {
-		if outcome[i] == nil && err != nil {
-			outcome[i] = err
+		if err != nil && (outcome[i] == nil || broken != nil) {
+			outcome[i] = errors.Join(outcome[i], err)
 		}
 		w.done <- outcome[i]
 	}
@@ -314,10 +340,12 @@ func (s *Store) commit(batch []*write) {
 }
 
 // inSavepoint runs w's fn in a savepoint of sqlTx, rolled back when fn
-// fails or panics (the panic is kept for w's caller).
-func (s *Store) inSavepoint(sqlTx *sql.Tx, w *write, tx *Tx) (err error) {
-	if _, err := sqlTx.ExecContext(w.ctx, "SAVEPOINT upd"); err != nil {
-		return fmt.Errorf("beginning transaction: %w", err)
+// fails or panics (the panic is kept for w's caller). It returns fn's
+// outcome, and broken when the savepoint could not be set, rolled back or
+// released: the transaction can then no longer be trusted.
+func (s *Store) inSavepoint(sqlTx *sql.Tx, w *write, tx *Tx) (err, broken error) {
+	if _, err := sqlTx.Exec("SAVEPOINT upd"); err != nil {
+		return err, fmt.Errorf("setting a savepoint: %w", err)
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -326,14 +354,46 @@ func (s *Store) inSavepoint(sqlTx *sql.Tx, w *write, tx *Tx) (err error) {
 		}
 		if err != nil {
 			if _, rerr := sqlTx.Exec("ROLLBACK TO upd"); rerr != nil {
-				err = errors.Join(err, fmt.Errorf("rolling back: %w", rerr))
+				broken = fmt.Errorf("rolling back a failed update: %w", rerr)
 			}
 		}
-		if _, rerr := sqlTx.Exec("RELEASE upd"); rerr != nil && err == nil {
-			err = fmt.Errorf("releasing the savepoint: %w", rerr)
+		if _, rerr := sqlTx.Exec("RELEASE upd"); rerr != nil && broken == nil {
+			broken = fmt.Errorf("releasing a savepoint: %w", rerr)
 		}
 	}()
-	return w.fn(tx)
+	return w.fn(tx), nil
+}
+
+// batchTx is the transaction a batch of updates shares. Its statements
+// run without their caller's cancellation: SQLite answers a write
+// interrupted inside a transaction by rolling back all of it, the other
+// callers' work with it. A caller whose context has ended gets its error
+// before its next statement instead.
+type batchTx struct{ tx *sql.Tx }
+
+// ExecContext runs a statement unless ctx has ended.
+func (b batchTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return b.tx.ExecContext(context.WithoutCancel(ctx), query, args...)
+}
+
+// QueryContext runs a query unless ctx has ended.
+func (b batchTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return b.tx.QueryContext(context.WithoutCancel(ctx), query, args...)
+}
+
+// QueryRowContext runs a query unless ctx has ended.
+func (b batchTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if ctx.Err() != nil {
+		// database/sql answers an ended context before the driver sees it.
+		return b.tx.QueryRowContext(ctx, query, args...)
+	}
+	return b.tx.QueryRowContext(context.WithoutCancel(ctx), query, args...)
 }
 
 // querier is what reads need from a *sql.DB or a *sql.Tx.
