@@ -250,8 +250,9 @@ const latestQuery = `SELECT ` + deploymentColsOf + ` FROM apps a JOIN deployment
 	SELECT id FROM deployments WHERE app = a.name ORDER BY created_at DESC, id DESC LIMIT 1)`
 
 // deploymentsQuery is ListDeployments' statement: one per case, each with
-// a plain WHERE, because "? = '' OR app = ?" leaves SQLite no index to use
-// and every call would read every deployment of every app.
+// a plain WHERE, because a condition that also holds when no app is given
+// leaves SQLite no index to use, and every call would read every
+// deployment of every app.
 func deploymentsQuery(app string, activeOnly bool, limit int) (string, []any) {
 	if limit <= 0 {
 		limit = -1
