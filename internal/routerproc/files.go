@@ -22,14 +22,21 @@ const routeFileHeader = "# The last routing table pushed to the router by bluegr
 // server a tenth of a second to write each time, in JSON a few
 // milliseconds.
 func encodeRouteFile(cfg *router.Config) ([]byte, error) {
-	js, err := json.MarshalIndent(cfg, "", "  ")
+	js, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the routing table: %w", err)
 	}
+	return routeFile(js)
+}
+
+// routeFile is the route file of a table already encoded in JSON.
+func routeFile(js []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.Grow(len(routeFileHeader) + len(js) + 1)
+	buf.Grow(len(routeFileHeader) + len(js)*2)
 	buf.WriteString(routeFileHeader)
-	buf.Write(js)
+	if err := json.Indent(&buf, js, "", "  "); err != nil {
+		return nil, fmt.Errorf("encoding the routing table: %w", err)
+	}
 	buf.WriteByte('\n')
 	return buf.Bytes(), nil
 }
