@@ -111,6 +111,9 @@ const deployTimeout = 2 * time.Minute
 type deployRun struct {
 	Deployment string `json:"deployment"`
 	Revision   int64  `json:"revision"`
+	// Upload is the API call that creates the revision: the bundle sent,
+	// checked, stored and unpacked. It comes before the deployment.
+	Upload time.Duration `json:"upload_ns"`
 	// Total is from the API call to the deployment's success.
 	Total time.Duration `json:"total_ns"`
 	// Launch is from entering Provisioning to the last instance started
@@ -125,6 +128,9 @@ type deployRun struct {
 	// Retire is the Retiring phase alone: blue fenced, drained and its
 	// instances stopped.
 	Retire time.Duration `json:"retire_ns"`
+	// Events are the deployment's events, with their times relative to
+	// the API call: where the time went.
+	Events []string `json:"events,omitempty"`
 }
 
 // LaunchToHealthy is from entering Provisioning to green healthy.
@@ -140,10 +146,12 @@ func (e *benchEnv) deploy(ctx context.Context, a *benchApp) (deployRun, error) {
 	if err != nil {
 		return deployRun{}, err
 	}
+	uploadAt := time.Now()
 	rev, err := e.api.UploadRevision(ctx, bytes.NewReader(b), version)
 	if err != nil {
 		return deployRun{}, fmt.Errorf("uploading %s %s: %w", a.name, version, err)
 	}
+	upload := time.Since(uploadAt)
 	ctx, cancel := context.WithTimeout(ctx, deployTimeout)
 	defer cancel()
 	called := time.Now()
@@ -162,7 +170,10 @@ func (e *benchEnv) deploy(ctx context.Context, a *benchApp) (deployRun, error) {
 	if err != nil {
 		return deployRun{}, fmt.Errorf("%s deployment %s: %w\n%s", a.name, d.ID, err, eventLog(evs))
 	}
-	r.Deployment, r.Revision = d.ID, rev.Generation
+	r.Deployment, r.Revision, r.Upload = d.ID, rev.Generation, upload
+	for _, ev := range evs {
+		r.Events = append(r.Events, fmt.Sprintf("%+8.1fms %-18s %s", float64(ev.Time.Sub(called))/float64(time.Millisecond), ev.Kind, ev.Message))
+	}
 	return r, nil
 }
 

@@ -19,11 +19,11 @@ import (
 	"bluegreen/internal/freeport"
 )
 
-// The app's own start, without bluegreen: the instances are started one
-// after the other as the platform does (a plain exec, or a container
+// The app's own start, without bluegreen: the instances are started at
+// once, as the platform launches a fleet (a plain exec, or a container
 // created and started through the engine's API with the settings the
 // Docker platform uses), and each one's /healthz is probed in a tight loop
-// until it answers 200.
+// from its start until it answers 200.
 
 // probeEvery is the pause between two probes of one instance: short
 // enough to resolve a start of a few milliseconds, long enough to leave
@@ -41,48 +41,51 @@ type directRun struct {
 	PerInstance []time.Duration `json:"per_instance_ns"`
 }
 
-// started is one instance started directly, and how to stop it.
+// started is one instance started directly, and how to stop it: term
+// stops it gracefully (SIGTERM and a wait, or `docker stop`), stop ends
+// and removes whatever is left.
 type started struct {
 	addr string
 	at   time.Time
+	term func()
 	stop func()
 }
 
-func (e *benchEnv) direct(ctx context.Context, plat string) (directRun, error) {
-	var ins []started
-	defer func() {
-		for _, in := range ins {
-			in.stop()
-		}
-	}()
-	first := time.Now()
-	for i := range e.o.Instances {
-		var in started
-		var err error
-		switch plat {
-		case platformDocker:
-			in, err = e.startContainer(ctx, i)
-		case platformKubernetes:
-			in, err = e.startPod(ctx, i)
-		default:
-			in, err = e.startProcess(i)
-		}
-		if err != nil {
-			return directRun{}, fmt.Errorf("starting %s instance %d directly: %w", plat, i, err)
-		}
-		ins = append(ins, in)
+// start starts instance i on plat, directly.
+func (e *benchEnv) start(ctx context.Context, plat string, i int) (started, error) {
+	switch plat {
+	case platformDocker:
+		return e.startContainer(ctx, i)
+	case platformKubernetes:
+		return e.startPod(ctx, i)
 	}
-	ready := make([]time.Time, len(ins))
-	errs := make([]error, len(ins))
+	return e.startProcess(i)
+}
+
+func (e *benchEnv) direct(ctx context.Context, plat string) (directRun, error) {
+	n := e.o.Instances
+	ins := make([]started, n)
+	ready := make([]time.Time, n)
+	errs := make([]error, n)
+	first := time.Now()
 	var wg sync.WaitGroup
-	for i, in := range ins {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ready[i], errs[i] = probe(ctx, in.addr)
-		}()
+	for i := range n {
+		wg.Go(func() {
+			if ins[i], errs[i] = e.start(ctx, plat, i); errs[i] != nil {
+				errs[i] = fmt.Errorf("starting %s instance %d directly: %w", plat, i, errs[i])
+				return
+			}
+			ready[i], errs[i] = probe(ctx, ins[i].addr)
+		})
 	}
 	wg.Wait()
+	defer func() {
+		for _, in := range ins {
+			if in.stop != nil {
+				in.stop()
+			}
+		}
+	}()
 	if err := errors.Join(errs...); err != nil {
 		return directRun{}, fmt.Errorf("%s instances started directly: %w", plat, err)
 	}
@@ -92,6 +95,29 @@ func (e *benchEnv) direct(ctx context.Context, plat string) (directRun, error) {
 		r.Ready = max(r.Ready, ready[i].Sub(first))
 	}
 	return r, nil
+}
+
+// startAll starts every instance at once, as a platform launches a fleet.
+// The ones started are returned on an error too, for the caller to stop.
+func (e *benchEnv) startAll(ctx context.Context, plat string) ([]started, error) {
+	ins := make([]started, e.o.Instances)
+	errs := make([]error, e.o.Instances)
+	var wg sync.WaitGroup
+	for i := range ins {
+		wg.Go(func() {
+			if ins[i], errs[i] = e.start(ctx, plat, i); errs[i] != nil {
+				errs[i] = fmt.Errorf("starting %s instance %d: %w", plat, i, errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	var ok []started
+	for i, in := range ins {
+		if errs[i] == nil {
+			ok = append(ok, in)
+		}
+	}
+	return ok, errors.Join(errs...)
 }
 
 // probe asks addr's /healthz until it answers 200 and returns when it did.
@@ -143,7 +169,7 @@ func (e *benchEnv) startProcess(i int) (started, error) {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	return started{addr: addr, at: at, stop: func() {
+	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
@@ -151,7 +177,8 @@ func (e *benchEnv) startProcess(i int) (started, error) {
 			_ = cmd.Process.Kill()
 			<-done
 		}
-	}}, nil
+	}
+	return started{addr: addr, at: at, term: stop, stop: stop}, nil
 }
 
 // startContainer creates and starts a container of the image with the
@@ -186,5 +213,10 @@ func (e *benchEnv) startContainer(ctx context.Context, i int) (started, error) {
 		stop()
 		return started{}, err
 	}
-	return started{addr: addr, at: at, stop: stop}, nil
+	term := func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = e.docker.ContainerStop(rctx, created.ID, client.ContainerStopOptions{})
+	}
+	return started{addr: addr, at: at, term: term, stop: stop}, nil
 }

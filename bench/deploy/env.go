@@ -57,6 +57,9 @@ type benchEnv struct {
 	server      *exec.Cmd
 	srvDone     chan struct{}
 	api         *api.Client
+	// kamalLive are the instances the kamal-proxy model runs, by
+	// platform: the next kamal run replaces them.
+	kamalLive map[string][]started
 }
 
 // setUp builds, starts the engine and the server.
@@ -228,6 +231,7 @@ func (e *benchEnv) startServer(ctx context.Context) error {
 // DOCKER_HOST), then the engine, and removes the fresh directory.
 func (e *benchEnv) close() error {
 	var errs []error
+	e.stopKamal()
 	if e.server != nil {
 		_ = e.server.Process.Signal(syscall.SIGTERM)
 		select {

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"bluegreen/bench/cpuload"
 )
 
 // options are the benchmark's settings.
@@ -127,7 +129,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return err
 	}
-	env := &benchEnv{o: o}
+	env := &benchEnv{o: o, kamalLive: map[string][]started{}}
 	defer func() {
 		if cerr := env.close(); cerr != nil {
 			fmt.Fprintf(os.Stderr, "deploy bench: cleaning up: %v\n", cerr)
@@ -136,7 +138,7 @@ func run(ctx context.Context, o options) (err error) {
 			}
 		}
 	}()
-	idle := sampleLoad(ctx, time.Second)
+	idle := cpuload.Sample(ctx, time.Second)
 	if err := env.setUp(ctx); err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"bluegreen/bench/cpuload"
 )
 
 // runResult is one run: one deployment per app, each after a direct start
@@ -11,6 +13,8 @@ import (
 type runResult struct {
 	Direct  map[string]directRun `json:"direct"`  // by app ("docker-fast")
 	Deploys map[string]deployRun `json:"deploys"` // by app
+	// Kamal is the kamal-proxy model's deployment, by platform.
+	Kamal map[string]kamalRun `json:"kamal"`
 	// OtherLoad is the machine's busy share of all cores over a second
 	// just before the run, while everything the benchmark started idles:
 	// the work of others.
@@ -21,9 +25,10 @@ type runResult struct {
 }
 
 // measure warms every app up with its first deployment (which has no blue
-// to retire, so it is not recorded), then runs: in each run, every app is
-// started directly on its platform and then deployed (a new revision
-// replacing the last). Each run begins one platform further along than
+// to retire, so it is not recorded) and the kamal-proxy model with its
+// first start, then runs: in each run, the kamal-proxy model deploys on
+// every platform, then every app is started directly on its platform and
+// then deployed (a new revision replacing the last). Each run begins one platform further along than
 // the run before, so drift in the machine hits both platforms alike.
 func measure(ctx context.Context, e *benchEnv) (*results, error) {
 	res := &results{Options: e.o}
@@ -48,11 +53,25 @@ func measure(ctx context.Context, e *benchEnv) (*results, error) {
 			return nil, err
 		}
 	}
+	for _, p := range e.o.Platforms {
+		if _, err := e.kamal(ctx, p); err != nil {
+			return nil, err
+		}
+	}
 	for i := range e.o.Runs {
-		r := runResult{Direct: map[string]directRun{}, Deploys: map[string]deployRun{}}
-		r.OtherLoad = sampleLoad(ctx, time.Second)
+		r := runResult{Direct: map[string]directRun{}, Deploys: map[string]deployRun{}, Kamal: map[string]kamalRun{}}
+		r.OtherLoad = cpuload.Sample(ctx, time.Second)
 		fmt.Printf("== run %d of %d (other load %.0f %%)\n", i+1, e.o.Runs, r.OtherLoad*100)
-		start := readCPU()
+		start := cpuload.Read()
+		for _, p := range rotate(e.o.Platforms, i) {
+			k, err := e.kamal(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			r.Kamal[p] = k
+			fmt.Printf("   %-15s kamal-proxy model: launch→healthy %s (%d checks), old stopped %s\n",
+				p, ms(k.LaunchToHealthy()), k.Checks, ms(k.Stop))
+		}
 		for _, h := range e.o.Health {
 			for _, p := range rotate(e.o.Platforms, i) {
 				a := appOf(apps, p, h)
@@ -65,11 +84,11 @@ func measure(ctx context.Context, e *benchEnv) (*results, error) {
 					return nil, err
 				}
 				r.Direct[a.name], r.Deploys[a.name] = direct, d
-				fmt.Printf("   %-15s direct ready %s; deployment %s: launch %s, launched→healthy %s, healthy→succeeded %s\n",
-					a.name, ms(direct.Ready), ms(d.Total), ms(d.Launch), ms(d.ToHealthy), ms(d.Finish))
+				fmt.Printf("   %-15s direct ready %s; upload %s; deployment %s: launch %s, launched→healthy %s, healthy→succeeded %s\n",
+					a.name, ms(direct.Ready), ms(d.Upload), ms(d.Total), ms(d.Launch), ms(d.ToHealthy), ms(d.Finish))
 			}
 		}
-		r.Load = busyShare(start, readCPU())
+		r.Load = cpuload.BusyShare(start, cpuload.Read())
 		res.Runs = append(res.Runs, r)
 	}
 	return res, nil

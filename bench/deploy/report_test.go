@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func TestTimingsFromEvents(t *testing.T) {
 	}
 	want := deployRun{Total: 190 * time.Millisecond, Launch: 78 * time.Millisecond, ToHealthy: 59 * time.Millisecond,
 		Finish: 50 * time.Millisecond, Retire: 40 * time.Millisecond}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("timings = %+v, want %+v", got, want)
 	}
 	if got.LaunchToHealthy() != 137*time.Millisecond {
@@ -59,5 +60,37 @@ func TestMedianAndRotate(t *testing.T) {
 	}
 	if got := strings.Join(rotate(s, 2), ","); got != "process,docker" {
 		t.Errorf("rotate by 2 = %s", got)
+	}
+}
+
+func TestKamalTableAndVerdicts(t *testing.T) {
+	msd := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+	r := &results{Options: options{Runs: 1, Instances: 2, Platforms: []string{platformProcess}, Health: []string{"fast", "default"}}}
+	r.Runs = []runResult{{
+		Direct:  map[string]directRun{"process-default": {Ready: msd(10)}, "process-fast": {Ready: msd(10)}},
+		Deploys: map[string]deployRun{"process-default": {Total: msd(250), Launch: msd(40), ToHealthy: msd(30)}, "process-fast": {Total: msd(150), Launch: msd(40), ToHealthy: msd(30)}},
+		Kamal:   map[string]kamalRun{platformProcess: {Launch: msd(10), ToHealthy: msd(1000), Stop: msd(20)}},
+	}}
+	r.medians()
+	// The defaults are the reference even when listed second.
+	if r.Kamal.Health != "default" || len(r.Kamal.Rows) != 3 {
+		t.Fatalf("kamal table = %+v", r.Kamal)
+	}
+	bg, km, ratio := r.Kamal.Rows[0].Values, r.Kamal.Rows[1].Values, r.Kamal.Rows[2].Values
+	// launch→healthy, overhead, total, total − ready
+	if !reflect.DeepEqual(bg, []float64{70, 60, 250, 240}) || !reflect.DeepEqual(km, []float64{1010, 1000, 1030, 1020}) {
+		t.Fatalf("bluegreen %v, kamal model %v", bg, km)
+	}
+	if ratio[0] != 70.0/1010 {
+		t.Fatalf("ratio = %v", ratio)
+	}
+	v := r.verdicts()
+	if len(v) != 1 || !strings.Contains(v[0], "whole deployment − ready 240.0 ms: MISSED") {
+		t.Fatalf("verdicts = %q", v)
+	}
+	r.Runs[0].Deploys["process-default"] = deployRun{Total: msd(209), Launch: msd(40), ToHealthy: msd(30)}
+	r.medians()
+	if v := r.verdicts(); !strings.HasSuffix(v[0], ": met") {
+		t.Fatalf("verdicts = %q", v)
 	}
 }

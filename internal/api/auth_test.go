@@ -36,6 +36,7 @@ var routeCalls = map[string]struct {
 	"GET /api/v1/deployments/{id}":               {auth.Viewer, "GET", "/api/v1/deployments/d-1", ""},
 	"GET /api/v1/events":                         {auth.Viewer, "GET", "/api/v1/events?after=0", ""},
 	"GET /api/v1/apps/{app}/status":              {auth.Viewer, "GET", "/api/v1/apps/shop/status", ""},
+	"GET /api/v1/status":                         {auth.Viewer, "GET", "/api/v1/status", ""},
 	"GET /api/v1/apps/{app}/metrics":             {auth.Viewer, "GET", "/api/v1/apps/shop/metrics", ""},
 	"GET /api/v1/metrics":                        {auth.Viewer, "GET", "/api/v1/metrics", ""},
 	"GET /api/v1/prometheus/targets":             {auth.Viewer, "GET", "/api/v1/prometheus/targets", ""},

@@ -86,6 +86,7 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/deployments/{id}", auth.Viewer, s.getDeployment},
 		{"GET /api/v1/events", auth.Viewer, s.listEvents},
 		{"GET /api/v1/apps/{app}/status", auth.Viewer, s.getStatus},
+		{"GET /api/v1/status", auth.Viewer, s.getOverview},
 		{"GET /api/v1/apps/{app}/metrics", auth.Viewer, s.getMetrics},
 		// Prometheus metrics name apps, revisions and instance addresses:
 		// a viewer's token, like the rest of what the API shows.
@@ -270,20 +271,22 @@ func (s *Server) appOf(r *http.Request, a store.App) (App, error) {
 	return out, nil
 }
 
+// listApps answers GET /api/v1/apps: two reads, whatever the number of
+// apps (not one per app for its deployment).
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 	apps, err := s.Store.ListApps(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	out := []App{}
+	latest, err := s.Store.LatestDeployments(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := make([]App, 0, len(apps))
 	for _, a := range apps {
-		x, err := s.appOf(r, a)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		out = append(out, x)
+		out = append(out, appWith(a, latest))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -119,13 +119,9 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	window := r.URL.Query().Get("window")
-	if window == "" {
-		window = "10s"
-	}
-	span, ok := statusWindows[window]
-	if !ok {
-		writeError(w, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("query parameter window=%q: want 10s or 1m", window)})
+	window, span, err := statusWindow(r)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
 	a, err := s.Store.GetApp(r.Context(), app)
@@ -141,18 +137,10 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	out := Status{App: x, Window: window, Fleets: []FleetStatus{}}
 	var checks []engine.RuleResult
 	if x.Deployment != nil {
-		o, err := s.Engine.Outlook(r.Context(), x.Deployment.ID)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		if out.Progress, checks, err = s.progress(r.Context(), x.Deployment.ID); err != nil {
 			writeError(w, err)
 			return
 		}
-		p := &Progress{Step: o.Step, Steps: o.Steps, Weight: o.Weight, Waiting: string(o.Waiting), Next: o.Next}
-		if !o.At.IsZero() {
-			at := o.At
-			p.NextAt = &at
-		}
-		out.Progress = p
-		checks = o.Checks
 	} else if ds, err := s.Store.ListDeployments(r.Context(), app, false, 1); err == nil && len(ds) > 0 {
 		last := deploymentOf(ds[0])
 		out.LastDeployment = &last
@@ -215,6 +203,37 @@ func (s *Server) services(ctx context.Context, a store.App, span time.Duration, 
 	return out, nil
 }
 
+// statusWindow reads ?window=, 10s when absent.
+func statusWindow(r *http.Request) (string, time.Duration, error) {
+	window := r.URL.Query().Get("window")
+	if window == "" {
+		window = "10s"
+	}
+	span, ok := statusWindows[window]
+	if !ok {
+		return "", 0, &Error{http.StatusBadRequest, CodeInvalid, fmt.Sprintf("query parameter window=%q: want 10s or 1m", window)}
+	}
+	return window, span, nil
+}
+
+// progress is where an active deployment stands, with its latest check
+// evaluation (nil once it has ended).
+func (s *Server) progress(ctx context.Context, id string) (*Progress, []engine.RuleResult, error) {
+	o, err := s.Engine.Outlook(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &Progress{Step: o.Step, Steps: o.Steps, Weight: o.Weight, Waiting: string(o.Waiting), Next: o.Next}
+	if !o.At.IsZero() {
+		at := o.At
+		p.NextAt = &at
+	}
+	return p, o.Checks, nil
+}
+
 // fleets puts the router's view of the app's fleets together with the
 // platform's instances: live fleet first, then by name.
 func (s *Server) fleets(ctx context.Context, a store.App, span time.Duration) ([]FleetStatus, error) {
@@ -226,6 +245,11 @@ func (s *Server) fleets(ctx context.Context, a store.App, span time.Duration) ([
 	if err != nil {
 		return nil, err
 	}
+	return fleetStatuses(a, m, ins, span), nil
+}
+
+// fleetStatuses is fleets from what the router and the platform said.
+func fleetStatuses(a store.App, m map[string]engine.FleetMetrics, ins []platform.Instance, span time.Duration) []FleetStatus {
 	byName := map[string]*FleetStatus{}
 	fleet := func(name string) *FleetStatus {
 		if f := byName[name]; f != nil {
@@ -269,7 +293,7 @@ func (s *Server) fleets(ctx context.Context, a store.App, span time.Duration) ([
 		}
 		return out[i].Name < out[j].Name
 	})
-	return out, nil
+	return out
 }
 
 func instanceOf(in platform.Instance) Instance {

@@ -23,6 +23,7 @@ import (
 	"bluegreen/internal/metrics"
 	"bluegreen/internal/params"
 	"bluegreen/internal/platform"
+	"bluegreen/internal/platform/idlock"
 	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/store"
 )
@@ -81,6 +82,10 @@ type Engine struct {
 	// usesPlat caches the platforms each app's revisions name (see
 	// platformsOf).
 	usesPlat map[string][]string
+	// revs are parsed revisions by "app/generation" (see loadRevision).
+	revs map[string]*revision
+	// unpacking serialises the work on one revision's directory.
+	unpacking idlock.Locks
 	// addrs are the internal addresses of the services of stacks.
 	addrs  addressBook
 	ctx    context.Context
@@ -140,6 +145,7 @@ func New(opts Options) (*Engine, error) {
 		runners:  map[string]*runner{},
 		appMu:    map[string]*sync.Mutex{},
 		usesPlat: map[string][]string{},
+		revs:     map[string]*revision{},
 	}, nil
 }
 
@@ -276,8 +282,19 @@ func (e *Engine) maintainLoop() {
 			e.log.Error("listing apps", "err", err)
 			continue
 		}
+		// One query for every app's deployment; maintain looks again, under
+		// the app's lock, at an app that was idle here.
+		active, err := e.st.ListDeployments(e.ctx, "", true, 0)
+		if err != nil {
+			e.log.Error("listing active deployments", "err", err)
+			continue
+		}
+		busy := make(map[string]bool, len(active))
+		for _, d := range active {
+			busy[d.App] = true
+		}
 		for _, a := range apps {
-			if _, err := e.st.ActiveDeployment(e.ctx, a.Name); err == nil {
+			if busy[a.Name] {
 				continue
 			}
 			if err := e.maintain(e.ctx, a.Name); err != nil && e.ctx.Err() == nil {

@@ -26,7 +26,17 @@ type revision struct {
 	Spec *spec.Spec
 }
 
+// loadRevision reads a revision and parses its spec. Revisions are
+// immutable, so the result is kept (see revisionCache) and shared: callers
+// must not change it.
 func (e *Engine) loadRevision(ctx context.Context, app string, generation int64) (*revision, error) {
+	key := app + "/" + strconv.FormatInt(generation, 10)
+	e.mu.Lock()
+	rev := e.revs[key]
+	e.mu.Unlock()
+	if rev != nil {
+		return rev, nil
+	}
 	r, err := e.st.GetRevision(ctx, app, generation)
 	if err != nil {
 		return nil, err
@@ -35,8 +45,26 @@ func (e *Engine) loadRevision(ctx context.Context, app string, generation int64)
 	if err != nil {
 		return nil, fmt.Errorf("revision %d of app %s: %w", generation, app, err)
 	}
-	return &revision{Revision: r, Spec: s}, nil
+	rev = &revision{Revision: r, Spec: s}
+	e.mu.Lock()
+	if e.revs == nil {
+		e.revs = map[string]*revision{}
+	}
+	if len(e.revs) >= revisionCache {
+		for k := range e.revs { // any one: the map's order is random
+			delete(e.revs, k)
+			break
+		}
+	}
+	e.revs[key] = rev
+	e.mu.Unlock()
+	return rev, nil
 }
+
+// revisionCache bounds the parsed revisions kept: every pass of a
+// deployment and every look of the upkeep at a live fleet reads its
+// revisions, and parsing a spec costs more than the rest of a look.
+const revisionCache = 4096
 
 // bundleDigest is the digest of a revision's bundle.
 func bundleDigest(r *revision) (artifact.Digest, error) {
@@ -51,6 +79,7 @@ func bundleDigest(r *revision) (artifact.Digest, error) {
 // finished unpack leaves a marker, so a crash half-way is redone cleanly.
 func (e *Engine) unpack(r *revision) (string, error) {
 	dir := e.revisionDir(r.App, r.Generation)
+	defer e.unpacking.Lock(dir)()
 	marker := dir + ".unpacked"
 	if _, err := os.Stat(marker); err == nil {
 		_, err := e.userOf(r) // its user may have changed since
@@ -81,6 +110,42 @@ func (e *Engine) unpack(r *revision) (string, error) {
 		return "", fmt.Errorf("unpacking revision %d of app %s: %w", r.Generation, r.App, err)
 	}
 	return dir, nil
+}
+
+// adoptUnpacked makes tree, the revision's bundle as CreateRevision
+// unpacked it to check it, the revision's directory: its first deployment
+// then finds it unpacked instead of unpacking the same bundle again, which
+// for a bundle that carries a binary is most of what provisioning costs.
+// tree must be on the file system of the revisions directory. On failure
+// the directory is left without its marker, and unpack does the work.
+func (e *Engine) adoptUnpacked(r *revision, tree string) error {
+	dir := e.revisionDir(r.App, r.Generation)
+	defer e.unpacking.Lock(dir)()
+	marker := dir + ".unpacked"
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	// The directory is made, closed to all but the revision's user, before
+	// anything is moved into it, as unpack does.
+	if _, err := e.userOf(r); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(tree)
+	if err != nil {
+		return err
+	}
+	for _, ent := range ents {
+		if err := os.Rename(filepath.Join(tree, ent.Name()), filepath.Join(dir, ent.Name())); err != nil {
+			return err
+		}
+	}
+	if err := runas.ShareTree(dir); err != nil {
+		return err
+	}
+	return os.WriteFile(marker, nil, 0o644)
 }
 
 // InstanceID names instance i of a revision in a slot: APP-GENERATION-SLOT-INDEX.
@@ -305,6 +370,10 @@ func (e *Engine) ensureMember(ctx context.Context, f fleet, m spec.Member) ([]pl
 		}
 		specs = append(specs, is)
 	}
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	defer forgetListed(ctx, f.rev.App)
 	results := make([]platform.Instance, len(specs))
 	errs := make([]error, len(specs))
 	var wg sync.WaitGroup
@@ -333,6 +402,7 @@ func (e *Engine) stopWhere(ctx context.Context, app string, grace time.Duration,
 		return nil, fmt.Errorf("listing instances of app %s: %w", app, err)
 	}
 	var ids []string
+	defer forgetListed(ctx, app)
 	errs := make(chan error, len(all))
 	for _, in := range all {
 		if !match(in) {
@@ -412,6 +482,7 @@ func (e *Engine) liveFleet(ctx context.Context, a store.App) (fleet, bool, error
 func (e *Engine) maintain(ctx context.Context, app string) error {
 	unlock := e.lockApp(app)
 	defer unlock()
+	ctx = withListMemo(ctx)
 	if _, err := e.st.ActiveDeployment(ctx, app); err == nil {
 		return nil // a deployment started meanwhile; its runner owns the app
 	}
@@ -423,7 +494,14 @@ func (e *Engine) maintain(ctx context.Context, app string) error {
 	if err != nil {
 		return err
 	}
-	keep := e.keptGreen(ctx, app)
+	// What a rollback kept is looked up only when something is to stop.
+	var kept func(platform.Instance) bool
+	keep := func(in platform.Instance) bool {
+		if kept == nil {
+			kept = e.keptGreen(ctx, app)
+		}
+		return kept(in)
+	}
 	if !ok {
 		if err := e.pushRoutes(ctx, app, nil); err != nil {
 			return err

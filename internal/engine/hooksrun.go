@@ -223,6 +223,9 @@ func (e *Engine) runHooks(ctx context.Context, s *state, event string, fail bool
 	if err != nil {
 		return err
 	}
+	// A hook may take minutes: what the pass saw of the instances before
+	// it is not taken for what runs after it.
+	defer forgetListed(ctx, s.d.App)
 	for _, h := range hooks {
 		henv := env
 		if h.service != "" {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -28,6 +29,64 @@ func (e *Engine) Fleets(ctx context.Context, app string, window time.Duration) (
 		if m, ok := stackFleetMetrics(all, app, f, v.front); ok {
 			out[f.slot] = m
 		}
+	}
+	return out, nil
+}
+
+// AllMetrics is what a data plane offers that reads every router app's
+// fleets in one call (the built-in router does), by router app: a server
+// with a thousand apps samples them all every few seconds.
+type AllMetrics interface {
+	MetricsAll(ctx context.Context, window time.Duration) (map[string]map[string]FleetMetrics, error)
+}
+
+// AllFleets is Fleets of each of apps, by app: from one read of the data
+// plane when it can, else one app at a time. Only a stack, whose services
+// are router apps of their own (APP.SERVICE), is looked up in the store to
+// add its services up.
+func (e *Engine) AllFleets(ctx context.Context, apps []string, window time.Duration) (map[string]map[string]FleetMetrics, error) {
+	out := make(map[string]map[string]FleetMetrics, len(apps))
+	all, ok := e.opts.Traffic.(AllMetrics)
+	if !ok {
+		for _, app := range apps {
+			m, err := e.Fleets(ctx, app, window)
+			if err != nil {
+				return nil, err
+			}
+			out[app] = m
+		}
+		return out, nil
+	}
+	snap, err := all.MetricsAll(ctx, window)
+	if err != nil {
+		return nil, err
+	}
+	stacks := map[string]bool{}
+	for name := range snap {
+		if app, _, ok := strings.Cut(name, "."); ok {
+			stacks[app] = true
+		}
+	}
+	for _, app := range apps {
+		if !stacks[app] {
+			out[app] = snap[app]
+			continue
+		}
+		v, err := e.stackView(ctx, app)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			out[app] = snap[app]
+			continue
+		}
+		m := map[string]FleetMetrics{}
+		for _, f := range v.fleets {
+			if fm, ok := stackFleetMetrics(snap, app, f, v.front); ok {
+				m[f.slot] = fm
+			}
+		}
+		out[app] = m
 	}
 	return out, nil
 }

@@ -100,3 +100,18 @@ func TestNextPlan(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateLookThinsOut(t *testing.T) {
+	for _, c := range []struct{ since, want time.Duration }{
+		{0, 5 * time.Millisecond},
+		{20 * time.Millisecond, 5 * time.Millisecond},
+		{100 * time.Millisecond, 25 * time.Millisecond},
+		{200 * time.Millisecond, 50 * time.Millisecond},
+		{time.Minute, 50 * time.Millisecond},
+		{-time.Second, 5 * time.Millisecond}, // a clock stepped back
+	} {
+		if got := validateLook(c.since); got != c.want {
+			t.Errorf("validateLook(%v) = %v, want %v", c.since, got, c.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"bluegreen/internal/platform"
@@ -18,9 +19,62 @@ func (e *Engine) Instances(ctx context.Context, app string) ([]platform.Instance
 }
 
 // list asks only the platforms app's revisions name, so that a Docker
-// engine that is down never fails an app made of processes.
+// engine that is down never fails an app made of processes. Within a pass
+// that carries a listMemo, the answer is asked once and kept until the
+// pass launches or stops something; callers must not change it.
 func (e *Engine) list(ctx context.Context, app string) ([]platform.Instance, error) {
-	return e.plat.ListOn(ctx, app, e.platformsOf(ctx, app))
+	m, _ := ctx.Value(listMemoKey{}).(*listMemo)
+	if m != nil {
+		m.mu.Lock()
+		ins, ok := m.ins[app]
+		m.mu.Unlock()
+		if ok {
+			return ins, nil
+		}
+	}
+	ins, err := e.plat.ListOn(ctx, app, e.platformsOf(ctx, app))
+	if err == nil && m != nil {
+		m.mu.Lock()
+		m.ins[app] = ins
+		m.mu.Unlock()
+	}
+	return ins, err
+}
+
+// listMemo keeps what one pass of a deployment's runner (or of the upkeep
+// of an app) saw of the app's instances. A pass looks at its fleets
+// several times (the dead, the routes, the blue to keep whole), and each
+// look would otherwise be a platform List: a call to the Docker engine, a
+// read of the instance records. What the pass launches or stops makes it
+// forget.
+type listMemo struct {
+	since time.Time // when it began
+	mu    sync.Mutex
+	ins   map[string][]platform.Instance
+}
+
+// memoFor bounds how long a runner's passes share a listMemo.
+const memoFor = 100 * time.Millisecond
+
+type listMemoKey struct{}
+
+func newListMemo(now time.Time) *listMemo {
+	return &listMemo{since: now, ins: map[string][]platform.Instance{}}
+}
+
+// withListMemo returns ctx with an empty listMemo for one pass.
+func withListMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, listMemoKey{}, newListMemo(time.Now()))
+}
+
+// forgetListed drops what the pass's memo holds of app, after a launch or
+// a stop changed it.
+func forgetListed(ctx context.Context, app string) {
+	if m, _ := ctx.Value(listMemoKey{}).(*listMemo); m != nil {
+		m.mu.Lock()
+		delete(m.ins, app)
+		m.mu.Unlock()
+	}
 }
 
 // platformsOf names the platforms any revision of app runs on (every

@@ -87,6 +87,10 @@ func (e *Engine) CreateRevision(ctx context.Context, in RevisionInput) (store.Re
 	for _, m := range s.Members() {
 		e.usesPlatform(ctx, r.App, m.Platform)
 	}
+	if err := e.adoptUnpacked(&revision{Revision: r, Spec: s}, dir); err != nil {
+		// Not fatal: the first deployment unpacks the bundle itself.
+		e.log.Warn("keeping the checked bundle as the revision's directory", "app", r.App, "revision", r.Generation, "err", err)
+	}
 	msg := fmt.Sprintf("revision %d from %s", r.Generation, in.Bundle)
 	fields := map[string]any{"generation": r.Generation, "source": r.Source, "message": r.Message}
 	switch {

@@ -153,6 +153,7 @@ func (e *Engine) pruned(rev store.Revision) bool {
 // output. Its row stays in the store, so history still names it.
 func (e *Engine) pruneRevision(app string, generation int64, services []string) error {
 	dir := e.revisionDir(app, generation)
+	defer e.unpacking.Lock(dir)()
 	// The marker goes first: a crash half-way leaves a revision that is
 	// unpacked afresh, never one that looks whole and is not.
 	if err := os.Remove(dir + ".unpacked"); err != nil && !errors.Is(err, os.ErrNotExist) {

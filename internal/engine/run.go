@@ -158,6 +158,12 @@ func (e *Engine) event(ctx context.Context, app, deployment, kind, message strin
 // does what its phase asks (idempotently) and says when to look again.
 func (e *Engine) run(ctx context.Context, id string, r *runner) {
 	backoff := time.Second
+	// What a pass saw of the app's instances serves the passes that follow
+	// it at once (a phase that moves straight on to the next), for up to
+	// memoFor: a deployment of an app that starts in milliseconds goes
+	// through five phases in as many tens of milliseconds, and each would
+	// otherwise list the instances again (on Docker, a call to the engine).
+	var memo *listMemo
 	for ctx.Err() == nil {
 		s, err := e.loadState(ctx, id)
 		if err != nil {
@@ -170,7 +176,10 @@ func (e *Engine) run(ctx context.Context, id string, r *runner) {
 		if !s.d.Active() {
 			return
 		}
-		sctx, cancel := context.WithCancelCause(ctx)
+		if memo == nil || e.now().Sub(memo.since) > memoFor {
+			memo = newListMemo(e.now())
+		}
+		sctx, cancel := context.WithCancelCause(context.WithValue(ctx, listMemoKey{}, memo))
 		e.mu.Lock()
 		r.interrupt = cancel
 		e.mu.Unlock()
@@ -208,6 +217,9 @@ func (e *Engine) run(ctx context.Context, id string, r *runner) {
 			if err := e.save(ctx, s, change{}); err != nil && !errors.Is(err, store.ErrConflict) {
 				e.log.Error("recording a step that passed", "app", s.d.App, "deployment", id, "err", err)
 			}
+		}
+		if err != nil || wait > 0 {
+			memo = nil // a pause, or trouble: the next pass looks afresh
 		}
 		if wait > 0 && !e.sleep(ctx, r, wait) {
 			return
@@ -266,6 +278,9 @@ func (e *Engine) sleep(ctx context.Context, r *runner, d time.Duration) bool {
 func (e *Engine) step(ctx context.Context, s *state) (time.Duration, error) {
 	unlock := e.lockApp(s.d.App)
 	defer unlock()
+	if ctx.Value(listMemoKey{}) == nil {
+		ctx = withListMemo(ctx)
+	}
 	if s.det.Abort != "" && s.d.Phase != PhaseRollingBack {
 		return 0, e.beginRollback(ctx, s, s.det.Abort)
 	}

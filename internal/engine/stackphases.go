@@ -60,7 +60,8 @@ func (e *Engine) startStack(ctx context.Context, s *state) (wait time.Duration, 
 			if err := e.reportHealthWait(ctx, s, targets); err != nil {
 				return 0, false, err
 			}
-			return min(e.opts.Tick, validateLook), false, nil
+			began := s.d.Deadlines[deadlineStartup].Add(-m.Health.StartupTimeout.D())
+			return min(e.opts.Tick, validateLook(e.now().Sub(began))), false, nil
 		}
 		s.det.HealthyServices = append(s.det.HealthyServices, m.Name)
 		delete(s.d.Deadlines, deadlineStartup)

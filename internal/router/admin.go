@@ -132,7 +132,7 @@ func (r *Router) putRoutes(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	cfg.Admin, cfg.AdminToken = cur.Admin, cur.AdminToken
-	gen, err := r.Apply(cfg)
+	gen, err := r.applyOwned(cfg)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{"rejected", err.Error()})
 		return

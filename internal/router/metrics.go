@@ -70,7 +70,10 @@ type slot struct {
 // metrics accumulates what one fleet or one target served. Recording is lock-free;
 // the rare reset of a slot at the turn of a second takes a mutex.
 type metrics struct {
-	slots   [windowSlots]slot
+	// slots are allocated at the first record: they take about 250 KB,
+	// and a router in front of a thousand apps holds two metrics per
+	// target and per fleet, most of which may never see a request.
+	slots   atomic.Pointer[[windowSlots]slot]
 	resetMu sync.Mutex
 
 	classes   [6]atomic.Uint64
@@ -92,7 +95,7 @@ func statusClass(code int) int {
 
 func (m *metrics) record(now time.Time, status int, d time.Duration, in, out int64) {
 	sec := now.Unix()
-	s := &m.slots[sec%windowSlots]
+	s := &m.window1s()[sec%windowSlots]
 	if s.sec.Load() != sec {
 		m.resetSlot(s, sec)
 	}
@@ -116,7 +119,7 @@ func (m *metrics) record(now time.Time, status int, d time.Duration, in, out int
 // upgraded connection carried.
 func (m *metrics) addBytes(now time.Time, in, out int64) {
 	sec := now.Unix()
-	s := &m.slots[sec%windowSlots]
+	s := &m.window1s()[sec%windowSlots]
 	if s.sec.Load() != sec {
 		m.resetSlot(s, sec)
 	}
@@ -124,6 +127,21 @@ func (m *metrics) addBytes(now time.Time, in, out int64) {
 	s.out.Add(uint64(out))
 	m.in.Add(uint64(in))
 	m.out.Add(uint64(out))
+}
+
+// window1s returns the one-second slots, allocating them the first time.
+func (m *metrics) window1s() *[windowSlots]slot {
+	if p := m.slots.Load(); p != nil {
+		return p
+	}
+	m.resetMu.Lock()
+	defer m.resetMu.Unlock()
+	if p := m.slots.Load(); p != nil {
+		return p
+	}
+	p := new([windowSlots]slot)
+	m.slots.Store(p)
+	return p
 }
 
 func (m *metrics) resetSlot(s *slot, sec int64) {
@@ -208,9 +226,13 @@ func (m *metrics) windowLat(now time.Time, d time.Duration) (WindowStats, [latBu
 	var classes [6]uint64
 	var lat [latBuckets]uint64
 	var ws WindowStats
+	slots := m.slots.Load()
+	if slots == nil {
+		secs = 0 // nothing recorded yet
+	}
 	for i := range min(secs, windowSlots) {
 		sec := last - i
-		s := &m.slots[sec%windowSlots]
+		s := &slots[sec%windowSlots]
 		if s.sec.Load() != sec {
 			continue
 		}

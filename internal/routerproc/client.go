@@ -121,6 +121,11 @@ func (c *Client) PutRoutes(ctx context.Context, cfg router.Config) (uint64, erro
 	if err != nil {
 		return 0, fmt.Errorf("encoding the routing table: %w", err)
 	}
+	return c.putRoutesJSON(ctx, body)
+}
+
+// putRoutesJSON is PutRoutes of a table already encoded in JSON.
+func (c *Client) putRoutesJSON(ctx context.Context, body []byte) (uint64, error) {
 	var out struct {
 		Generation uint64 `json:"generation"`
 	}

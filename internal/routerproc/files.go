@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"go.yaml.in/yaml/v3"
-
 	"bluegreen/internal/router"
 )
 
@@ -17,46 +15,30 @@ import (
 const routeFileHeader = "# The last routing table pushed to the router by bluegreen server.\n" +
 	"# A router restarted after a crash starts from it; the next push replaces it.\n"
 
-// encodeRouteFile writes the table as a route file. The JSON form leaves empty
-// fields out (the YAML tags have no omitempty); YAML reads JSON, and re-encoding
-// the parsed node in block style keeps the keys in their order and the file
-// readable.
+// encodeRouteFile writes the table as a route file, in JSON: YAML reads
+// JSON, and the JSON form leaves empty fields out (the YAML tags have no
+// omitempty). The file is written before every push, with every app's
+// routes in it: in YAML's block style, a table of a thousand apps took the
+// server a tenth of a second to write each time, in JSON a few
+// milliseconds.
 func encodeRouteFile(cfg *router.Config) ([]byte, error) {
 	js, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the routing table: %w", err)
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(js, &doc); err != nil {
-		return nil, fmt.Errorf("re-reading the routing table: %w", err)
-	}
-	blockStyle(&doc)
-	var buf bytes.Buffer
-	buf.WriteString(routeFileHeader)
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, fmt.Errorf("encoding the route file: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("encoding the route file: %w", err)
-	}
-	return buf.Bytes(), nil
+	return routeFile(js)
 }
 
-func blockStyle(n *yaml.Node) {
-	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
-		// Empty collections stay in flow style: "apps: {}" reads better than nothing.
-		if len(n.Content) > 0 {
-			n.Style = 0
-		}
+// routeFile is the route file of a table already encoded in JSON.
+func routeFile(js []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(routeFileHeader) + len(js)*2)
+	buf.WriteString(routeFileHeader)
+	if err := json.Indent(&buf, js, "", "  "); err != nil {
+		return nil, fmt.Errorf("encoding the routing table: %w", err)
 	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
-		n.Style = 0 // let the encoder quote only what needs it
-	}
-	for _, c := range n.Content {
-		blockStyle(c)
-	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
 }
 
 // writeFileAtomic replaces path with data so that a crash at any moment leaves

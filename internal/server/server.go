@@ -312,7 +312,7 @@ func Run(ctx context.Context, o Options) (err error) {
 			}
 			return names, err
 		},
-		Fleets: eng.Fleets, Logger: log.With("part", "sampler"),
+		Fleets: eng.Fleets, AllFleets: eng.AllFleets, Logger: log.With("part", "sampler"),
 	})
 	sctx, stopSampler := context.WithCancel(ctx)
 	samplerDone := make(chan struct{})

@@ -36,24 +36,38 @@ func crashChild(dir string) error {
 	if err != nil {
 		return err
 	}
-	// Lines go straight to the pipe, unbuffered: a line is only written
-	// after the commit it reports, so a killed child can never claim more
-	// than it did.
+	// Several writers at once, so that updates commit together in one
+	// transaction as they do with many deployments.
+	errs := make(chan error, len(crashApps))
+	for _, app := range crashApps {
+		go func() { errs <- crashWriter(ctx, s, app) }()
+	}
+	return <-errs
+}
+
+// crashApps are the apps the child's writers update, one writer each.
+var crashApps = []string{"crash", "crash-1", "crash-2", "crash-3"}
+
+// crashWriter updates one app's deployments until the child is killed.
+func crashWriter(ctx context.Context, s *Store, app string) error {
+	// Lines go straight to the pipe, unbuffered, each in one write: a line
+	// is only written after the commit it reports, so a killed child can
+	// never claim more than it did.
 	report := func(format string, args ...any) { fmt.Fprintf(os.Stdout, format+"\n", args...) }
-	if _, err := s.GetRevision(ctx, "crash", 1); err != nil {
-		if _, err := s.CreateRevision(ctx, Revision{App: "crash", Source: "bundle:sha256:00"}); err != nil {
+	if _, err := s.GetRevision(ctx, app, 1); err != nil {
+		if _, err := s.CreateRevision(ctx, Revision{App: app, Source: "bundle:sha256:00"}); err != nil {
 			return err
 		}
 	}
-	d, err := s.ActiveDeployment(ctx, "crash")
+	d, err := s.ActiveDeployment(ctx, app)
 	for i := 0; ; i++ {
 		if err != nil { // no active deployment: start one
 			var ev Event
 			err = s.Update(ctx, func(tx *Tx) error {
-				if d, err = tx.CreateDeployment(ctx, Deployment{App: "crash", ToGeneration: 1, Phase: "Pending"}); err != nil {
+				if d, err = tx.CreateDeployment(ctx, Deployment{App: app, ToGeneration: 1, Phase: "Pending"}); err != nil {
 					return err
 				}
-				ev, err = tx.AppendEvent(ctx, Event{App: "crash", DeploymentID: d.ID, Kind: "write", Fields: map[string]any{"version": 1}})
+				ev, err = tx.AppendEvent(ctx, Event{App: app, DeploymentID: d.ID, Kind: "write", Fields: map[string]any{"version": 1}})
 				return err
 			})
 			if err != nil {
@@ -73,7 +87,7 @@ func crashChild(dir string) error {
 			if next, err = tx.UpdateDeployment(ctx, next); err != nil {
 				return err
 			}
-			ev, err = tx.AppendEvent(ctx, Event{App: "crash", DeploymentID: d.ID, Kind: "write",
+			ev, err = tx.AppendEvent(ctx, Event{App: app, DeploymentID: d.ID, Kind: "write",
 				Fields: map[string]any{"version": next.Version}})
 			return err
 		})
@@ -196,7 +210,16 @@ func verifyAfterCrash(t *testing.T, dir string, writes []reportedWrite) {
 	}
 	// Each transaction bumped a version and appended one event: the two
 	// must agree for every deployment, whatever moment the kill hit.
-	deps, err := s.ListDeployments(ctx, "crash", false, 0)
+	for _, app := range crashApps {
+		verifyApp(t, s, app)
+	}
+}
+
+// verifyApp checks one app's deployments against their events.
+func verifyApp(t *testing.T, s *Store, app string) {
+	t.Helper()
+	ctx := context.Background()
+	deps, err := s.ListDeployments(ctx, app, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +237,6 @@ func verifyAfterCrash(t *testing.T, dir string, writes []reportedWrite) {
 		}
 	}
 	if active > 1 {
-		t.Fatalf("%d active deployments after crash", active)
+		t.Fatalf("%d active deployments of %s after crash", active, app)
 	}
 }

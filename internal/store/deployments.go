@@ -200,12 +200,8 @@ func (s *Store) ActiveDeployment(ctx context.Context, app string) (Deployment, e
 // is not empty, only active ones when activeOnly, at most limit (all when
 // limit <= 0). A restarted engine lists the active ones to resume them.
 func (s *Store) ListDeployments(ctx context.Context, app string, activeOnly bool, limit int) ([]Deployment, error) {
-	if limit <= 0 {
-		limit = -1
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deploymentCols+` FROM deployments
-		WHERE (? = '' OR app = ?) AND (? = 0 OR outcome = '')
-		ORDER BY created_at DESC, id DESC LIMIT ?`, app, app, activeOnly, limit)
+	query, args := deploymentsQuery(app, activeOnly, limit)
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing deployments: %w", err)
 	}
@@ -224,8 +220,65 @@ func (s *Store) ListDeployments(ctx context.Context, app string, activeOnly bool
 	return out, nil
 }
 
+// LatestDeployments returns every app's latest deployment, by app, in one
+// read: the active one where there is one (an app starts no deployment
+// while one is active), else the last that ended. Apps never deployed are
+// missing.
+func (s *Store) LatestDeployments(ctx context.Context) (map[string]Deployment, error) {
+	rows, err := s.r.QueryContext(ctx, latestQuery)
+	if err != nil {
+		return nil, fmt.Errorf("listing the latest deployments: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]Deployment{}
+	for rows.Next() {
+		d, err := scanDeployment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing the latest deployments: %w", err)
+		}
+		out[d.App] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing the latest deployments: %w", err)
+	}
+	return out, nil
+}
+
+// latestQuery looks up each app's latest deployment by the index on
+// (app, created_at): one seek per app.
+const latestQuery = `SELECT ` + deploymentColsOf + ` FROM apps a JOIN deployments d ON d.id = (
+	SELECT id FROM deployments WHERE app = a.name ORDER BY created_at DESC, id DESC LIMIT 1)`
+
+// deploymentsQuery is ListDeployments' statement: one per case, each with
+// a plain WHERE, because a condition that also holds when no app is given
+// leaves SQLite no index to use, and every call would read every
+// deployment of every app.
+func deploymentsQuery(app string, activeOnly bool, limit int) (string, []any) {
+	if limit <= 0 {
+		limit = -1
+	}
+	var where string
+	var args []any
+	switch {
+	case app != "" && activeOnly:
+		where, args = `app = ? AND outcome = ''`, []any{app}
+	case app != "":
+		where, args = `app = ?`, []any{app}
+	case activeOnly:
+		where = `outcome = ''`
+	default:
+		where = `1`
+	}
+	return `SELECT ` + deploymentCols + ` FROM deployments WHERE ` + where +
+		` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, limit)
+}
+
 const deploymentCols = `id, app, from_generation, to_generation, phase, step, deadlines, details, outcome, reason,
 	created_at, updated_at, finished_at, version`
+
+// deploymentColsOf are deploymentCols of the table named d.
+const deploymentColsOf = `d.id, d.app, d.from_generation, d.to_generation, d.phase, d.step, d.deadlines, d.details,
+	d.outcome, d.reason, d.created_at, d.updated_at, d.finished_at, d.version`
 
 func getDeployment(ctx context.Context, q querier, id string) (Deployment, error) {
 	d, err := scanDeployment(q.QueryRowContext(ctx, `SELECT `+deploymentCols+` FROM deployments WHERE id = ?`, id))

@@ -81,11 +81,8 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]Event, error) 
 	if limit <= 0 {
 		limit = defaultEventLimit
 	}
-	rows, err := s.r.QueryContext(ctx, `
-		SELECT seq, time, app, deployment_id, kind, message, fields FROM events
-		WHERE seq > ? AND (? = '' OR app = ?) AND (? = '' OR deployment_id = ?)
-		ORDER BY seq LIMIT ?`,
-		f.AfterSeq, f.App, f.App, f.DeploymentID, f.DeploymentID, limit)
+	query, args := eventsQuery(f, limit)
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing events: %w", err)
 	}
@@ -108,6 +105,24 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]Event, error) 
 		return nil, fmt.Errorf("listing events: %w", err)
 	}
 	return out, nil
+}
+
+// eventsQuery is ListEvents' statement: a plain WHERE per filter, so that
+// SQLite reads an app's or a deployment's events by their index, not every
+// event after AfterSeq.
+func eventsQuery(f EventFilter, limit int) (string, []any) {
+	where, args := `seq > ?`, []any{f.AfterSeq}
+	switch {
+	case f.DeploymentID != "":
+		where, args = `deployment_id = ? AND seq > ?`, []any{f.DeploymentID, f.AfterSeq}
+		if f.App != "" {
+			where, args = where+` AND app = ?`, append(args, f.App)
+		}
+	case f.App != "":
+		where, args = `app = ? AND seq > ?`, []any{f.App, f.AfterSeq}
+	}
+	return `SELECT seq, time, app, deployment_id, kind, message, fields FROM events WHERE ` + where +
+		` ORDER BY seq LIMIT ?`, append(args, limit)
 }
 
 // EventsAppended returns a channel closed at the next commit that appends

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -81,6 +82,13 @@ type Store struct {
 
 	lock   *dirLock
 	events *notifier
+
+	// Writes asked for while another transaction commits wait in queue
+	// and commit together in the next (see Update); committing is held by
+	// the caller that runs it.
+	committing sync.Mutex
+	queueMu    sync.Mutex
+	queue      []*write
 
 	closeOnce sync.Once
 	closeErr  error
@@ -193,38 +201,199 @@ func (s *Store) Close() error {
 // commit or roll back together.
 type Tx struct {
 	s        *Store
-	tx       *sql.Tx
+	tx       batchTx
 	appended bool // events were appended: wake waiters after commit
 }
 
 // Update runs fn in one write transaction, committing when fn returns nil.
 // Do not call other Store methods from fn: writes are serialized and would
 // wait for fn forever.
+//
+// Updates asked for while a transaction commits go together in the next
+// one, each in a savepoint of its own: an update whose fn fails (or
+// panics) is rolled back alone, the others commit, and all of them with a
+// single sync of the log to disk. Each returns once its work is durable.
+// With many deployments at once, a commit each would make them wait in
+// line for the disk, one sync after another.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
-	sqlTx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("beginning transaction: %w", err)
+	w := &write{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.queueMu.Lock()
+	s.queue = append(s.queue, w)
+	s.queueMu.Unlock()
+
+	for {
+		s.committing.Lock()
+		select {
+		case err := <-w.done: // committed by a caller before
+			s.committing.Unlock()
+			return w.result(err)
+		default:
+		}
+		s.queueMu.Lock()
+		batch := s.queue[:min(len(s.queue), maxBatch)]
+		s.queue = s.queue[len(batch):]
+		s.queueMu.Unlock()
+		s.commit(batch)
+		s.committing.Unlock()
 	}
-	tx := &Tx{s: s, tx: sqlTx}
+}
+
+// maxBatch bounds the updates one transaction carries.
+const maxBatch = 256
+
+// write is one Update waiting for its transaction.
+type write struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan error // receives the outcome once
+	// panicked is what fn panicked with, for Update to panic with again
+	// in its caller's goroutine.
+	panicked any
+}
+
+// result is the outcome Update returns, or panics with.
+func (w *write) result(err error) error {
+	if w.panicked != nil {
+		panic(w.panicked)
+	}
+	return err
+}
+
+// commit runs a batch of updates in one transaction, each in a savepoint,
+// and tells each its outcome. The caller holds s.committing.
+func (s *Store) commit(batch []*write) {
+	if len(batch) == 0 {
+		return
+	}
+	// The transaction serves several callers: no one's context ends it.
+	sqlTx, err := s.w.BeginTx(context.WithoutCancel(batch[0].ctx), nil)
+	if err != nil {
+		for _, w := range batch {
+			w.done <- fmt.Errorf("beginning transaction: %w", err)
+		}
+		return
+	}
 	committed := false
 	defer func() {
-		// Also on panic: a transaction left open would hold the only
-		// write connection forever.
+		// A transaction left open would hold the only write connection
+		// forever.
 		if !committed {
 			_ = sqlTx.Rollback()
 		}
 	}()
-	if err := fn(tx); err != nil {
-		return err
+	outcome := make([]error, len(batch))
+	appended, kept := false, 0
+	var broken error // the transaction's state is unknown: none of it commits
+	ran := len(batch)
+	for i, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			outcome[i] = err
+			continue
+		}
+		tx := &Tx{s: s, tx: batchTx{sqlTx}}
+		outcome[i], broken = s.inSavepoint(sqlTx, w, tx)
+		if broken != nil {
+			ran = i + 1
+			break
+		}
+		if outcome[i] == nil {
+			appended = appended || tx.appended
+			kept++
+		}
+	}
+	switch {
+	case broken != nil:
+		// A savepoint that could not be rolled back or released may
+		// have left a failed update's writes in place, or SQLite may have
+		// rolled back the whole transaction and run what followed on its
+		// own: commit nothing.
+		err = sqlTx.Rollback()
+		err = fmt.Errorf("the transaction was abandoned: %w", errors.Join(broken, err))
+	case kept > 0:
+		err = sqlTx.Commit()
+		if err != nil {
+			err = fmt.Errorf("committing: %w", err)
+		}
+	default:
+		err = sqlTx.Rollback()
+		if err != nil {
+			err = fmt.Errorf("rolling back: %w", err)
+		}
 	}
 	committed = true
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("committing: %w", err)
+	if ran < len(batch) {
+		// Those not yet run go first in the next transaction.
+		s.queueMu.Lock()
+		s.queue = append(slices.Clone(batch[ran:]), s.queue...)
+		s.queueMu.Unlock()
+		batch = batch[:ran]
 	}
-	if tx.appended {
+	for i, w := range batch {
+		if err != nil && (outcome[i] == nil || broken != nil) {
+			outcome[i] = errors.Join(outcome[i], err)
+		}
+		w.done <- outcome[i]
+	}
+	if appended && err == nil {
 		s.events.wake()
 	}
-	return nil
+}
+
+// inSavepoint runs w's fn in a savepoint of sqlTx, rolled back when fn
+// fails or panics (the panic is kept for w's caller). It returns fn's
+// outcome, and broken when the savepoint could not be set, rolled back or
+// released: the transaction can then no longer be trusted.
+func (s *Store) inSavepoint(sqlTx *sql.Tx, w *write, tx *Tx) (err, broken error) {
+	if _, err := sqlTx.Exec("SAVEPOINT upd"); err != nil {
+		return err, fmt.Errorf("setting a savepoint: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			w.panicked = p
+			err = fmt.Errorf("update panicked: %v", p)
+		}
+		if err != nil {
+			if _, rerr := sqlTx.Exec("ROLLBACK TO upd"); rerr != nil {
+				broken = fmt.Errorf("rolling back a failed update: %w", rerr)
+			}
+		}
+		if _, rerr := sqlTx.Exec("RELEASE upd"); rerr != nil && broken == nil {
+			broken = fmt.Errorf("releasing a savepoint: %w", rerr)
+		}
+	}()
+	return w.fn(tx), nil
+}
+
+// batchTx is the transaction a batch of updates shares. Its statements
+// run without their caller's cancellation: SQLite answers a write
+// interrupted inside a transaction by rolling back all of it, the other
+// callers' work with it. A caller whose context has ended gets its error
+// before its next statement instead.
+type batchTx struct{ tx *sql.Tx }
+
+// ExecContext runs a statement unless ctx has ended.
+func (b batchTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return b.tx.ExecContext(context.WithoutCancel(ctx), query, args...)
+}
+
+// QueryContext runs a query unless ctx has ended.
+func (b batchTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return b.tx.QueryContext(context.WithoutCancel(ctx), query, args...)
+}
+
+// QueryRowContext runs a query unless ctx has ended.
+func (b batchTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if ctx.Err() != nil {
+		// database/sql answers an ended context before the driver sees it.
+		return b.tx.QueryRowContext(ctx, query, args...)
+	}
+	return b.tx.QueryRowContext(context.WithoutCancel(ctx), query, args...)
 }
 
 // querier is what reads need from a *sql.DB or a *sql.Tx.

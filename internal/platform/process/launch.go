@@ -27,6 +27,7 @@ func (p *Platform) Launch(ctx context.Context, s platform.InstanceSpec) (platfor
 	}
 	unlock := p.lockID(s.ID)
 	defer unlock()
+	defer p.track(s.ID)
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
@@ -95,7 +96,7 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 	if stopSignal == "" {
 		stopSignal = "SIGTERM"
 	}
-	return p.runShim(ctx, shimConfig{
+	rec, err := p.runShim(ctx, shimConfig{
 		Record: record{
 			ID: s.ID, App: s.App, Revision: s.Revision, Fleet: s.Fleet, Service: s.Service, Index: s.Index,
 			Host: p.opts.Host, Port: port, StopSignal: stopSignal, StopTimeout: s.StopTimeout,
@@ -104,6 +105,10 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 		RecordPath: p.files.recordPath(s.ID), ExitPath: p.files.exitPath(s.ID),
 		LogPath: p.files.logPath(s.ID), LogMaxBytes: p.opts.LogMaxBytes, LogKeep: p.opts.LogKeep,
 	})
+	if err == nil {
+		p.index(rec) // before the port is released: the record now holds it
+	}
+	return rec, err
 }
 
 // runShim starts the shim in a session of its own, hands it the

@@ -26,6 +26,7 @@ func (p *Platform) Logs(ctx context.Context, id string, opts platform.LogOptions
 	if t == nil {
 		return nil, fmt.Errorf("logs of instance %s: %w", id, platform.ErrNotFound)
 	}
+	t.fresh(ctx) // a quiet instance's tailer may be between two reads
 	snap, f := t.snapshot(opts.Tail, opts.Follow)
 	if !opts.Follow {
 		return io.NopCloser(bytes.NewReader(snap)), nil
@@ -127,7 +128,7 @@ func (p *Platform) ensureTailer(id string, rec record) *tailer {
 		close(t.done)
 		return t
 	}
-	finished := func() bool { p.reap(); return !alive(rec.ShimPID, rec.ShimStartTicks) }
+	finished := func() bool { return !alive(rec.ShimPID, rec.ShimStartTicks) } // a zombie is gone
 	p.wg.Go(func() { t.run(p.ctx.Done(), p.opts.Poll, finished) })
 	return t
 }

@@ -1,14 +1,15 @@
 package process
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -63,11 +64,22 @@ type Platform struct {
 	locks    idlock.Locks // serializes Launch and Stop per ID
 	ports    *portalloc.Allocator
 	children map[int]bool       // shims this value started, not yet reaped
+	swept    time.Time          // the last sweep of all children (see reap)
 	tailers  map[string]*tailer // by instance ID
-	closed   bool
-	stop     context.CancelFunc // ends the tailers
-	ctx      context.Context
-	wg       sync.WaitGroup
+	// recs are the instance records on disk, by ID, and their IDs by app:
+	// what List reads, so that listing one app costs its own instances,
+	// not a read of every record of every app. Launch and Stop keep them
+	// as the files are (see track).
+	recs  map[string]record
+	byApp map[string]map[string]bool
+	// ports are the ports the records hold, counted (portUse) and as a
+	// set (portsHeld) for the allocator.
+	portUse   map[int]int
+	portsHeld map[int]bool
+	closed    bool
+	stop      context.CancelFunc // ends the tailers
+	ctx       context.Context
+	wg        sync.WaitGroup
 }
 
 var _ platform.Platform = (*Platform)(nil)
@@ -128,19 +140,85 @@ func New(opts Options) (*Platform, error) {
 		opts: opts, files: files, log: opts.Logger.With("platform", "process"),
 		ports: portalloc.New(opts.Host), children: map[int]bool{},
 		tailers: map[string]*tailer{}, ctx: ctx, stop: cancel,
+		recs: map[string]record{}, byApp: map[string]map[string]bool{},
+		portUse: map[int]int{}, portsHeld: map[int]bool{},
 	}
 	ids, err := files.recordIDs()
 	if err != nil {
 		return nil, fmt.Errorf("process platform: reading instance records: %w", err)
 	}
 	for _, id := range ids {
-		if rec, err := files.readRecord(id); err == nil {
-			running := alive(rec.PID, rec.StartTicks)
-			p.log.Info("found instance", "instance", id, "pid", rec.PID, "running", running)
-			p.ensureTailer(id, rec)
+		rec, err := files.readRecord(id)
+		if err != nil {
+			// Launch and Stop of the ID say so again, to whoever asks.
+			p.log.Warn("unreadable instance record", "instance", id, "err", err)
+			continue
 		}
+		p.index(rec)
+		running := alive(rec.PID, rec.StartTicks)
+		p.log.Info("found instance", "instance", id, "pid", rec.PID, "running", running)
+		p.ensureTailer(id, rec)
 	}
 	return p, nil
+}
+
+// index adds rec to the records List reads.
+func (p *Platform) index(rec record) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.recs[rec.ID]; ok {
+		p.releasePortLocked(old.Port)
+	}
+	p.recs[rec.ID] = rec
+	p.portUse[rec.Port]++
+	p.portsHeld[rec.Port] = true
+	ids := p.byApp[rec.App]
+	if ids == nil {
+		ids = map[string]bool{}
+		p.byApp[rec.App] = ids
+	}
+	ids[rec.ID] = true
+}
+
+// unindex drops id from the records List reads.
+func (p *Platform) unindex(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rec, ok := p.recs[id]
+	if !ok {
+		return
+	}
+	delete(p.recs, id)
+	p.releasePortLocked(rec.Port)
+	if ids := p.byApp[rec.App]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(p.byApp, rec.App)
+		}
+	}
+}
+
+// releasePortLocked counts one record less holding port.
+func (p *Platform) releasePortLocked(port int) {
+	if p.portUse[port]--; p.portUse[port] <= 0 {
+		delete(p.portUse, port)
+		delete(p.portsHeld, port)
+	}
+}
+
+// track makes the index say what the disk says of id, after a Launch or a
+// Stop, whichever way it ended (a shim that wrote its record before the
+// launch failed leaves an instance List must show). The caller holds id's
+// lock. A record that cannot be read is left out, as if it were not there:
+// Launch and Stop read it again and say what is wrong with it.
+func (p *Platform) track(id string) {
+	rec, err := p.files.readRecord(id)
+	if err != nil {
+		p.unindex(id)
+		return
+	}
+	p.unindex(id) // the app of a record read anew may differ
+	p.index(rec)
 }
 
 // Name returns "process".
@@ -160,29 +238,50 @@ func (p *Platform) Close() error {
 // lockID serializes operations on one instance ID.
 func (p *Platform) lockID(id string) (unlock func()) { return p.locks.Lock(id) }
 
-// allocatePort gives a launch a free port on Host, skipping the ports of the
-// instances this platform has recorded and still run.
+// allocatePort gives a launch a free port on Host, skipping the ports the
+// records hold, which the index keeps as a set: a launch costs the same
+// with ten instances or ten thousand. The port of an instance that has
+// exited is skipped too until its record goes, rather than every
+// process's state being read at every launch.
 func (p *Platform) allocatePort() (port int, release func(), err error) {
-	used := map[int]bool{}
-	ids, _ := p.files.recordIDs()
-	for _, id := range ids {
-		if rec, err := p.files.readRecord(id); err == nil && alive(rec.PID, rec.StartTicks) {
-			used[rec.Port] = true
-		}
-	}
-	return p.ports.Allocate(used)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ports.Allocate(p.portsHeld)
 }
 
+// sweepEvery bounds how often reap looks at every shim this value started.
+const sweepEvery = time.Second
+
 // reap collects the shims this value started that have exited, so they do
-// not linger as zombies while the server runs.
+// not linger as zombies while the server runs. It looks at all of them at
+// most once every sweepEvery: a zombie counts as gone everywhere (alive),
+// so collecting it can wait, and a server with thousands of instances
+// would otherwise make thousands of system calls on every List.
 func (p *Platform) reap() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if time.Since(p.swept) < sweepEvery {
+		return
+	}
+	p.swept = time.Now()
 	for pid := range p.children {
-		wpid, err := syscall.Wait4(pid, nil, syscall.WNOHANG, nil)
-		if wpid == pid || errors.Is(err, syscall.ECHILD) {
-			delete(p.children, pid)
-		}
+		p.reapLocked(pid)
+	}
+}
+
+// reapPID collects one shim this value started, if it has exited.
+func (p *Platform) reapPID(pid int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.children[pid] {
+		p.reapLocked(pid)
+	}
+}
+
+func (p *Platform) reapLocked(pid int) {
+	wpid, err := syscall.Wait4(pid, nil, syscall.WNOHANG, nil)
+	if wpid == pid || errors.Is(err, syscall.ECHILD) {
+		delete(p.children, pid)
 	}
 }
 
@@ -218,22 +317,22 @@ func (p *Platform) instance(rec record) platform.Instance {
 // is listed as running.
 func (p *Platform) List(ctx context.Context, app string) ([]platform.Instance, error) {
 	p.reap()
-	ids, err := p.files.recordIDs()
-	if err != nil {
-		return nil, fmt.Errorf("listing instances: %w", err)
+	var recs []record
+	p.mu.Lock()
+	if app == "" {
+		for _, rec := range p.recs {
+			recs = append(recs, rec)
+		}
+	} else {
+		for id := range p.byApp[app] {
+			recs = append(recs, p.recs[id])
+		}
 	}
-	out := []platform.Instance{}
-	for _, id := range ids {
-		rec, err := p.files.readRecord(id)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // stopped meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing instances: %w", err)
-		}
-		if app == "" || rec.App == app {
-			out = append(out, p.instance(rec))
-		}
+	p.mu.Unlock()
+	slices.SortFunc(recs, func(a, b record) int { return cmp.Compare(a.ID, b.ID) })
+	out := make([]platform.Instance, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, p.instance(rec))
 	}
 	return out, nil
 }

@@ -25,7 +25,7 @@ func (p *Platform) Stop(ctx context.Context, id string, grace time.Duration) err
 	}
 	unlock := p.lockID(id)
 	defer unlock()
-	p.reap()
+	defer p.track(id)
 	rec, err := p.files.readRecord(id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -46,7 +46,7 @@ func (p *Platform) Stop(ctx context.Context, id string, grace time.Duration) err
 // stopRecord ends whatever is left of rec's instance and forgets it. If ctx
 // ends during the grace period, the instance is killed at once.
 func (p *Platform) stopRecord(ctx context.Context, rec record, grace time.Duration) error {
-	shimGone := func() bool { p.reap(); return !alive(rec.ShimPID, rec.ShimStartTicks) }
+	shimGone := func() bool { p.reapPID(rec.ShimPID); return !alive(rec.ShimPID, rec.ShimStartTicks) }
 	groupGone := func() bool { return !groupExists(rec.PID) }
 	appUp := alive(rec.PID, rec.StartTicks)
 	switch {

@@ -2,6 +2,7 @@ package process
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,16 +34,25 @@ type tailer struct {
 	f   *os.File
 	ino uint64
 
-	finish chan struct{} // asks for a last read, then the end
-	done   chan struct{} // closed when the tailer has ended
+	finish chan struct{}      // asks for a last read, then the end
+	poke   chan chan struct{} // asks for a read now, closing the channel sent once done
+	done   chan struct{}      // closed when the tailer has ended
 }
+
+// idlePoll is the longest a tailer waits between two reads while its
+// instance writes nothing and nobody follows it: a server with thousands
+// of quiet instances would otherwise wake thousands of times every poll.
+// Nothing is late for it: Logs has the tailer read first (fresh), a
+// follower brings the reads back to every poll, and a read catches up
+// across rotations (the ring keeps only the last lines anyway).
+const idlePoll = 30 * time.Second
 
 func newTailer(path string, keep, lines int, redact func(string) string) *tailer {
 	if redact == nil {
 		redact = func(s string) string { return s }
 	}
 	t := &tailer{path: path, keep: keep, redact: redact, ring: newRing(lines), subs: map[*follower]bool{},
-		finish: make(chan struct{}), done: make(chan struct{})}
+		finish: make(chan struct{}), poke: make(chan chan struct{}), done: make(chan struct{})}
 	t.rebuild()
 	return t
 }
@@ -85,41 +95,89 @@ func (t *tailer) rebuild() {
 }
 
 // run reads new output every poll until finished reports that the shim is
-// gone (then it reads the rest), finish is closed, or stop is closed.
+// gone (then it reads the rest), finish is closed, or stop is closed. While
+// nothing comes and nobody follows, the reads thin out to one every
+// idlePoll; output, a follower or a poke brings them back to every poll.
 func (t *tailer) run(stop <-chan struct{}, poll time.Duration, finished func() bool) {
 	defer close(t.done)
 	defer t.end()
-	tick := time.NewTicker(poll)
-	defer tick.Stop()
+	pause := poll
+	next := time.NewTimer(pause)
+	defer next.Stop()
 	for {
+		var asked chan struct{}
 		select {
 		case <-stop:
 			return
 		case <-t.finish:
 			t.read()
 			return
-		case <-tick.C:
+		case asked = <-t.poke:
+		case <-next.C:
 		}
 		// Look at the shim first: output it wrote before exiting is then
 		// certainly in the file for the read below.
 		last := finished()
-		t.read()
+		n := t.read()
+		if asked != nil {
+			close(asked)
+		}
 		if last {
 			return
 		}
+		if n > 0 || asked != nil || t.followed() {
+			pause = poll
+		} else {
+			pause = min(pause*2, max(idlePoll, poll))
+		}
+		next.Reset(pause)
 	}
+}
+
+// fresh has the tailer read what has been written so far, and returns
+// once it has (or the tailer has ended, or ctx has).
+func (t *tailer) fresh(ctx context.Context) {
+	t.mu.Lock()
+	ended := t.ended
+	t.mu.Unlock()
+	if ended {
+		return
+	}
+	read := make(chan struct{})
+	select {
+	case t.poke <- read:
+	case <-t.done:
+		return
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-read:
+	case <-t.done:
+	case <-ctx.Done():
+	}
+}
+
+// followed says whether anyone follows the output.
+func (t *tailer) followed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.subs) > 0
 }
 
 // read feeds everything appended since the last read, following the output
 // across rotations: once the log's path names another file, the shim writes
 // no more to ours, so the rest of ours is read, then the file that came
-// after it (several rotations may have happened since the last look).
-func (t *tailer) read() {
+// after it (several rotations may have happened since the last look). It
+// returns how many bytes it read.
+func (t *tailer) read() int {
 	buf := make([]byte, 64<<10)
+	total := 0
 	drain := func() {
 		for {
 			n, err := t.f.Read(buf)
 			t.feed(buf[:n])
+			total += n
 			if n == 0 || err != nil {
 				return
 			}
@@ -130,19 +188,19 @@ func (t *tailer) read() {
 		if t.f == nil {
 			f, err := os.Open(next)
 			if err != nil {
-				return
+				return total
 			}
 			st, err := f.Stat()
 			if err != nil {
 				f.Close()
-				return
+				return total
 			}
 			t.f, t.ino = f, inode(st)
 		}
 		drain()
 		st, err := os.Stat(t.path)
 		if err != nil || inode(st) == t.ino {
-			return
+			return total
 		}
 		drain()
 		next = t.successor()

@@ -145,29 +145,39 @@
   }
 
   // ---- the apps page ----
+  // One request fills every card (GET /api/v1/status), however many apps
+  // there are; a refresh never overlaps the one before.
   function appsPage() {
-    const cards = Array.from(document.querySelectorAll('.app-card'));
-    async function refreshCard(card) {
-      const app = card.dataset.app;
+    const cards = new Map(Array.from(document.querySelectorAll('.app-card')).map((c) => [c.dataset.app, c]));
+    function fill(card, st) {
+      const d = st.deployment;
+      const last = st.last_deployment;
+      const att = attention(st, last);
+      replace(card.querySelector('.card-body'),
+        att && h('p', { class: 'attention' + (att.bad ? ' bad' : '') }, att.text),
+        h('p', {}, 'live ', st.live_revision ? 'r' + st.live_revision + ' on ' : 'none', st.live_fleet ? fleetLabel(liveRole(st)) : ''),
+        splitBar(st.fleets),
+        st.fleets.map((f) => h('p', {}, fleetLabel(roleOf(f)), ' r' + f.revision + ': ', health(f), ', ' + f.request_rate.toFixed(1) + ' req/s, ' + pct(f.error_rate) + ' errors')),
+        d ? h('p', {}, 'deploying r' + d.to_revision + ': ', h('strong', {}, d.phase), st.progress && st.progress.next ? ' — next: ' + st.progress.next : '')
+          : h('p', { class: 'muted' }, last ? 'last deployment r' + last.to_revision + ' ' + last.outcome.replace('_', ' ') + ' at ' + when(last.finished_at || last.updated_at) : 'no deployments'));
+    }
+    let running = false, again = false;
+    async function refresh() {
+      if (running) { again = true; return; }
+      running = true;
       try {
-        const [st, deps] = await Promise.all([
-          api('GET', '/api/v1/apps/' + app + '/status'),
-          api('GET', '/api/v1/apps/' + app + '/deployments'),
-        ]);
-        const d = st.deployment;
-        const att = attention(st, deps[0]);
-        replace(card.querySelector('.card-body'),
-          att && h('p', { class: 'attention' + (att.bad ? ' bad' : '') }, att.text),
-          h('p', {}, 'live ', st.live_revision ? 'r' + st.live_revision + ' on ' : 'none', st.live_fleet ? fleetLabel(liveRole(st)) : ''),
-          splitBar(st.fleets),
-          st.fleets.map((f) => h('p', {}, fleetLabel(roleOf(f)), ' r' + f.revision + ': ', health(f), ', ' + f.request_rate.toFixed(1) + ' req/s, ' + pct(f.error_rate) + ' errors')),
-          d ? h('p', {}, 'deploying r' + d.to_revision + ': ', h('strong', {}, d.phase), st.progress && st.progress.next ? ' — next: ' + st.progress.next : '')
-            : h('p', { class: 'muted' }, deps[0] ? 'last deployment r' + deps[0].to_revision + ' ' + deps[0].outcome.replace('_', ' ') + ' at ' + when(deps[0].finished_at || deps[0].updated_at) : 'no deployments'));
+        const ov = await api('GET', '/api/v1/status');
+        for (const st of ov.apps) {
+          const card = cards.get(st.name);
+          if (card) fill(card, st);
+        }
       } catch (e) {
-        replace(card.querySelector('.card-body'), h('p', { class: 'bad' }, e.message));
+        for (const card of cards.values()) replace(card.querySelector('.card-body'), h('p', { class: 'bad' }, e.message));
+      } finally {
+        running = false;
+        if (again) { again = false; refresh(); }
       }
     }
-    const refresh = () => cards.forEach(refreshCard);
     refresh();
     const soon = debounce(refresh, 300);
     follow({}, (ev) => { if (ev.app) soon(); }, (s) => { $('conn-state').textContent = s === 'live' ? 'Updating live.' : 'Reconnecting to the event stream…'; });
