@@ -29,8 +29,9 @@ type lconn struct {
 	inOff      bool // not polled for reading
 	outOn      bool // polled for writing
 	closed     bool
-	lost       bool // the client went away while a request was in flight
-	headSince  int64
+	lost       bool  // the client went away while a request was in flight
+	headSince  int64 // when the head of the next request began to arrive; 0 when none is arriving
+	bodySince  int64 // when the head of the next request arrived, while its body has not all arrived
 	lastActive int64
 	reqBuf     []byte // the upstream request of the exchange, reused
 	xs         lexch  // the exchange, reused
@@ -114,11 +115,19 @@ func (lp *loop) serveClient(c *lconn) {
 				c.headSince = lp.nowNs
 			}
 			return
+		case headBody:
+			// The head is here and its body on its way; a body slower than
+			// loopBodyWait is left to the fasthttp path (see sweep).
+			c.headSince = 0
+			if c.bodySince == 0 {
+				c.bodySince = lp.nowNs
+			}
+			return
 		case headOther:
 			lp.handover(c)
 			return
 		}
-		c.headSince = 0
+		c.headSince, c.bodySince = 0, 0
 		if !lp.start(c) {
 			lp.handover(c)
 			return
@@ -248,11 +257,13 @@ type lexch struct {
 	pin      bool
 	head     bool
 	reqID    string
-	req      []byte // the request as sent upstream, kept for a retry
+	req      []byte // the request as sent upstream, body included, kept for a retry
+	in       int64  // bytes of the request body
 	start    time.Time
 	tries    int
 	fresh    bool
 	reused   bool
+	replay   bool // replayable: idempotent and without a body, so it may be sent again
 	status   int
 	out      int64
 	mode     int
@@ -326,15 +337,20 @@ func (lp *loop) start(c *lconn) bool {
 	}
 	if code != 0 {
 		r.unrouted.Add(1)
-		lp.consume(c, h.size)
+		if h.length > 0 {
+			// As on the fasthttp path: a refused request with a body ends its connection.
+			c.closeAfter = true
+		}
+		lp.consume(c, h.size+h.length)
 		lp.answerPlain(c, tbl, reqID, code, msg)
 		return true
 	}
 	x := &c.xs
-	*x = lexch{c: c, tbl: tbl, f: f, pin: pin, reqID: reqID, head: string(h.method) == "HEAD", start: start}
+	*x = lexch{c: c, tbl: tbl, f: f, pin: pin, reqID: reqID, head: string(h.method) == "HEAD", start: start,
+		in: int64(h.length), replay: h.length == 0 && idempotent(h.method)}
 	x.req = lp.requestHead(x, h, b, c.reqBuf[:0])
 	c.reqBuf = x.req
-	lp.consume(c, h.size)
+	lp.consume(c, h.size+h.length)
 	c.x = x
 	f.stats.inflight.Add(1)
 	lp.attempt(x, t)
@@ -406,14 +422,22 @@ func (lp *loop) requestHead(x *lexch, h *reqHead, b, w []byte) []byte {
 	w = append(w, x.tbl.reqID...)
 	w = append(w, ": "...)
 	w = append(w, x.reqID...)
+	switch {
+	case h.length > 0:
+		w = append(w, "\r\nContent-Length: "...)
+		w = strconv.AppendInt(w, int64(h.length), 10)
+	case needsLength(h.method):
+		w = append(w, "\r\nContent-Length: 0"...)
+	}
 	w = append(w, "\r\n\r\n"...)
-	return w
+	// The body is read whole before the request starts, so it leaves with the head.
+	return append(w, b[h.size:h.size+h.length]...)
 }
 
 // skipRequestField is skipRequestHeader for field names as the client wrote them.
 func skipRequestField(k []byte, tbl *table) bool {
 	for _, name := range [...]string{"Host", "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
+		"Proxy-Authorization", "Te", "Trailer", "Content-Length", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
 		if asciiEqualFold(k, name) {
 			return true
 		}
@@ -471,7 +495,9 @@ func (lp *loop) attempt(x *lexch, t *target) {
 	x.tries++
 	x.cur = t
 	t.stats.inflight.Add(1)
-	u, reused, err := lp.upstream(t, x.fresh)
+	// A request that cannot be sent twice does not go out on a connection the
+	// upstream has already closed.
+	u, reused, err := lp.upstream(t, x.fresh, !x.replay)
 	if err != nil {
 		t.stats.inflight.Add(-1)
 		if localDialError(err) {
@@ -536,9 +562,13 @@ func (lp *loop) account(x *lexch) {
 	}
 	end := time.Now()
 	d := end.Sub(x.start)
-	x.f.stats.record(end, x.status, d, 0, x.out)
+	var in int64
+	if x.gotHead {
+		in = x.in // a target answered: the body went upstream
+	}
+	x.f.stats.record(end, x.status, d, in, x.out)
 	if x.t != nil {
-		x.t.stats.record(end, x.status, d, 0, x.out)
+		x.t.stats.record(end, x.status, d, in, x.out)
 	}
 }
 

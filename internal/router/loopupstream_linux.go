@@ -28,8 +28,10 @@ type uconn struct {
 	connecting   bool
 	paused       bool // not read while the client catches up
 	closed       bool
+	peerDone     bool // the upstream has closed its side (or failed): not to be pooled
 	dialDeadline int64
 	lastUsed     int64
+	pooledIn     uint64 // the batch in which it was last pooled
 }
 
 // kill closes u from any goroutine: a drain's deadline.
@@ -50,17 +52,34 @@ func (u *uconn) closeIfIdle() {
 	})
 }
 
-// upstream returns a pooled connection to t or starts a new one.
-func (lp *loop) upstream(t *target, fresh bool) (*uconn, bool, error) {
+// upstream returns a pooled connection to t or starts a new one. A request
+// that cannot be sent twice (once) gets only a pooled connection known to be
+// open: one pooled before the current batch of events, which would otherwise
+// have brought its end (see closeStalePooled), or failing that one that a
+// non-blocking peek shows open.
+func (lp *loop) upstream(t *target, fresh, once bool) (*uconn, bool, error) {
 	pool := lp.idle[t]
 	for !fresh && len(pool) > 0 {
-		u := pool[len(pool)-1]
-		pool = pool[:len(pool)-1]
+		i := len(pool) - 1 // the most recently pooled, by default
+		if once && !lp.batchFull {
+			for j := i; j >= 0; j-- {
+				if pool[j].pooledIn != lp.batch {
+					i = j
+					break
+				}
+			}
+		}
+		u := pool[i]
+		pool = append(pool[:i], pool[i+1:]...)
 		lp.idle[t] = pool
-		if lp.nowNs-u.lastUsed < int64(idleConnTimeout) {
+		switch {
+		case lp.nowNs-u.lastUsed >= int64(idleConnTimeout):
+		case once && (lp.batchFull || u.pooledIn == lp.batch) && !upstreamAlive(u.fd):
+		default:
 			return u, true, nil
 		}
 		lp.closeUpstream(u)
+		pool = lp.idle[t]
 	}
 	sa := sockaddrOf(t.ap)
 	fd, err := unix.Socket(sockFamily(t.ap), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
@@ -147,11 +166,12 @@ func (lp *loop) closeUpstream(u *uconn) {
 func (lp *loop) pool(u *uconn) {
 	u.x = nil
 	u.lastUsed = lp.nowNs
+	u.pooledIn = lp.batch
 	if u.buf != nil {
 		lp.putBuf(u.buf)
 		u.buf = nil
 	}
-	if u.t.retired.Load() || len(lp.idle[u.t]) >= maxIdlePerTarget {
+	if u.peerDone || u.t.retired.Load() || len(lp.idle[u.t]) >= maxIdlePerTarget {
 		lp.closeUpstream(u)
 		return
 	}
@@ -183,6 +203,11 @@ func (u *uconn) event(ev uint32) {
 			lp.upstreamFailed(u, os.NewSyscallError("read", unix.ECONNRESET))
 		}
 		return
+	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		// The upstream's end came with (or after) what there is to read: the
+		// connection serves out its exchange and is not pooled.
+		u.peerDone = true
 	}
 	if ev&unix.EPOLLOUT != 0 && len(u.out) > 0 {
 		lp.sendRest(u)
@@ -299,6 +324,11 @@ func (lp *loop) upstreamFailed(u *uconn, err error) {
 		lp.retry(x, retryOther, failure{http.StatusBadGateway, "cannot connect to " + t.addr + ": " + shortErr(err)})
 		return
 	}
+	if !x.replay {
+		// The request may have reached the target: it is not sent again.
+		lp.fail(x, f.code, f.msg)
+		return
+	}
 	if x.reused {
 		// The target closed a kept-alive connection: the others it had pooled
 		// then, in every loop and on the fasthttp path, are most likely closed too.
@@ -308,6 +338,14 @@ func (lp *loop) upstreamFailed(u *uconn, err error) {
 	}
 	t.markSuspect()
 	lp.retry(x, retryOther, f)
+}
+
+// upstreamAlive reports whether a pooled connection is still open, by peeking
+// without blocking: nothing to read is what an idle, open connection says.
+func upstreamAlive(fd int) bool {
+	var b [1]byte
+	n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return n <= 0 && err == unix.EAGAIN
 }
 
 // onResponse handles what arrived from the upstream of an exchange.
@@ -502,7 +540,8 @@ func (lp *loop) forwardBody(x *lexch, u *uconn) {
 func (lp *loop) responseDone(x *lexch, u *uconn, reusable bool) {
 	x.u = nil
 	if !u.closed {
-		if reusable && u.n == 0 {
+		// A request not all sent (the target answered early) leaves the connection unusable.
+		if reusable && u.n == 0 && len(u.out) == 0 {
 			lp.pool(u)
 		} else {
 			lp.closeUpstream(u)

@@ -8,9 +8,10 @@ import (
 // The event loop (loop_linux.go) serves the plain requests that make up almost
 // all traffic itself, and hands every other connection to the fasthttp server
 // before it acts on a single byte. This file holds its parsing: a strict reader
-// of request heads that says "plain" only when the head is one the loop forwards
-// exactly as the fasthttp path would, a reader of response heads, and a scanner
-// of chunked bodies. They are pure functions of bytes, tested and fuzzed alone.
+// of request heads that says "plain" only when the request is one the loop
+// forwards exactly as the fasthttp path would, a reader of response heads, and
+// a scanner of chunked bodies. They are pure functions of bytes, tested and
+// fuzzed alone.
 
 // span is a header field inside a buffer: name and value as offsets.
 type span struct{ k0, k1, v0, v1 int32 }
@@ -25,8 +26,14 @@ type reqHead struct {
 	target []byte
 	host   []byte
 	close  bool // Connection: close
+	length int  // Content-Length: the body follows the head; 0 without one
 	fields []span
 }
+
+// loopRequestMax bounds a request the loop serves, head and body together: it
+// must fit in a connection's read buffer. A longer body goes to the fasthttp
+// path, which streams it.
+const loopRequestMax = 16 << 10
 
 // lookup returns the value of the first field named name (case-insensitive).
 func (h *reqHead) lookup(b []byte, name string) []byte {
@@ -43,19 +50,23 @@ type headVerdictLoop int
 
 const (
 	headIncomplete headVerdictLoop = iota // the blank line has not arrived yet
-	headPlain                             // a GET or HEAD the loop forwards itself
+	headPlain                             // a request the loop forwards itself, its body (if any) all in b
+	headBody                              // as headPlain, but the body has not all arrived yet
 	headOther                             // anything else: the fasthttp server takes the connection
 )
 
 // parseRequestHead reads the request head at the start of b. It says headPlain
-// only for an HTTP/1.1 GET or HEAD in origin form with exactly one Host, no body
-// framing, no Expect or Upgrade, a Connection header (if any) of keep-alive or
-// close, CRLF line ends, and field names and values of plain characters. Every
-// other head, well-formed or not, is headOther: the fasthttp server and the
-// framing guard then answer it exactly as they always have.
+// (or headBody, while the body is still arriving) only for an HTTP/1.1 request
+// of a common method (loopMethod) in origin form with exactly one Host, no
+// framing but at most one Content-Length of plain digits, a body that fits
+// with its head in loopRequestMax, no Transfer-Encoding, Expect or Upgrade, a
+// Connection header (if any) of keep-alive or close, CRLF line ends, and field
+// names and values of plain characters. Every other head, well-formed or not,
+// is headOther: the fasthttp server and the framing guard then answer it
+// exactly as they always have.
 func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
 	h.fields = h.fields[:0]
-	h.host, h.close = nil, false
+	h.host, h.close, h.length = nil, false, 0
 	end := bytes.Index(b, crlfcrlf)
 	if end < 0 {
 		if len(b) >= maxHeaderBytes {
@@ -77,7 +88,7 @@ func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
 		return headOther
 	}
 	h.method = line[:sp]
-	if string(h.method) != "GET" && string(h.method) != "HEAD" {
+	if !loopMethod(h.method) {
 		return headOther
 	}
 	line = line[sp+1:]
@@ -94,7 +105,7 @@ func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
 			return headOther
 		}
 	}
-	hosts := 0
+	hosts, lengths := 0, 0
 	for len(rest) > 0 {
 		var l []byte
 		off := len(b[:end+2]) - len(rest)
@@ -123,8 +134,14 @@ func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
 		case asciiEqualFold(name, "Host"):
 			hosts++
 			h.host = value
-		case asciiEqualFold(name, "Content-Length"), asciiEqualFold(name, "Transfer-Encoding"),
-			asciiEqualFold(name, "Expect"), asciiEqualFold(name, "Upgrade"):
+		case asciiEqualFold(name, "Content-Length"):
+			// One field of plain digits; anything else is for the framing guard.
+			n, ok := plainLength(value)
+			if lengths++; !ok || lengths > 1 || n > loopRequestMax {
+				return headOther
+			}
+			h.length = int(n)
+		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"), asciiEqualFold(name, "Upgrade"):
 			return headOther
 		case asciiEqualFold(name, "Connection"):
 			for _, tok := range bytes.Split(value, []byte(",")) {
@@ -140,10 +157,34 @@ func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
 		}
 		h.fields = append(h.fields, span{int32(off), int32(off + colon), int32(off + v0), int32(off + v1)})
 	}
-	if hosts != 1 || len(h.host) == 0 {
+	if hosts != 1 || len(h.host) == 0 || h.size+h.length > loopRequestMax {
 		return headOther
 	}
+	if len(b) < h.size+h.length {
+		return headBody
+	}
 	return headPlain
+}
+
+// loopMethod reports whether the loop serves requests of method m: the methods
+// of ordinary web and API traffic. CONNECT, TRACE and the rest go to the
+// fasthttp path.
+func loopMethod(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		return true
+	}
+	return false
+}
+
+// needsLength reports whether a request of method m is sent upstream with a
+// Content-Length even when it has no body, as the fasthttp path does.
+func needsLength(m []byte) bool {
+	switch string(m) {
+	case "POST", "PUT", "PATCH":
+		return true
+	}
+	return false
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
