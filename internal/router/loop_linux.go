@@ -526,7 +526,7 @@ func (lp *loop) sweep() {
 			lp.closeClient(c)
 		case c.headSince != 0 && now-c.headSince > int64(headTimeout):
 			c.closeAfter = true
-			lp.answerPlain(c, lp.e.r.table.Load(), "", http.StatusRequestTimeout, "the request did not arrive within "+headTimeout.String())
+			lp.answerPlain(c, lp.e.r.table.Load(), nil, http.StatusRequestTimeout, "the request did not arrive within "+headTimeout.String())
 			if len(c.out) == 0 {
 				lp.closeClient(c) // otherwise once the answer is out
 			}

@@ -35,6 +35,7 @@ type lconn struct {
 	lastActive int64
 	reqBuf     []byte // the upstream request of the exchange, reused
 	xs         lexch  // the exchange, reused
+	idBuf      [maxRequestID]byte
 }
 
 func (c *lconn) event(ev uint32) {
@@ -256,10 +257,10 @@ type lexch struct {
 	u        *uconn
 	pin      bool
 	head     bool
-	reqID    string
+	reqID    []byte // in the client connection's idBuf
 	req      []byte // the request as sent upstream, body included, kept for a retry
 	in       int64  // bytes of the request body
-	start    time.Time
+	start    int64  // unix nanoseconds: when the batch of events that brought the request began
 	tries    int
 	fresh    bool
 	reused   bool
@@ -283,8 +284,9 @@ func (lp *loop) start(c *lconn) bool {
 	b := c.buf
 	r := lp.e.r
 	tbl := r.table.Load()
-	start := time.Now()
-	now := start.UnixNano()
+	// The time of the batch stands for when the request arrived: one clock
+	// read less per request, and no later than the read of the request.
+	now := lp.nowNs
 	lr := tbl.listeners[c.ll.addr]
 	var a *app
 	var f *fleet
@@ -331,7 +333,7 @@ func (lp *loop) start(c *lconn) bool {
 		}
 		t = f.pickTarget(nil, now)
 	}
-	reqID := requestID(h.lookup(b, tbl.reqID))
+	reqID := appendRequestID(c.idBuf[:0], h.lookup(b, tbl.reqID))
 	if h.close {
 		c.closeAfter = true
 	}
@@ -346,7 +348,7 @@ func (lp *loop) start(c *lconn) bool {
 		return true
 	}
 	x := &c.xs
-	*x = lexch{c: c, tbl: tbl, f: f, pin: pin, reqID: reqID, head: string(h.method) == "HEAD", start: start,
+	*x = lexch{c: c, tbl: tbl, f: f, pin: pin, reqID: reqID, head: string(h.method) == "HEAD", start: now,
 		in: int64(h.length), replay: h.length == 0 && idempotent(h.method)}
 	x.req = lp.requestHead(x, h, b, c.reqBuf[:0])
 	c.reqBuf = x.req
@@ -449,7 +451,7 @@ func skipRequestField(k []byte, tbl *table) bool {
 }
 
 // answerPlain answers the client with a short text, as plainError does.
-func (lp *loop) answerPlain(c *lconn, tbl *table, reqID string, code int, msg string) int {
+func (lp *loop) answerPlain(c *lconn, tbl *table, reqID []byte, code int, msg string) int {
 	body := "bluegreen: " + msg + "\n"
 	w := lp.scratch[:0]
 	w = append(w, "HTTP/1.1 "...)
@@ -457,7 +459,7 @@ func (lp *loop) answerPlain(c *lconn, tbl *table, reqID string, code int, msg st
 	w = append(w, ' ')
 	w = append(w, http.StatusText(code)...)
 	w = append(w, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
-	if reqID != "" {
+	if len(reqID) > 0 {
 		w = append(w, tbl.reqID...)
 		w = append(w, ": "...)
 		w = append(w, reqID...)
@@ -561,7 +563,7 @@ func (lp *loop) account(x *lexch) {
 		x.t.stats.streaming.Add(-1)
 	}
 	end := time.Now()
-	d := end.Sub(x.start)
+	d := time.Duration(max(end.UnixNano()-x.start, 0))
 	var in int64
 	if x.gotHead {
 		in = x.in // a target answered: the body went upstream

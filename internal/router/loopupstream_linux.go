@@ -457,24 +457,25 @@ func (lp *loop) startResponse(x *lexch, u *uconn, h *respHead) bool {
 		w = append(w, "Connection: close\r\n"...)
 	}
 	w = append(w, "\r\n"...)
-	u.n = copy(u.buf, u.buf[h.size:u.n])
+	body := u.buf[h.size:u.n] // what came of the body with the head
 	if h.mode == bodyChunked || h.mode == bodyUntilEOF || h.sse {
 		x.stream = true
 		x.f.stats.streaming.Add(1)
 		x.t.stats.streaming.Add(1)
 	}
 	if h.mode == bodyNone {
+		u.n = copy(u.buf, body)
 		lp.scratch = w
 		lp.account(x)
 		lp.writeClient(x.c, w)
 		lp.responseDone(x, u, h.keep && u.n == 0)
 		return true
 	}
-	if h.mode == bodyLength && int64(u.n) >= h.length {
+	if h.mode == bodyLength && int64(len(body)) >= h.length {
 		// Head and whole body in one write.
-		w = append(w, u.buf[:h.length]...)
+		w = append(w, body[:h.length]...)
 		x.out = h.length
-		extra := u.n > int(h.length)
+		extra := len(body) > int(h.length)
 		u.n = 0
 		lp.scratch = w
 		lp.account(x)
@@ -482,6 +483,7 @@ func (lp *loop) startResponse(x *lexch, u *uconn, h *respHead) bool {
 		lp.responseDone(x, u, h.keep && !extra)
 		return true
 	}
+	u.n = copy(u.buf, body)
 	lp.scratch = w
 	lp.writeClient(x.c, w)
 	return false
