@@ -49,10 +49,16 @@ func newLoopEngine(r *Router) (*loopEngine, error) {
 	for range runtime.GOMAXPROCS(0) {
 		lp, err := newLoop(e)
 		if err != nil {
-			e.stop()
+			for _, lp := range e.loops {
+				unix.Close(lp.wake)
+				lp.epf.Close()
+			}
 			return nil, err
 		}
 		e.loops = append(e.loops, lp)
+	}
+	// Started once all exist: a loop reads the others' state (keepPolling).
+	for _, lp := range e.loops {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
@@ -291,9 +297,10 @@ type loop struct {
 	resp         respHead
 	events       []unix.EpollEvent
 
-	nowNs     int64  // when the current batch of events arrived
-	batch     uint64 // counts the batches of events
-	batchFull bool   // the batch may have left ready events for the next one
+	parked    atomic.Bool // waiting in Go's poller (see keepPolling)
+	nowNs     int64       // when the current batch of events arrived
+	batch     uint64      // counts the batches of events
+	batchFull bool        // the batch may have left ready events for the next one
 	nextSweep int64
 	deadline  int64 // of the epoll descriptor, for wait; set to nextSweep
 	dateSec   int64
@@ -475,12 +482,19 @@ func (lp *loop) wait() (int, error) {
 	}
 	var n int
 	var err error
+	looks := 0
 	rerr := lp.epRaw.Read(func(fd uintptr) bool {
 		// Read forgets, as it starts, whether Go's poller saw the descriptor
 		// become readable: the first look must be a real one.
+		looks++
 		n, err = rawEpollWait(int(fd), lp.events)
+		lp.parked.Store(n == 0 && err == nil)
 		return n > 0 || err != nil
 	})
+	lp.parked.Store(false)
+	if looks > 1 {
+		lp.e.keepPolling() // the loop was parked, and the poller has woken it
+	}
 	if rerr != nil {
 		if !errors.Is(rerr, os.ErrDeadlineExceeded) {
 			return 0, rerr
