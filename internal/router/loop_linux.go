@@ -394,9 +394,15 @@ func (lp *loop) registered(fd int, seq uint32) loopFD {
 	return lp.fds[fd].h
 }
 
+// modify changes what a client or upstream connection is polled for. They are
+// polled edge-triggered: an event says something new happened, so whoever
+// handles it reads (or writes) until the socket says EAGAIN, or remembers
+// that it has not. Level-triggered, epoll would check every socket it had
+// reported once more at the next wait, only to find most of them drained.
+// A change made here reports at once what is already ready.
 func (lp *loop) modify(fd int, events uint32) {
 	r := lp.fds[fd]
-	ev := unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(r.seq)}
+	ev := unix.EpollEvent{Events: events | unix.EPOLLET, Fd: int32(fd), Pad: int32(r.seq)}
 	unix.EpollCtl(lp.ep, unix.EPOLL_CTL_MOD, fd, &ev)
 }
 
@@ -622,7 +628,7 @@ func (lp *loop) adopt(c *lconn) {
 	c.lp = lp
 	c.lastActive = nanotime()
 	c.headSince = c.lastActive // the first request has headTimeout from the accept
-	if err := lp.add(c.fd, unix.EPOLLIN|unix.EPOLLRDHUP, c); err != nil {
+	if err := lp.add(c.fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET, c); err != nil {
 		c.ll.open.Add(-1)
 		unix.Close(c.fd)
 		return

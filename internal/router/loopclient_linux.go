@@ -30,6 +30,7 @@ type lconn struct {
 	outOn      bool // polled for writing
 	closed     bool
 	lost       bool  // the client went away while a request was in flight
+	peerDone   bool  // an event said the client closed its side (or failed)
 	headSince  int64 // when the head of the next request began to arrive; 0 when none is arriving
 	bodySince  int64 // when the head of the next request arrived, while its body has not all arrived
 	lastActive int64
@@ -51,44 +52,63 @@ func (c *lconn) event(ev uint32) {
 			return
 		}
 	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.peerDone = true // the end is read after the data: see readClient
+	}
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.inOff {
 		lp.readClient(c)
 	}
 }
 
+// readClient reads what the client sent. Connections are polled edge-triggered
+// (see loop.modify): it reads until the socket has nothing more (a read that
+// does not fill the buffer says so, unless the client has closed: its end is
+// then read too) or the buffer is full; in the latter case the rest is read
+// once the connection is polled for input again, which reports what is
+// already waiting.
 func (lp *loop) readClient(c *lconn) {
-	if c.buf == nil {
-		c.buf = lp.getBuf()
-	}
-	if c.n == len(c.buf) {
-		// Only while a request is in flight: more requests wait in the kernel.
-		lp.setClientPoll(c, true, c.outOn)
-		return
-	}
-	m, err := rawRead(c.fd, c.buf[c.n:])
-	if m > 0 {
-		c.n += m
-		c.lastActive = lp.nowNs
-		if c.x == nil {
-			lp.serveClient(c)
+	for !c.closed && !c.inOff {
+		if c.buf == nil {
+			c.buf = lp.getBuf()
 		}
-		return
-	}
-	if err == unix.EAGAIN || err == unix.EINTR {
-		if c.n == 0 && c.x == nil {
-			lp.putBuf(c.buf)
-			c.buf = nil
+		if c.n == len(c.buf) {
+			// Only while a request is in flight: more requests wait in the kernel.
+			lp.setClientPoll(c, true, c.outOn)
+			return
 		}
+		space := len(c.buf) - c.n
+		m, err := rawRead(c.fd, c.buf[c.n:])
+		if m > 0 {
+			c.n += m
+			c.lastActive = lp.nowNs
+			if c.x == nil {
+				lp.serveClient(c)
+			}
+			if m < space && !c.peerDone {
+				return // all there was
+			}
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			if c.n == 0 && c.x == nil {
+				lp.putBuf(c.buf)
+				c.buf = nil
+			}
+			return
+		}
+		// The client closed or failed. A request in flight runs to its end, as on
+		// the fasthttp path, and the connection is closed after it.
+		if c.x != nil {
+			c.closeAfter = true
+			lp.setClientPoll(c, true, c.outOn)
+			return
+		}
+		lp.closeClient(c)
 		return
 	}
-	// The client closed or failed. A request in flight runs to its end, as on
-	// the fasthttp path, and the connection is closed after it.
-	if c.x != nil {
-		c.closeAfter = true
-		lp.setClientPoll(c, true, c.outOn)
-		return
-	}
-	lp.closeClient(c)
 }
 
 // setClientPoll sets what a client connection is polled for.

@@ -29,6 +29,7 @@ type uconn struct {
 	paused       bool // not read while the client catches up
 	closed       bool
 	peerDone     bool // the upstream has closed its side (or failed): not to be pooled
+	full         bool // the last read filled the buffer: the socket may hold more
 	dialDeadline int64
 	lastUsed     int64
 	pooledIn     uint64 // the batch in which it was last pooled
@@ -98,7 +99,7 @@ func (lp *loop) upstream(t *target, fresh, once bool) (*uconn, bool, error) {
 		unix.Close(fd)
 		return nil, false, os.NewSyscallError("connect", err)
 	}
-	ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
+	ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET)
 	if u.connecting {
 		ev |= unix.EPOLLOUT
 	}
@@ -171,7 +172,9 @@ func (lp *loop) pool(u *uconn) {
 		lp.putBuf(u.buf)
 		u.buf = nil
 	}
-	if u.peerDone || u.t.retired.Load() || len(lp.idle[u.t]) >= maxIdlePerTarget {
+	// After a read that filled the buffer, whatever else the upstream sent
+	// (beyond the response: it broke the protocol) is not announced again.
+	if u.peerDone || u.full && !upstreamAlive(u.fd) || u.t.retired.Load() || len(lp.idle[u.t]) >= maxIdlePerTarget {
 		lp.closeUpstream(u)
 		return
 	}
@@ -260,34 +263,50 @@ func (lp *loop) resumeUpstream(u *uconn) {
 	lp.readUpstream(u)
 }
 
+// readUpstream reads what the upstream sent, until the socket has nothing more
+// (connections are polled edge-triggered, see loop.modify; as in readClient, a
+// short read says so unless the upstream has closed), the exchange is over, or
+// the client cannot take more for now.
 func (lp *loop) readUpstream(u *uconn) {
-	if u.x == nil {
-		// A pooled connection has nothing to say: the upstream closed it.
-		lp.closeUpstream(u)
+	for {
+		if u.x == nil {
+			// A pooled connection has nothing to say: the upstream closed it.
+			lp.closeUpstream(u)
+			return
+		}
+		if u.buf == nil {
+			u.buf = lp.getBuf()
+		}
+		if u.n == len(u.buf) {
+			lp.upstreamFailed(u, errors.New("response head larger than "+strconv.Itoa(loopBufSize)+" bytes"))
+			return
+		}
+		space := len(u.buf) - u.n
+		m, err := rawRead(u.fd, u.buf[u.n:])
+		if m > 0 {
+			u.n += m
+			u.full = m == space
+			x := u.x
+			lp.onResponse(u)
+			if !u.full && !u.peerDone || u.closed || u.paused || u.x != x {
+				return // all there was, or the exchange is over
+			}
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return
+		}
+		if err == nil {
+			err = io.EOF
+		} else {
+			err = os.NewSyscallError("read", err)
+		}
+		lp.upstreamFailed(u, err)
 		return
 	}
-	if u.buf == nil {
-		u.buf = lp.getBuf()
-	}
-	if u.n == len(u.buf) {
-		lp.upstreamFailed(u, errors.New("response head larger than "+strconv.Itoa(loopBufSize)+" bytes"))
-		return
-	}
-	m, err := rawRead(u.fd, u.buf[u.n:])
-	if m > 0 {
-		u.n += m
-		lp.onResponse(u)
-		return
-	}
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return
-	}
-	if err == nil {
-		err = io.EOF
-	} else {
-		err = os.NewSyscallError("read", err)
-	}
-	lp.upstreamFailed(u, err)
 }
 
 // upstreamFailed ends u after an error or its end of stream, and with it the
