@@ -10,13 +10,16 @@ go mod download
 # python3 are apps nobody here wrote (test/e2e/firsthour_test.go); prlimit
 # runs a server under a low open-files limit (test/e2e/security_api_test.go);
 # docker.io brings dockerd, containerd and runc, which the Docker platform's
-# tests start privately (internal/testdocker), never as the system's daemon.
+# tests start privately (internal/testdocker), never as the system's daemon;
+# prometheus is the real Prometheus that prometheus check rules query and
+# that scrapes the server (internal/testprom runs it in the foreground).
 missing=()
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 command -v prlimit >/dev/null || missing+=(util-linux)
 command -v dockerd >/dev/null || missing+=(docker.io)
+command -v prometheus >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing; run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
@@ -35,6 +38,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   # bring up the default bridge, which the tests never use.
   if [ -f /var/run/docker.pid ] && [[ " ${missing[*]} " == *" docker.io "* ]]; then
     kill "$(cat /var/run/docker.pid)" 2>/dev/null || true
+  fi
+  # And prometheus's, where its package could start one on port 9090: the
+  # tests run their own, on ports of their own.
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    invoke-rc.d prometheus stop >/dev/null 2>&1 || true
   fi
 fi
 

@@ -22,5 +22,5 @@ echo "== go test, then go test -race over the concurrent packages"
   go test -json -count=1 -timeout 30m ./... || true
   go test -json -count=1 -race -short -timeout 30m ./internal/router/... ./internal/store/... ./internal/params/... ./internal/artifact/... \
     ./internal/engine/... ./internal/routerproc/... ./internal/platform/... ./internal/api/... \
-    ./internal/web/... ./internal/sampler/... ./internal/auth/... ./internal/server/... ./internal/notify/... || true
+    ./internal/web/... ./internal/sampler/... ./internal/auth/... ./internal/server/... ./internal/notify/... ./internal/metrics/... || true
 } 2>&1 | bin/testsummary

@@ -30,6 +30,7 @@ type app struct {
 	started time.Time // when listening began; HELLO_FAIL_HEALTH_AFTER counts from here
 
 	requests atomic.Int64  // requests to / and /slow so far, for HELLO_ERROR_RATE
+	counts   counts        // their answers, for GET /metrics
 	stopping chan struct{} // closed when a graceful stop begins
 	sockets  sync.WaitGroup
 }
@@ -40,6 +41,7 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("/slow", a.slow)
 	mux.HandleFunc("/sse", a.sse)
 	mux.HandleFunc("/ws", a.ws)
+	mux.HandleFunc("GET /metrics", a.metrics)
 	mux.HandleFunc("/", a.hello)
 	return a.identify(mux)
 }
@@ -78,6 +80,7 @@ func (a *app) hello(w http.ResponseWriter, r *http.Request) {
 	if !wait(r.Context(), a.cfg.latency) {
 		return
 	}
+	a.counts.answered(fail)
 	if fail {
 		http.Error(w, "failing on purpose (HELLO_ERROR_RATE)", http.StatusInternalServerError)
 		return
@@ -107,6 +110,7 @@ func (a *app) slow(w http.ResponseWriter, r *http.Request) {
 	if !wait(r.Context(), d) {
 		return
 	}
+	a.counts.answered(fail)
 	if fail {
 		http.Error(w, "failing on purpose (HELLO_ERROR_RATE)", http.StatusInternalServerError)
 		return

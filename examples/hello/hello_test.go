@@ -344,6 +344,24 @@ func TestErrorRate(t *testing.T) {
 	}
 }
 
+// TestMetrics: GET /metrics counts the answers of / and /slow by status
+// code, in Prometheus's text format.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	p := start(t, "", "HELLO_ERROR_RATE=0.5")
+	p.waitListening()
+	for range 4 {
+		p.get("/")
+	}
+	p.get("/slow?ms=0")
+	p.get("/healthz")
+	res, body := p.get("/metrics")
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") ||
+		!strings.Contains(body, `hello_requests_total{code="200"} 3`+"\n") || !strings.Contains(body, `hello_requests_total{code="500"} 2`+"\n") {
+		t.Errorf("GET /metrics: %d %s\n%s", res.StatusCode, res.Header.Get("Content-Type"), body)
+	}
+}
+
 func TestLatency(t *testing.T) {
 	t.Parallel()
 	const latency = 400 * time.Millisecond

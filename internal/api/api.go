@@ -72,6 +72,11 @@ type Revision struct {
 	// Image is the image the revision runs, pinned when it was created;
 	// absent for a revision of processes.
 	Image *Image `json:"image,omitempty"`
+	// Services are a stack's services, in dependency order, and Images the
+	// images its services of containers run; both absent for an app of
+	// one service.
+	Services []string         `json:"services,omitempty"`
+	Images   map[string]Image `json:"images,omitempty"`
 }
 
 // Image is an image reference pinned to its ID (and repository digest, for
@@ -122,9 +127,12 @@ type Event struct {
 
 // Instance is one running (or exited) instance of an app.
 type Instance struct {
-	ID        string    `json:"id"`
-	Revision  int64     `json:"revision"`
-	Fleet     string    `json:"fleet"`
+	ID       string `json:"id"`
+	Revision int64  `json:"revision"`
+	Fleet    string `json:"fleet"`
+	// Service is the service of a stack it runs (absent for an app of
+	// one service).
+	Service   string    `json:"service,omitempty"`
 	Address   string    `json:"address"`
 	State     string    `json:"state"`
 	PID       int       `json:"pid,omitempty"`
@@ -178,8 +186,17 @@ func deploymentOf(d store.Deployment) Deployment {
 
 func revisionOf(r store.Revision) Revision {
 	out := Revision{App: r.App, Generation: r.Generation, Source: r.Source, Params: r.Params, Message: r.Message, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt}
-	if r.Image != nil {
+	if r.Image != nil && r.Image.ID != "" {
 		out.Image = &Image{Ref: r.Image.Ref, ID: r.Image.ID, Digest: r.Image.Digest}
+	}
+	if r.Image != nil && len(r.Image.Services) > 0 {
+		out.Images = map[string]Image{}
+		for name, img := range r.Image.Services {
+			out.Images[name] = Image{Ref: img.Ref, ID: img.ID, Digest: img.Digest}
+		}
+	}
+	if s, err := spec.Parse(r.Spec, spec.FileName); err == nil && s.IsStack() {
+		out.Services = s.StackOrder()
 	}
 	return out
 }

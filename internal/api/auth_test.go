@@ -37,6 +37,8 @@ var routeCalls = map[string]struct {
 	"GET /api/v1/events":                         {auth.Viewer, "GET", "/api/v1/events?after=0", ""},
 	"GET /api/v1/apps/{app}/status":              {auth.Viewer, "GET", "/api/v1/apps/shop/status", ""},
 	"GET /api/v1/apps/{app}/metrics":             {auth.Viewer, "GET", "/api/v1/apps/shop/metrics", ""},
+	"GET /api/v1/metrics":                        {auth.Viewer, "GET", "/api/v1/metrics", ""},
+	"GET /api/v1/prometheus/targets":             {auth.Viewer, "GET", "/api/v1/prometheus/targets", ""},
 	"GET /api/v1/params":                         {auth.Viewer, "GET", "/api/v1/params?prefix=/shop/", ""},
 	"GET /api/v1/params/{name...}":               {auth.Viewer, "GET", "/api/v1/params/shop/PLAIN", ""},
 	"PUT /api/v1/params/{name...}":               {auth.Deployer, "PUT", "/api/v1/params/shop/PLAIN", `{"value": "v"}`},

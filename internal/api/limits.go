@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -213,7 +214,9 @@ func (w *loggedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) logged(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		lw := &loggedWriter{ResponseWriter: w}
+		start := time.Now()
 		h(lw, r)
+		s.Metrics.APIRequest(r.Pattern, r.Method, cmp.Or(lw.status, http.StatusOK), time.Since(start))
 		if lw.status < 500 {
 			return
 		}

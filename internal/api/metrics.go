@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
+	"bluegreen/internal/platform"
 	"bluegreen/internal/sampler"
 )
 
@@ -56,4 +58,57 @@ func (c *Client) Metrics(ctx context.Context, app string, since time.Time) (Metr
 	}
 	err := c.doJSON(ctx, http.MethodGet, path, nil, &out)
 	return out, err
+}
+
+// prometheusMetrics answers GET /api/v1/metrics: the server's metrics and
+// the router's, in the Prometheus exposition format.
+func (s *Server) prometheusMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.Metrics == nil {
+		writeError(w, &Error{http.StatusNotFound, CodeNotFound, "this server keeps no metrics"})
+		return
+	}
+	s.Metrics.Handler().ServeHTTP(w, r)
+}
+
+// PrometheusTargets is one group of Prometheus's HTTP service discovery:
+// addresses to scrape and the labels their series get.
+type PrometheusTargets struct {
+	Targets []string          `json:"targets"`
+	Labels  map[string]string `json:"labels"`
+}
+
+// prometheusTargets answers GET /api/v1/prometheus/targets for a
+// Prometheus's http_sd_configs: every running instance of every app, one
+// group each, labelled with its app, fleet (the slot, as the router's
+// metrics label it), revision and instance ID, so that an app's own
+// metrics can be queried like the router's.
+func (s *Server) prometheusTargets(w http.ResponseWriter, r *http.Request) {
+	apps, err := s.Store.ListApps(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := []PrometheusTargets{}
+	for _, a := range apps {
+		ins, err := s.Engine.Instances(r.Context(), a.Name)
+		if err != nil {
+			// One app's platform being down (a Docker engine) leaves the
+			// others' targets in the answer.
+			s.log().Warn("listing instances for Prometheus", "app", a.Name, "err", err)
+			continue
+		}
+		for _, in := range ins {
+			if in.State != platform.StateRunning || in.Address == "" {
+				continue
+			}
+			labels := map[string]string{
+				"app": in.App, "fleet": in.Fleet, "revision": strconv.FormatInt(in.Revision, 10), "instance_id": in.ID,
+			}
+			if in.Service != "" {
+				labels["service"] = in.Service // a service of a stack
+			}
+			out = append(out, PrometheusTargets{Targets: []string{in.Address}, Labels: labels})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -16,6 +16,7 @@ import (
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/auth"
 	"bluegreen/internal/engine"
+	"bluegreen/internal/metrics"
 	"bluegreen/internal/params"
 	"bluegreen/internal/platform"
 	"bluegreen/internal/sampler"
@@ -43,6 +44,9 @@ type Server struct {
 	Sessions SessionAuth
 	// Samples, when set, answers GET /api/v1/apps/{app}/metrics.
 	Samples *sampler.Sampler
+	// Metrics, when set, counts API requests and answers GET
+	// /api/v1/metrics (the server's and the router's, for Prometheus).
+	Metrics *metrics.Metrics
 	// Failures limits failed authentications per remote address; share
 	// it with the dashboard's login (a limiter of its own when nil).
 	Failures *auth.Limiter
@@ -83,6 +87,10 @@ func (s *Server) routes() []route {
 		{"GET /api/v1/events", auth.Viewer, s.listEvents},
 		{"GET /api/v1/apps/{app}/status", auth.Viewer, s.getStatus},
 		{"GET /api/v1/apps/{app}/metrics", auth.Viewer, s.getMetrics},
+		// Prometheus metrics name apps, revisions and instance addresses:
+		// a viewer's token, like the rest of what the API shows.
+		{"GET /api/v1/metrics", auth.Viewer, s.prometheusMetrics},
+		{"GET /api/v1/prometheus/targets", auth.Viewer, s.prometheusTargets},
 		{"GET /api/v1/params", auth.Viewer, s.listParams},
 		// A viewer reads a secure param's metadata, not its value: getParam
 		// answers 403 for it.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"bluegreen/internal/engine"
 	"bluegreen/internal/platform"
 	"bluegreen/internal/store"
 )
@@ -27,6 +28,38 @@ type Status struct {
 	// LastDeployment is the app's latest deployment when none is active:
 	// how it ended, and why.
 	LastDeployment *Deployment `json:"last_deployment,omitempty"`
+	// Services are a stack's services, in dependency order: each with its
+	// fleets as the router saw that service (absent for an app of one
+	// service). A stack's Fleets add its services up.
+	Services []ServiceStatus `json:"services,omitempty"`
+}
+
+// ServiceStatus is one service of a stack: where it answers, each fleet's
+// copy of it (traffic, health, instances, the address the stack's other
+// services reach it at) and its rules in the latest check evaluation.
+type ServiceStatus struct {
+	Name string `json:"name"`
+	// Public: it answers on the stack's listeners at Path; an internal
+	// service is reached only by the stack's other services.
+	Public bool   `json:"public"`
+	Path   string `json:"path,omitempty"`
+	// LiveAddress reaches the live fleet's copy of the service, whatever
+	// its colour: the address for callers outside the stack.
+	LiveAddress string        `json:"live_address,omitempty"`
+	Fleets      []FleetStatus `json:"fleets"`
+	// Checks are its rules' verdicts in the active deployment's latest
+	// check evaluation.
+	Checks []Check `json:"checks,omitempty"`
+}
+
+// Check is one rule's verdict with the numbers it saw.
+type Check struct {
+	Rule    string  `json:"rule"`
+	Verdict string  `json:"verdict"`
+	Green   float64 `json:"green"`
+	Blue    float64 `json:"blue,omitempty"`
+	Limit   float64 `json:"limit,omitempty"`
+	Detail  string  `json:"detail"`
 }
 
 // Progress is where an active deployment stands in its strategy and what it
@@ -64,6 +97,9 @@ type FleetStatus struct {
 	ErrorRate   float64          `json:"error_rate"`
 	P99Seconds  float64          `json:"p99_seconds"`
 	Instances   []InstanceStatus `json:"instances"`
+	// Address is where the stack's other services of this fleet reach a
+	// service (${services.NAME.url}); only in a service's fleets.
+	Address string `json:"address,omitempty"`
 }
 
 // InstanceStatus is an instance with its health as the router judges it
@@ -103,6 +139,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := Status{App: x, Window: window, Fleets: []FleetStatus{}}
+	var checks []engine.RuleResult
 	if x.Deployment != nil {
 		o, err := s.Engine.Outlook(r.Context(), x.Deployment.ID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -115,6 +152,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 			p.NextAt = &at
 		}
 		out.Progress = p
+		checks = o.Checks
 	} else if ds, err := s.Store.ListDeployments(r.Context(), app, false, 1); err == nil && len(ds) > 0 {
 		last := deploymentOf(ds[0])
 		out.LastDeployment = &last
@@ -124,7 +162,57 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	assignRoles(&out)
+	if out.Services, err = s.services(r.Context(), a, span, out.Fleets, checks); err != nil {
+		writeError(w, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// services puts the router's view of each service of a stack together with
+// its instances, in the order and with the roles of the app's fleets.
+func (s *Server) services(ctx context.Context, a store.App, span time.Duration, fleets []FleetStatus, checks []engine.RuleResult) ([]ServiceStatus, error) {
+	views, err := s.Engine.Services(ctx, a.Name, span)
+	if err != nil || len(views) == 0 {
+		return nil, err
+	}
+	var out []ServiceStatus
+	for _, v := range views {
+		ss := ServiceStatus{Name: v.Name, Public: v.Public, Fleets: []FleetStatus{}}
+		if v.Public {
+			ss.Path = v.Path
+		}
+		if addr := v.Addresses["live"]; addr != "" {
+			ss.LiveAddress = "http://" + addr
+		}
+		for _, whole := range fleets {
+			fm, routed := v.Fleets[whole.Name]
+			f := FleetStatus{Name: whole.Name, Role: whole.Role, Revision: whole.Revision, Live: whole.Live, Instances: []InstanceStatus{}}
+			for _, in := range whole.Instances {
+				if in.Service == v.Name {
+					f.Instances = append(f.Instances, in)
+				}
+			}
+			if !routed && len(f.Instances) == 0 {
+				continue
+			}
+			if addr := v.Addresses[whole.Name]; addr != "" {
+				f.Address = "http://" + addr
+			}
+			f.Weight, f.Fenced, f.Test = fm.Weight, fm.Fenced, fm.Test
+			f.Healthy, f.Targets = fm.Healthy, len(fm.Targets)
+			f.Requests, f.ErrorRate, f.P99Seconds = fm.Requests, fm.ErrorRate(), fm.P99.Seconds()
+			f.RequestRate = float64(fm.Requests) / span.Seconds()
+			ss.Fleets = append(ss.Fleets, f)
+		}
+		for _, c := range checks {
+			if c.Service == v.Name {
+				ss.Checks = append(ss.Checks, Check{Rule: c.Rule, Verdict: string(c.Verdict), Green: c.Green, Blue: c.Blue, Limit: c.Limit, Detail: c.Detail})
+			}
+		}
+		out = append(out, ss)
+	}
+	return out, nil
 }
 
 // fleets puts the router's view of the app's fleets together with the
@@ -185,7 +273,7 @@ func (s *Server) fleets(ctx context.Context, a store.App, span time.Duration) ([
 }
 
 func instanceOf(in platform.Instance) Instance {
-	x := Instance{ID: in.ID, Revision: in.Revision, Fleet: in.Fleet, Address: in.Address, State: string(in.State), PID: in.PID, StartedAt: in.StartedAt,
+	x := Instance{ID: in.ID, Revision: in.Revision, Fleet: in.Fleet, Service: in.Service, Address: in.Address, State: string(in.State), PID: in.PID, StartedAt: in.StartedAt,
 		Platform: in.Platform, Container: in.Container, Detail: in.Detail}
 	if in.State == platform.StateExited {
 		code := in.ExitCode

@@ -32,7 +32,8 @@ went from and to, how it ended and why, when it started and how long it took,
 and who started it (the token's name and the address it came from).
 An active deployment shows its phase. For an app that runs images, each
 deployment also shows the image its revision runs: the reference and the
-image ID it was pinned to when the revision was created.`,
+image ID it was pinned to when the revision was created; for a stack, the
+services of its revision.`,
 		Example: `  bluegreen history shop
   bluegreen history shop --json | jq '.[0].reason'`,
 		Args: exactlyOneApp("history"),
@@ -67,18 +68,23 @@ func runHistory(ctx context.Context, o historyOptions, out io.Writer) error {
 		return explain(err, "listing the revisions of "+o.App)
 	}
 	images := map[int64]*api.Image{}
+	services := map[int64][]string{}
 	for _, r := range revs {
 		if r.Image != nil {
 			images[r.Generation] = r.Image
 		}
+		if len(r.Services) > 0 {
+			services[r.Generation] = r.Services
+		}
 	}
-	return writeHistory(out, ds, images, time.Now())
+	return writeHistory(out, ds, images, services, time.Now())
 }
 
 // writeHistory prints deployments as a table, with the image of each
-// deployment's revision when there are images; now is when an active
-// deployment's running time is counted to.
-func writeHistory(out io.Writer, ds []api.Deployment, images map[int64]*api.Image, now time.Time) error {
+// deployment's revision when there are images, and its services when a
+// revision is a stack; now is when an active deployment's running time is
+// counted to.
+func writeHistory(out io.Writer, ds []api.Deployment, images map[int64]*api.Image, services map[int64][]string, now time.Time) error {
 	if len(ds) == 0 {
 		_, err := fmt.Fprintln(out, "no deployments yet")
 		return err
@@ -90,6 +96,9 @@ func writeHistory(out io.Writer, ds []api.Deployment, images map[int64]*api.Imag
 	head := "ID\tREVISION\tOUTCOME\tSTARTED\tTOOK\tREASON"
 	if len(images) > 0 {
 		head = "ID\tREVISION\tIMAGE\tOUTCOME\tSTARTED\tTOOK\tREASON"
+	}
+	if len(services) > 0 {
+		head = strings.Replace(head, "\tOUTCOME", "\tSERVICES\tOUTCOME", 1)
 	}
 	// Who started each deployment, once the server records it.
 	withBy := slices.ContainsFunc(ds, func(d api.Deployment) bool { return d.StartedBy != nil })
@@ -109,6 +118,13 @@ func writeHistory(out io.Writer, ds []api.Deployment, images map[int64]*api.Imag
 				image = img.Ref + " (" + shortImageID(img.ID) + ")"
 			}
 			rev += "\t" + image
+		}
+		if len(services) > 0 {
+			list := "-"
+			if svcs := services[d.ToRevision]; len(svcs) > 0 {
+				list = strings.Join(svcs, ",")
+			}
+			rev += "\t" + list
 		}
 		outcome, end := outcomeWords(d.Outcome), now
 		if d.Outcome == "" {

@@ -19,7 +19,7 @@ func TestHistoryShowsWholeReasons(t *testing.T) {
 		{ID: "d-1", ToRevision: 1, Outcome: "succeeded", CreatedAt: t0, FinishedAt: &end, Reason: "green is live"},
 	}
 	var b strings.Builder
-	if err := writeHistory(&b, ds, nil, end); err != nil {
+	if err := writeHistory(&b, ds, nil, nil, end); err != nil {
 		t.Fatal(err)
 	}
 	want := `ID   REVISION  OUTCOME      STARTED              TOOK  REASON
@@ -47,7 +47,7 @@ func TestHistoryShowsImages(t *testing.T) {
 		1: {Ref: "hello:latest", ID: "sha256:fedcba98765432100000"},
 	}
 	var b strings.Builder
-	if err := writeHistory(&b, ds, images, end); err != nil {
+	if err := writeHistory(&b, ds, images, nil, end); err != nil {
 		t.Fatal(err)
 	}
 	want := `ID   REVISION  IMAGE                        OUTCOME    STARTED              TOOK  REASON
@@ -70,7 +70,7 @@ func TestHistoryShowsWhoStarted(t *testing.T) {
 		{ID: "d-1", ToRevision: 1, Outcome: "succeeded", CreatedAt: t0, FinishedAt: &end, Reason: "green is live"},
 	}
 	var b strings.Builder
-	if err := writeHistory(&b, ds, nil, end); err != nil {
+	if err := writeHistory(&b, ds, nil, nil, end); err != nil {
 		t.Fatal(err)
 	}
 	want := `ID   REVISION  OUTCOME      STARTED              TOOK  BY                 REASON

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -144,11 +146,21 @@ func pastInstances(ctx context.Context, c *api.Client, app string) ([]string, er
 	var det struct {
 		Slot      string `json:"slot"`
 		Instances int    `json:"instances"`
+		// Services are a stack's instance counts, by service.
+		Services map[string]int `json:"services"`
 	}
 	if err := json.Unmarshal(ds[0].Details, &det); err != nil || det.Slot == "" {
 		return nil, err
 	}
 	var ids []string
+	if len(det.Services) > 0 {
+		for _, svc := range slices.Sorted(maps.Keys(det.Services)) {
+			for i := range det.Services[svc] {
+				ids = append(ids, engine.ServiceInstanceID(app, ds[0].ToRevision, det.Slot, svc, i))
+			}
+		}
+		return ids, nil
+	}
 	for i := range det.Instances {
 		ids = append(ids, engine.InstanceID(app, ds[0].ToRevision, det.Slot, i))
 	}

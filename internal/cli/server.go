@@ -24,6 +24,8 @@ type serverOptions struct {
 	AllowRun  []string
 	// DockerHost is the Docker engine of apps with platform: docker.
 	DockerHost string
+	// Prometheus is asked by prometheus check rules whose spec names none.
+	Prometheus string
 	// What is kept of revisions no longer run.
 	KeepRevisions int
 	KeepFor       time.Duration
@@ -60,7 +62,11 @@ names its address.
 Notifications (webhooks on deployment events) go to the destinations of
 each revision's spec and to those of --notifications (default:
 DATA/notifications.yaml when it exists), only to public addresses unless
---notify-allow lists the network; see docs/notifications.md.`,
+--notify-allow lists the network; see docs/notifications.md.
+
+GET /api/v1/metrics serves the server's metrics and the router's to a
+Prometheus holding a viewer token (docs/api.md). --prometheus names the
+Prometheus that prometheus check rules ask when their spec names none.`,
 		Example: `  bluegreen server
   bluegreen server --data /var/lib/bluegreen --api 127.0.0.1:7070
   bluegreen server --run-as nobody --allow-run-as www-data
@@ -81,6 +87,7 @@ DATA/notifications.yaml when it exists), only to public addresses unless
 	cmd.Flags().DurationVar(&o.KeepFor, "keep-for", engine.DefaultRetention.For, "revisions younger than this are kept too, and events of this age")
 	cmd.Flags().DurationVar(&o.PruneEvery, "prune-every", time.Hour, "how often what is no longer kept is removed")
 	cmd.Flags().StringVar(&o.DockerHost, "docker-host", "", "Docker engine of apps with platform: docker (default $DOCKER_HOST, else unix:///var/run/docker.sock)")
+	cmd.Flags().StringVar(&o.Prometheus, "prometheus", "", "Prometheus (base URL, e.g. http://127.0.0.1:9090) that prometheus check rules query when their spec sets no checks.prometheus")
 	cmd.Flags().StringVar(&o.Notify.File, "notifications", "", "file of notification destinations for every app (default DATA/"+server.NotificationsFile+" when it exists)")
 	cmd.Flags().StringSliceVar(&o.Notify.Allow, "notify-allow", nil, "networks notifications may be sent to besides public addresses, e.g. 10.0.0.0/8,127.0.0.1 (comma-separated)")
 	cmd.Flags().IntVar(&o.Notify.Queue, "notify-queue", notify.DefaultQueueLimit, "notifications kept waiting for a destination that is down; the oldest beyond are dropped")
@@ -117,5 +124,5 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 	}
 	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log, RunAs: o.RunAs, AllowRunAs: o.AllowRun,
 		Retention: engine.Retention{Revisions: o.KeepRevisions, For: o.KeepFor}, PruneEvery: o.PruneEvery, DockerHost: o.DockerHost,
-		Notify: o.Notify})
+		Notify: o.Notify, Prometheus: o.Prometheus})
 }

@@ -203,6 +203,7 @@ func renderStatus(st api.Status, now time.Time) string {
 				p99, fmt.Sprintf("%d/%d", r.f.Healthy, r.f.Targets), strings.Join(notes, ", "))
 		}
 	}
+	renderServices(&b, st)
 	header := false
 	for _, f := range st.Fleets {
 		role := f.Role // instances are named by their fleet's role, never its slot
@@ -222,6 +223,47 @@ func renderStatus(st api.Status, now time.Time) string {
 		}
 	}
 	return b.String()
+}
+
+// renderServices shows each service of a stack: where it answers, and each
+// fleet's copy of it as the router saw it, calls from the other services
+// included, with the address those services reach it at.
+func renderServices(b *strings.Builder, st api.Status) {
+	if len(st.Services) == 0 {
+		return
+	}
+	b.WriteString("services:\n")
+	fmt.Fprintf(b, "  %-12s %-10s %-6s %-9s %8s %8s %8s %8s  %s\n", "SERVICE", "PATH", "FLEET", "REVISION", "REQ/S", "ERRORS", "P99", "HEALTHY", "ADDRESS")
+	var live []string
+	for _, sv := range st.Services {
+		path := sv.Path
+		if !sv.Public {
+			path = "internal"
+		}
+		name := sv.Name
+		for _, f := range sv.Fleets {
+			role := f.Role
+			if role == "" {
+				role = "-"
+			}
+			p99 := "-"
+			if f.Requests > 0 {
+				p99 = seconds(f.P99Seconds)
+			}
+			fmt.Fprintf(b, "  %-12s %-10s %-6s %-9d %8.1f %8s %8s %8s  %s\n", name, path, role, f.Revision, f.RequestRate, percent(f.ErrorRate),
+				p99, fmt.Sprintf("%d/%d", f.Healthy, f.Targets), f.Address)
+			name, path = "", ""
+		}
+		for _, c := range sv.Checks {
+			fmt.Fprintf(b, "  %-12s check %s: %s (%s)\n", "", c.Rule, c.Verdict, c.Detail)
+		}
+		if sv.LiveAddress != "" {
+			live = append(live, sv.Name+" "+sv.LiveAddress)
+		}
+	}
+	if len(live) > 0 {
+		fmt.Fprintf(b, "  live addresses (for callers outside the stack): %s\n", strings.Join(live, ", "))
+	}
 }
 
 // roles picks the fleets the server named blue (live) and green

@@ -25,7 +25,7 @@ func stopHooksKey(role string) string { return "application_stop/" + role }
 // passed over: the fleet is stopped anyway. Nothing runs when no instance
 // of the fleet was ever started.
 func (e *Engine) runStopHooks(ctx context.Context, s *state, f fleet, role string) error {
-	hooks := f.rev.Spec.Hooks.ApplicationStop
+	hooks := hookRuns(f.rev.Spec, "application_stop")
 	key := stopHooksKey(role)
 	if len(hooks) == 0 || s.det.hookDone(key) {
 		return nil
@@ -53,18 +53,27 @@ func (e *Engine) runStopHookList(ctx context.Context, s *state, f fleet, role st
 			stopHookFields(base, map[string]any{"error": err.Error()}))
 		return nil
 	}
-	for i, h := range f.rev.Spec.Hooks.ApplicationStop {
-		res := e.executeAs(ctx, f.rev, command{Run: h.Run, Dir: dir, Env: env, Timeout: h.Timeout.D()})
+	for _, h := range hookRuns(f.rev.Spec, "application_stop") {
+		henv := env
+		extra := map[string]any{"index": h.index}
+		if h.service != "" {
+			henv = serviceHookEnv(env, h.service)
+			extra["service"] = h.service
+		}
+		res := e.executeAs(ctx, f.rev, command{Run: h.Run, Dir: dir, Env: henv, Timeout: h.Timeout.D()})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		fields := stopHookFields(base, map[string]any{"index": i, "run": h.Run, "exit_code": res.ExitCode,
+		e.countHook(s.d.App, "application_stop", res)
+		fields := stopHookFields(base, extra)
+		maps.Copy(fields, map[string]any{"run": h.Run, "exit_code": res.ExitCode,
 			"timed_out": res.TimedOut, "seconds": res.Took.Seconds(), "output": res.Output})
+		label := h.label("application_stop")
 		if res.Err != nil {
-			e.event(ctx, s.d.App, s.d.ID, "hook.failed", fmt.Sprintf("hook application_stop[%d] of revision %d (%s) failed: %v; passed over, the fleet stops anyway", i, f.rev.Generation, role, res.Err), fields)
+			e.event(ctx, s.d.App, s.d.ID, "hook.failed", fmt.Sprintf("hook %s of revision %d (%s) failed: %v; passed over, the fleet stops anyway", label, f.rev.Generation, role, res.Err), fields)
 			continue
 		}
-		e.event(ctx, s.d.App, s.d.ID, "hook.succeeded", fmt.Sprintf("hook application_stop[%d] of revision %d (%s) succeeded in %s", i, f.rev.Generation, role, res.Took.Round(time.Millisecond)), fields)
+		e.event(ctx, s.d.App, s.d.ID, "hook.succeeded", fmt.Sprintf("hook %s of revision %d (%s) succeeded in %s", label, f.rev.Generation, role, res.Took.Round(time.Millisecond)), fields)
 	}
 	return nil
 }

@@ -24,7 +24,10 @@ const (
 
 // RuleResult is one rule's verdict with the numbers it saw.
 type RuleResult struct {
-	Rule    string  `json:"rule"`
+	Rule string `json:"rule"`
+	// Service is the service of a stack the rule judged ("" for an app of
+	// one service, and for command and webhook rules).
+	Service string  `json:"service,omitempty"`
 	Verdict Verdict `json:"verdict"`
 	// Green and Blue are the measured values (rate, or seconds); Limit
 	// the bound they were held to.
@@ -32,6 +35,8 @@ type RuleResult struct {
 	Blue   float64 `json:"blue,omitempty"`
 	Limit  float64 `json:"limit,omitempty"`
 	Detail string  `json:"detail"`
+	// Judge holds the numbers of a judge rule's test.
+	Judge *JudgeNumbers `json:"judge,omitempty"`
 }
 
 // latencyFloor keeps a relative latency rule meaningful for a fast app:
@@ -78,6 +83,8 @@ func EvaluateMetrics(c spec.Checks, green FleetMetrics, blue *FleetMetrics) []Ru
 			out = append(out, latency("latency_p95", r.LatencyP95, green.P95, blue, func(m *FleetMetrics) time.Duration { return m.P95 }, enough, blueEnough, c.MinRequests, green.Requests)...)
 		case r.LatencyP99 != nil:
 			out = append(out, latency("latency_p99", r.LatencyP99, green.P99, blue, func(m *FleetMetrics) time.Duration { return m.P99 }, enough, blueEnough, c.MinRequests, green.Requests)...)
+		case r.Judge != nil:
+			out = append(out, judgeRule(r.Judge, green, blue)...)
 		}
 	}
 	return out
@@ -142,34 +149,25 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 	if len(c.Rules) == 0 || !ok || e.now().Before(due) {
 		return nil
 	}
-	m, err := e.opts.Traffic.Metrics(ctx, s.d.App, c.Interval.D())
-	if err != nil {
-		return err
-	}
-	green := m[s.det.Slot]
+	var results []RuleResult
+	var green FleetMetrics
 	var blue *FleetMetrics
-	baseline := false
-	if bf, ok := s.blueFleet(); ok {
-		if b, ok := m[bf.slot]; ok {
-			blue = &b
+	if s.isStack() {
+		var err error
+		if results, green, blue, err = e.stackResults(ctx, s); err != nil {
+			return err
 		}
-		switch {
-		case blue != nil && blue.Requests > 0 && blue.Requests >= uint64(c.MinRequests):
-			// Blue's numbers in this interval are the baseline for the
-			// intervals in which blue has no traffic (the bake).
-			b := *blue
-			b.Targets = nil
-			s.det.BlueBaseline = &b
-		case s.det.BlueBaseline != nil:
-			blue, baseline = s.det.BlueBaseline, true
+	} else {
+		m, err := e.opts.Traffic.Metrics(ctx, s.d.App, c.Interval.D())
+		if err != nil {
+			return err
 		}
-	}
-	results := EvaluateMetrics(c, green, blue)
-	if baseline {
-		for i := range results {
-			if strings.HasSuffix(results[i].Rule, "_vs_blue") {
-				results[i].Detail += " (blue's baseline from before the switch)"
-			}
+		green = m[s.det.Slot]
+		var baseline bool
+		blue, baseline = blueToCompare(s, c, m)
+		results = EvaluateMetrics(c, green, blue)
+		if baseline {
+			markBaseline(results)
 		}
 	}
 	for i, r := range c.Rules {
@@ -178,9 +176,12 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 			results = append(results, e.commandCheck(ctx, s, i, r.Command))
 		case r.Webhook != nil:
 			results = append(results, e.webhookCheck(ctx, s, r.Webhook, green))
+		case r.Prometheus != nil:
+			results = append(results, e.prometheusCheck(ctx, s, c, r.Prometheus))
 		}
 	}
 	v := Overall(results)
+	s.det.LastResults = results
 	switch v {
 	case Fail:
 		s.det.CheckFailures++
@@ -220,6 +221,7 @@ func (e *Engine) checkIfDue(ctx context.Context, s *state) error {
 	if err := e.save(ctx, s, change{kind: "check", message: msg, fields: fields}); err != nil {
 		return err
 	}
+	e.countCheck(s.d.App, v, results)
 	if s.det.CheckFailures >= c.FailureLimit {
 		return rollbackf("checks failed %d times in a row: %s", s.det.CheckFailures, failedRules(results))
 	}
@@ -248,7 +250,7 @@ func inconclusiveRules(rs []RuleResult) string {
 	var out []string
 	for _, r := range rs {
 		if r.Verdict == Inconclusive {
-			out = append(out, r.Rule+": "+r.Detail)
+			out = append(out, r.name()+": "+r.Detail)
 		}
 	}
 	return strings.Join(out, "; ")
@@ -258,10 +260,19 @@ func failedRules(rs []RuleResult) string {
 	var out []string
 	for _, r := range rs {
 		if r.Verdict == Fail {
-			out = append(out, r.Rule+" "+r.Detail)
+			out = append(out, r.name()+" "+r.Detail)
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// name is the rule as messages name it: with its service in a stack
+// ("api: error_rate.max").
+func (r RuleResult) name() string {
+	if r.Service != "" {
+		return r.Service + ": " + r.Rule
+	}
+	return r.Rule
 }
 
 func (e *Engine) commandCheck(ctx context.Context, s *state, i int, r *spec.CommandRule) RuleResult {

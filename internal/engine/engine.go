@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"bluegreen/internal/artifact"
+	"bluegreen/internal/metrics"
 	"bluegreen/internal/params"
 	"bluegreen/internal/platform"
 	"bluegreen/internal/platform/runas"
@@ -54,6 +55,12 @@ type Options struct {
 	// Secrets are values hidden in hook and command-check output besides
 	// the secure params (the server's admin token).
 	Secrets []string
+	// Metrics counts phases, outcomes, rollbacks, checks and hooks (nil:
+	// nothing is counted).
+	Metrics *metrics.Metrics
+	// Prometheus is the server's Prometheus (its base URL), asked by
+	// prometheus check rules of specs that name none in checks.prometheus.
+	Prometheus string
 }
 
 // Engine runs deployments.
@@ -70,9 +77,11 @@ type Engine struct {
 	// usesPlat caches the platforms each app's revisions name (see
 	// platformsOf).
 	usesPlat map[string][]string
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// addrs are the internal addresses of the services of stacks.
+	addrs  addressBook
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type runner struct {

@@ -88,15 +88,63 @@ func InstanceID(app string, generation int64, slot string, i int) string {
 	return fmt.Sprintf("%s-%d-%s-%d", app, generation, slot, i)
 }
 
-// fleet is one revision running in one slot.
-type fleet struct {
-	rev       *revision
-	slot      string
-	instances int
+// ServiceInstanceID names instance i of a service of a stack:
+// APP-GENERATION-SLOT-SERVICE-INDEX; the instances of an app of one
+// service (service "") are named by InstanceID.
+func ServiceInstanceID(app string, generation int64, slot, service string, i int) string {
+	if service == "" {
+		return InstanceID(app, generation, slot, i)
+	}
+	return fmt.Sprintf("%s-%d-%s-%s-%d", app, generation, slot, service, i)
 }
 
-// instanceSpec says how to run instance i of the fleet.
-func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.InstanceSpec, error) {
+// fleet is one revision running in one slot: every service of it.
+type fleet struct {
+	rev  *revision
+	slot string
+	// instances is the instance count of an app of one service; counts
+	// those of a stack's services (a service missing from it has its
+	// spec's).
+	instances int
+	counts    map[string]int
+}
+
+// count is how many instances service m has in the fleet.
+func (f fleet) count(m string) int {
+	if m == "" && !f.rev.Spec.IsStack() {
+		return f.instances
+	}
+	if n, ok := f.counts[m]; ok {
+		return n
+	}
+	if mem, ok := f.rev.Spec.Member(m); ok {
+		return mem.Workload.Instances
+	}
+	return 0
+}
+
+// total is the fleet's instance count, every service together.
+func (f fleet) total() int {
+	n := 0
+	for _, m := range f.rev.Spec.Members() {
+		n += f.count(m.Name)
+	}
+	return n
+}
+
+// owns says whether an instance is one of the fleet's.
+func (f fleet) owns(in platform.Instance) bool {
+	if in.Fleet != f.slot || in.Revision != f.rev.Generation {
+		return false
+	}
+	if _, ok := f.rev.Spec.Member(in.Service); !ok {
+		return false
+	}
+	return in.Index < f.count(in.Service)
+}
+
+// instanceSpec says how to run instance i of service m of the fleet.
+func (e *Engine) instanceSpec(ctx context.Context, f fleet, m spec.Member, i int) (platform.InstanceSpec, error) {
 	dir, err := e.unpack(f.rev)
 	if err != nil {
 		return platform.InstanceSpec{}, err
@@ -109,7 +157,11 @@ func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.Ins
 	if err != nil {
 		return platform.InstanceSpec{}, err
 	}
-	id := InstanceID(f.rev.App, f.rev.Generation, f.slot, i)
+	urls, err := e.serviceURLs(ctx, f.rev, f.slot)
+	if err != nil {
+		return platform.InstanceSpec{}, err
+	}
+	id := ServiceInstanceID(f.rev.App, f.rev.Generation, f.slot, m.Name, i)
 	vars := map[string]string{}
 	for k, v := range env {
 		vars[k] = v.Reveal()
@@ -121,13 +173,25 @@ func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.Ins
 	vars["BG_REVISION"] = strconv.FormatInt(f.rev.Generation, 10)
 	vars["BG_FLEET"] = f.slot
 	vars["BG_INSTANCE"] = id
-	w := f.rev.Spec.Workload()
+	w := m.Workload
+	command, wenv := w.Command, w.Env
+	if f.rev.Spec.IsStack() {
+		vars["BG_SERVICE"] = m.Name
+		// Every service of the stack, at its address of this fleet's own
+		// colour, unless a param of the same name is set.
+		for name, url := range urls {
+			if _, set := vars[spec.ServiceURLVar(name)]; !set {
+				vars[spec.ServiceURLVar(name)] = url
+			}
+		}
+		command, wenv = expandServices(command, wenv, urls)
+	}
 	is := platform.InstanceSpec{
-		ID: id, App: f.rev.App, Revision: f.rev.Generation, Fleet: f.slot, Index: i,
-		Dir: dir, Command: w.Command, Env: w.Env, Vars: vars,
+		ID: id, App: f.rev.App, Revision: f.rev.Generation, Fleet: f.slot, Service: m.Name, Index: i,
+		Dir: dir, Command: command, Env: wenv, Vars: vars,
 		StopSignal: w.StopSignal, StopTimeout: w.StopTimeout.D(), User: user,
 	}
-	if err := runSpec(f.rev, env, &is); err != nil {
+	if err := runSpec(f.rev, m, env, urls, &is); err != nil {
 		return platform.InstanceSpec{}, err
 	}
 	return is, nil
@@ -135,8 +199,24 @@ func (e *Engine) instanceSpec(ctx context.Context, f fleet, i int) (platform.Ins
 
 // fleetState is what runs of a fleet.
 type fleetState struct {
-	running []platform.Instance // sorted by index
+	running []platform.Instance // sorted by service and index
 	exited  []platform.Instance
+}
+
+// of is the part of the fleet's state that belongs to service m.
+func (fs fleetState) of(m string) fleetState {
+	var out fleetState
+	for _, in := range fs.running {
+		if in.Service == m {
+			out.running = append(out.running, in)
+		}
+	}
+	for _, in := range fs.exited {
+		if in.Service == m {
+			out.exited = append(out.exited, in)
+		}
+	}
+	return out
 }
 
 // containers lists the fleet's container IDs (none on a platform of
@@ -167,7 +247,7 @@ func (e *Engine) observe(ctx context.Context, f fleet) (fleetState, error) {
 	}
 	var fs fleetState
 	for _, in := range all {
-		if in.Fleet != f.slot || in.Revision != f.rev.Generation || in.Index >= f.instances {
+		if !f.owns(in) {
 			continue
 		}
 		if in.State == platform.StateRunning {
@@ -176,30 +256,50 @@ func (e *Engine) observe(ctx context.Context, f fleet) (fleetState, error) {
 			fs.exited = append(fs.exited, in)
 		}
 	}
-	sort.Slice(fs.running, func(i, j int) bool { return fs.running[i].Index < fs.running[j].Index })
+	sort.Slice(fs.running, func(i, j int) bool {
+		a, b := fs.running[i], fs.running[j]
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		return a.Index < b.Index
+	})
 	return fs, nil
 }
 
-// ensure launches every instance of the fleet that does not run: Launch is
-// idempotent by ID, so instances already running are adopted as they are.
-// The missing ones are launched at once (a container takes the engine a
-// tenth of a second to create and start), and ensure returns those it
-// launched anew, by index.
+// ensure launches every instance of the fleet that does not run, service
+// by service in dependency order: Launch is idempotent by ID, so instances
+// already running are adopted as they are. The missing ones of a service
+// are launched at once (a container takes the engine a tenth of a second
+// to create and start), and ensure returns those it launched anew.
 func (e *Engine) ensure(ctx context.Context, f fleet) ([]platform.Instance, error) {
+	var launched []platform.Instance
+	for _, m := range f.rev.Spec.Members() {
+		l, err := e.ensureMember(ctx, f, m)
+		launched = append(launched, l...)
+		if err != nil {
+			return launched, err
+		}
+	}
+	return launched, nil
+}
+
+// ensureMember launches the instances of service m of the fleet that do
+// not run, at once, and returns those it launched anew, by index.
+func (e *Engine) ensureMember(ctx context.Context, f fleet, m spec.Member) ([]platform.Instance, error) {
 	fs, err := e.observe(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	running := map[int]bool{}
-	for _, in := range fs.running {
+	for _, in := range fs.of(m.Name).running {
 		running[in.Index] = true
 	}
 	var specs []platform.InstanceSpec
-	for i := 0; i < f.instances; i++ {
+	for i := 0; i < f.count(m.Name); i++ {
 		if running[i] {
 			continue
 		}
-		is, err := e.instanceSpec(ctx, f, i)
+		is, err := e.instanceSpec(ctx, f, m, i)
 		if err != nil {
 			return nil, err
 		}
@@ -256,12 +356,37 @@ func (e *Engine) stopWhere(ctx context.Context, app string, grace time.Duration,
 	return ids, errors.Join(all2...)
 }
 
-// stopFleet stops every instance of a revision in a slot.
+// stopFleet stops every instance of a revision in a slot, service by
+// service in reverse dependency order (a front end before the back end it
+// calls), each with its own stop timeout.
 func (e *Engine) stopFleet(ctx context.Context, f fleet) ([]string, error) {
-	grace := f.rev.Spec.Workload().StopTimeout.D()
-	return e.stopWhere(ctx, f.rev.App, grace, func(in platform.Instance) bool {
+	var ids []string
+	ms := f.rev.Spec.Members()
+	for i := len(ms) - 1; i >= 0; i-- {
+		m := ms[i]
+		stopped, err := e.stopWhere(ctx, f.rev.App, m.Workload.StopTimeout.D(), func(in platform.Instance) bool {
+			return in.Fleet == f.slot && in.Revision == f.rev.Generation && in.Service == m.Name
+		})
+		ids = append(ids, stopped...)
+		if err != nil {
+			return ids, err
+		}
+	}
+	// Anything else of the revision in the slot (a service its spec does
+	// not name) goes too.
+	stopped, err := e.stopWhere(ctx, f.rev.App, stopTimeout(f.rev.Spec), func(in platform.Instance) bool {
 		return in.Fleet == f.slot && in.Revision == f.rev.Generation
 	})
+	return append(ids, stopped...), err
+}
+
+// stopTimeout is the longest stop timeout of the spec's services.
+func stopTimeout(s *spec.Spec) time.Duration {
+	var d time.Duration
+	for _, m := range s.Members() {
+		d = max(d, m.Workload.StopTimeout.D())
+	}
+	return d
 }
 
 // liveFleet is the app's live fleet, or ok=false when nothing is live.
@@ -277,7 +402,7 @@ func (e *Engine) liveFleet(ctx context.Context, a store.App) (fleet, bool, error
 	if n <= 0 {
 		n = rev.Spec.Workload().Instances
 	}
-	return fleet{rev: rev, slot: a.LiveSlot, instances: n}, true, nil
+	return fleet{rev: rev, slot: a.LiveSlot, instances: n, counts: serviceCounts(rev.Spec)}, true, nil
 }
 
 // maintain keeps an app without an active deployment as it should be: its
@@ -314,21 +439,27 @@ func (e *Engine) maintain(ctx context.Context, app string) error {
 	if err != nil {
 		return err
 	}
-	fs, err := e.observe(ctx, live)
-	if err != nil {
+	if err := e.routeFleetLive(ctx, live); err != nil {
 		return err
 	}
-	cfg, err := e.routeConfig(ctx, live.rev, nil, []fleetRoute{routeFleet(live.rev, live.slot, RoleBlue, 100, fs.targets(), false)}, "")
-	if err != nil {
-		return err
-	}
-	if err := e.opts.Traffic.Route(ctx, app, cfg); err != nil {
-		return err
-	}
-	_, err = e.stopWhere(ctx, app, live.rev.Spec.Workload().StopTimeout.D(), func(in platform.Instance) bool {
-		return !(in.Fleet == live.slot && in.Revision == live.rev.Generation && in.Index < live.instances) && !keep(in)
+	_, err = e.stopWhere(ctx, app, stopTimeout(live.rev.Spec), func(in platform.Instance) bool {
+		return !live.owns(in) && !keep(in)
 	})
 	return err
+}
+
+// routeFleetLive routes fleet f alone, as the app's live fleet (blue, by
+// role), with its own settings.
+func (e *Engine) routeFleetLive(ctx context.Context, f fleet) error {
+	fs, err := e.observe(ctx, f)
+	if err != nil {
+		return err
+	}
+	routes, err := e.routes(ctx, f.rev.App, routePlan{front: f.rev, fleets: []fleetPlan{planFleet(f.rev, f.slot, RoleBlue, 100, fs, false)}})
+	if err != nil {
+		return err
+	}
+	return e.opts.Traffic.Route(ctx, f.rev.App, routes)
 }
 
 // keptGreen matches the instances of the app's last deployment when it

@@ -9,8 +9,27 @@ import (
 // Fleets reads the app's fleets from the data plane over the last window:
 // weights, health, targets, requests, errors and latency, as the checks see
 // them. An app the data plane does not serve has no fleets.
+// A stack's fleets are its services' numbers added up (see Services for
+// each service's).
 func (e *Engine) Fleets(ctx context.Context, app string, window time.Duration) (map[string]FleetMetrics, error) {
-	return e.opts.Traffic.Metrics(ctx, app, window)
+	v, err := e.stackView(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return e.opts.Traffic.Metrics(ctx, app, window)
+	}
+	all, err := e.opts.Traffic.AppMetrics(ctx, app, window)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]FleetMetrics{}
+	for _, f := range v.fleets {
+		if m, ok := stackFleetMetrics(all, app, f, v.front); ok {
+			out[f.slot] = m
+		}
+	}
+	return out, nil
 }
 
 // Outlook is where an active deployment stands in its strategy and what
@@ -27,6 +46,8 @@ type Outlook struct {
 	// at At (zero when it waits for a person or a condition).
 	Next string
 	At   time.Time
+	// Checks are the rules' verdicts in the latest check evaluation.
+	Checks []RuleResult
 }
 
 // Outlook says where the deployment stands and what it does next.
@@ -41,7 +62,7 @@ func (e *Engine) Outlook(ctx context.Context, id string) (Outlook, error) {
 // outlook is Outlook as a function of the deployment's state and the time.
 func outlook(s *state, now time.Time) Outlook {
 	steps := s.green.Spec.Strategy.Steps
-	o := Outlook{Step: s.det.Progress.Step, Steps: len(steps), Weight: s.det.Weight}
+	o := Outlook{Step: s.det.Progress.Step, Steps: len(steps), Weight: s.det.Weight, Checks: s.det.LastResults}
 	dl := s.d.Deadlines
 	switch s.d.Phase {
 	case PhasePending, PhaseProvisioning:

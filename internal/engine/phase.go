@@ -63,6 +63,13 @@ type details struct {
 	BlueSlot      string `json:"blue_slot,omitempty"`
 	Instances     int    `json:"instances"`
 	BlueInstances int    `json:"blue_instances,omitempty"`
+	// Services and BlueServices are the instance counts of the services
+	// of a stack, green's and blue's (Instances is then unused).
+	Services     map[string]int `json:"services,omitempty"`
+	BlueServices map[string]int `json:"blue_services,omitempty"`
+	// HealthyServices are the services of a stack that passed their health
+	// check while green was provisioned, each before the next started.
+	HealthyServices []string `json:"healthy_services,omitempty"`
 	// Weight is green's share of production traffic as last set.
 	Weight int `json:"weight"`
 	// BlueFenced: blue takes no new requests (it is being retired).
@@ -84,6 +91,10 @@ type details struct {
 	// BlueBaseline is blue's numbers in the last interval in which it had
 	// enough requests: relative rules use it once blue has no traffic.
 	BlueBaseline *FleetMetrics `json:"blue_baseline,omitempty"`
+	// LastResults are the rules' verdicts in the latest check evaluation.
+	LastResults []RuleResult `json:"last_results,omitempty"`
+	// BlueBaselines are a stack's, by service.
+	BlueBaselines map[string]*FleetMetrics `json:"blue_baselines,omitempty"`
 	// HealthSeen is, per green target, the failing health answer last
 	// reported while validating.
 	HealthSeen map[string]string `json:"health_seen,omitempty"`
@@ -103,6 +114,9 @@ type details struct {
 	// StartedBy is who asked for the deployment (nil when the server
 	// started it itself).
 	StartedBy *audit.Actor `json:"started_by,omitempty"`
+	// PhaseSince is when the deployment entered its phase, for the time
+	// per phase the server's metrics report.
+	PhaseSince time.Time `json:"phase_since,omitzero"`
 }
 
 func (d *details) hookDone(event string) bool {

@@ -15,50 +15,59 @@ import (
 
 // route pushes the app's routing state as the deployment's phase and
 // details say it should be. It is computed from durable state alone, so a
-// resumed deployment pushes exactly what was there before.
+// resumed deployment pushes exactly what was there before. For a stack,
+// every service's routes go in the one push.
 func (e *Engine) route(ctx context.Context, s *state) error {
-	var fleets []fleetRoute
-	gs, err := e.observe(ctx, s.greenFleet())
-	if err != nil {
-		return err
-	}
-	rollingBack := s.d.Phase == PhaseRollingBack
-	if s.d.Phase != PhasePending && s.d.Phase != PhaseProvisioning {
-		w := s.det.Weight
-		if rollingBack {
-			w = 0
-		}
-		fleets = append(fleets, routeFleet(s.green, s.det.Slot, RoleGreen, w, gs.targets(), rollingBack))
-	}
-	if bf, ok := s.blueFleet(); ok {
-		bs, err := e.observe(ctx, bf)
-		if err != nil {
-			return err
-		}
-		w := 100 - s.det.Weight
-		if rollingBack {
-			w = 100
-		}
-		fleets = append(fleets, routeFleet(bf.rev, bf.slot, RoleBlue, w, bs.targets(), s.det.BlueFenced && !rollingBack))
-	}
-	// The test listener is green's own while it serves green, and the
-	// front spec's otherwise.
-	test, testSpec := "", frontSpec(s)
-	if testServesGreen(s.d.Phase) {
-		test, testSpec = s.det.Slot, s.green.Spec
-	}
-	cfg, err := e.routeConfig(ctx, frontRevision(s), testSpec, fleets, test)
+	routes, err := e.routesNow(ctx, s)
 	if err == nil {
-		err = e.opts.Traffic.Route(ctx, s.d.App, cfg)
+		err = e.opts.Traffic.Route(ctx, s.d.App, routes)
 	}
 	var pe *PermanentError
-	if rollingBack && s.blue == nil && errors.As(err, &pe) {
+	if s.d.Phase == PhaseRollingBack && s.blue == nil && errors.As(err, &pe) {
 		// A first deployment whose own routes are refused has nothing to
 		// go back to: the app leaves the router.
 		e.log.Warn("removing the routes the router refused", "app", s.d.App, "err", err)
 		return e.opts.Traffic.Route(ctx, s.d.App, nil)
 	}
 	return err
+}
+
+// routesNow is the app's routing state where the deployment stands.
+func (e *Engine) routesNow(ctx context.Context, s *state) (Routes, error) {
+	var fleets []fleetPlan
+	gs, err := e.observe(ctx, s.greenFleet())
+	if err != nil {
+		return nil, err
+	}
+	rollingBack := s.d.Phase == PhaseRollingBack
+	// A stack's green is routed (at weight 0) while it is provisioned: its
+	// services reach each other through the router, and each must be
+	// healthy before the next starts.
+	if s.d.Phase != PhasePending && (s.d.Phase != PhaseProvisioning || s.green.Spec.IsStack()) {
+		w := s.det.Weight
+		if rollingBack {
+			w = 0
+		}
+		fleets = append(fleets, planFleet(s.green, s.det.Slot, RoleGreen, w, gs, rollingBack))
+	}
+	if bf, ok := s.blueFleet(); ok {
+		bs, err := e.observe(ctx, bf)
+		if err != nil {
+			return nil, err
+		}
+		w := 100 - s.det.Weight
+		if rollingBack {
+			w = 100
+		}
+		fleets = append(fleets, planFleet(bf.rev, bf.slot, RoleBlue, w, bs, s.det.BlueFenced && !rollingBack))
+	}
+	// The test listener is green's own while it serves green, and the
+	// front spec's otherwise.
+	p := routePlan{front: frontRevision(s), test: frontSpec(s), fleets: fleets}
+	if testServesGreen(s.d.Phase) {
+		p.testFleet, p.test = s.det.Slot, s.green.Spec
+	}
+	return e.routes(ctx, s.d.App, p)
 }
 
 // testServesGreen says whether the test listener serves green in a phase:
@@ -108,29 +117,38 @@ func (e *Engine) pending(ctx context.Context, s *state) error {
 		}
 	}
 	// Green gets blue's instance count, unless the new spec asks for a
-	// different count than blue's spec did.
+	// different count than blue's spec did. A stack's services get their
+	// spec's.
 	s.det.Instances = s.green.Spec.Workload().Instances
 	if s.blue != nil && s.blue.Spec.Workload().Instances == s.green.Spec.Workload().Instances {
 		s.det.Instances = s.det.BlueInstances
 	}
+	s.det.Services = serviceCounts(s.green.Spec)
+	if s.green.Spec.IsStack() {
+		s.det.Instances = s.greenFleet().total()
+	}
+	if s.blue != nil {
+		s.det.BlueServices = serviceCounts(s.blue.Spec)
+		if s.blue.Spec.IsStack() {
+			bf, _ := s.blueFleet()
+			s.det.BlueInstances = bf.total()
+		}
+	}
 	if err := e.checkRoutes(ctx, s); err != nil {
 		return err
 	}
-	return e.moveOn(ctx, s, PhaseProvisioning, fmt.Sprintf("provisioning %s of revision %d as green", instances(s.det.Instances), s.green.Generation),
-		map[string]any{"slot": s.det.Slot, "instances": s.det.Instances}, nil)
+	fields := map[string]any{"slot": s.det.Slot, "instances": s.greenFleet().total()}
+	msg := fmt.Sprintf("provisioning %s of revision %d as green", instances(s.det.Instances), s.green.Generation)
+	if s.green.Spec.IsStack() {
+		fields["services"] = s.det.Services
+		msg = fmt.Sprintf("provisioning revision %d as green: %s", s.green.Generation, stackSummary(s.greenFleet()))
+	}
+	return e.moveOn(ctx, s, PhaseProvisioning, msg, fields, nil)
 }
 
 // routeLive routes green alone, as the live fleet (blue, by role).
 func (e *Engine) routeLive(ctx context.Context, s *state) error {
-	gs, err := e.observe(ctx, s.greenFleet())
-	if err != nil {
-		return err
-	}
-	cfg, err := e.routeConfig(ctx, s.green, nil, []fleetRoute{routeFleet(s.green, s.det.Slot, RoleBlue, 100, gs.targets(), false)}, "")
-	if err != nil {
-		return err
-	}
-	return e.opts.Traffic.Route(ctx, s.d.App, cfg)
+	return e.routeFleetLive(ctx, s.greenFleet())
 }
 
 // checkRoutes asks the data plane, before anything starts, whether it will
@@ -138,47 +156,94 @@ func (e *Engine) routeLive(ctx context.Context, s *state) error {
 // so that a host or listener that cannot be had ends the deployment before
 // an instance runs.
 func (e *Engine) checkRoutes(ctx context.Context, s *state) error {
-	green := routeFleet(s.green, s.det.Slot, RoleGreen, 0, nil, false)
+	green := planFleet(s.green, s.det.Slot, RoleGreen, 0, fleetState{}, false)
 	if bf, ok := s.blueFleet(); ok {
-		blue := routeFleet(bf.rev, bf.slot, RoleBlue, 0, nil, false)
-		if err := e.opts.Traffic.Check(ctx, s.d.App, appRoute(s.blue.Spec, s.green.Spec, []fleetRoute{green, blue}, s.det.Slot)); err != nil {
+		blue := planFleet(bf.rev, bf.slot, RoleBlue, 0, fleetState{}, false)
+		routes, err := e.routes(ctx, s.d.App, routePlan{front: s.blue, test: s.green.Spec, fleets: []fleetPlan{green, blue}, testFleet: s.det.Slot})
+		if err != nil {
+			return err
+		}
+		if err := e.opts.Traffic.Check(ctx, s.d.App, routes); err != nil {
 			return err
 		}
 	}
 	green.role = RoleBlue
-	return e.opts.Traffic.Check(ctx, s.d.App, appRoute(s.green.Spec, nil, []fleetRoute{green}, ""))
+	routes, err := e.routes(ctx, s.d.App, routePlan{front: s.green, fleets: []fleetPlan{green}})
+	if err != nil {
+		return err
+	}
+	return e.opts.Traffic.Check(ctx, s.d.App, routes)
 }
 
-func (e *Engine) provisioning(ctx context.Context, s *state) error {
+func (e *Engine) provisioning(ctx context.Context, s *state) (time.Duration, error) {
 	// Leftovers in green's slot (a green kept after an earlier rollback)
 	// make way first.
-	if _, err := e.stopWhere(ctx, s.d.App, s.green.Spec.Workload().StopTimeout.D(), func(in platform.Instance) bool {
+	if _, err := e.stopWhere(ctx, s.d.App, stopTimeout(s.green.Spec), func(in platform.Instance) bool {
 		return in.Fleet == s.det.Slot && in.Revision != s.green.Generation
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	if err := e.runHooks(ctx, s, "before_install", true); err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := e.unpack(s.green); err != nil {
-		return rollbackf("%v", err)
+		return 0, rollbackf("%v", err)
 	}
 	if err := e.runHooks(ctx, s, "after_install", true); err != nil {
-		return err
+		return 0, err
 	}
-	launched, err := e.ensure(ctx, s.greenFleet())
-	for _, in := range launched {
-		e.event(ctx, s.d.App, s.d.ID, "instance.launched", fmt.Sprintf("instance %s started at %s (pid %d)", in.ID, in.Address, in.PID),
-			map[string]any{"instance": in.ID, "address": in.Address, "pid": in.PID, "fleet": s.det.Slot})
-	}
-	if err != nil {
-		return rollbackf("%v", err)
+	if s.green.Spec.IsStack() {
+		if wait, done, err := e.startStack(ctx, s); err != nil || !done {
+			return wait, err
+		}
+	} else {
+		launched, err := e.ensure(ctx, s.greenFleet())
+		e.launchedEvents(ctx, s, launched)
+		if err != nil {
+			return 0, rollbackf("%v", err)
+		}
 	}
 	if err := e.runHooks(ctx, s, "application_start", true); err != nil {
-		return err
+		return 0, err
 	}
-	return e.moveOn(ctx, s, PhaseValidating, "waiting for every green instance to pass its health check", nil,
-		map[string]time.Time{deadlineStartup: e.now().Add(s.green.Spec.Health.StartupTimeout.D())})
+	startup := s.green.Spec.Health.StartupTimeout.D()
+	if s.green.Spec.IsStack() {
+		// The last service started gets its own startup time.
+		ms := s.green.Spec.Members()
+		startup = ms[len(ms)-1].Health.StartupTimeout.D()
+		if dl, ok := s.d.Deadlines[deadlineStartup]; ok {
+			startup = max(dl.Sub(e.now()), 0)
+		}
+	}
+	return 0, e.moveOn(ctx, s, PhaseValidating, "waiting for every green instance to pass its health check", nil,
+		map[string]time.Time{deadlineStartup: e.now().Add(startup)})
+}
+
+// launchedEvents records the instances a step launched.
+func (e *Engine) launchedEvents(ctx context.Context, s *state, launched []platform.Instance) {
+	for _, in := range launched {
+		fields := map[string]any{"instance": in.ID, "address": in.Address, "pid": in.PID, "fleet": s.det.Slot}
+		if in.Service != "" {
+			fields["service"] = in.Service
+		}
+		e.event(ctx, s.d.App, s.d.ID, "instance.launched", fmt.Sprintf("instance %s started at %s (pid %d)", in.ID, in.Address, in.PID), fields)
+	}
+}
+
+// healthNeed is how many passed checks make a new target healthy: until
+// the router has checked it, a new target is healthy on trust, so only
+// verdicts count, as many passes as the health section's threshold.
+func healthNeed(h spec.Health) uint64 { return uint64(max(1, h.HealthyThreshold)) }
+
+// countHealthy counts the targets that passed their checks.
+func countHealthy(targets []router.TargetSnapshot, h spec.Health) int {
+	n := 0
+	for _, t := range targets {
+		if t.Healthy && !t.Suspect && t.Checks >= healthNeed(h) {
+			n++
+		}
+	}
+	return n
 }
 
 // validateLook is how often a deployment looks at green's health while
@@ -187,15 +252,24 @@ const validateLook = 50 * time.Millisecond
 
 // greenExited is a reason to roll back when an instance of green has died.
 func (e *Engine) greenExited(ctx context.Context, s *state) (fleetState, error) {
-	gs, err := e.observe(ctx, s.greenFleet())
+	gf := s.greenFleet()
+	gs, err := e.observe(ctx, gf)
 	if err != nil {
 		return gs, err
 	}
 	if len(gs.exited) > 0 {
 		return gs, rollbackf("%s", e.exitedReason(ctx, gs.exited[0]))
 	}
-	if len(gs.running) < s.det.Instances {
-		return gs, rollbackf("green has %d of %s running", len(gs.running), instances(s.det.Instances))
+	if !s.green.Spec.IsStack() {
+		if len(gs.running) < s.det.Instances {
+			return gs, rollbackf("green has %d of %s running", len(gs.running), instances(s.det.Instances))
+		}
+		return gs, nil
+	}
+	for _, m := range s.green.Spec.Members() {
+		if n := len(gs.of(m.Name).running); n < gf.count(m.Name) {
+			return gs, rollbackf("green's service %s has %d of %s running", m.Name, n, instances(gf.count(m.Name)))
+		}
 	}
 	return gs, nil
 }
@@ -208,26 +282,34 @@ func (e *Engine) validating(ctx context.Context, s *state) (time.Duration, error
 	if err := e.route(ctx, s); err != nil {
 		return 0, err
 	}
-	m, err := e.opts.Traffic.Metrics(ctx, s.d.App, time.Second)
+	all, err := e.metricsOf(ctx, s, time.Second)
 	if err != nil {
 		return 0, err
 	}
-	// A new target is healthy on trust until the router has checked it:
-	// only verdicts count, as many passes as the spec's healthy_threshold.
-	healthy := 0
-	need := uint64(max(1, s.green.Spec.Health.HealthyThreshold))
-	for _, t := range m[s.det.Slot].Targets {
-		if t.Healthy && !t.Suspect && t.Checks >= need {
-			healthy++
+	gf := s.greenFleet()
+	healthy, want := 0, 0
+	var targets []router.TargetSnapshot
+	var why strings.Builder
+	for _, m := range s.green.Spec.Members() {
+		ts := targetsOf(all, s.d.App, gf, m.Name, frontSpec(s))
+		n := countHealthy(ts, m.Health)
+		healthy, want, targets = healthy+n, want+gf.count(m.Name), append(targets, ts...)
+		if n >= gf.count(m.Name) {
+			continue
+		}
+		if m.Name == "" {
+			fmt.Fprintf(&why, "%d of %s passed %s within %s%s", n, instances(gf.count(m.Name)), m.Health.Path, m.Health.StartupTimeout,
+				e.unhealthyDetails(ctx, gs.running, ts, healthNeed(m.Health)))
+		} else {
+			fmt.Fprintf(&why, "\n  service %s: %d of %s passed %s within %s%s", m.Name, n, instances(gf.count(m.Name)), m.Health.Path, m.Health.StartupTimeout,
+				e.unhealthyDetails(ctx, gs.of(m.Name).running, ts, healthNeed(m.Health)))
 		}
 	}
-	if healthy < s.det.Instances {
+	if healthy < want {
 		if !e.now().Before(s.d.Deadlines[deadlineStartup]) {
-			return 0, rollbackf("green never became healthy: %d of %s passed %s within %s%s",
-				healthy, instances(s.det.Instances), s.green.Spec.Health.Path, s.green.Spec.Health.StartupTimeout,
-				e.unhealthyDetails(ctx, gs.running, m[s.det.Slot].Targets, need))
+			return 0, rollbackf("green never became healthy: %s", strings.TrimPrefix(why.String(), "\n  "))
 		}
-		if err := e.reportHealthWait(ctx, s, m[s.det.Slot].Targets); err != nil {
+		if err := e.reportHealthWait(ctx, s, targets); err != nil {
 			return 0, err
 		}
 		// The router probes a starting instance within milliseconds of
@@ -282,6 +364,9 @@ func (e *Engine) startShifting(ctx context.Context, s *state) error {
 	if err := e.runHooks(ctx, s, "before_allow_traffic", true); err != nil {
 		return err
 	}
+	if err := e.noteBaseline(ctx, s); err != nil {
+		return err
+	}
 	s.det.Progress = Progress{Since: e.now()}
 	dl := map[string]time.Time{}
 	if len(s.green.Spec.Checks.Rules) > 0 {
@@ -330,20 +415,50 @@ func (e *Engine) watch(ctx context.Context, s *state) error {
 	if err := e.route(ctx, s); err != nil {
 		return err
 	}
-	m, err := e.opts.Traffic.Metrics(ctx, s.d.App, time.Second)
+	all, err := e.metricsOf(ctx, s, time.Second)
 	if err != nil {
 		return err
 	}
-	for _, t := range m[s.det.Slot].Targets {
-		if !t.Healthy && t.Checks > 0 {
-			why := ""
-			if t.LastCheck != "" {
-				why = ": " + t.LastCheck
+	gf := s.greenFleet()
+	for _, m := range s.green.Spec.Members() {
+		for _, t := range targetsOf(all, s.d.App, gf, m.Name, frontSpec(s)) {
+			if !t.Healthy && t.Checks > 0 {
+				// A target that stops answering may be an instance that
+				// exited: the platform may learn it a moment after the
+				// router, and its exit code and last words say more.
+				if err := e.exitedSoon(ctx, s); err != nil {
+					return err
+				}
+				why := ""
+				if t.LastCheck != "" {
+					why = ": " + t.LastCheck
+				}
+				if m.Name != "" {
+					return rollbackf("green target %s of service %s failed its health check%s", t.Address, m.Name, why)
+				}
+				return rollbackf("green target %s failed its health check%s", t.Address, why)
 			}
-			return rollbackf("green target %s failed its health check%s", t.Address, why)
 		}
 	}
 	return e.checkIfDue(ctx, s)
+}
+
+// exitedSoon gives the platform up to a second to report a green instance
+// that exited, and returns greenExited's verdict if one did.
+func (e *Engine) exitedSoon(ctx context.Context, s *state) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for range 10 {
+		if _, err := e.greenExited(ctx, s); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 func (e *Engine) shifting(ctx context.Context, s *state) (time.Duration, error) {
@@ -488,7 +603,7 @@ func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) 
 		return 0, err
 	}
 	timeout := s.green.Spec.Retire.DrainTimeout.D()
-	rep, waited, err := e.drain(ctx, s, bf.slot, timeout)
+	rep, waited, err := e.drain(ctx, s, bf, timeout)
 	if err != nil {
 		return 0, err
 	}
@@ -522,8 +637,11 @@ func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) 
 // drain fences a fleet and waits for its work to end until the drain's
 // deadline, which is stored when the drain first starts: a server that
 // restarts mid-drain resumes the same drain and closes what is left at the
-// original deadline. waited counts from the drain's first start.
-func (e *Engine) drain(ctx context.Context, s *state, slot string, timeout time.Duration) (router.DrainReport, time.Duration, error) {
+// original deadline. waited counts from the drain's first start. A
+// stack's services drain in reverse dependency order (a front end before
+// the back end it calls), each public route before the service's own
+// address, within the one deadline.
+func (e *Engine) drain(ctx context.Context, s *state, f fleet, timeout time.Duration) (router.DrainReport, time.Duration, error) {
 	now := e.now()
 	end, ok := s.d.Deadlines[deadlineDrain]
 	if !ok {
@@ -537,9 +655,21 @@ func (e *Engine) drain(ctx context.Context, s *state, slot string, timeout time.
 		}
 	}
 	left := max(end.Sub(now), 0)
-	rep, err := e.opts.Traffic.Drain(ctx, s.d.App, slot, left)
-	waited := timeout - left + time.Duration(rep.Waited)
-	return rep, waited, err
+	total := router.DrainReport{App: s.d.App, Fleet: f.slot, Complete: true}
+	var waited time.Duration
+	for _, name := range drainOrder(s.d.App, f, frontSpec(s)) {
+		rep, err := e.opts.Traffic.Drain(ctx, name, f.slot, max(end.Sub(e.now()), 0))
+		if err != nil {
+			return total, timeout - left + waited, err
+		}
+		waited += time.Duration(rep.Waited)
+		total.Complete = total.Complete && rep.Complete
+		total.OpenRequests += rep.OpenRequests
+		total.OpenStreams += rep.OpenStreams
+		total.OpenConnections += rep.OpenConnections
+	}
+	total.Waited = router.Duration(waited)
+	return total, timeout - left + waited, nil
 }
 
 // beginRollback starts rolling back: the phase changes first (so a crash
@@ -583,7 +713,7 @@ func (e *Engine) rollingBack(ctx context.Context, s *state) (time.Duration, erro
 	gf := s.greenFleet()
 	var stopped []string
 	if !s.green.Spec.Retire.KeepGreenOnRollback {
-		if _, _, err := e.drain(ctx, s, gf.slot, s.green.Spec.Retire.DrainTimeout.D()); err != nil {
+		if _, _, err := e.drain(ctx, s, gf, s.green.Spec.Retire.DrainTimeout.D()); err != nil {
 			e.log.Warn("draining green", "app", s.d.App, "err", err)
 		}
 		if err := e.runStopHooks(ctx, s, gf, RoleGreen); err != nil {
@@ -594,17 +724,17 @@ func (e *Engine) rollingBack(ctx context.Context, s *state) (time.Duration, erro
 			return e.rollbackTrouble(ctx, s, err)
 		}
 	}
-	var route *router.AppConfig
+	var routes Routes
 	if hasBlue {
 		bs, err := e.observe(ctx, bf)
 		if err != nil {
 			return 0, err
 		}
-		if route, err = e.routeConfig(ctx, bf.rev, nil, []fleetRoute{routeFleet(bf.rev, bf.slot, RoleBlue, 100, bs.targets(), false)}, ""); err != nil {
+		if routes, err = e.routes(ctx, s.d.App, routePlan{front: bf.rev, fleets: []fleetPlan{planFleet(bf.rev, bf.slot, RoleBlue, 100, bs, false)}}); err != nil {
 			return e.rollbackTrouble(ctx, s, err)
 		}
 	}
-	if err := e.opts.Traffic.Route(ctx, s.d.App, route); err != nil {
+	if err := e.opts.Traffic.Route(ctx, s.d.App, routes); err != nil {
 		return e.rollbackTrouble(ctx, s, err)
 	}
 	// The reason is the deployment's, said when the rollback began.
@@ -624,20 +754,20 @@ func (e *Engine) rollingBack(ctx context.Context, s *state) (time.Duration, erro
 func (e *Engine) endRollbackNow(ctx context.Context, s *state) error {
 	var problems []string
 	bf, hasBlue := s.blueFleet()
-	var route *router.AppConfig
+	var routes Routes
 	if hasBlue {
 		bs, err := e.observe(ctx, bf)
 		if err != nil {
 			problems = append(problems, err.Error())
 		}
-		if route, err = e.routeConfig(ctx, bf.rev, nil, []fleetRoute{routeFleet(bf.rev, bf.slot, RoleBlue, 100, bs.targets(), false)}, ""); err != nil {
+		if routes, err = e.routes(ctx, s.d.App, routePlan{front: bf.rev, fleets: []fleetPlan{planFleet(bf.rev, bf.slot, RoleBlue, 100, bs, false)}}); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
 	if len(problems) == 0 {
 		// Without a table for blue, the router keeps what it has rather
 		// than lose the app.
-		if err := e.opts.Traffic.Route(ctx, s.d.App, route); err != nil {
+		if err := e.opts.Traffic.Route(ctx, s.d.App, routes); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -36,12 +37,10 @@ func (e *Engine) platformsOf(ctx context.Context, app string) []string {
 		return nil
 	}
 	for _, r := range revs {
-		name := e.plat.Name()
-		if s, err := spec.Parse(r.Spec, spec.FileName); err == nil && s.Platform != "" {
-			name = s.Platform
-		}
-		if !slices.Contains(names, name) {
-			names = append(names, name)
+		for _, name := range specPlatforms(r.Spec, e.plat.Name()) {
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
 		}
 	}
 	if len(names) == 0 {
@@ -76,6 +75,11 @@ func (e *Engine) stopStrays(ctx context.Context, apps []store.App) {
 	}
 	for _, name := range e.plat.Names() {
 		ins, err := e.plat.ListOn(ctx, "", []string{name})
+		if errors.Is(err, platform.ErrUnavailable) {
+			// An engine that is down (or not installed) was told of at start.
+			e.log.Debug("looking for instances of unknown apps", "platform", name, "err", err)
+			continue
+		}
 		if err != nil {
 			e.log.Warn("looking for instances of unknown apps", "platform", name, "err", err)
 			continue
@@ -90,4 +94,23 @@ func (e *Engine) stopStrays(ctx context.Context, apps []store.App) {
 				map[string]any{"instance": in.ID, "platform": name})
 		}
 	}
+}
+
+// specPlatforms names the platforms a spec's services run on (def when the
+// spec does not parse).
+func specPlatforms(raw []byte, def string) []string {
+	s, err := spec.Parse(raw, spec.FileName)
+	if err != nil {
+		return []string{def}
+	}
+	var out []string
+	for _, m := range s.Members() {
+		if m.Platform != "" && !slices.Contains(out, m.Platform) {
+			out = append(out, m.Platform)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{def}
+	}
+	return out
 }

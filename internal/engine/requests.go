@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/audit"
@@ -82,12 +84,22 @@ func (e *Engine) CreateRevision(ctx context.Context, in RevisionInput) (store.Re
 	if err != nil {
 		return store.Revision{}, err
 	}
-	e.usesPlatform(ctx, r.App, s.Platform)
+	for _, m := range s.Members() {
+		e.usesPlatform(ctx, r.App, m.Platform)
+	}
 	msg := fmt.Sprintf("revision %d from %s", r.Generation, in.Bundle)
 	fields := map[string]any{"generation": r.Generation, "source": r.Source, "message": r.Message}
-	if img != nil {
+	switch {
+	case img != nil && img.ID != "":
 		msg += fmt.Sprintf(", image %s (%s)", img.Ref, shortID(img.ID))
 		fields["image"], fields["image_id"] = img.Ref, img.ID
+	case img != nil:
+		for _, name := range slices.Sorted(maps.Keys(img.Services)) {
+			msg += fmt.Sprintf(", %s: image %s (%s)", name, img.Services[name].Ref, shortID(img.Services[name].ID))
+		}
+	}
+	if s.IsStack() {
+		fields["services"] = s.StackOrder()
 	}
 	msg, fields = audit.Record(ctx, msg, fields)
 	e.event(ctx, r.App, "", "revision.created", msg, fields)

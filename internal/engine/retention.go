@@ -11,6 +11,7 @@ import (
 
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/platform"
+	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 )
 
@@ -118,7 +119,7 @@ func (e *Engine) pruneApp(ctx context.Context, app string, r Retention, cutoff t
 			continue
 		}
 		if !e.pruned(rev) {
-			if err := e.pruneRevision(app, rev.Generation); err != nil {
+			if err := e.pruneRevision(app, rev.Generation, stackServices(rev.Spec)); err != nil {
 				return kept, dropped, err
 			}
 			rep.Revisions = append(rep.Revisions, app+"/"+strconv.FormatInt(rev.Generation, 10))
@@ -150,7 +151,7 @@ func (e *Engine) pruned(rev store.Revision) bool {
 
 // pruneRevision removes a revision's unpacked files and its instances'
 // output. Its row stays in the store, so history still names it.
-func (e *Engine) pruneRevision(app string, generation int64) error {
+func (e *Engine) pruneRevision(app string, generation int64, services []string) error {
 	dir := e.revisionDir(app, generation)
 	// The marker goes first: a crash half-way leaves a revision that is
 	// unpacked afresh, never one that looks whole and is not.
@@ -163,12 +164,14 @@ func (e *Engine) pruneRevision(app string, generation int64) error {
 	var err error
 	platform.Each(e.plat, func(lr logRemover) {
 		for _, slot := range []string{SlotBlue, SlotGreen} {
-			for i := range maxInstancesPruned {
-				if err != nil {
-					return
-				}
-				if rerr := lr.RemoveLogs(InstanceID(app, generation, slot, i)); rerr != nil && !errors.Is(rerr, platform.ErrNotFound) {
-					err = rerr
+			for _, svc := range services {
+				for i := range maxInstancesPruned {
+					if err != nil {
+						return
+					}
+					if rerr := lr.RemoveLogs(ServiceInstanceID(app, generation, slot, svc, i)); rerr != nil && !errors.Is(rerr, platform.ErrNotFound) {
+						err = rerr
+					}
 				}
 			}
 		}
@@ -182,4 +185,14 @@ const maxInstancesPruned = 64
 // prunedError says that a revision asked for was pruned.
 func prunedError(app string, generation int64) error {
 	return notFound(fmt.Sprintf("revision %d of app %s was pruned by the server's retention (its bundle is gone): deploy its bundle again", generation, app))
+}
+
+// stackServices names the services of a revision's spec: "" alone for an
+// app of one service (or a spec that does not parse).
+func stackServices(raw []byte) []string {
+	s, err := spec.Parse(raw, spec.FileName)
+	if err != nil || !s.IsStack() {
+		return []string{""}
+	}
+	return s.StackOrder()
 }

@@ -50,39 +50,57 @@ func (t *RouterTraffic) load(ctx context.Context) error {
 }
 
 // Route implements Traffic. Pushing what was last pushed is skipped.
-func (t *RouterTraffic) Route(ctx context.Context, app string, cfg *router.AppConfig) error {
+func (t *RouterTraffic) Route(ctx context.Context, app string, routes Routes) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.load(ctx); err != nil {
 		return err
 	}
-	enc, err := json.Marshal(cfg)
+	if len(routes) == 0 {
+		routes = nil
+	}
+	enc, err := json.Marshal(routes)
 	if err != nil {
-		return fmt.Errorf("encoding the route of app %s: %w", app, err)
+		return fmt.Errorf("encoding the routes of app %s: %w", app, err)
 	}
 	if prev, ok := t.pushed[app]; ok && string(prev) == string(enc) {
 		return nil
 	}
-	old, had := t.table.Apps[app]
-	if cfg == nil {
-		if !had {
-			t.pushed[app] = enc
-			return nil
-		}
-		delete(t.table.Apps, app)
-	} else {
-		t.table.Apps[app] = cfg
+	old := replaceApp(t.table.Apps, app, routes)
+	if len(old) == 0 && len(routes) == 0 {
+		t.pushed[app] = enc
+		return nil
 	}
 	if _, err := t.sup.Apply(ctx, *t.table); err != nil {
-		if had {
-			t.table.Apps[app] = old
-		} else {
-			delete(t.table.Apps, app)
-		}
+		replaceApp(t.table.Apps, app, old)
 		return refusal(app, err)
 	}
 	t.pushed[app] = enc
 	return nil
+}
+
+// replaceApp puts routes in place of every router app of app in apps
+// (the app's own name, and APP.* of a stack's services), and returns
+// what was there.
+func replaceApp(apps map[string]*router.AppConfig, app string, routes Routes) Routes {
+	old := Routes{}
+	for name, cfg := range apps {
+		if ownedBy(name, app) {
+			old[name] = cfg
+			delete(apps, name)
+		}
+	}
+	for name, cfg := range routes {
+		apps[name] = cfg
+	}
+	return old
+}
+
+// ownedBy says whether a router app belongs to app: it is app, or one of
+// the routes of its services (app.SERVICE…). App names have no dots, so no
+// other app's routes start with "app.".
+func ownedBy(name, app string) bool {
+	return name == app || strings.HasPrefix(name, app+".")
 }
 
 // refusal names the app whose routes the router refused, as a
@@ -97,7 +115,7 @@ func refusal(app string, err error) error {
 
 // Check implements Traffic: the table with cfg as app's entry is validated
 // as the router would, without a push.
-func (t *RouterTraffic) Check(ctx context.Context, app string, cfg *router.AppConfig) error {
+func (t *RouterTraffic) Check(ctx context.Context, app string, routes Routes) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.load(ctx); err != nil {
@@ -105,11 +123,7 @@ func (t *RouterTraffic) Check(ctx context.Context, app string, cfg *router.AppCo
 	}
 	tbl := *t.table
 	tbl.Apps = maps.Clone(t.table.Apps)
-	if cfg == nil {
-		delete(tbl.Apps, app)
-	} else {
-		tbl.Apps[app] = cfg
-	}
+	replaceApp(tbl.Apps, app, routes)
 	probe, err := json.Marshal(tbl)
 	if err != nil {
 		return fmt.Errorf("encoding the routing table: %w", err)
@@ -144,11 +158,38 @@ func (t *RouterTraffic) Metrics(ctx context.Context, app string, window time.Dur
 	out := map[string]FleetMetrics{}
 	name := router.WindowName(window)
 	for fleet, fs := range snap.Apps[app].Fleets {
-		w := fs.Windows[name]
-		out[fleet] = FleetMetrics{
-			Revision: fs.Revision, Weight: fs.Weight, Fenced: fs.Fenced, Test: fs.Test, Healthy: fs.Healthy, Targets: fs.Targets,
-			Requests: w.Requests, Errors: w.ByClass["5xx"],
-			P50: seconds(w.P50), P95: seconds(w.P95), P99: seconds(w.P99),
+		out[fleet] = fleetMetrics(fs, name)
+	}
+	return out, nil
+}
+
+// fleetMetrics reads one fleet's snapshot over the window named.
+func fleetMetrics(fs router.FleetSnapshot, window string) FleetMetrics {
+	w := fs.Windows[window]
+	return FleetMetrics{
+		Revision: fs.Revision, Weight: fs.Weight, Fenced: fs.Fenced, Test: fs.Test, Healthy: fs.Healthy, Targets: fs.Targets,
+		Requests: w.Requests, Errors: w.ByClass["5xx"],
+		P50: seconds(w.P50), P95: seconds(w.P95), P99: seconds(w.P99), Latency: w.Latency,
+	}
+}
+
+// AppMetrics implements Traffic: every router app of app, read in one
+// snapshot of the router's metrics.
+func (t *RouterTraffic) AppMetrics(ctx context.Context, app string, window time.Duration) (map[string]map[string]FleetMetrics, error) {
+	window = min(max((window+time.Second-1).Truncate(time.Second), router.MinWindow), router.MaxWindow)
+	snap, err := t.sup.Client().Stats(ctx, routerproc.StatsOptions{Window: window})
+	if err != nil {
+		return nil, fmt.Errorf("reading the router's metrics of app %s: %w", app, err)
+	}
+	out := map[string]map[string]FleetMetrics{}
+	name := router.WindowName(window)
+	for a, as := range snap.Apps {
+		if !ownedBy(a, app) {
+			continue
+		}
+		out[a] = map[string]FleetMetrics{}
+		for fleet, fs := range as.Fleets {
+			out[a][fleet] = fleetMetrics(fs, name)
 		}
 	}
 	return out, nil

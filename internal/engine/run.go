@@ -63,14 +63,14 @@ func (e *Engine) loadState(ctx context.Context, id string) (*state, error) {
 
 // greenFleet and blueFleet are the deployment's two fleets.
 func (s *state) greenFleet() fleet {
-	return fleet{rev: s.green, slot: s.det.Slot, instances: s.det.Instances}
+	return fleet{rev: s.green, slot: s.det.Slot, instances: s.det.Instances, counts: s.det.Services}
 }
 
 func (s *state) blueFleet() (fleet, bool) {
 	if s.blue == nil {
 		return fleet{}, false
 	}
-	return fleet{rev: s.blue, slot: s.det.BlueSlot, instances: s.det.BlueInstances}, true
+	return fleet{rev: s.blue, slot: s.det.BlueSlot, instances: s.det.BlueInstances, counts: s.det.BlueServices}, true
 }
 
 // change is one persisted step of a deployment: the new phase (or the same),
@@ -91,6 +91,10 @@ type change struct {
 // promote changed the deployment meanwhile) returns store.ErrConflict; the
 // runner then reloads and goes again.
 func (e *Engine) save(ctx context.Context, s *state, c change) error {
+	prev, since := s.d, s.det.PhaseSince
+	if c.phase != "" && c.phase != s.d.Phase {
+		s.det.PhaseSince = e.now()
+	}
 	raw, err := json.Marshal(s.det)
 	if err != nil {
 		return fmt.Errorf("deployment %s: encoding details: %w", s.d.ID, err)
@@ -131,12 +135,14 @@ func (e *Engine) save(ctx context.Context, s *state, c change) error {
 		return nil
 	})
 	if err != nil {
+		s.det.PhaseSince = since
 		return err
 	}
 	if d.Phase != s.d.Phase {
 		e.log.Info("deployment phase", "app", d.App, "deployment", d.ID, "from", s.d.Phase, "to", d.Phase, "reason", d.Reason)
 	}
 	s.d = d
+	e.countChange(prev, d, since)
 	return nil
 }
 
@@ -272,7 +278,7 @@ func (e *Engine) step(ctx context.Context, s *state) (time.Duration, error) {
 	case PhasePending:
 		err = e.pending(ctx, s)
 	case PhaseProvisioning:
-		err = e.provisioning(ctx, s)
+		wait, err = e.provisioning(ctx, s)
 	case PhaseValidating:
 		wait, err = e.validating(ctx, s)
 	case PhaseTestTraffic:

@@ -29,8 +29,14 @@ func (e *Engine) checkRunAs(s *spec.Spec) error {
 	// A container's user is one of the image's, not the host's: only root
 	// (uid 0 is the host's root, without a user namespace) needs the
 	// server's leave.
-	if s.Docker != nil && rootUser(s.Docker.User) && !e.opts.RunAs.AllowsRoot() {
-		return s.Problem("docker.user", "this server does not let apps run as root (bluegreen server --allow-run-as root allows it); remove docker.user to run as a user of the app's own, or name a user other than root")
+	for _, m := range s.Members() {
+		if m.Docker != nil && rootUser(m.Docker.User) && !e.opts.RunAs.AllowsRoot() {
+			at := "docker.user"
+			if m.Name != "" {
+				at = "services." + m.Name + ".docker.user"
+			}
+			return s.Problem(at, "this server does not let apps run as root (bluegreen server --allow-run-as root allows it); remove docker.user to run as a user of the app's own, or name a user other than root")
+		}
 	}
 	return nil
 }

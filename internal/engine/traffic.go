@@ -17,15 +17,21 @@ import (
 // per-fleet metrics. The built-in router is one implementation; on
 // Kubernetes the same requests become Service and route changes.
 type Traffic interface {
-	// Route makes the data plane serve app as cfg says; nil removes the app.
-	// A state the data plane will never take (a host another app claims)
-	// is a *PermanentError.
-	Route(ctx context.Context, app string, cfg *router.AppConfig) error
-	// Check says whether Route would take cfg beside the other apps as they
-	// are, without changing anything (a *PermanentError when it would not).
-	Check(ctx context.Context, app string, cfg *router.AppConfig) error
-	// Metrics reads the app's fleets over the last window.
+	// Route makes the data plane serve app as routes say, in one step:
+	// every router app of app (the app's own name, and APP.* for the
+	// services of a stack) is replaced by routes; nil removes them all. A
+	// state the data plane will never take (a host another app claims) is
+	// a *PermanentError.
+	Route(ctx context.Context, app string, routes Routes) error
+	// Check says whether Route would take routes beside the other apps as
+	// they are, without changing anything (a *PermanentError when it would
+	// not).
+	Check(ctx context.Context, app string, routes Routes) error
+	// Metrics reads one router app's fleets over the last window.
 	Metrics(ctx context.Context, app string, window time.Duration) (map[string]FleetMetrics, error)
+	// AppMetrics reads every router app of app (see Route) over the last
+	// window, by router app and fleet.
+	AppMetrics(ctx context.Context, app string, window time.Duration) (map[string]map[string]FleetMetrics, error)
 	// Drain fences a fleet, waits up to timeout for its work to end, then
 	// closes what is left and reports it.
 	Drain(ctx context.Context, app, fleet string, timeout time.Duration) (router.DrainReport, error)
@@ -48,6 +54,9 @@ type FleetMetrics struct {
 	P50      time.Duration
 	P95      time.Duration
 	P99      time.Duration
+	// Latency is the window's latency histogram, for the judge (empty
+	// from a router that does not give one).
+	Latency []router.LatencyBucket `json:",omitempty"`
 }
 
 // ErrorRate is the share of 5xx answers (0 without requests).
@@ -65,8 +74,12 @@ const (
 	RoleGreen = "green"
 )
 
-// fleetRoute is what one fleet should look like in the router. Its health
-// check is its own revision's.
+// Routes are the router apps of an app, by name.
+type Routes map[string]*router.AppConfig
+
+// fleetRoute is what one fleet should look like in one router app: the
+// fleet's instances of one service. Its health check is its own
+// revision's.
 type fleetRoute struct {
 	slot       string
 	role       string
@@ -77,23 +90,37 @@ type fleetRoute struct {
 	health     spec.Health
 }
 
-// routeFleet is the route of a fleet of rev in slot.
-func routeFleet(rev *revision, slot, role string, weight int, targets []string, fenced bool) fleetRoute {
-	return fleetRoute{slot: slot, role: role, generation: rev.Generation, weight: weight, targets: targets, fenced: fenced, health: rev.Spec.Health}
+// fleetPlan is what one fleet of an app should look like in the router,
+// every service of it.
+type fleetPlan struct {
+	rev    *revision
+	slot   string
+	role   string
+	weight int
+	fenced bool
+	state  fleetState
 }
 
-// appRoute builds the router's view of an app. front is the spec whose
-// production settings (listener, hosts, stickiness, preview header) are in
-// force: the live revision's until green becomes live. test is the spec of
-// the fleet the test listener serves (nil: front's); its test listener and
-// hosts apply there. Each fleet is checked with its own revision's health
-// section. testFleet may be "".
-func appRoute(front, test *spec.Spec, fleets []fleetRoute, testFleet string) *router.AppConfig {
+// planFleet is the plan of a fleet of rev in slot, whose instances are fs.
+func planFleet(rev *revision, slot, role string, weight int, fs fleetState, fenced bool) fleetPlan {
+	return fleetPlan{rev: rev, slot: slot, role: role, weight: weight, fenced: fenced, state: fs}
+}
+
+// part is the fleet's route in the router app of member m.
+func (p fleetPlan) part(m spec.Member) fleetRoute {
+	return fleetRoute{slot: p.slot, role: p.role, generation: p.rev.Generation, weight: p.weight,
+		targets: p.state.of(m.Name).targets(), fenced: p.fenced, health: m.Health}
+}
+
+// appRoute builds the router's view of one public route of an app. stack
+// is the spec whose stickiness and preview header are in force (the live
+// revision's until green becomes live); front is the member whose
+// production settings (listener, hosts, path) are in force, test the member
+// whose test listener and hosts serve the test fleet. Each fleet is checked
+// with its own revision's health section. testFleet may be "".
+func appRoute(stack *spec.Spec, front, test spec.Member, fleets []fleetRoute, testFleet string) *router.AppConfig {
 	if len(fleets) == 0 {
 		return nil
-	}
-	if test == nil {
-		test = front
 	}
 	cfg := &router.AppConfig{
 		Production:    front.Router.Production,
@@ -101,9 +128,12 @@ func appRoute(front, test *spec.Spec, fleets []fleetRoute, testFleet string) *ro
 		Hosts:         append([]string(nil), front.Router.Hosts...),
 		Fleets:        map[string]*router.FleetConfig{},
 		TestFleet:     testFleet,
-		Sticky:        front.Router.Sticky,
-		PreviewHeader: front.Router.PreviewHeader,
+		Sticky:        stack.Router.Sticky,
+		PreviewHeader: stack.Router.PreviewHeader,
 		Health:        healthConfig(front.Health),
+	}
+	if p := front.Router.Path; p != "" && p != spec.DefaultPath {
+		cfg.Path, cfg.StripPrefix = p, front.Router.StripPrefix
 	}
 	if !slices.Equal(test.Router.Hosts, front.Router.Hosts) {
 		cfg.TestHosts = append([]string(nil), test.Router.Hosts...)
@@ -146,22 +176,20 @@ type PermanentError struct{ Err error }
 func (p *PermanentError) Error() string { return p.Err.Error() }
 func (p *PermanentError) Unwrap() error { return p.Err }
 
-// routeConfig is appRoute with front's preview secret, if its spec names
-// one, read from the params its revision pinned.
-func (e *Engine) routeConfig(ctx context.Context, front *revision, test *spec.Spec, fleets []fleetRoute, testFleet string) (*router.AppConfig, error) {
-	cfg := appRoute(front.Spec, test, fleets, testFleet)
+// previewSecret is the value of front's preview secret param, if its spec
+// names one, read from the params its revision pinned.
+func (e *Engine) previewSecret(ctx context.Context, front *revision) (string, error) {
 	name := front.Spec.Router.PreviewSecretParam
-	if cfg == nil || name == "" {
-		return cfg, nil
+	if name == "" {
+		return "", nil
 	}
 	env, err := e.opts.Params.Resolve(ctx, front.Params)
 	if err != nil {
-		return nil, fmt.Errorf("revision %d of app %s: %w", front.Generation, front.App, err)
+		return "", fmt.Errorf("revision %d of app %s: %w", front.Generation, front.App, err)
 	}
 	v, ok := env[params.EnvName(name)]
 	if !ok {
-		return nil, &PermanentError{Err: fmt.Errorf("revision %d of app %s: router.preview_secret_param %s is not among its pinned params", front.Generation, front.App, name)}
+		return "", &PermanentError{Err: fmt.Errorf("revision %d of app %s: router.preview_secret_param %s is not among its pinned params", front.Generation, front.App, name)}
 	}
-	cfg.PreviewSecret = v.Reveal()
-	return cfg, nil
+	return v.Reveal(), nil
 }

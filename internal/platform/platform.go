@@ -26,7 +26,10 @@ type InstanceSpec struct {
 	App      string
 	Revision int64  // the revision's generation
 	Fleet    string // the fleet (slot) the instance belongs to: "blue" or "green"
-	Index    int    // 0-based position in its fleet
+	// Service is the service of a stack the instance runs ("" for an app
+	// of one service).
+	Service string
+	Index   int // 0-based position in its fleet (of its service)
 
 	// Dir is the unpacked revision, the root that WorkDir is relative to.
 	Dir string
@@ -188,6 +191,7 @@ type Instance struct {
 	App      string
 	Revision int64
 	Fleet    string
+	Service  string // "" for an app of one service
 	Index    int
 	// Address is host:port where the router reaches the instance.
 	Address string

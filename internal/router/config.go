@@ -67,6 +67,21 @@ type AppConfig struct {
 	// PreviewSecret, when set, must come with the fleet's name in the preview
 	// header ("green; secret=SECRET"); without it the header is ignored.
 	PreviewSecret string `json:"preview_secret,omitempty" yaml:"preview_secret"`
+	// Path is the prefix of the request paths the app answers on its
+	// listeners and hosts ("" or "/": every path). The longest prefix wins
+	// among the apps whose hosts match a request.
+	Path string `json:"path,omitempty" yaml:"path"`
+	// StripPrefix removes Path from the request target before it is sent
+	// to a target: /api/items goes on as /items.
+	StripPrefix bool `json:"strip_prefix,omitempty" yaml:"strip_prefix"`
+}
+
+// pathPrefix is the app's path prefix, "/" when it has none.
+func (a *AppConfig) pathPrefix() string {
+	if a.Path == "" {
+		return "/"
+	}
+	return a.Path
 }
 
 // FleetConfig is one fleet of an app.
@@ -189,6 +204,11 @@ func ParseJSON(data []byte) (*Config, error) {
 
 var (
 	nameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	// appRe also takes names joined by dots ("shop.api.green"): the
+	// control plane names the router apps of a stack's services so, and
+	// they never clash with its apps, whose names have no dots.
+	appRe  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+	pathRe = regexp.MustCompile(`^(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+$`)
 	hostRe = regexp.MustCompile(`^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 	hdrRe  = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 )
@@ -233,8 +253,11 @@ func (c *Config) Validate() error {
 			p.add("%s: empty app", at)
 			continue
 		}
-		if !nameRe.MatchString(name) {
-			p.add("%s: app name must be 1-63 characters of a-z, 0-9 and '-'", at)
+		if !appRe.MatchString(name) || len(name) > maxAppName {
+			p.add("%s: app name must be 1-63 characters of a-z, 0-9 and '-' (or such names joined by dots, %d characters at most)", at, maxAppName)
+		}
+		if a.Path != "" && a.Path != "/" && (!pathRe.MatchString(a.Path) || strings.Contains(a.Path+"/", "/./") || strings.Contains(a.Path+"/", "/../")) {
+			p.add("%s.path: %q is not a path prefix: want / or /segments without a trailing /, . or .. segments, query or escapes", at, a.Path)
 		}
 		if a.Production != "" {
 			checkListener(&p, at+".production", a.Production)
@@ -273,9 +296,13 @@ func (c *Config) Validate() error {
 			}
 			listeners[addr] = use{kind, name}
 			for _, h := range hosts {
-				key := addr + " " + h
+				key := addr + " " + h + " " + a.pathPrefix()
 				if other, ok := hostOwner[key]; ok && other != name {
-					p.add("%s: host %q on %s is claimed by app %s and by app %s", at, h, addr, other, name)
+					if a.pathPrefix() == "/" {
+						p.add("%s: host %q on %s is claimed by app %s and by app %s", at, h, addr, other, name)
+					} else {
+						p.add("%s: host %q and path %s on %s are claimed by app %s and by app %s", at, h, a.Path, addr, other, name)
+					}
 				}
 				hostOwner[key] = name
 			}
@@ -379,6 +406,9 @@ func (c *Config) listenersOf(a *AppConfig) appListeners {
 	}
 	return l
 }
+
+// maxAppName bounds an app's name, dots included.
+const maxAppName = 200
 
 // maxFleets bounds fleets per app so that the weight schedules can be cached per subset.
 const maxFleets = 6

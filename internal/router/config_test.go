@@ -138,8 +138,14 @@ func FuzzHeaderHandling(f *testing.F) {
 	f.Add("Connection", "X-A, close", "*.example.com", "")
 	f.Add("Upgrade", "websocket", "[::1]:8080", "\x00\xff")
 	f.Fuzz(func(t *testing.T, k, v, host, id string) {
-		lr := &listenerRoutes{exact: map[string]*app{"shop.example.com": {name: "a"}}, wild: []wildRoute{{".example.com", &app{name: "w"}}}}
-		lr.lookup(host)
+		api := &app{name: "api", prefix: "/api", strip: true}
+		lr := &listenerRoutes{exact: map[string]*hostRoutes{"shop.example.com": {root: &app{name: "a"}, prefixed: []prefixRoute{{"/api", api}}}},
+			wild: []wildRoute{{".example.com", &hostRoutes{root: &app{name: "w"}}}}, paths: true}
+		if a := lr.lookup(host, v); a == api {
+			if up := string(api.upstreamTarget([]byte(v))); !strings.HasPrefix(up, "/") {
+				t.Fatalf("upstream target %q of %q", up, v)
+			}
+		}
 		got := requestID([]byte(id))
 		if got == "" || len(got) > 128 || strings.ContainsAny(got, "\r\n ") {
 			t.Fatalf("request ID %q from %q", got, id)

@@ -317,7 +317,7 @@ func (lp *loop) start(c *lconn) bool {
 	case lr == nil:
 		code, msg = http.StatusNotFound, "no routes on this listener"
 	default:
-		if a = lr.lookup(b2s(h.host)); a == nil {
+		if a = lr.lookup(b2s(h.host), b2s(h.target)); a == nil {
 			code, msg = http.StatusNotFound, "no app for host "+strconv.Quote(string(h.host))
 			break
 		}
@@ -388,7 +388,7 @@ func (lp *loop) consume(c *lconn, n int) {
 func (lp *loop) requestHead(x *lexch, h *reqHead, b, w []byte) []byte {
 	w = append(w, h.method...)
 	w = append(w, ' ')
-	w = append(w, h.target...)
+	w = append(w, x.f.app.upstreamTarget(h.target)...)
 	w = append(w, " HTTP/1.1\r\nHost: "...)
 	w = append(w, h.host...)
 	w = append(w, "\r\n"...)

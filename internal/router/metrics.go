@@ -155,6 +155,18 @@ type WindowStats struct {
 	P99       float64           `json:"p99_seconds"`
 	BytesIn   uint64            `json:"bytes_in"`
 	BytesOut  uint64            `json:"bytes_out"`
+	// Latency is the window's histogram, its non-empty buckets in
+	// ascending order: only in a fleet's window asked for by a query, for
+	// the statistical judge of deployments.
+	Latency []LatencyBucket `json:"latency,omitempty"`
+}
+
+// LatencyBucket counts the requests that took From to To seconds (To
+// excluded; no To for the last bucket, about 134 s and more).
+type LatencyBucket struct {
+	From  float64 `json:"from_seconds"`
+	To    float64 `json:"to_seconds,omitempty"`
+	Count uint64  `json:"count"`
 }
 
 // Totals are the counters since the fleet or target appeared.
@@ -168,6 +180,29 @@ type Totals struct {
 var classNames = [6]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 func (m *metrics) window(now time.Time, d time.Duration) WindowStats {
+	ws, _ := m.windowLat(now, d)
+	return ws
+}
+
+// windowHist is window with its latency histogram.
+func (m *metrics) windowHist(now time.Time, d time.Duration) WindowStats {
+	ws, lat := m.windowLat(now, d)
+	for i, c := range lat {
+		if c == 0 {
+			continue
+		}
+		b := LatencyBucket{From: bucketLower(i), Count: c}
+		if hi := bucketUpper(i); !math.IsInf(hi, 1) {
+			b.To = hi
+		}
+		ws.Latency = append(ws.Latency, b)
+	}
+	return ws
+}
+
+// windowLat sums the window's slots: its stats, and the counts per latency
+// bucket they came from.
+func (m *metrics) windowLat(now time.Time, d time.Duration) (WindowStats, [latBuckets]uint64) {
 	secs := int64(d / time.Second)
 	last := now.Unix()
 	var classes [6]uint64
@@ -201,7 +236,7 @@ func (m *metrics) window(now time.Time, d time.Duration) WindowStats {
 	ws.P90 = quantile(lat[:], ws.Requests, 0.90)
 	ws.P95 = quantile(lat[:], ws.Requests, 0.95)
 	ws.P99 = quantile(lat[:], ws.Requests, 0.99)
-	return ws
+	return ws, lat
 }
 
 // quantile interpolates linearly inside the bucket that holds rank q·n.

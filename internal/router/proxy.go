@@ -67,7 +67,7 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 		refuse(http.StatusBadRequest, "the request target must be a path (/...), * or an absolute http:// or https:// URL")
 		return
 	}
-	a := lr.lookup(b2s(host))
+	a := lr.lookup(b2s(host), b2s(target))
 	if a == nil {
 		refuse(http.StatusNotFound, "no app for host "+strconv.Quote(string(host)))
 		return
@@ -99,7 +99,7 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	x := &exchange{ctx: ctx, tbl: tbl, lr: lr, f: f, pin: pin, start: start, host: host, target: target}
+	x := &exchange{ctx: ctx, tbl: tbl, lr: lr, f: f, pin: pin, start: start, host: host, target: a.upstreamTarget(target)}
 	x.reqID = requestID(ctx.Request.Header.Peek(tbl.reqID))
 	f.stats.inflight.Add(1)
 	x.run(f.pickTarget(nil, now))

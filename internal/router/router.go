@@ -217,7 +217,7 @@ func (r *Router) build(cfg *Config) *table {
 			rr = &atomic.Uint64{}
 			r.rr[name] = rr
 		}
-		a := &app{name: name, byName: map[string]*fleet{}, preview: ac.PreviewHeader, rr: rr}
+		a := &app{name: name, prefix: ac.pathPrefix(), strip: ac.StripPrefix, byName: map[string]*fleet{}, preview: ac.PreviewHeader, rr: rr}
 		if ac.PreviewSecret != "" {
 			a.previewSecret = ac.PreviewSecret
 			a.previewSum = sha256.Sum256([]byte(ac.PreviewSecret))
@@ -287,6 +287,9 @@ func (r *Router) build(cfg *Config) *table {
 	}
 	for _, lr := range tbl.listeners {
 		sort.Slice(lr.wild, func(i, j int) bool { return len(lr.wild[i].suffix) > len(lr.wild[j].suffix) })
+		for _, h := range lr.all() {
+			sort.Slice(h.prefixed, func(i, j int) bool { return len(h.prefixed[i].prefix) > len(h.prefixed[j].prefix) })
+		}
 	}
 	for key, t := range r.targets {
 		if !usedTargets[key] {
@@ -316,19 +319,57 @@ func (r *Router) build(cfg *Config) *table {
 func (r *Router) route(tbl *table, addr string, test, isTLS bool, hosts []string, a *app) {
 	lr := tbl.listeners[addr]
 	if lr == nil {
-		lr = &listenerRoutes{addr: addr, test: test, tls: isTLS, exact: map[string]*app{}}
+		lr = &listenerRoutes{addr: addr, test: test, tls: isTLS, exact: map[string]*hostRoutes{}}
 		tbl.listeners[addr] = lr
 	}
+	if a.prefix != "/" {
+		lr.paths = true
+	}
 	for _, h := range hosts {
+		var hr *hostRoutes
 		switch {
 		case h == "*":
-			lr.any = a
+			if lr.any == nil {
+				lr.any = &hostRoutes{}
+			}
+			hr = lr.any
 		case strings.HasPrefix(h, "*."):
-			lr.wild = append(lr.wild, wildRoute{suffix: h[1:], app: a})
+			for _, w := range lr.wild {
+				if w.suffix == h[1:] {
+					hr = w.routes
+				}
+			}
+			if hr == nil {
+				hr = &hostRoutes{}
+				lr.wild = append(lr.wild, wildRoute{suffix: h[1:], routes: hr})
+			}
 		default:
-			lr.exact[h] = a
+			if hr = lr.exact[h]; hr == nil {
+				hr = &hostRoutes{}
+				lr.exact[h] = hr
+			}
+		}
+		if a.prefix == "/" {
+			hr.root = a
+		} else {
+			hr.prefixed = append(hr.prefixed, prefixRoute{prefix: a.prefix, app: a})
 		}
 	}
+}
+
+// all lists every host's routes of the listener.
+func (l *listenerRoutes) all() []*hostRoutes {
+	var out []*hostRoutes
+	for _, h := range l.exact {
+		out = append(out, h)
+	}
+	for _, w := range l.wild {
+		out = append(out, w.routes)
+	}
+	if l.any != nil {
+		out = append(out, l.any)
+	}
+	return out
 }
 
 // Timeouts of the listeners' connections; variables so that tests can shorten them.

@@ -148,14 +148,14 @@ func (r *Router) StatsFor(q StatsQuery) (Snapshot, error) {
 			fs := FleetSnapshot{
 				Revision: f.revision, Weight: f.weight, Fenced: f.fenced, Test: a.testFleet == f,
 				InFlight: f.stats.inflight.Load(), Streaming: f.stats.streaming.Load(), Upgraded: f.stats.upgraded.Load(),
-				Windows: windows(f.stats, now, q.Window), Totals: f.stats.totals(),
+				Windows: windows(f.stats, now, q.Window, true), Totals: f.stats.totals(),
 			}
 			for i, t := range f.targets {
 				saw, passed := t.lastSeen()
 				ts := TargetSnapshot{
 					Address: t.addr, Healthy: t.healthy.Load(), Checks: t.checks.Load(), LastCheck: saw, LastCheckPassed: passed, Suspect: !t.usable(ns) && t.healthy.Load(), Fenced: f.fenced || f.fencedT[i],
 					InFlight: t.stats.inflight.Load(), Streaming: t.stats.streaming.Load(), Upgraded: t.stats.upgraded.Load(),
-					Windows: windows(t.stats, now, q.Window), Totals: t.stats.totals(),
+					Windows: windows(t.stats, now, q.Window, false), Totals: t.stats.totals(),
 				}
 				if f.takes(i, ns) {
 					fs.Healthy++
@@ -169,13 +169,18 @@ func (r *Router) StatsFor(q StatsQuery) (Snapshot, error) {
 	return s, nil
 }
 
-// windows computes the fixed windows and, when extra is set, one more.
-func windows(m *metrics, now time.Time, extra time.Duration) map[string]WindowStats {
+// windows computes the fixed windows and, when extra is set, one more,
+// with its latency histogram when hist is set (a fleet's: the histograms
+// of targets are not needed, and would make a snapshot much larger).
+func windows(m *metrics, now time.Time, extra time.Duration, hist bool) map[string]WindowStats {
 	out := make(map[string]WindowStats, len(Windows)+1)
 	for _, w := range Windows {
 		out[w.Name] = m.window(now, w.Dur)
 	}
-	if extra != 0 {
+	switch {
+	case extra != 0 && hist:
+		out[WindowName(extra)] = m.windowHist(now, extra)
+	case extra != 0:
 		out[WindowName(extra)] = m.window(now, extra)
 	}
 	return out

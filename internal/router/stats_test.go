@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -36,6 +37,21 @@ func TestStatsWindowQuery(t *testing.T) {
 	}
 	if !strings.Contains(body, `"p95_seconds"`) {
 		t.Errorf("no p95_seconds in %s", body)
+	}
+	// The fleet's asked-for window carries its latency histogram; the
+	// fixed windows and the targets' do not.
+	var inHist uint64
+	for i, b := range w.Latency {
+		inHist += b.Count
+		if b.Count == 0 || !(b.To > b.From) || i > 0 && b.From < w.Latency[i-1].To {
+			t.Errorf("latency bucket %d: %+v", i, b)
+		}
+	}
+	if inHist != 12 {
+		t.Errorf("the 30s histogram counts %d requests, want 12: %+v", inHist, w.Latency)
+	}
+	if blue.Windows["1m"].Latency != nil || blue.Targets[0].Windows["30s"].Latency != nil {
+		t.Errorf("a histogram in a fixed window or a target's window")
 	}
 
 	// Without a window, only the fixed ones, and no "window" field.
@@ -115,6 +131,32 @@ func TestWindowOfOwnLength(t *testing.T) {
 		if got := m.window(now, tc.d).Requests; got != tc.want {
 			t.Errorf("%s window holds %d requests, want %d", tc.d, got, tc.want)
 		}
+	}
+}
+
+func TestWindowHistogram(t *testing.T) {
+	var m metrics
+	now := time.Now()
+	for _, d := range []time.Duration{time.Microsecond, 18 * time.Millisecond, 18 * time.Millisecond, 23 * time.Millisecond, 10 * time.Minute} {
+		m.record(now, 200, d, 0, 0)
+	}
+	ws := m.windowHist(now, 5*time.Second)
+	want := []LatencyBucket{
+		{From: 0, To: 16e-6, Count: 1},
+		{From: 0.016384, To: 0.02048, Count: 2},
+		{From: 0.02048, To: 0.024576, Count: 1},
+		{From: bucketLower(latBuckets - 1), Count: 1}, // the open last bucket has no To
+	}
+	if len(ws.Latency) != len(want) {
+		t.Fatalf("histogram %+v, want %+v", ws.Latency, want)
+	}
+	for i, b := range ws.Latency {
+		if b.Count != want[i].Count || math.Abs(b.From-want[i].From) > 1e-12 || math.Abs(b.To-want[i].To) > 1e-12 {
+			t.Errorf("bucket %d = %+v, want %+v", i, b, want[i])
+		}
+	}
+	if ws.Requests != 5 || ws.P50 != m.window(now, 5*time.Second).P50 {
+		t.Errorf("the window's stats changed with its histogram: %+v", ws)
 	}
 }
 

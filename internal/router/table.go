@@ -22,45 +22,139 @@ type table struct {
 	trustXF   bool
 }
 
-// listenerRoutes maps the Host of a request on one listener to an app.
+// listenerRoutes maps the Host and path of a request on one listener to an
+// app.
 type listenerRoutes struct {
 	addr  string
 	test  bool
 	tls   bool
-	exact map[string]*app
+	exact map[string]*hostRoutes
 	wild  []wildRoute // longest suffix first
-	any   *app
+	any   *hostRoutes
+	// paths: some app on the listener answers a path prefix other than
+	// "/", so a lookup compares paths; otherwise the host alone decides.
+	paths bool
+}
+
+// hostRoutes are the apps one host pattern reaches on a listener, by path.
+type hostRoutes struct {
+	root     *app          // the app of "/", if any
+	prefixed []prefixRoute // longest prefix first
+}
+
+type prefixRoute struct {
+	prefix string // "/api": matches /api, /api/… and /api?…
+	app    *app
 }
 
 type wildRoute struct {
 	suffix string // ".example.com"
-	app    *app
+	routes *hostRoutes
 }
 
-func (l *listenerRoutes) lookup(host string) *app {
+// match returns the app of the longest prefix of target among h's, and
+// that prefix's length (0 for the root app); nil when none matches.
+func (h *hostRoutes) match(target string) (*app, int) {
+	for _, p := range h.prefixed {
+		if hasPathPrefix(target, p.prefix) {
+			return p.app, len(p.prefix)
+		}
+	}
+	return h.root, 0
+}
+
+// hasPathPrefix says whether the request target (a path, maybe with a
+// query) is prefix or lies under it: /api matches /api, /api/x and /api?q,
+// not /apix. Paths are compared as sent, byte for byte.
+func hasPathPrefix(target, prefix string) bool {
+	if !strings.HasPrefix(target, prefix) {
+		return false
+	}
+	if len(target) == len(prefix) {
+		return true
+	}
+	c := target[len(prefix)]
+	return c == '/' || c == '?'
+}
+
+// lookup finds the app of a request by its host and target: the longest
+// path prefix among the apps whose hosts match, and between equal prefixes
+// the most specific host (an exact name, then the longest wildcard, then *).
+func (l *listenerRoutes) lookup(host, target string) *app {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	host = strings.TrimSuffix(host, ".")
-	if a, ok := l.exact[host]; ok {
-		return a
+	exact, ok := l.exact[host]
+	if !ok {
+		exact = l.exact[strings.ToLower(host)]
 	}
-	if a, ok := l.exact[strings.ToLower(host)]; ok {
-		return a
+	if !l.paths {
+		// Every app answers "/": the most specific host wins.
+		if exact != nil {
+			return exact.root
+		}
+		if len(l.wild) > 0 {
+			lh := strings.ToLower(host)
+			for _, w := range l.wild {
+				if strings.HasSuffix(lh, w.suffix) && len(lh) > len(w.suffix) {
+					return w.routes.root
+				}
+			}
+		}
+		if l.any != nil {
+			return l.any.root
+		}
+		return nil
 	}
+	var best *app
+	bestLen := -1
+	consider := func(h *hostRoutes) {
+		if h == nil {
+			return
+		}
+		if a, n := h.match(target); a != nil && n > bestLen {
+			best, bestLen = a, n
+		}
+	}
+	consider(exact)
 	if len(l.wild) > 0 {
 		lh := strings.ToLower(host)
 		for _, w := range l.wild {
 			if strings.HasSuffix(lh, w.suffix) && len(lh) > len(w.suffix) {
-				return w.app
+				consider(w.routes)
 			}
 		}
 	}
-	return l.any
+	consider(l.any)
+	return best
 }
 
+// upstreamTarget is the request target as the app's fleets get it: without
+// the app's path prefix when the app strips it (/api/items → /items,
+// /api → /, /api?q → /?q). target is one the app's prefix matched.
+func (a *app) upstreamTarget(target []byte) []byte {
+	if !a.strip || len(a.prefix) <= 1 || len(target) < len(a.prefix) {
+		return target
+	}
+	rest := target[len(a.prefix):]
+	switch {
+	case len(rest) == 0:
+		return rootTarget
+	case rest[0] == '/':
+		return rest
+	}
+	return append([]byte{'/'}, rest...) // a query right after the prefix
+}
+
+var rootTarget = []byte("/")
+
 type app struct {
-	name      string
+	name string
+	// prefix is the path prefix the app answers ("/" for every path) and
+	// strip says whether it is removed before the request is sent on.
+	prefix    string
+	strip     bool
 	fleets    []*fleet
 	byName    map[string]*fleet
 	byPreview map[string]*fleet // the preview header's names: roles, else fleet names

@@ -50,7 +50,10 @@ func waitGone(pid int, exited <-chan struct{}, deadline time.Time) bool {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if !pidAlive(pid) {
+		// A router this process started is gone once it is reaped
+		// (exited closes then); until then its pid may look dead early
+		// (a Go program's main thread ends before its other threads).
+		if exited == nil && !pidAlive(pid) {
 			return true
 		}
 		if !time.Now().Before(deadline) {

@@ -27,6 +27,7 @@ import (
 	"bluegreen/internal/platform/runas"
 	"bluegreen/internal/routerproc"
 	"bluegreen/internal/sampler"
+	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 	"bluegreen/internal/web"
 )
@@ -65,6 +66,9 @@ type Options struct {
 	DockerHost string
 	// Notify configures outbound notifications.
 	Notify Notify
+	// Prometheus is the base URL of the Prometheus that prometheus check
+	// rules query when their spec names none (empty: none).
+	Prometheus string
 }
 
 // Layout of the data directory.
@@ -125,6 +129,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	if _, _, err := net.SplitHostPort(o.APIAddr); err != nil {
 		return fmt.Errorf("--api %q: want host:port, e.g. 127.0.0.1:7070: %w", o.APIAddr, err)
+	}
+	if o.Prometheus != "" {
+		if err := spec.CheckPrometheusURL(o.Prometheus); err != nil {
+			return fmt.Errorf("--prometheus: %w", err)
+		}
 	}
 	if abs, err := filepath.Abs(o.DataDir); err == nil {
 		o.DataDir = abs
@@ -243,10 +252,11 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	defer notifier.Close()
+	mets := newMetrics(st, sup)
 	eng, err := engine.New(engine.Options{
 		Store: st, Params: ps, Bundles: bundles, Platform: plat, Traffic: traffic,
 		RevisionsDir: filepath.Join(o.DataDir, revisionsDir), Logger: log.With("part", "engine"), Tick: o.Tick,
-		RunAs: users, Secrets: secrets,
+		RunAs: users, Secrets: secrets, Metrics: mets, Prometheus: o.Prometheus,
 	})
 	if err != nil {
 		return err
@@ -304,7 +314,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	// One listener: the API under /api/, the dashboard everywhere else.
 	mux := http.NewServeMux()
 	mux.Handle("/api/", (&api.Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Params: ps,
-		Tokens: tokens, Logger: log, Stop: stopStreams, Sessions: sessions, Samples: samples, Failures: failures}).Handler())
+		Tokens: tokens, Logger: log, Stop: stopStreams, Sessions: sessions, Samples: samples, Failures: failures, Metrics: mets}).Handler())
 	mux.Handle("/", dash.Handler())
 	srv := &http.Server{
 		Handler:           deadlines(mux),

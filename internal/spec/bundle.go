@@ -21,27 +21,21 @@ func (s *Spec) CheckBundle(fsys fs.FS) error {
 			c.add(p, "%s", msg)
 		}
 	}
-	if s.Platform == PlatformDocker && s.Docker != nil {
-		for i, v := range s.Docker.Volumes {
-			if vol, msg := parseVolume(v); msg == "" {
-				if msg := bundleSourceProblem(fsys, vol.Source); msg != "" {
-					c.add(fmt.Sprintf("docker.volumes[%d]", i), "%s", msg)
-				}
-			}
-		}
-	}
-	if p := s.Process; p != nil && s.Platform == PlatformProcess && len(p.Command) > 0 && !strings.Contains(p.Command[0], "${") {
-		// The command runs in process.dir; a program named by a path must
-		// be in the bundle, as the instance would find out at launch.
-		prog := p.Command[0]
-		if !path.IsAbs(prog) && strings.Contains(prog, "/") && p.Dir != "" {
-			prog = "./" + path.Join(p.Dir, prog)
-		}
-		check("process.command[0]", prog)
+	for _, pl := range s.places() {
+		checkBundlePlace(fsys, c, pl)
 	}
 	for _, ev := range s.Hooks.Events() {
 		for i, h := range ev.Hooks {
 			check(hookPath(ev.Name, i)+".run", h.Run)
+		}
+	}
+	for _, name := range s.StackOrder() {
+		if sv := s.Services[name]; sv != nil && sv.Hooks != nil {
+			for _, ev := range sv.Hooks.Events() {
+				for i, h := range ev.Hooks {
+					check("services."+name+"."+hookPath(ev.Name, i)+".run", h.Run)
+				}
+			}
 		}
 	}
 	for i, r := range s.Checks.Rules {
@@ -50,6 +44,31 @@ func (s *Spec) CheckBundle(fsys fs.FS) error {
 		}
 	}
 	return c.err()
+}
+
+// checkBundlePlace checks a run section against the bundle: the sources
+// of docker volumes, and the program of a process.
+func checkBundlePlace(fsys fs.FS, c *collector, pl place) {
+	if pl.platform == PlatformDocker && pl.docker != nil {
+		for i, v := range pl.docker.Volumes {
+			if vol, msg := parseVolume(v); msg == "" {
+				if msg := bundleSourceProblem(fsys, vol.Source); msg != "" {
+					c.add(fmt.Sprintf("%sdocker.volumes[%d]", pl.at, i), "%s", msg)
+				}
+			}
+		}
+	}
+	if p := pl.process; p != nil && pl.platform == PlatformProcess && len(p.Command) > 0 && !strings.Contains(p.Command[0], "${") {
+		// The command runs in process.dir; a program named by a path must
+		// be in the bundle, as the instance would find out at launch.
+		prog := p.Command[0]
+		if !path.IsAbs(prog) && strings.Contains(prog, "/") && p.Dir != "" {
+			prog = "./" + path.Join(p.Dir, prog)
+		}
+		if msg := bundleFileProblem(fsys, prog); msg != "" {
+			c.add(pl.at+"process.command[0]", "%s", msg)
+		}
+	}
 }
 
 // bundleFileProblem checks the program of a shell command line when it names

@@ -266,6 +266,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	fields := fieldsOf(v.Type())
+	// A service of a stack has the sections of the top level, under
+	// services.NAME: the same keys are refused there.
+	local, inService := serviceLocal(path)
 	d.entries(n, path, func(k, val *yaml.Node, key, kpath string) {
 		idx, known := fields.index[key]
 		switch {
@@ -273,10 +276,10 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 			d.value(val, v.Field(idx), kpath)
 		case path == "" && strings.HasPrefix(key, "x-"):
 			// Extension keys, as in Compose files: a place for anchors.
-		case path == "" && unsupportedSections[key]:
+		case (path == "" || inService && local == "") && unsupportedSections[key]:
 			d.at(pos{k.Line, k.Column}, kpath, "platform %s is not supported yet; only %q and %q are", key, PlatformProcess, PlatformDocker)
-		case refusedKeys[path][key] != "":
-			d.at(pos{k.Line, k.Column}, kpath, "%s", refusedKeys[path][key])
+		case refusedKeys[local][key] != "":
+			d.at(pos{k.Line, k.Column}, kpath, "%s", refusedKeys[local][key])
 		default:
 			d.at(pos{k.Line, k.Column}, kpath, "unknown key%s", suggest(key, fields.names))
 		}

@@ -34,6 +34,7 @@ const (
 	DefaultOnInconclusive     = InconclusiveWait
 	DefaultCommandTimeout     = 30 * time.Second
 	DefaultWebhookTimeout     = 5 * time.Second
+	DefaultPrometheusTimeout  = 5 * time.Second
 	DefaultBake               = 5 * time.Minute
 	DefaultKeepBlue           = 1 * time.Hour
 	DefaultDrainTimeout       = 30 * time.Second
@@ -64,25 +65,12 @@ func (s *Spec) ApplyDefaults() {
 	}
 
 	str(&s.Platform, "platform", DefaultPlatform)
-	// Only the section of the platform gets defaults; another platform's
-	// section stays as written, for Validate to refuse. A missing docker
-	// section stays missing, so that the problem names the section.
-	switch s.Platform {
-	case PlatformProcess:
-		if s.Process == nil {
+	// A stack's services have the run sections (see the end).
+	if !s.IsStack() {
+		if s.Platform == PlatformProcess && s.Process == nil {
 			s.Process = &Process{}
 		}
-		str(&s.Process.Dir, "process.dir", DefaultDir)
-	case PlatformDocker:
-		if d := s.Docker; d != nil {
-			str(&d.Pull, "docker.pull", DefaultPull)
-			str(&d.Network, "docker.network", DefaultNetwork)
-		}
-	}
-	if r := s.run(); r.section != "" {
-		num(r.instances, r.section+".instances", DefaultInstances)
-		str(r.stopSignal, r.section+".stop_signal", DefaultStopSignal)
-		dur(r.stopTimeout, r.section+".stop_timeout", DefaultStopTimeout)
+		s.sectionDefaults(s.top())
 	}
 
 	str(&s.Router.Production, "router.production", DefaultProduction)
@@ -131,10 +119,55 @@ func (s *Spec) ApplyDefaults() {
 		if r.Webhook != nil {
 			dur(&r.Webhook.Timeout, path+".webhook.timeout", DefaultWebhookTimeout)
 		}
+		if r.Judge != nil {
+			judgeDefaults(r.Judge, path+".judge", given)
+		}
+		if r.Prometheus != nil {
+			dur(&r.Prometheus.Timeout, path+".prometheus.timeout", DefaultPrometheusTimeout)
+		}
 	}
 
 	dur(&s.Bake, "bake", DefaultBake)
 	dur(&s.Retire.KeepBlue, "retire.keep_blue", DefaultKeepBlue)
 	dur(&s.Retire.DrainTimeout, "retire.drain_timeout", DefaultDrainTimeout)
 	applyNotificationDefaults(s.Notifications, s.given)
+
+	// Last, since a service takes what it leaves out from the stack's
+	// router and health, defaults included.
+	if s.IsStack() {
+		s.serviceDefaults()
+	}
+}
+
+// sectionDefaults fills the defaults of a place's run section. Only the
+// section of the place's platform gets defaults; another platform's section
+// stays as written, for Validate to refuse. A missing docker section stays
+// missing, so that the problem names the section.
+func (s *Spec) sectionDefaults(p place) {
+	given := func(path string) bool { return s.given[path] }
+	str := func(v *string, path, def string) {
+		if *v == "" && !given(path) {
+			*v = def
+		}
+	}
+	switch p.platform {
+	case PlatformProcess:
+		if p.process != nil {
+			str(&p.process.Dir, p.at+"process.dir", DefaultDir)
+		}
+	case PlatformDocker:
+		if d := p.docker; d != nil {
+			str(&d.Pull, p.at+"docker.pull", DefaultPull)
+			str(&d.Network, p.at+"docker.network", DefaultNetwork)
+		}
+	}
+	if r := p.run(); r.section != "" {
+		if *r.instances == 0 && !given(r.section+".instances") {
+			*r.instances = DefaultInstances
+		}
+		str(r.stopSignal, r.section+".stop_signal", DefaultStopSignal)
+		if *r.stopTimeout == 0 && !given(r.section+".stop_timeout") {
+			*r.stopTimeout = Duration(DefaultStopTimeout)
+		}
+	}
 }

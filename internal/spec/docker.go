@@ -178,50 +178,57 @@ func (d *Docker) TmpfsMounts() []Tmpfs {
 var containerUser = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$`)
 
 func (s *Spec) validateDocker(c *collector) {
-	d := s.Docker
-	if s.Platform != PlatformDocker {
+	for _, p := range s.places() {
+		s.validateDockerAt(c, p)
+	}
+}
+
+func (s *Spec) validateDockerAt(c *collector, pl place) {
+	d := pl.docker
+	if pl.platform != PlatformDocker {
 		return
 	}
+	k := func(key string) string { return pl.at + "docker." + key }
 	if d == nil {
 		// Placed at an empty docker:, or where the platform was chosen.
-		at, written := c.pos["docker"]
+		at, written := c.pos[pl.at+"docker"]
 		if !written {
-			at = c.lookup("platform")
+			at = c.lookup(pl.at + "platform")
 		}
-		c.at(at, "docker", "is required for platform docker: at least image, the image to run (like shop:1.2)")
+		c.at(at, pl.at+"docker", "is required for platform docker: at least image, the image to run (like shop:1.2)")
 		return
 	}
 	if d.Image == "" {
-		c.add("docker.image", "is required: the image to run, like shop:1.2 or registry.example.com/shop@sha256:…")
+		c.add(k("image"), "is required: the image to run, like shop:1.2 or registry.example.com/shop@sha256:…")
 	} else if msg := imageProblem(d.Image); msg != "" {
-		c.add("docker.image", "%s", msg)
+		c.add(k("image"), "%s", msg)
 	}
-	argv(c, "docker.command", d.Command, d.Env)
-	argv(c, "docker.entrypoint", d.Entrypoint, d.Env)
+	argv(c, k("command"), d.Command, d.Env)
+	argv(c, k("entrypoint"), d.Entrypoint, d.Env)
 	if len(d.Entrypoint) > 0 && strings.TrimSpace(d.Entrypoint[0]) == "" {
-		c.add("docker.entrypoint[0]", "the program name is empty")
+		c.add(k("entrypoint[0]"), "the program name is empty")
 	}
-	s.run().validate(c)
+	pl.run().validate(c)
 	if d.User != "" && !validContainerUser(d.User) {
-		c.add("docker.user", "bad user %s: want a uid, uid:gid, or a user name (name:group) of the image", quote(d.User))
+		c.add(k("user"), "bad user %s: want a uid, uid:gid, or a user name (name:group) of the image", quote(d.User))
 	}
-	if (d.Workdir != "" || s.given["docker.workdir"]) && !path.IsAbs(d.Workdir) {
-		c.add("docker.workdir", "want an absolute path in the container, like /app, got %s", quote(d.Workdir))
+	if (d.Workdir != "" || s.given[k("workdir")]) && !path.IsAbs(d.Workdir) {
+		c.add(k("workdir"), "want an absolute path in the container, like /app, got %s", quote(d.Workdir))
 	}
-	if d.Memory != "" || s.given["docker.memory"] {
+	if d.Memory != "" || s.given[k("memory")] {
 		n, err := parseSize(d.Memory)
 		switch {
 		case err != nil:
-			c.add("docker.memory", "%s", err)
+			c.add(k("memory"), "%s", err)
 		case n < MinMemory:
-			c.add("docker.memory", "%s is below 6m, the least Docker accepts", quote(d.Memory))
+			c.add(k("memory"), "%s is below 6m, the least Docker accepts", quote(d.Memory))
 		case n > MaxMemory:
-			c.add("docker.memory", "%s is above the bound of 1024g", quote(d.Memory))
+			c.add(k("memory"), "%s is above the bound of 1024g", quote(d.Memory))
 		}
 	}
-	if d.CPUs != 0 || s.given["docker.cpus"] {
+	if d.CPUs != 0 || s.given[k("cpus")] {
 		if !(d.CPUs >= MinCPUs && d.CPUs <= MaxCPUs) {
-			c.add("docker.cpus", "must be between %v and %v CPUs (0.5 is half a CPU), got %v", MinCPUs, MaxCPUs, d.CPUs)
+			c.add(k("cpus"), "must be between %v and %v CPUs (0.5 is half a CPU), got %v", MinCPUs, MaxCPUs, d.CPUs)
 		}
 	}
 	targets := map[string]string{}
@@ -233,7 +240,7 @@ func (s *Spec) validateDocker(c *collector) {
 		targets[target] = p
 	}
 	for i, v := range d.Volumes {
-		p := fmt.Sprintf("docker.volumes[%d]", i)
+		p := fmt.Sprintf("%svolumes[%d]", k(""), i)
 		vol, msg := parseVolume(v)
 		if msg != "" {
 			c.add(p, "%s", msg)
@@ -242,7 +249,7 @@ func (s *Spec) validateDocker(c *collector) {
 		mounted(p, vol.Target)
 	}
 	for i, t := range d.Tmpfs {
-		p := fmt.Sprintf("docker.tmpfs[%d]", i)
+		p := fmt.Sprintf("%stmpfs[%d]", k(""), i)
 		m, msg := parseTmpfs(t)
 		if msg != "" {
 			c.add(p, "%s", msg)
@@ -250,22 +257,22 @@ func (s *Spec) validateDocker(c *collector) {
 		}
 		mounted(p, m.Target)
 	}
-	oneOf(c, "docker.pull", d.Pull, PullMissing, PullAlways, PullNever)
+	oneOf(c, k("pull"), d.Pull, PullMissing, PullAlways, PullNever)
 	if d.Network != NetworkHost {
-		c.add("docker.network", "only host networking is supported (the container listens on 127.0.0.1:${PORT}), got %s", quote(d.Network))
+		c.add(k("network"), "only host networking is supported (the container listens on 127.0.0.1:${PORT}), got %s", quote(d.Network))
 	}
 	if a := d.Auth; a != nil {
 		switch {
 		case a.Username == "":
-			c.add("docker.auth.username", "is required: the registry user")
+			c.add(k("auth.username"), "is required: the registry user")
 		case strings.ContainsFunc(a.Username, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-			c.add("docker.auth.username", "bad user name %s: no spaces or control characters", quote(a.Username))
+			c.add(k("auth.username"), "bad user name %s: no spaces or control characters", quote(a.Username))
 		}
 		switch {
 		case a.PasswordParam == "":
-			c.add("docker.auth.password_param", "is required: the param holding the registry password, one of params:")
+			c.add(k("auth.password_param"), "is required: the param holding the registry password, one of params:")
 		case !slices.Contains(s.Params, a.PasswordParam):
-			c.add("docker.auth.password_param", "%s is not one of the spec's params (add it to params:, so that each revision pins its version)", quote(a.PasswordParam))
+			c.add(k("auth.password_param"), "%s is not one of the spec's params (add it to params:, so that each revision pins its version)", quote(a.PasswordParam))
 		}
 	}
 }

@@ -34,7 +34,7 @@ func Expand(s string, lookup func(name string) (string, bool)) (string, error) {
 				return "", fmt.Errorf("%s: unclosed ${", quote(s))
 			}
 			name := s[i+2 : i+2+end]
-			if !envName.MatchString(name) {
+			if !envName.MatchString(name) && !serviceRef.MatchString(name) {
 				return "", fmt.Errorf("%s: bad variable name %s in ${...}", quote(s), quote(name))
 			}
 			v, ok := lookup(name)

@@ -18,6 +18,10 @@ const base = "app: shop\nprocess:\n  command: [./shop]\n"
 // line is in the docker section.
 const dockerBase = "app: shop\nplatform: docker\ndocker:\n  image: shop:1\n"
 
+// stackBase is a valid stack that problem cases extend: its last line is
+// in its one service, web.
+const stackBase = "app: shop\nservices:\n  web:\n    process: {command: [./web]}\n    router: {}\n"
+
 // problemCases holds one broken spec per rule. want is a part of the
 // message the case is about; the full report is in testdata/problems.golden.
 var problemCases = []struct {
@@ -281,6 +285,22 @@ var problemCases = []struct {
 	{"command rule without run", base + "checks:\n  rules: [{command: {timeout: 1s}}]\n", "run: is required"},
 	{"webhook bad url", base + "checks:\n  rules: [{webhook: {url: \"ftp://x/check\"}}]\n", "want an http:// or https:// URL"},
 	{"webhook no host", base + "checks:\n  rules: [{webhook: {url: \"http:///check\"}}]\n", "want an http:// or https:// URL"},
+	{"prometheus no query", base + "checks:\n  prometheus: http://127.0.0.1:9090\n  rules:\n    - prometheus: { max: 0.05 }\n", "is required: a PromQL query"},
+	{"prometheus no bound", base + "checks:\n  prometheus: http://127.0.0.1:9090\n  rules:\n    - prometheus: { query: 'vector(1)' }\n", "set max, min, or both"},
+	{"prometheus min above max", base + "checks:\n  rules:\n    - prometheus: { query: 'vector(1)', min: 2, max: 1 }\n", "2 is above max 1: no value could pass"},
+	{"prometheus unknown placeholder", base + "checks:\n  rules:\n    - prometheus: { query: 'up{app=\"${ap}\"}', max: 1 }\n", "unknown placeholder ${ap}; a query may use ${app}, ${fleet}, ${revision}, ${interval}"},
+	{"prometheus unclosed placeholder", base + "checks:\n  rules:\n    - prometheus: { query: 'sum(up) > ${interval', max: 1 }\n", "unclosed ${"},
+	{"prometheus zero timeout", base + "checks:\n  rules:\n    - prometheus: { query: 'vector(1)', max: 1, timeout: 0s }\n", "timeout"},
+	{"prometheus bad url", base + "checks:\n  prometheus: 127.0.0.1:9090\n  rules:\n    - prometheus: { query: 'vector(1)', max: 1 }\n", "want the http:// or https:// address of a Prometheus"},
+	{"prometheus url with query", base + "checks:\n  prometheus: http://127.0.0.1:9090/?x=1\n", "without ?query or #fragment"},
+	{"judge confidence 1", base + "checks:\n  rules:\n    - judge: {confidence: 1}\n", "confidence: must be at least 0.5 and below 1"},
+	{"judge confidence percent", base + "checks:\n  rules:\n    - judge: {confidence: 99}\n", "got 99"},
+	{"judge few samples", base + "checks:\n  rules:\n    - judge: {min_samples: 5}\n", "min_samples: must be at least 20"},
+	{"judge speedup", base + "checks:\n  rules:\n    - judge: {max_slowdown: 0.9}\n", "max_slowdown: must be 1 or more"},
+	{"judge error increase", base + "checks:\n  rules:\n    - judge: {max_error_increase: 5}\n", "max_error_increase: must be between 0 and 1"},
+	{"judge unknown key", base + "checks:\n  rules:\n    - judge: {max_slowdwn: 1.2}\n", `did you mean "max_slowdown"`},
+	{"judge string", base + "checks:\n  rules:\n    - judge: strict\n", "want a mapping of keys"},
+	{"judge with another kind", base + "checks:\n  rules:\n    - {judge: {}, error_rate: {max: 0.1}}\n", "found error_rate and judge"},
 
 	// bake, retire.
 	{"bake number", base + "bake: 10\n", "want a duration"},
@@ -298,6 +318,31 @@ var problemCases = []struct {
 	{"param env clash", base + "  env: {URL: x}\nparams: [/a/URL]\n", "which process.env sets too"},
 	{"param reserved", base + "params: [/a/PORT]\n", "PORT is set by bluegreen"},
 	{"params string", base + "params: /a/URL\n", "want a list"},
+
+	// Stacks: services deployed as one.
+	{"stack dependency cycle", stackBase + "    depends_on: [api]\n  api:\n    process: {command: [./api]}\n    depends_on: [db]\n  db:\n    process: {command: [./db]}\n    depends_on: [web]\n", "bluegreen.yaml:6:18: services.web.depends_on[0]: dependency cycle: api → db → web → api"},
+	{"stack depends on itself", stackBase + "    depends_on: [web]\n", "service web depends on itself"},
+	{"stack unknown dependency", stackBase + "    depends_on: [apii]\n  api:\n    process: {command: [./api]}\n", `bluegreen.yaml:6:18: services.web.depends_on[0]: unknown service "apii" (did you mean "api"?); the stack has api, web`},
+	{"stack unknown service url", "app: shop\nservices:\n  web:\n    process: {command: [./web, \"--api=${services.ap.url}\"]}\n    router: {}\n  api:\n    process: {command: [./api]}\n", `bluegreen.yaml:4:32: services.web.process.command[1]: ${services.ap.url}: unknown service "ap" (did you mean "api"?); the stack has api, web`},
+	{"stack unknown service url in env", "app: shop\nservices:\n  web:\n    process:\n      command: [./web]\n      env: {API: \"${services.ap.url}/v1\"}\n    router: {}\n", `bluegreen.yaml:6:18: services.web.process.env.API: ${services.ap.url}: unknown service "ap"`},
+	{"service url without services", base + "  env: {API: \"${services.api.url}\"}\n", "this spec lists no services"},
+	{"stack two services on one path", stackBase + "  api:\n    process: {command: [./api]}\n    router: {}\n", "bluegreen.yaml:5:13: services.web.router.path: services api and web both answer path / on 127.0.0.1:8080 for every host"},
+	{"stack two services on one path and host", stackBase + "  api:\n    process: {command: [./api]}\n    router: {hosts: [a.example, B.example]}\n  admin:\n    process: {command: [./admin]}\n    router: {hosts: [b.example]}\n", `services admin and api both answer path / on 127.0.0.1:8080 for host "B.example"`},
+	{"stack internal service with a test listener", stackBase + "  api:\n    process: {command: [./api]}\n    router: {test: 127.0.0.1:9091, path: /api}\n", "bluegreen.yaml:8:20: services.api.router.test: a test listener without a production listener: an internal service has no test listener"},
+	{"stack production on another's test", stackBase + "  api:\n    process: {command: [./api]}\n    router: {production: 127.0.0.1:8081, test: 127.0.0.1:9091, path: /api}\n", "services.web.router.test: 127.0.0.1:8081 cannot be the test listener of service web: it is the production listener of service api"},
+	{"stack run section beside services", "app: shop\nprocess: {command: [./x]}\n" + stackBase[len("app: shop\n"):], "bluegreen.yaml:2:10: process: a stack's services each have their own run section"},
+	{"stack service without run section", stackBase + "  api:\n    router: {path: /api}\n", "services.api.process.command: is required"},
+	{"stack service null", stackBase + "  api:\n", "services.api.process.command: is required"},
+	{"stack service docker without section", stackBase + "  api:\n    platform: docker\n", "services.api.docker: is required for platform docker"},
+	{"stack service docker escape", stackBase + "  api:\n    platform: docker\n    docker: {image: api:1, privileged: true}\n", "services.api.docker.privileged: privileged containers are refused"},
+	{"stack service bad name", stackBase + "  Api_1:\n    process: {command: [./api]}\n", `services.Api_1: bad service name "Api_1"`},
+	{"stack no public service", "app: shop\nservices:\n  worker:\n    process: {command: [./w]}\n", "no service has a router section"},
+	{"stack path with a trailing slash", stackBase + "  api:\n    process: {command: [./api]}\n    router: {path: /api/}\n", `write the prefix without its last /: "/api"`},
+	{"stack path without slash", stackBase + "  api:\n    process: {command: [./api]}\n    router: {path: api}\n", "want a path prefix starting with /"},
+	{"stack service health", stackBase + "    health: {timeout: 5s}\n", "services.web.health.timeout: 5s is longer than health.interval 2s"},
+	{"stack service hook", stackBase + "    hooks: {validate_service: [{timeout: 1m}]}\n", "services.web.hooks.validate_service[0].run: is required"},
+	{"stack service unknown key", stackBase + "    depend_on: [api]\n", `did you mean "depends_on"`},
+	{"stack param env clash", "app: shop\nparams: [/a/URL]\nservices:\n  web:\n    process: {command: [./web], env: {URL: x}}\n    router: {}\n", "which services.web.process.env sets too"},
 
 	// Everything at once: every problem is reported, in file order.
 	{"many problems", "app: Shop\nplatfrom: process\nprocess:\n  command: ./x\n  stop_timout: 5\n  stop_signal: TERM\nrouter:\n  production: 127.0.0.1:8080\n  test: 127.0.0.1:8080\nstrategy:\n  preset: AllAtOnce\n  steps: [{weight: 120}, {pause: 0s}, {weight: 10}]\nchecks:\n  failure_limit: 0\nparams: [/a/X, /b/X]\n", "platfrom"},

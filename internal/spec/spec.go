@@ -17,17 +17,21 @@ type Spec struct {
 	// RunAs names the user the app's instances and hooks run as; empty
 	// means the server's choice (a user of the app's own, on a server
 	// running as root). The server decides whether it allows the name.
-	RunAs    string   `yaml:"run_as,omitempty" json:"run_as,omitempty"`
-	Process  *Process `yaml:"process,omitempty" json:"process,omitempty"`
-	Docker   *Docker  `yaml:"docker,omitempty" json:"docker,omitempty"`
-	Router   Router   `yaml:"router" json:"router"`
-	Health   Health   `yaml:"health" json:"health"`
-	Hooks    Hooks    `yaml:"hooks" json:"hooks"`
-	Strategy Strategy `yaml:"strategy" json:"strategy"`
-	Checks   Checks   `yaml:"checks" json:"checks"`
-	Bake     Duration `yaml:"bake" json:"bake"`
-	Retire   Retire   `yaml:"retire" json:"retire"`
-	Params   []string `yaml:"params" json:"params"`
+	RunAs   string   `yaml:"run_as,omitempty" json:"run_as,omitempty"`
+	Process *Process `yaml:"process,omitempty" json:"process,omitempty"`
+	Docker  *Docker  `yaml:"docker,omitempty" json:"docker,omitempty"`
+	// Services makes the app a stack: several programs deployed, switched
+	// and rolled back as one. Without it, the app is a stack of one, run
+	// from Process or Docker.
+	Services map[string]*Service `yaml:"services,omitempty" json:"services,omitempty"`
+	Router   Router              `yaml:"router" json:"router"`
+	Health   Health              `yaml:"health" json:"health"`
+	Hooks    Hooks               `yaml:"hooks" json:"hooks"`
+	Strategy Strategy            `yaml:"strategy" json:"strategy"`
+	Checks   Checks              `yaml:"checks" json:"checks"`
+	Bake     Duration            `yaml:"bake" json:"bake"`
+	Retire   Retire              `yaml:"retire" json:"retire"`
+	Params   []string            `yaml:"params" json:"params"`
 	// Notifications are webhooks sent on events of the app's deployments.
 	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
 
@@ -172,16 +176,21 @@ type Checks struct {
 	InconclusiveLimit int    `yaml:"inconclusive_limit" json:"inconclusive_limit"`
 	OnInconclusive    string `yaml:"on_inconclusive" json:"on_inconclusive"`
 	Rules             []Rule `yaml:"rules" json:"rules"`
+	// Prometheus is the base URL of the Prometheus that prometheus rules
+	// query; empty: the server's (bluegreen server --prometheus).
+	Prometheus string `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
 }
 
 // Rule is one check; exactly one of its fields is set.
 type Rule struct {
-	ErrorRate  *RateLimit    `yaml:"error_rate,omitempty" json:"error_rate,omitempty"`
-	LatencyP50 *LatencyLimit `yaml:"latency_p50,omitempty" json:"latency_p50,omitempty"`
-	LatencyP95 *LatencyLimit `yaml:"latency_p95,omitempty" json:"latency_p95,omitempty"`
-	LatencyP99 *LatencyLimit `yaml:"latency_p99,omitempty" json:"latency_p99,omitempty"`
-	Command    *CommandRule  `yaml:"command,omitempty" json:"command,omitempty"`
-	Webhook    *WebhookRule  `yaml:"webhook,omitempty" json:"webhook,omitempty"`
+	ErrorRate  *RateLimit      `yaml:"error_rate,omitempty" json:"error_rate,omitempty"`
+	LatencyP50 *LatencyLimit   `yaml:"latency_p50,omitempty" json:"latency_p50,omitempty"`
+	LatencyP95 *LatencyLimit   `yaml:"latency_p95,omitempty" json:"latency_p95,omitempty"`
+	LatencyP99 *LatencyLimit   `yaml:"latency_p99,omitempty" json:"latency_p99,omitempty"`
+	Command    *CommandRule    `yaml:"command,omitempty" json:"command,omitempty"`
+	Webhook    *WebhookRule    `yaml:"webhook,omitempty" json:"webhook,omitempty"`
+	Prometheus *PrometheusRule `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
+	Judge      *JudgeRule      `yaml:"judge,omitempty" json:"judge,omitempty"`
 }
 
 // RateLimit bounds green's share of 5xx answers over an interval, absolutely

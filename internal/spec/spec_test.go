@@ -122,6 +122,16 @@ func TestValidSpecs(t *testing.T) {
 			func(s *Spec) bool { return s.Router.Production == "[::1]:8080" }},
 		{"error rate zero allowed", base + "checks:\n  rules: [{error_rate: {max: 0}}]\n",
 			func(s *Spec) bool { return *s.Checks.Rules[0].ErrorRate.Max == 0 }},
+		{"judge defaults", base + "checks:\n  rules: [{judge: {}}]\n",
+			func(s *Spec) bool {
+				j := s.Checks.Rules[0].Judge
+				return *j == JudgeRule{DefaultJudgeConfidence, DefaultJudgeMinSamples, DefaultJudgeMaxSlowdown, DefaultJudgeMaxErrorIncrease} &&
+					s.Checks.JudgeMinSamples() == DefaultJudgeMinSamples
+			}},
+		{"judge as written", base + "checks:\n  rules:\n    - judge: { confidence: 0.999, min_samples: 200, max_slowdown: 1, max_error_increase: 0 }\n",
+			func(s *Spec) bool {
+				return *s.Checks.Rules[0].Judge == JudgeRule{0.999, 200, 1, 0}
+			}},
 		{"dollar escapes", "app: shop\nprocess:\n  command: [sh, -c, \"echo $$HOME $1 ${PORT}\"]\n",
 			func(s *Spec) bool { return s.Process.Command[2] == "echo $$HOME $1 ${PORT}" }},
 		{"single segment param", base + "params: [/TOKEN, /shop/db.v1/URL]\n", func(s *Spec) bool { return len(s.Params) == 2 }},
@@ -194,6 +204,7 @@ func TestRoundTrip(t *testing.T) {
 		roundTrip(t, src)
 	}
 	roundTrip(t, []byte(base+"strategy: {preset: Linear10PercentEvery1Minute}\nchecks:\n  rules: [{latency_p50: {max: 1h1m1s, max_vs_blue: 2}}]\n"))
+	roundTrip(t, []byte(base+"checks:\n  rules: [{judge: {confidence: 0.95, max_error_increase: 0}}]\n"))
 }
 
 func roundTrip(t *testing.T, src []byte) {

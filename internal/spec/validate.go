@@ -49,6 +49,7 @@ func (s *Spec) problems() []Problem {
 	s.validateHooks(c)
 	s.validateStrategy(c)
 	s.validateChecks(c)
+	s.validateServices(c)
 	positive(c, "bake", s.Bake, true)
 	positive(c, "retire.keep_blue", s.Retire.KeepBlue, true)
 	positive(c, "retire.drain_timeout", s.Retire.DrainTimeout, true)
@@ -106,36 +107,52 @@ func (s *Spec) validateApp(c *collector) {
 // on: it would be silently ignored, and is most likely a platform: line
 // forgotten or left behind.
 func (s *Spec) validateSections(c *collector) {
-	if s.Platform != PlatformProcess && s.Platform != PlatformDocker {
+	for _, p := range s.places() {
+		s.validateSectionsAt(c, p)
+	}
+}
+
+func (s *Spec) validateSectionsAt(c *collector, p place) {
+	if p.platform != PlatformProcess && p.platform != PlatformDocker {
 		return // an unknown platform is reported once, at platform:
 	}
-	platform := s.Platform
-	if !s.given["platform"] && s.pos != nil {
+	platform := p.platform
+	if !s.given[p.at+"platform"] && s.pos != nil {
 		platform += ", the default"
+		if p.at != "" && s.given["platform"] {
+			platform = p.platform + ", the stack's"
+		}
 	}
-	if s.Process != nil && s.Platform != PlatformProcess {
-		c.add("process", "given, but platform is %s (remove the section, or set platform: %s)", platform, PlatformProcess)
+	if p.process != nil && p.platform != PlatformProcess {
+		c.add(p.at+"process", "given, but platform is %s (remove the section, or set platform: %s)", platform, PlatformProcess)
 	}
-	if s.Docker != nil && s.Platform != PlatformDocker {
-		c.add("docker", "given, but platform is %s (set platform: %s to use this section, or remove it)", platform, PlatformDocker)
+	if p.docker != nil && p.platform != PlatformDocker {
+		c.add(p.at+"docker", "given, but platform is %s (set platform: %s to use this section, or remove it)", platform, PlatformDocker)
 	}
 }
 
 func (s *Spec) validateProcess(c *collector) {
-	p := s.Process
-	if s.Platform != PlatformProcess || p == nil {
+	for _, p := range s.places() {
+		validateProcessAt(c, p)
+	}
+}
+
+func validateProcessAt(c *collector, pl place) {
+	p := pl.process
+	if pl.platform != PlatformProcess || p == nil {
 		return
 	}
+	at := func(key string) string { return pl.at + "process." + key }
 	if len(p.Command) == 0 {
-		c.add("process.command", "is required: the program and its arguments, like [\"./shop\", \"--listen\", \"127.0.0.1:${PORT}\"]")
+		c.add(at("command"), "is required: the program and its arguments, like [\"./shop\", \"--listen\", \"127.0.0.1:${PORT}\"]")
 	} else if strings.TrimSpace(p.Command[0]) == "" {
-		c.add("process.command[0]", "the program name is empty")
+		c.add(at("command[0]"), "the program name is empty")
 	}
-	argv(c, "process.command", p.Command, p.Env)
+	argv(c, at("command"), p.Command, p.Env)
 	if path.IsAbs(p.Dir) || p.Dir == ".." || strings.HasPrefix(path.Clean(p.Dir), "../") {
-		c.add("process.dir", "must be a path inside the bundle, got %s", quote(p.Dir))
+		c.add(at("dir"), "must be a path inside the bundle, got %s", quote(p.Dir))
 	}
-	s.run().validate(c)
+	pl.run().validate(c)
 }
 
 // envProblem says what is wrong with an env variable name the spec sets.
@@ -209,31 +226,37 @@ func listener(c *collector, p, addr string) (hostPort, bool) {
 	return hostPort{host, port}, true
 }
 
-func (s *Spec) validateHealth(c *collector) {
-	h := s.Health
+func (s *Spec) validateHealth(c *collector) { validateHealthAt(c, "", s.Health) }
+
+// validateHealthAt checks a health section whose key path starts with at.
+func validateHealthAt(c *collector, at string, h Health) {
+	k := func(key string) string { return at + "health." + key }
 	if !strings.HasPrefix(h.Path, "/") || strings.ContainsAny(h.Path, " \t\r\n") {
-		c.add("health.path", "want a URL path starting with /, like /healthz, got %s", quote(h.Path))
+		c.add(k("path"), "want a URL path starting with /, like /healthz, got %s", quote(h.Path))
 	}
-	positive(c, "health.interval", h.Interval, false)
+	positive(c, k("interval"), h.Interval, false)
 	if h.Interval > 0 && h.Interval.D() < MinHealthInterval {
 		// The router refuses faster checks: the table would not apply.
-		c.add("health.interval", "%s is shorter than %s, the fastest check the router runs", h.Interval, Duration(MinHealthInterval))
+		c.add(k("interval"), "%s is shorter than %s, the fastest check the router runs", h.Interval, Duration(MinHealthInterval))
 	}
-	positive(c, "health.timeout", h.Timeout, false)
+	positive(c, k("timeout"), h.Timeout, false)
 	if h.Timeout > h.Interval && h.Interval > 0 {
-		c.add("health.timeout", "%s is longer than health.interval %s; a check would still run when the next one starts", h.Timeout, h.Interval)
+		c.add(k("timeout"), "%s is longer than health.interval %s; a check would still run when the next one starts", h.Timeout, h.Interval)
 	}
-	atLeast(c, "health.healthy_threshold", h.HealthyThreshold, 1)
-	atLeast(c, "health.unhealthy_threshold", h.UnhealthyThreshold, 1)
-	positive(c, "health.startup_timeout", h.StartupTimeout, false)
+	atLeast(c, k("healthy_threshold"), h.HealthyThreshold, 1)
+	atLeast(c, k("unhealthy_threshold"), h.UnhealthyThreshold, 1)
+	positive(c, k("startup_timeout"), h.StartupTimeout, false)
 }
 
 func hookPath(event string, i int) string { return fmt.Sprintf("hooks.%s[%d]", event, i) }
 
-func (s *Spec) validateHooks(c *collector) {
-	for _, ev := range s.Hooks.Events() {
+func (s *Spec) validateHooks(c *collector) { validateHooksAt(c, "", &s.Hooks) }
+
+// validateHooksAt checks a hooks section whose key path starts with at.
+func validateHooksAt(c *collector, at string, hooks *Hooks) {
+	for _, ev := range hooks.Events() {
 		for i, h := range ev.Hooks {
-			p := hookPath(ev.Name, i)
+			p := at + hookPath(ev.Name, i)
 			if strings.TrimSpace(h.Run) == "" {
 				c.add(p+".run", "is required: the command to run, like ./hooks/smoke.sh")
 			}
@@ -260,9 +283,11 @@ func (s *Spec) validateParams(c *collector) {
 			continue
 		}
 		byEnv[env] = i
-		if r := s.run(); r.section != "" {
-			if _, clash := r.env[env]; clash {
-				c.add(p, "parameter %s sets env %s, which %s.env sets too", quote(name), env, r.section)
+		for _, pl := range s.places() {
+			if r := pl.run(); r.section != "" {
+				if _, clash := r.env[env]; clash {
+					c.add(p, "parameter %s sets env %s, which %s.env sets too", quote(name), env, r.section)
+				}
 			}
 		}
 	}
@@ -278,6 +303,7 @@ func (s *Spec) validateChecks(c *collector) {
 	for i, r := range ch.Rules {
 		validateRule(c, rulePath(i), r)
 	}
+	validatePrometheusURL(c, "checks.prometheus", ch.Prometheus)
 }
 
 func rulePath(i int) string { return fmt.Sprintf("checks.rules[%d]", i) }
@@ -290,6 +316,7 @@ func validateRule(c *collector, p string, r Rule) {
 	for kind, set := range map[string]bool{
 		"error_rate": r.ErrorRate != nil, "latency_p50": r.LatencyP50 != nil, "latency_p95": r.LatencyP95 != nil,
 		"latency_p99": r.LatencyP99 != nil, "command": r.Command != nil, "webhook": r.Webhook != nil,
+		"prometheus": r.Prometheus != nil, "judge": r.Judge != nil,
 	} {
 		if set {
 			kinds = append(kinds, kind)
@@ -325,6 +352,10 @@ func validateRule(c *collector, p string, r Rule) {
 			c.add(p+".webhook.url", "want an http:// or https:// URL, got %s", quote(r.Webhook.URL))
 		}
 		positive(c, p+".webhook.timeout", r.Webhook.Timeout, false)
+	case r.Judge != nil:
+		validateJudge(c, p+".judge", r.Judge)
+	case r.Prometheus != nil:
+		validatePrometheusRule(c, p+".prometheus", r.Prometheus)
 	default:
 		kind, l := kinds[0], r.LatencyP50
 		if r.LatencyP95 != nil {

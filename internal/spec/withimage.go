@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -18,6 +19,9 @@ func WithImage(raw []byte, file, ref string) ([]byte, error) {
 	s, err := Parse(raw, file)
 	if err != nil {
 		return nil, err
+	}
+	if s.IsStack() {
+		return nil, fmt.Errorf("app %s is a stack of services (%s): --image sets the image of an app of one service; set services.NAME.docker.image in the spec and deploy the bundle", s.App, strings.Join(s.StackOrder(), ", "))
 	}
 	if s.Platform != PlatformDocker {
 		return nil, fmt.Errorf("app %s runs on platform %s; --image needs platform: docker", s.App, s.Platform)

@@ -23,19 +23,50 @@ type Workload struct {
 }
 
 // Workload returns the platform-neutral facts of the spec's platform
-// section; the zero Workload when that section is missing.
-func (s *Spec) Workload() Workload {
-	r := s.run()
+// section; the zero Workload when that section is missing (as in a stack,
+// whose services each have their own: see Members).
+func (s *Spec) Workload() Workload { return s.top().workload() }
+
+// workload is the platform-neutral view of the place's run section.
+func (p place) workload() Workload {
+	r := p.run()
 	if r.section == "" {
 		return Workload{}
 	}
 	return Workload{Instances: *r.instances, Env: r.env, Command: r.command, StopSignal: *r.stopSignal, StopTimeout: *r.stopTimeout}
 }
 
+// place is where a run section sits: the top level of the spec, or a
+// service of a stack. at prefixes the key paths of its problems.
+type place struct {
+	at       string // "" or "services.NAME."
+	platform string
+	process  *Process
+	docker   *Docker
+}
+
+// top is the spec's own run section, the only one of an app of one
+// service.
+func (s *Spec) top() place { return place{"", s.Platform, s.Process, s.Docker} }
+
+// places are the run sections of the spec: its own, or each service's.
+func (s *Spec) places() []place {
+	if !s.IsStack() {
+		return []place{s.top()}
+	}
+	var out []place
+	for _, name := range slices.Sorted(maps.Keys(s.Services)) {
+		if sv := s.Services[name]; sv != nil {
+			out = append(out, sv.place(name))
+		}
+	}
+	return out
+}
+
 // run points at the settings that the process and docker sections share,
 // so that one piece of code fills their defaults and checks them.
 type run struct {
-	section     string // the key of the section, "" when there is none
+	section     string // the key path of the section, "" when there is none
 	command     []string
 	instances   *int
 	env         map[string]string
@@ -43,20 +74,20 @@ type run struct {
 	stopTimeout *Duration
 }
 
-// run returns the shared settings of the section of the spec's platform
+// run returns the shared settings of the section of the place's platform
 // (the default platform when none is set yet).
-func (s *Spec) run() run {
-	platform := s.Platform
+func (p place) run() run {
+	platform := p.platform
 	if platform == "" {
 		platform = DefaultPlatform
 	}
 	switch {
-	case platform == PlatformProcess && s.Process != nil:
-		p := s.Process
-		return run{PlatformProcess, p.Command, &p.Instances, p.Env, &p.StopSignal, &p.StopTimeout}
-	case platform == PlatformDocker && s.Docker != nil:
-		d := s.Docker
-		return run{PlatformDocker, d.Command, &d.Instances, d.Env, &d.StopSignal, &d.StopTimeout}
+	case platform == PlatformProcess && p.process != nil:
+		x := p.process
+		return run{p.at + PlatformProcess, x.Command, &x.Instances, x.Env, &x.StopSignal, &x.StopTimeout}
+	case platform == PlatformDocker && p.docker != nil:
+		d := p.docker
+		return run{p.at + PlatformDocker, d.Command, &d.Instances, d.Env, &d.StopSignal, &d.StopTimeout}
 	}
 	return run{}
 }

@@ -33,6 +33,9 @@ type Image struct {
 	Ref    string `json:"ref"`
 	ID     string `json:"id"`
 	Digest string `json:"digest,omitempty"`
+	// Services are the images of the services of a stack that run
+	// containers, by service; Ref and ID are then empty.
+	Services map[string]Image `json:"services,omitempty"`
 }
 
 // CreateRevision stores r under the app's next generation, creating the app

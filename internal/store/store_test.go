@@ -156,7 +156,7 @@ func TestRevisionImageRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := s.GetRevision(ctx, "shop", r.Generation)
-	if err != nil || got.Image == nil || *got.Image != *img {
+	if err != nil || got.Image == nil || !reflect.DeepEqual(*got.Image, *img) {
 		t.Fatalf("GetRevision = %+v, %v; want image %+v", got.Image, err, img)
 	}
 	plain, err := s.CreateRevision(ctx, Revision{App: "shop", Source: "bundle:sha256:0123"})
@@ -343,5 +343,22 @@ func TestOpenUpgradesAnOlderSchema(t *testing.T) {
 	}
 	if evs, err := s.ListEvents(ctx, EventFilter{}); err != nil || len(evs) != 1 {
 		t.Fatalf("data lost in upgrade: %v, %v", evs, err)
+	}
+}
+
+func TestMetaPrefix(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	ctx := context.Background()
+	for k, v := range map[string]string{"stack/shop/api/green": "a", "stack/shop/web/blue": "b", "stack/shopx/api/blue": "c", "other": "d"} {
+		if _, err := s.InitMeta(ctx, k, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.MetaPrefix(ctx, "stack/shop/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || string(got["stack/shop/api/green"]) != "a" || string(got["stack/shop/web/blue"]) != "b" {
+		t.Fatalf("MetaPrefix = %q", got)
 	}
 }

@@ -93,7 +93,7 @@ func (e *deployEnv) checkInstances(when string) {
 		if in.State != "running" {
 			continue
 		}
-		key := fmt.Sprintf("revision %d %s #%s", in.Revision, in.Fleet, in.ID[strings.LastIndexByte(in.ID, '-')+1:])
+		key := fmt.Sprintf("revision %d %s %s#%s", in.Revision, in.Fleet, in.Service, in.ID[strings.LastIndexByte(in.ID, '-')+1:])
 		if other, dup := seen[key]; dup {
 			t.Fatalf("%s: %s runs twice: %s and %s", when, key, other, in.ID)
 		}

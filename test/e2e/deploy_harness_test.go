@@ -184,18 +184,25 @@ docker:
   stop_timeout: 5s
 %s`, e.image, env, p.run)
 	}
+	// Health checks of containers get more time: on a loaded machine a
+	// container's answer can take longer than 100ms, and two late answers
+	// would take a healthy instance out of the fleet.
+	check := "100ms"
+	if e.image != "" {
+		check = "300ms"
+	}
 	return fmt.Sprintf(`app: shop
 %srouter:
   production: %s
   test: %s
 %shealth:
   path: %s
-  interval: 100ms
-  timeout: 100ms
+  interval: %s
+  timeout: %s
   healthy_threshold: 1
   unhealthy_threshold: 2
   startup_timeout: %s
-%s`, run, e.prod, e.test, p.router, health, startup, p.extra)
+%s`, run, e.prod, e.test, p.router, health, check, check, startup, p.extra)
 }
 
 // specFor is spec with only extra sections.

@@ -123,6 +123,9 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (platform
 			labelStopSignal: stopSignal, labelStopTimeout: s.StopTimeout.String(),
 		},
 	}
+	if s.Service != "" {
+		cfg.Labels[labelService] = s.Service
+	}
 	init := true
 	host := &container.HostConfig{
 		NetworkMode:   "host",

@@ -25,6 +25,7 @@ const (
 	labelRevision    = "io.bluegreen.revision"
 	labelFleet       = "io.bluegreen.fleet"
 	labelIndex       = "io.bluegreen.index"
+	labelService     = "io.bluegreen.service"
 	labelInstance    = "io.bluegreen.instance"
 	labelHost        = "io.bluegreen.host"
 	labelPort        = "io.bluegreen.port"
@@ -72,7 +73,7 @@ func (p *Platform) instance(c container.InspectResponse) platform.Instance {
 	rev, _ := strconv.ParseInt(l[labelRevision], 10, 64)
 	index, _ := strconv.Atoi(l[labelIndex])
 	in := platform.Instance{
-		ID: l[labelInstance], App: l[labelApp], Revision: rev, Fleet: l[labelFleet], Index: index,
+		ID: l[labelInstance], App: l[labelApp], Revision: rev, Fleet: l[labelFleet], Service: l[labelService], Index: index,
 		Address: net.JoinHostPort(l[labelHost], l[labelPort]),
 		State:   platform.StateRunning, PID: c.State.Pid,
 		Platform: p.Name(), Container: c.ID,

@@ -48,8 +48,12 @@ func testLaunchServes(s *suite) {
 	addrs := map[string]bool{}
 	for i := range n {
 		id := fmt.Sprintf("serve-%d", i)
-		in := s.launch(s.spec(id, i, nil))
-		if in.ID != id || in.App != "suite" || in.Revision != 3 || in.Fleet != "green" || in.Index != i {
+		sp := s.spec(id, i, nil)
+		if i == 1 {
+			sp.Service = "api" // an instance of a stack's service keeps its service
+		}
+		in := s.launch(sp)
+		if in.ID != id || in.App != "suite" || in.Revision != 3 || in.Fleet != "green" || in.Index != i || in.Service != sp.Service {
 			s.t.Errorf("Launch returned %+v, want the identity of %s", in, id)
 		}
 		if in.State != platform.StateRunning {
@@ -71,6 +75,9 @@ func testLaunchServes(s *suite) {
 		s.t.Fatalf("List(suite) = %d instances, want %d: %+v", len(ins), n, ins)
 	}
 	for i, in := range ins {
+		if i == 1 && in.Service != "api" {
+			s.t.Errorf("List[1] has service %q, want api", in.Service)
+		}
 		if want := fmt.Sprintf("serve-%d", i); in.ID != want || in.State != platform.StateRunning {
 			s.t.Errorf("List[%d] = %s %s, want %s running", i, in.ID, in.State, want)
 		}

@@ -97,7 +97,7 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 	}
 	return p.runShim(ctx, shimConfig{
 		Record: record{
-			ID: s.ID, App: s.App, Revision: s.Revision, Fleet: s.Fleet, Index: s.Index,
+			ID: s.ID, App: s.App, Revision: s.Revision, Fleet: s.Fleet, Service: s.Service, Index: s.Index,
 			Host: p.opts.Host, Port: port, StopSignal: stopSignal, StopTimeout: s.StopTimeout,
 		},
 		Dir: dir, Path: path, Argv: argv, Env: env, User: s.User,

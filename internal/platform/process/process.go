@@ -189,7 +189,7 @@ func (p *Platform) reap() {
 // instance describes a record as the engine sees it.
 func (p *Platform) instance(rec record) platform.Instance {
 	in := platform.Instance{
-		ID: rec.ID, App: rec.App, Revision: rec.Revision, Fleet: rec.Fleet, Index: rec.Index,
+		ID: rec.ID, App: rec.App, Revision: rec.Revision, Fleet: rec.Fleet, Service: rec.Service, Index: rec.Index,
 		Address: net.JoinHostPort(rec.Host, strconv.Itoa(rec.Port)),
 		State:   platform.StateRunning, PID: rec.PID, StartedAt: rec.StartedAt,
 	}

@@ -22,6 +22,7 @@ type record struct {
 	App      string `json:"app"`
 	Revision int64  `json:"revision"`
 	Fleet    string `json:"fleet"`
+	Service  string `json:"service,omitempty"`
 	Index    int    `json:"index"`
 	Host     string `json:"host"`
 	Port     int    `json:"port"`

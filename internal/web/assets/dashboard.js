@@ -194,7 +194,32 @@
       if (att) { $('attention').textContent = att.text; $('attention').className = 'attention' + (att.bad ? ' bad' : ''); }
       replace($('split'), splitBar(st.fleets));
       renderFleets();
+      renderServices();
       renderProgress();
+    }
+
+    // A stack's services: where each answers, and each fleet's copy of it as
+    // the router saw it (calls from the other services included), with the
+    // address those services reach it at, and its rules' latest verdicts.
+    function renderServices() {
+      const st = state.status;
+      const sv = st.services || [];
+      $('services-card').hidden = sv.length === 0;
+      if (!sv.length) return;
+      const verdict = (v) => h('span', { class: v === 'pass' ? 'ok' : v === 'fail' ? 'bad' : 'warnc' }, v);
+      replace($('services'), h('div', { class: 'table-wrap' }, h('table', {},
+        h('thead', {}, h('tr', {}, ['service', 'answers', 'fleet', 'revision', 'weight', 'healthy', 'req/s', 'errors', 'p99', 'address', 'checks'].map((x) => h('th', { scope: 'col' }, x)))),
+        h('tbody', {}, sv.map((s) => (s.fleets.length ? s.fleets : [null]).map((f, i) => h('tr', { 'data-service': s.name },
+          h('td', { class: 'mono' }, i ? '' : s.name),
+          h('td', { class: 'mono' }, i ? '' : s.public ? s.path : h('span', { class: 'muted' }, 'internal')),
+          f ? [
+            h('td', {}, fleetLabel(roleOf(f))), h('td', {}, 'r' + f.revision), h('td', {}, s.public ? f.weight + '%' : ''),
+            h('td', {}, health(f)), h('td', {}, f.request_rate.toFixed(1)), h('td', {}, pct(f.error_rate)),
+            h('td', {}, f.requests ? ms(f.p99_seconds) : '–'), h('td', { class: 'mono' }, f.address || ''),
+          ] : h('td', { colspan: 8, class: 'muted' }, 'not running'),
+          h('td', {}, i ? '' : (s.checks || []).map((c, j) => [j ? ', ' : '', c.rule + ' ', verdict(c.verdict)])))))))),
+      sv.some((s) => s.live_address) ? h('p', { class: 'muted' }, 'Live addresses, for callers outside the stack: ',
+        sv.filter((s) => s.live_address).map((s, i) => [i ? ' · ' : '', s.name + ' ', h('code', {}, s.live_address)])) : '');
     }
 
     function renderProgress() {
@@ -259,7 +284,7 @@
         h('div', { class: 'table-wrap' }, h('table', {},
           h('thead', {}, h('tr', {}, ['rule', 'verdict', 'green', 'blue', 'limit', 'detail'].map((x) => h('th', { scope: 'col' }, x)))),
           h('tbody', {}, (f.results || []).map((r) => h('tr', {},
-            h('td', { class: 'mono' }, r.rule), h('td', { class: r.verdict === 'pass' ? 'ok' : r.verdict === 'fail' ? 'bad' : 'warnc' }, r.verdict),
+            h('td', { class: 'mono' }, r.service ? r.service + ': ' + r.rule : r.rule), h('td', { class: r.verdict === 'pass' ? 'ok' : r.verdict === 'fail' ? 'bad' : 'warnc' }, r.verdict),
             h('td', {}, String(r.green)), h('td', {}, r.blue !== undefined ? String(r.blue) : ''), h('td', {}, r.limit !== undefined ? String(r.limit) : ''), h('td', {}, r.detail || '')))))));
     }
 
@@ -293,6 +318,10 @@
 
     // runs says what a revision runs: its image pinned to an ID, or its bundle.
     function runs(r) {
+      if (r.services) {
+        return h('span', { class: 'stack', title: r.source }, 'stack: ', r.services.map((s, i) => [i ? ', ' : '', s,
+          r.images && r.images[s] ? [' ', h('code', { title: r.images[s].ref + '\n' + r.images[s].id }, r.images[s].id.replace('sha256:', '').slice(0, 12))] : '']));
+      }
       if (r.image) return h('span', { class: 'image', title: r.image.id + (r.image.digest ? '\n' + r.image.digest : '') }, r.image.ref + ' ', h('code', {}, r.image.id.replace('sha256:', '').slice(0, 12)));
       return h('span', { class: 'muted', title: r.source }, 'bundle ' + r.source.replace('bundle:sha256:', '').slice(0, 12));
     }
