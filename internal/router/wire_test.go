@@ -196,9 +196,8 @@ func TestParseRequestHeadIncomplete(t *testing.T) {
 		"GET / HTTP/1.1\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\n\r",
-		// Not yet known to be other: the loop waits for the head to finish.
 		"POST / HTTP/1.1\r\nHost: a\r\n",
-		"\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n",
 	}
 	for _, in := range cases {
 		var h reqHead
@@ -301,6 +300,10 @@ func TestParseRequestHeadRefusals(t *testing.T) {
 		{"DEL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\x7f\r\n\r\n"},
 		{"control character in Host", "GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n"},
 		{"empty line before the request", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		// Known as soon as the line that says so has arrived, before the head ends.
+		{"empty line alone", "\r\n"},
+		{"HTTP/1.0, head not ended", "GET / HTTP/1.0\r\nHost: a\r\n"},
+		{"bad field name, head not ended", "GET / HTTP/1.1\r\nX(A): 1\r\nHost: a"},
 		{"head one byte over maxHeaderBytes", big},
 		{"incomplete head of maxHeaderBytes", big[:maxHeaderBytes]},
 		{"incomplete head over maxHeaderBytes", wirePad(t, maxHeaderBytes+100)[:maxHeaderBytes+50]},
