@@ -31,9 +31,9 @@ import (
 const (
 	loopBufSize   = loopRequestMax // a connection's read buffer
 	loopHighWater = 64 << 10       // output queued for a client past which its upstream is not read
-	// loopBodyWait is how long a loop waits for the rest of a request body
-	// after its head; a slower client is handed to the fasthttp path, which
-	// gives a body bodyTimeout.
+	// loopBodyWait is how long a loop waits at least (its sweep looks once a
+	// second) for the rest of a request body after its head; a slower client
+	// is handed to the fasthttp path, which gives a body bodyTimeout.
 	loopBodyWait = time.Second
 )
 
