@@ -5,6 +5,7 @@
 # through to the driver (e.g. ./bench/run.sh -rounds 1 -duration 2):
 #   BENCH_ROUNDS (3)  BENCH_DURATION seconds per run (5)  BENCH_WARMUP seconds (1)
 #   BENCH_CONNS (64,256)  BENCH_PROXIES (direct,haproxy,nginx,revproxy,bluegreen)
+#   BENCH_WORKLOADS (get,post: plain GETs, and POSTs of a 2 KiB body)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench/out
@@ -46,5 +47,5 @@ fi
 echo "== running"
 "$out/proxybench" -out "$out" \
   -rounds "${BENCH_ROUNDS:-3}" -duration "${BENCH_DURATION:-5}" -warmup "${BENCH_WARMUP:-1}" \
-  -conns "${BENCH_CONNS:-64,256}" -proxies "${BENCH_PROXIES:-direct,haproxy,nginx,revproxy,bluegreen}" \
+  -conns "${BENCH_CONNS:-64,256}" -workloads "${BENCH_WORKLOADS:-get,post}" -proxies "${BENCH_PROXIES:-direct,haproxy,nginx,revproxy,bluegreen}" \
   "$@"

@@ -1,9 +1,11 @@
-// Command backend is the upstream used by the proxy benchmark: it answers every
-// request with the same short body, so the cost measured is the proxy's, not the app's.
+// Command backend is the upstream used by the proxy benchmark: it reads the
+// request body, if any, and answers every request with the same short body, so
+// the cost measured is the proxy's, not the app's.
 package main
 
 import (
 	"flag"
+	"io"
 	"log"
 	"net/http"
 	"strconv"
@@ -18,6 +20,8 @@ func main() {
 
 	length := strconv.Itoa(len(body))
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Read before answering, as an API handler does.
+		io.Copy(io.Discard, r.Body)
 		h := w.Header()
 		// Set explicitly so net/http neither sniffs the type nor counts the body.
 		h["Content-Type"] = []string{"text/plain; charset=utf-8"}

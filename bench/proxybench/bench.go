@@ -21,6 +21,7 @@ type contender struct {
 
 // runResult is one wrk run against one contender.
 type runResult struct {
+	Workload    string `json:"workload"`
 	Proxy       string `json:"proxy"`
 	Connections int    `json:"connections"`
 	Round       int    `json:"round"`
@@ -44,6 +45,7 @@ type bench struct {
 	failures map[string]string // contender → why it was not (fully) measured
 	runs     []runResult
 	wrkLog   *os.File
+	scripts  map[string]string // workload → wrk script ("" for none)
 }
 
 // starter launches one proxy in front of backends b1 and b2 and returns the
@@ -104,6 +106,15 @@ func (b *bench) setup(ctx context.Context) error {
 		fmt.Printf("%-10s %s\n", name, c.url)
 		b.active = append(b.active, c)
 	}
+	b.scripts = map[string]string{workloadGet: ""}
+	script, err := filepath.Abs(filepath.Join(b.opts.out, "post.lua"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(script, []byte(postScript(b.opts.postBytes)), 0o644); err != nil {
+		return err
+	}
+	b.scripts[workloadPost] = script
 	f, err := os.Create(filepath.Join(b.opts.out, "wrk.log"))
 	if err != nil {
 		return err
@@ -170,32 +181,38 @@ func startBluegreen(b *bench, ctx context.Context) (*proc, string, error) {
 }
 
 // measure runs the warm-up, then the rounds. Each round visits every
-// contender once per connection count, starting one further along the list
-// than the round before, so slow drift in the machine hits all of them alike.
+// contender once per workload and connection count, starting one further along
+// the list than the round before, so slow drift in the machine hits all of
+// them alike.
 func (b *bench) measure(ctx context.Context) error {
 	defer b.wrkLog.Close()
 	if b.opts.warmup > 0 {
-		fmt.Printf("\nwarm-up: %ds per proxy and connection count (not recorded)\n", b.opts.warmup)
+		fmt.Printf("\nwarm-up: %ds per proxy, workload and connection count (not recorded)\n", b.opts.warmup)
 		for _, c := range b.active {
-			for _, conns := range b.opts.conns {
-				if _, _, err := runWrk(ctx, b.opts.threads, conns, b.opts.warmup, c.url); ctx.Err() != nil {
-					return ctx.Err()
-				} else if err != nil {
-					fmt.Printf("  %s warm-up at %d connections: %v\n", c.name, conns, err)
+			for _, w := range b.opts.workloads {
+				for _, conns := range b.opts.conns {
+					if _, _, err := runWrk(ctx, b.opts.threads, conns, b.opts.warmup, c.url, b.scripts[w]); ctx.Err() != nil {
+						return ctx.Err()
+					} else if err != nil {
+						fmt.Printf("  %s %s warm-up at %d connections: %v\n", c.name, w, conns, err)
+					}
 				}
 			}
 		}
 	}
-	total := b.opts.rounds * len(b.opts.conns) * len(b.active)
-	fmt.Printf("\n%d runs of %ds (wrk -t%d, connections %v, %d rounds)\n", total, b.opts.seconds, b.opts.threads, b.opts.conns, b.opts.rounds)
+	total := b.opts.rounds * len(b.opts.workloads) * len(b.opts.conns) * len(b.active)
+	fmt.Printf("\n%d runs of %ds (wrk -t%d, workloads %v, connections %v, %d rounds)\n",
+		total, b.opts.seconds, b.opts.threads, b.opts.workloads, b.opts.conns, b.opts.rounds)
 	for round := 1; round <= b.opts.rounds; round++ {
-		for _, conns := range b.opts.conns {
-			order := b.alive()
-			n := len(order)
-			for i := range n {
-				c := order[(i+round-1)%n]
-				if err := b.measureOne(ctx, c, conns, round); err != nil {
-					return err
+		for _, w := range b.opts.workloads {
+			for _, conns := range b.opts.conns {
+				order := b.alive()
+				n := len(order)
+				for i := range n {
+					c := order[(i+round-1)%n]
+					if err := b.measureOne(ctx, c, w, conns, round); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -217,10 +234,10 @@ func (b *bench) alive() []*contender {
 // measureOne runs wrk once and takes the CPU of the proxy's process tree and
 // of the backends over exactly that run. Only a cancelled context is returned
 // as an error; a contender that breaks is recorded and dropped.
-func (b *bench) measureOne(ctx context.Context, c *contender, conns, round int) error {
+func (b *bench) measureOne(ctx context.Context, c *contender, workload string, conns, round int) error {
 	fail := func(why string) {
-		b.failures[c.name] = fmt.Sprintf("round %d, %d connections: %s", round, conns, why)
-		fmt.Printf("  round %d  c=%-4d %-10s FAILED: %s\n", round, conns, c.name, why)
+		b.failures[c.name] = fmt.Sprintf("round %d, %s, %d connections: %s", round, workload, conns, why)
+		fmt.Printf("  round %d  %-4s c=%-4d %-10s FAILED: %s\n", round, workload, conns, c.name, why)
 	}
 	var proxyBefore map[int]uint64
 	if c.proc != nil {
@@ -233,7 +250,7 @@ func (b *bench) measureOne(ctx context.Context, c *contender, conns, round int) 
 	backBefore := b.backendTicks()
 	busyBefore, _ := machineBusyTicks()
 	started := time.Now()
-	out, wrkCPU, err := runWrk(ctx, b.opts.threads, conns, b.opts.seconds, c.url)
+	out, wrkCPU, err := runWrk(ctx, b.opts.threads, conns, b.opts.seconds, c.url, b.scripts[workload])
 	elapsed := time.Since(started)
 	busyAfter, _ := machineBusyTicks()
 	backAfter := b.backendTicks()
@@ -241,7 +258,7 @@ func (b *bench) measureOne(ctx context.Context, c *contender, conns, round int) 
 	if c.proc != nil {
 		proxyAfter, _ = treeTicks(c.proc.pid())
 	}
-	fmt.Fprintf(b.wrkLog, "=== %s round %d connections %d\n%s\n", c.name, round, conns, out)
+	fmt.Fprintf(b.wrkLog, "=== %s %s round %d connections %d\n%s\n", c.name, workload, round, conns, out)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -258,7 +275,7 @@ func (b *bench) measureOne(ctx context.Context, c *contender, conns, round int) 
 		fail(fmt.Sprintf("no requests completed (%v)", err))
 		return nil
 	}
-	r := runResult{Proxy: c.name, Connections: conns, Round: round, wrkResult: res, ErrorsTotal: res.Errors()}
+	r := runResult{Workload: workload, Proxy: c.name, Connections: conns, Round: round, wrkResult: res, ErrorsTotal: res.Errors()}
 	perReq := func(ticks uint64) float64 { return float64(ticks) / b.clk * 1e6 / float64(res.Requests) }
 	var backTicks uint64
 	for i := range backAfter {
@@ -279,8 +296,8 @@ func (b *bench) measureOne(ctx context.Context, c *contender, conns, round int) 
 	other := (float64(busyAfter-busyBefore)/b.clk - ours) / (elapsed.Seconds() * float64(runtime.NumCPU())) * 100
 	r.OtherCPUPct = math.Max(0, other)
 	b.runs = append(b.runs, r)
-	fmt.Printf("  round %d  c=%-4d %-10s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  proxy %5s µs/req  errors %d  other load %.0f%%\n",
-		round, conns, c.name, res.ReqPerSec, res.P50Ms, res.P99Ms, cpu, r.ErrorsTotal, r.OtherCPUPct)
+	fmt.Printf("  round %d  %-4s c=%-4d %-10s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  proxy %5s µs/req  errors %d  other load %.0f%%\n",
+		round, workload, conns, c.name, res.ReqPerSec, res.P50Ms, res.P99Ms, cpu, r.ErrorsTotal, r.OtherCPUPct)
 	return nil
 }
 

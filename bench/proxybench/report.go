@@ -20,6 +20,7 @@ type report struct {
 	Environment map[string]string `json:"environment"`
 	Tables      []table           `json:"tables"`
 	Target      target            `json:"target"`
+	Ratio       ratioTarget       `json:"ratio_target"`
 	Failures    map[string]string `json:"failures,omitempty"`
 	Runs        []runResult       `json:"runs"`
 }
@@ -30,13 +31,17 @@ type settings struct {
 	Warmup      int      `json:"warmup_seconds"`
 	Threads     int      `json:"wrk_threads"`
 	Connections []int    `json:"connections"`
+	Workloads   []string `json:"workloads"`
+	PostBytes   int      `json:"post_bytes"`
 	Proxies     []string `json:"proxies"`
 }
 
-// table holds, for one connection count, the median over rounds per contender.
+// table holds, for one workload and connection count, the median over rounds
+// per contender.
 type table struct {
-	Connections int   `json:"connections"`
-	Rows        []row `json:"rows"`
+	Workload    string `json:"workload"`
+	Connections int    `json:"connections"`
+	Rows        []row  `json:"rows"`
 }
 
 type row struct {
@@ -53,10 +58,20 @@ type row struct {
 	OtherCPUMax float64  `json:"other_cpu_max_pct"`
 	RPSRatio    *float64 `json:"req_per_s_vs_haproxy,omitempty"`
 	CPURatio    *float64 `json:"cpu_per_req_vs_haproxy,omitempty"`
+	P99Ratio    *float64 `json:"p99_vs_haproxy,omitempty"`
 }
 
 type target struct {
 	MaxCPU   float64 `json:"max_proxy_cpu_us_per_req"`
+	Measured bool    `json:"measured"`
+	Met      bool    `json:"met"`
+	Summary  string  `json:"summary"`
+}
+
+// ratioTarget is the router against HAProxy in the same run: in every table,
+// CPU per request at most MaxRatio times HAProxy's and p99 at most HAProxy's.
+type ratioTarget struct {
+	MaxRatio float64 `json:"max_cpu_per_req_vs_haproxy"`
 	Measured bool    `json:"measured"`
 	Met      bool    `json:"met"`
 	Summary  string  `json:"summary"`
@@ -67,30 +82,33 @@ func (b *bench) report(interrupted bool) report {
 	rep := report{
 		Finished:    time.Now().UTC().Format(time.RFC3339),
 		Interrupted: interrupted,
-		Settings:    settings{o.rounds, o.seconds, o.warmup, o.threads, o.conns, o.proxies},
+		Settings:    settings{o.rounds, o.seconds, o.warmup, o.threads, o.conns, o.workloads, o.postBytes, o.proxies},
 		Environment: environment(),
 		Failures:    b.failures,
 		Runs:        b.runs,
 	}
-	for _, conns := range o.conns {
-		t := table{Connections: conns}
-		for _, name := range o.proxies {
-			if r, ok := summarize(b.runs, name, conns); ok {
-				t.Rows = append(t.Rows, r)
+	for _, w := range o.workloads {
+		for _, conns := range o.conns {
+			t := table{Workload: w, Connections: conns}
+			for _, name := range o.proxies {
+				if r, ok := summarize(b.runs, w, name, conns); ok {
+					t.Rows = append(t.Rows, r)
+				}
 			}
+			addRatios(t.Rows)
+			rep.Tables = append(rep.Tables, t)
 		}
-		addRatios(t.Rows)
-		rep.Tables = append(rep.Tables, t)
 	}
 	rep.Target = b.judge(rep.Tables)
+	rep.Ratio = b.judgeRatio(rep.Tables)
 	return rep
 }
 
-func summarize(runs []runResult, name string, conns int) (row, bool) {
+func summarize(runs []runResult, workload, name string, conns int) (row, bool) {
 	var rps, p50, p99, cpu, back []float64
 	r := row{Proxy: name}
 	for _, run := range runs {
-		if run.Proxy != name || run.Connections != conns {
+		if run.Workload != workload || run.Proxy != name || run.Connections != conns {
 			continue
 		}
 		r.Rounds++
@@ -135,28 +153,43 @@ func addRatios(rows []row) {
 			v := *r.ProxyCPU / *ha.ProxyCPU
 			r.CPURatio = &v
 		}
+		if ha.P99Ms > 0 {
+			v := r.P99Ms / ha.P99Ms
+			r.P99Ratio = &v
+		}
 	}
 }
 
 // judge checks the router's target: at every connection count, a median proxy
-// CPU per request at or below the limit, and no error in any round.
+// CPU per plain (GET) request at or below the limit, and no error in any round
+// of any workload.
 func (b *bench) judge(tables []table) target {
 	t := target{MaxCPU: b.opts.maxCPU}
-	head := fmt.Sprintf("bluegreen router target (≤ %.0f µs proxy CPU per request, zero errors):", t.MaxCPU)
+	head := fmt.Sprintf("bluegreen router target (≤ %.0f µs proxy CPU per GET, zero errors):", t.MaxCPU)
+	if !contains(b.opts.workloads, workloadGet) {
+		t.Summary = head + " not measured (get not in -workloads)"
+		return t
+	}
 	if !contains(b.opts.proxies, "bluegreen") {
 		t.Summary = head + " not measured (bluegreen not in -proxies)"
 		return t
 	}
 	var parts []string
-	met, seen := true, 0
+	met, seen, gets := true, 0, 0
 	var errs int64
 	for _, tb := range tables {
+		if tb.Workload == workloadGet {
+			gets++
+		}
 		for _, r := range tb.Rows {
 			if r.Proxy != "bluegreen" || r.ProxyCPU == nil {
 				continue
 			}
-			seen++
 			errs += r.Errors
+			if tb.Workload != workloadGet {
+				continue
+			}
+			seen++
 			part := fmt.Sprintf("%.1f µs at %d connections", *r.ProxyCPU, tb.Connections)
 			if r.CPURatio != nil {
 				part += fmt.Sprintf(" = %.2fx HAProxy", *r.CPURatio)
@@ -169,7 +202,7 @@ func (b *bench) judge(tables []table) target {
 	}
 	why, failed := b.failures["bluegreen"]
 	t.Measured = seen > 0
-	t.Met = t.Measured && !failed && seen == len(tables) && met && errs == 0
+	t.Met = t.Measured && !failed && seen == gets && met && errs == 0
 	verdict := "NOT MET"
 	if t.Met {
 		verdict = "MET"
@@ -185,6 +218,48 @@ func (b *bench) judge(tables []table) target {
 	return t
 }
 
+// judgeRatio checks the router against HAProxy in every table: CPU per request
+// at most the target ratio, and p99 no worse than HAProxy's.
+func (b *bench) judgeRatio(tables []table) ratioTarget {
+	t := ratioTarget{MaxRatio: b.opts.maxRatio}
+	head := fmt.Sprintf("bluegreen against HAProxy (≤ %.2fx CPU per request, p99 ≤ HAProxy's, every table):", t.MaxRatio)
+	var parts []string
+	met, seen := true, 0
+	for _, tb := range tables {
+		for _, r := range tb.Rows {
+			if r.Proxy != "bluegreen" || r.CPURatio == nil || r.P99Ratio == nil {
+				continue
+			}
+			seen++
+			parts = append(parts, fmt.Sprintf("%s %d: %.2fx CPU, p99 %.2f ms = %.2fx", tb.Workload, tb.Connections, *r.CPURatio, r.P99Ms, *r.P99Ratio))
+			if *r.CPURatio > t.MaxRatio || *r.P99Ratio > 1 {
+				met = false
+			}
+		}
+	}
+	_, failed := b.failures["bluegreen"]
+	t.Measured = seen > 0
+	t.Met = t.Measured && !failed && seen == len(tables) && met
+	if !t.Measured {
+		t.Summary = head + " NOT MET (not measured: bluegreen and haproxy must both be in -proxies)"
+		return t
+	}
+	verdict := "NOT MET"
+	if t.Met {
+		verdict = "MET"
+	}
+	t.Summary = fmt.Sprintf("%s %s (%s)", head, verdict, strings.Join(parts, "; "))
+	return t
+}
+
+// workloadTitle names a workload in the tables' headings.
+func workloadTitle(w string, postBytes int) string {
+	if w == workloadPost {
+		return fmt.Sprintf("POST with a %d-byte body", postBytes)
+	}
+	return "GET"
+}
+
 func (r report) print(w io.Writer) {
 	s := r.Settings
 	var noisiest float64
@@ -192,15 +267,19 @@ func (r report) print(w io.Writer) {
 		if len(t.Rows) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\n== %d connections: wrk -t%d -c%d -d%ds --latency, median of %d rounds (errors summed)\n",
-			t.Connections, s.Threads, t.Connections, s.Seconds, s.Rounds)
-		fmt.Fprintf(w, "%-10s %9s %8s %8s %7s %13s %15s  %16s  %17s  %11s\n",
-			"proxy", "req/s", "p50 ms", "p99 ms", "errors", "proxy µs/req", "backend µs/req", "req/s vs HAProxy", "µs/req vs HAProxy", "other load")
+		script := ""
+		if t.Workload == workloadPost {
+			script = " -s post.lua"
+		}
+		fmt.Fprintf(w, "\n== %s, %d connections: wrk -t%d -c%d -d%ds --latency%s, median of %d rounds (errors summed)\n",
+			workloadTitle(t.Workload, s.PostBytes), t.Connections, s.Threads, t.Connections, s.Seconds, script, s.Rounds)
+		fmt.Fprintf(w, "%-10s %9s %8s %8s %7s %13s %15s  %16s  %17s  %14s  %11s\n",
+			"proxy", "req/s", "p50 ms", "p99 ms", "errors", "proxy µs/req", "backend µs/req", "req/s vs HAProxy", "µs/req vs HAProxy", "p99 vs HAProxy", "other load")
 		for _, row := range t.Rows {
-			fmt.Fprintf(w, "%-10s %9.0f %8.2f %8.2f %7d %13s %15.1f  %16s  %17s  %10.0f%%\n",
+			fmt.Fprintf(w, "%-10s %9.0f %8.2f %8.2f %7d %13s %15.1f  %16s  %17s  %14s  %10.0f%%\n",
 				row.Proxy, row.ReqPerSec, row.P50Ms, row.P99Ms, row.Errors,
 				optional(row.ProxyCPU, "%.1f"), row.BackendCPU, optional(row.RPSRatio, "%.2fx"), optional(row.CPURatio, "%.2fx"),
-				row.OtherCPUMax)
+				optional(row.P99Ratio, "%.2fx"), row.OtherCPUMax)
 			noisiest = max(noisiest, row.OtherCPUMax)
 		}
 	}
@@ -223,6 +302,7 @@ func (r report) print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, r.Target.Summary)
+	fmt.Fprintln(w, r.Ratio.Summary)
 }
 
 func (r report) write(path string) error {

@@ -26,14 +26,17 @@ type wrkResult struct {
 func (r wrkResult) Errors() int64 { return r.SocketErrors + r.BadStatus }
 
 // runWrk drives url for the given duration and returns wrk's output and the
-// CPU time wrk itself used.
-func runWrk(ctx context.Context, threads, conns, seconds int, url string) (string, time.Duration, error) {
+// CPU time wrk itself used. script, when set, is a wrk Lua script that shapes
+// the requests (the POST workload).
+func runWrk(ctx context.Context, threads, conns, seconds int, url, script string) (string, time.Duration, error) {
 	// wrk stops by itself; the extra margin only guards against a hang.
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+30)*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "wrk",
-		"-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(seconds)+"s",
-		"--latency", url)
+	args := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(seconds) + "s", "--latency"}
+	if script != "" {
+		args = append(args, "-s", script)
+	}
+	cmd := exec.CommandContext(ctx, "wrk", append(args, url)...)
 	out, err := cmd.CombinedOutput()
 	var cpu time.Duration
 	if cmd.ProcessState != nil {
@@ -104,4 +107,22 @@ func toMs(value, unit string) float64 {
 		return v * 3600 * 1000
 	}
 	return v
+}
+
+// A workload is the kind of request wrk sends.
+const (
+	workloadGet  = "get"  // GET /, no body: the plain request
+	workloadPost = "post" // POST / with a small JSON body of -post-bytes and its Content-Length
+)
+
+// postScript is the wrk script of the POST workload: every request carries the
+// same body of exactly size bytes, which wrk sends with a Content-Length.
+func postScript(size int) string {
+	const open, close = `{"data":"`, `"}`
+	pad := max(size-len(open)-len(close), 0)
+	return fmt.Sprintf(`-- Written by proxybench: a POST with a %d-byte JSON body, as an API call sends.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '%s' .. string.rep("x", %d) .. '%s'
+`, size, open, pad, close)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -103,5 +104,14 @@ func TestTreeTicksFindsSelf(t *testing.T) {
 	}
 	if _, ok := tree[self]; !ok {
 		t.Errorf("tree of pid %d does not contain itself", self)
+	}
+}
+
+func TestPostScriptBodySize(t *testing.T) {
+	s := postScript(2048)
+	for _, want := range []string{`wrk.method = "POST"`, `string.rep("x", 2037)`, `'{"data":"'`, `'"}'`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("postScript(2048) lacks %s:\n%s", want, s)
+		}
 	}
 }

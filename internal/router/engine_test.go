@@ -22,8 +22,9 @@ import (
 )
 
 // These tests follow requests across the two ways a plain listener serves them:
-// the event loop for plain GET and HEAD requests, the fasthttp server for every
-// connection whose next request is anything else.
+// the event loop for plain requests (GETs, and requests with a small body and a
+// Content-Length), the fasthttp server for every connection whose next request
+// is anything else.
 
 // echoBackend answers with the method, path and body it received.
 func echoBackend(t *testing.T) string {
@@ -75,10 +76,11 @@ func TestPlainAndOtherRequestsShareAConnection(t *testing.T) {
 	}
 	defer c.Close()
 	// Pipelined in one write: two the loop serves, one it hands over with the
-	// bytes already read, and one more after it on the same connection.
+	// bytes already read (a chunked body), and one more after it on the same
+	// connection.
 	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"+
 		"HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"+
-		"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"+
+		"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"+
 		"GET /d HTTP/1.1\r\nHost: x\r\n\r\n")
 	got := readResponses(t, c, 4, "GET", "HEAD", "POST", "GET")
 	want := []string{"200 GET /a ", "200 ", "200 POST /c hello", "200 GET /d "}

@@ -29,8 +29,12 @@ import (
 // the bytes already read, to the listener's fasthttp server, which keeps it.
 
 const (
-	loopBufSize   = 16 << 10 // a connection's read buffer
-	loopHighWater = 64 << 10 // output queued for a client past which its upstream is not read
+	loopBufSize   = loopRequestMax // a connection's read buffer
+	loopHighWater = 64 << 10       // output queued for a client past which its upstream is not read
+	// loopBodyWait is how long a loop waits at least (its sweep looks once a
+	// second) for the rest of a request body after its head; a slower client
+	// is handed to the fasthttp path, which gives a body bodyTimeout.
+	loopBodyWait = time.Second
 )
 
 // loopEngine is the set of loops of a router, started with its first plain listener.
@@ -45,10 +49,16 @@ func newLoopEngine(r *Router) (*loopEngine, error) {
 	for range runtime.GOMAXPROCS(0) {
 		lp, err := newLoop(e)
 		if err != nil {
-			e.stop()
+			for _, lp := range e.loops {
+				unix.Close(lp.wake)
+				lp.epf.Close()
+			}
 			return nil, err
 		}
 		e.loops = append(e.loops, lp)
+	}
+	// Started once all exist: a loop reads the others' state (keepPolling).
+	for _, lp := range e.loops {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
@@ -218,11 +228,15 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 // not hand the loop's processor to another thread while they run, which it
 // otherwise does often enough on a busy machine to cost more than the calls.
 
+// They are recvfrom and sendto rather than read and write: on a socket these
+// go straight to it, without the file layer's work (position lock, change
+// notification) that read and write do for every file.
+
 func rawRead(fd int, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
 	if e != 0 {
 		return -1, e
 	}
@@ -233,7 +247,7 @@ func rawWrite(fd int, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
 	if e != 0 {
 		return -1, e
 	}
@@ -270,7 +284,7 @@ type loop struct {
 	cmds   []func()
 	closed bool
 
-	fds          map[int]registration
+	fds          []registration // by file descriptor; h is nil where none is registered
 	seq          uint32
 	pausedAccept []*acceptor // listeners this loop accepts on again at its next sweep
 	quit         bool
@@ -283,8 +297,12 @@ type loop struct {
 	resp         respHead
 	events       []unix.EpollEvent
 
-	nowNs     int64 // when the current batch of events arrived
+	parked    atomic.Bool // waiting in Go's poller (see keepPolling)
+	nowNs     int64       // when the current batch of events arrived
+	batch     uint64      // counts the batches of events
+	batchFull bool        // the batch may have left ready events for the next one
 	nextSweep int64
+	deadline  int64 // of the epoll descriptor, for wait; set to nextSweep
 	dateSec   int64
 	date      []byte
 }
@@ -312,13 +330,12 @@ func newLoop(e *loopEngine) (*loop, error) {
 	}
 	lp := &loop{
 		e: e, ep: ep, epf: epf, epRaw: epRaw, wake: wake,
-		fds:     map[int]registration{},
 		clients: map[*lconn]struct{}{},
 		ups:     map[*uconn]struct{}{},
 		idle:    map[*target][]*uconn{},
 		events:  make([]unix.EpollEvent, 256),
 	}
-	if err := lp.add(wake, unix.EPOLLIN, nil); err != nil {
+	if err := lp.add(wake, unix.EPOLLIN, wakeFD{lp}); err != nil {
 		epf.Close()
 		unix.Close(wake)
 		return nil, err
@@ -359,22 +376,47 @@ func (lp *loop) add(fd int, events uint32, h loopFD) error {
 	if err := unix.EpollCtl(lp.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
+	if fd >= len(lp.fds) {
+		// Descriptors are numbered from the lowest free one, so this stays
+		// about as long as the process has descriptors open.
+		lp.fds = append(lp.fds, make([]registration, fd+1-len(lp.fds)+64)...)
+	}
 	lp.fds[fd] = registration{lp.seq, h}
 	return nil
 }
 
+// registered returns the handler of fd for an event carrying seq; nil when fd
+// was closed since (and maybe reused) earlier in the batch.
+func (lp *loop) registered(fd int, seq uint32) loopFD {
+	if fd < 0 || fd >= len(lp.fds) || lp.fds[fd].seq != seq {
+		return nil
+	}
+	return lp.fds[fd].h
+}
+
+// modify changes what a client or upstream connection is polled for. They are
+// polled edge-triggered: an event says something new happened, so whoever
+// handles it reads (or writes) until the socket says EAGAIN, or remembers
+// that it has not. Level-triggered, epoll would check every socket it had
+// reported once more at the next wait, only to find most of them drained.
+// A change made here reports at once what is already ready.
 func (lp *loop) modify(fd int, events uint32) {
 	r := lp.fds[fd]
-	ev := unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(r.seq)}
+	ev := unix.EpollEvent{Events: events | unix.EPOLLET, Fd: int32(fd), Pad: int32(r.seq)}
 	unix.EpollCtl(lp.ep, unix.EPOLL_CTL_MOD, fd, &ev)
 }
 
 func (lp *loop) remove(fd int) {
-	if _, ok := lp.fds[fd]; ok {
+	if fd < len(lp.fds) && lp.fds[fd].h != nil {
 		unix.EpollCtl(lp.ep, unix.EPOLL_CTL_DEL, fd, nil)
-		delete(lp.fds, fd)
+		lp.fds[fd] = registration{}
 	}
 }
+
+// wakeFD is the eventfd that wakes a loop for posted work.
+type wakeFD struct{ lp *loop }
+
+func (w wakeFD) event(uint32) { w.lp.runPosted() }
 
 func (lp *loop) run() {
 	for !lp.quit {
@@ -382,27 +424,18 @@ func (lp *loop) run() {
 		// scheduler; with nothing to do, it parks in Go's own poller until its
 		// epoll set has something (an epoll descriptor is itself pollable), so
 		// no thread sits blocked in a system call and the processor is free.
-		n, err := rawEpollWait(lp.ep, lp.events)
-		if n == 0 && err == nil {
-			n, err = lp.wait()
-		}
+		n, err := lp.wait()
 		if err != nil && err != unix.EINTR {
 			lp.e.r.log.Error("event loop stopped", "err", err)
 			break
 		}
 		lp.nowNs = nanotime()
+		lp.closeStalePooled(n)
 		for i := range n {
 			ev := lp.events[i]
-			fd := int(ev.Fd)
-			reg, ok := lp.fds[fd]
-			if !ok || reg.seq != uint32(ev.Pad) {
-				continue // closed, and maybe reused, earlier in this batch
+			if h := lp.registered(int(ev.Fd), uint32(ev.Pad)); h != nil {
+				h.event(ev.Events)
 			}
-			if reg.h == nil {
-				lp.runPosted()
-				continue
-			}
-			reg.h.event(ev.Events)
 		}
 		if lp.nowNs >= lp.nextSweep {
 			lp.sweep()
@@ -427,17 +460,52 @@ func (lp *loop) run() {
 	lp.epf.Close()
 }
 
-// wait parks the loop until an event is ready or a second has passed (for the sweep).
+// closeStalePooled closes, before anything else in the batch, the pooled
+// upstream connections the batch has an event for: nothing is expected on an
+// idle connection, so the upstream has closed it (or broken the protocol). A
+// connection still pooled after this had, when the batch was collected,
+// nothing to say, which is what lets a request that cannot be sent twice go
+// out on it without a system call to check (see upstream). That holds only when
+// the batch took every ready event: a full batch sets batchFull instead.
+func (lp *loop) closeStalePooled(n int) {
+	lp.batch++
+	lp.batchFull = n == len(lp.events)
+	for i := range n {
+		ev := lp.events[i]
+		if u, ok := lp.registered(int(ev.Fd), uint32(ev.Pad)).(*uconn); ok && u.x == nil && !u.connecting {
+			lp.closeUpstream(u)
+		}
+	}
+}
+
+// wait collects the events that are ready; with none, it parks the loop until
+// one is or the next sweep is due.
 func (lp *loop) wait() (int, error) {
-	lp.epf.SetReadDeadline(time.Now().Add(time.Second))
+	if lp.deadline != lp.nextSweep {
+		// Once per sweep, not per wait: setting a deadline moves a runtime timer.
+		lp.deadline = lp.nextSweep
+		lp.epf.SetReadDeadline(time.Unix(0, lp.deadline))
+	}
 	var n int
 	var err error
+	looks := 0
 	rerr := lp.epRaw.Read(func(fd uintptr) bool {
+		// Read forgets, as it starts, whether Go's poller saw the descriptor
+		// become readable: the first look must be a real one.
+		looks++
 		n, err = rawEpollWait(int(fd), lp.events)
+		lp.parked.Store(n == 0 && err == nil)
 		return n > 0 || err != nil
 	})
-	if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
-		return 0, rerr
+	lp.parked.Store(false)
+	if looks > 1 {
+		lp.e.keepPolling() // the loop was parked, and the poller has woken it
+	}
+	if rerr != nil {
+		if !errors.Is(rerr, os.ErrDeadlineExceeded) {
+			return 0, rerr
+		}
+		lp.nextSweep = 0 // due now; the sweep then sets the next deadline
 	}
 	return n, err
 }
@@ -476,11 +544,13 @@ func (lp *loop) sweep() {
 	for c := range lp.clients {
 		switch {
 		case c.x != nil:
+		case c.bodySince != 0 && now-c.bodySince >= int64(loopBodyWait):
+			lp.handover(c)
 		case c.headSince != 0 && now-c.headSince > int64(headTimeout) && c.n == 0:
 			lp.closeClient(c)
 		case c.headSince != 0 && now-c.headSince > int64(headTimeout):
 			c.closeAfter = true
-			lp.answerPlain(c, lp.e.r.table.Load(), "", http.StatusRequestTimeout, "the request did not arrive within "+headTimeout.String())
+			lp.answerPlain(c, lp.e.r.table.Load(), nil, http.StatusRequestTimeout, "the request did not arrive within "+headTimeout.String())
 			if len(c.out) == 0 {
 				lp.closeClient(c) // otherwise once the answer is out
 			}
@@ -558,7 +628,7 @@ func (lp *loop) adopt(c *lconn) {
 	c.lp = lp
 	c.lastActive = nanotime()
 	c.headSince = c.lastActive // the first request has headTimeout from the accept
-	if err := lp.add(c.fd, unix.EPOLLIN|unix.EPOLLRDHUP, c); err != nil {
+	if err := lp.add(c.fd, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET, c); err != nil {
 		c.ll.open.Add(-1)
 		unix.Close(c.fd)
 		return

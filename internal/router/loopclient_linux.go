@@ -29,11 +29,14 @@ type lconn struct {
 	inOff      bool // not polled for reading
 	outOn      bool // polled for writing
 	closed     bool
-	lost       bool // the client went away while a request was in flight
-	headSince  int64
+	lost       bool  // the client went away while a request was in flight
+	peerDone   bool  // an event said the client closed its side (or failed)
+	headSince  int64 // when the head of the next request began to arrive; 0 when none is arriving
+	bodySince  int64 // when the head of the next request arrived, while its body has not all arrived
 	lastActive int64
 	reqBuf     []byte // the upstream request of the exchange, reused
 	xs         lexch  // the exchange, reused
+	idBuf      [maxRequestID]byte
 }
 
 func (c *lconn) event(ev uint32) {
@@ -49,44 +52,63 @@ func (c *lconn) event(ev uint32) {
 			return
 		}
 	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.peerDone = true // the end is read after the data: see readClient
+	}
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.inOff {
 		lp.readClient(c)
 	}
 }
 
+// readClient reads what the client sent. Connections are polled edge-triggered
+// (see loop.modify): it reads until the socket has nothing more (a read that
+// does not fill the buffer says so, unless the client has closed: its end is
+// then read too) or the buffer is full; in the latter case the rest is read
+// once the connection is polled for input again, which reports what is
+// already waiting.
 func (lp *loop) readClient(c *lconn) {
-	if c.buf == nil {
-		c.buf = lp.getBuf()
-	}
-	if c.n == len(c.buf) {
-		// Only while a request is in flight: more requests wait in the kernel.
-		lp.setClientPoll(c, true, c.outOn)
-		return
-	}
-	m, err := rawRead(c.fd, c.buf[c.n:])
-	if m > 0 {
-		c.n += m
-		c.lastActive = lp.nowNs
-		if c.x == nil {
-			lp.serveClient(c)
+	for !c.closed && !c.inOff {
+		if c.buf == nil {
+			c.buf = lp.getBuf()
 		}
-		return
-	}
-	if err == unix.EAGAIN || err == unix.EINTR {
-		if c.n == 0 && c.x == nil {
-			lp.putBuf(c.buf)
-			c.buf = nil
+		if c.n == len(c.buf) {
+			// Only while a request is in flight: more requests wait in the kernel.
+			lp.setClientPoll(c, true, c.outOn)
+			return
 		}
+		space := len(c.buf) - c.n
+		m, err := rawRead(c.fd, c.buf[c.n:])
+		if m > 0 {
+			c.n += m
+			c.lastActive = lp.nowNs
+			if c.x == nil {
+				lp.serveClient(c)
+			}
+			if m < space && !c.peerDone {
+				return // all there was
+			}
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			if c.n == 0 && c.x == nil {
+				lp.putBuf(c.buf)
+				c.buf = nil
+			}
+			return
+		}
+		// The client closed or failed. A request in flight runs to its end, as on
+		// the fasthttp path, and the connection is closed after it.
+		if c.x != nil {
+			c.closeAfter = true
+			lp.setClientPoll(c, true, c.outOn)
+			return
+		}
+		lp.closeClient(c)
 		return
 	}
-	// The client closed or failed. A request in flight runs to its end, as on
-	// the fasthttp path, and the connection is closed after it.
-	if c.x != nil {
-		c.closeAfter = true
-		lp.setClientPoll(c, true, c.outOn)
-		return
-	}
-	lp.closeClient(c)
 }
 
 // setClientPoll sets what a client connection is polled for.
@@ -114,11 +136,19 @@ func (lp *loop) serveClient(c *lconn) {
 				c.headSince = lp.nowNs
 			}
 			return
+		case headBody:
+			// The head is here and its body on its way; a body slower than
+			// loopBodyWait is left to the fasthttp path (see sweep).
+			c.headSince = 0
+			if c.bodySince == 0 {
+				c.bodySince = lp.nowNs
+			}
+			return
 		case headOther:
 			lp.handover(c)
 			return
 		}
-		c.headSince = 0
+		c.headSince, c.bodySince = 0, 0
 		if !lp.start(c) {
 			lp.handover(c)
 			return
@@ -247,12 +277,14 @@ type lexch struct {
 	u        *uconn
 	pin      bool
 	head     bool
-	reqID    string
-	req      []byte // the request as sent upstream, kept for a retry
-	start    time.Time
+	reqID    []byte // in the client connection's idBuf
+	req      []byte // the request as sent upstream, body included, kept for a retry
+	in       int64  // bytes of the request body
+	start    int64  // unix nanoseconds: when the batch of events that brought the request began
 	tries    int
 	fresh    bool
 	reused   bool
+	replay   bool // replayable: idempotent and without a body, so it may be sent again
 	status   int
 	out      int64
 	mode     int
@@ -272,8 +304,9 @@ func (lp *loop) start(c *lconn) bool {
 	b := c.buf
 	r := lp.e.r
 	tbl := r.table.Load()
-	start := time.Now()
-	now := start.UnixNano()
+	// The time of the batch stands for when the request arrived: one clock
+	// read less per request, and no later than the read of the request.
+	now := lp.nowNs
 	lr := tbl.listeners[c.ll.addr]
 	var a *app
 	var f *fleet
@@ -320,21 +353,26 @@ func (lp *loop) start(c *lconn) bool {
 		}
 		t = f.pickTarget(nil, now)
 	}
-	reqID := requestID(h.lookup(b, tbl.reqID))
+	reqID := appendRequestID(c.idBuf[:0], h.lookup(b, tbl.reqID))
 	if h.close {
 		c.closeAfter = true
 	}
 	if code != 0 {
 		r.unrouted.Add(1)
-		lp.consume(c, h.size)
+		if h.length > 0 {
+			// As on the fasthttp path: a refused request with a body ends its connection.
+			c.closeAfter = true
+		}
+		lp.consume(c, h.size+h.length)
 		lp.answerPlain(c, tbl, reqID, code, msg)
 		return true
 	}
 	x := &c.xs
-	*x = lexch{c: c, tbl: tbl, f: f, pin: pin, reqID: reqID, head: string(h.method) == "HEAD", start: start}
+	*x = lexch{c: c, tbl: tbl, f: f, pin: pin, reqID: reqID, head: string(h.method) == "HEAD", start: now,
+		in: int64(h.length), replay: h.length == 0 && idempotent(h.method)}
 	x.req = lp.requestHead(x, h, b, c.reqBuf[:0])
 	c.reqBuf = x.req
-	lp.consume(c, h.size)
+	lp.consume(c, h.size+h.length)
 	c.x = x
 	f.stats.inflight.Add(1)
 	lp.attempt(x, t)
@@ -406,14 +444,22 @@ func (lp *loop) requestHead(x *lexch, h *reqHead, b, w []byte) []byte {
 	w = append(w, x.tbl.reqID...)
 	w = append(w, ": "...)
 	w = append(w, x.reqID...)
+	switch {
+	case h.length > 0:
+		w = append(w, "\r\nContent-Length: "...)
+		w = strconv.AppendInt(w, int64(h.length), 10)
+	case needsLength(h.method):
+		w = append(w, "\r\nContent-Length: 0"...)
+	}
 	w = append(w, "\r\n\r\n"...)
-	return w
+	// The body is read whole before the request starts, so it leaves with the head.
+	return append(w, b[h.size:h.size+h.length]...)
 }
 
 // skipRequestField is skipRequestHeader for field names as the client wrote them.
 func skipRequestField(k []byte, tbl *table) bool {
 	for _, name := range [...]string{"Host", "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
+		"Proxy-Authorization", "Te", "Trailer", "Content-Length", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} {
 		if asciiEqualFold(k, name) {
 			return true
 		}
@@ -425,7 +471,7 @@ func skipRequestField(k []byte, tbl *table) bool {
 }
 
 // answerPlain answers the client with a short text, as plainError does.
-func (lp *loop) answerPlain(c *lconn, tbl *table, reqID string, code int, msg string) int {
+func (lp *loop) answerPlain(c *lconn, tbl *table, reqID []byte, code int, msg string) int {
 	body := "bluegreen: " + msg + "\n"
 	w := lp.scratch[:0]
 	w = append(w, "HTTP/1.1 "...)
@@ -433,7 +479,7 @@ func (lp *loop) answerPlain(c *lconn, tbl *table, reqID string, code int, msg st
 	w = append(w, ' ')
 	w = append(w, http.StatusText(code)...)
 	w = append(w, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
-	if reqID != "" {
+	if len(reqID) > 0 {
 		w = append(w, tbl.reqID...)
 		w = append(w, ": "...)
 		w = append(w, reqID...)
@@ -471,7 +517,9 @@ func (lp *loop) attempt(x *lexch, t *target) {
 	x.tries++
 	x.cur = t
 	t.stats.inflight.Add(1)
-	u, reused, err := lp.upstream(t, x.fresh)
+	// A request that cannot be sent twice does not go out on a connection the
+	// upstream has already closed.
+	u, reused, err := lp.upstream(t, x.fresh, !x.replay)
 	if err != nil {
 		t.stats.inflight.Add(-1)
 		if localDialError(err) {
@@ -535,10 +583,14 @@ func (lp *loop) account(x *lexch) {
 		x.t.stats.streaming.Add(-1)
 	}
 	end := time.Now()
-	d := end.Sub(x.start)
-	x.f.stats.record(end, x.status, d, 0, x.out)
+	d := time.Duration(max(end.UnixNano()-x.start, 0))
+	var in int64
+	if x.gotHead {
+		in = x.in // a target answered: the body went upstream
+	}
+	x.f.stats.record(end, x.status, d, in, x.out)
 	if x.t != nil {
-		x.t.stats.record(end, x.status, d, 0, x.out)
+		x.t.stats.record(end, x.status, d, in, x.out)
 	}
 }
 

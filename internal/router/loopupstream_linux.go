@@ -28,8 +28,11 @@ type uconn struct {
 	connecting   bool
 	paused       bool // not read while the client catches up
 	closed       bool
+	peerDone     bool // the upstream has closed its side (or failed): not to be pooled
+	full         bool // the last read filled the buffer: the socket may hold more
 	dialDeadline int64
 	lastUsed     int64
+	pooledIn     uint64 // the batch in which it was last pooled
 }
 
 // kill closes u from any goroutine: a drain's deadline.
@@ -50,17 +53,34 @@ func (u *uconn) closeIfIdle() {
 	})
 }
 
-// upstream returns a pooled connection to t or starts a new one.
-func (lp *loop) upstream(t *target, fresh bool) (*uconn, bool, error) {
+// upstream returns a pooled connection to t or starts a new one. A request
+// that cannot be sent twice (once) gets only a pooled connection known to be
+// open: one pooled before the current batch of events, which would otherwise
+// have brought its end (see closeStalePooled), or failing that one that a
+// non-blocking peek shows open.
+func (lp *loop) upstream(t *target, fresh, once bool) (*uconn, bool, error) {
 	pool := lp.idle[t]
 	for !fresh && len(pool) > 0 {
-		u := pool[len(pool)-1]
-		pool = pool[:len(pool)-1]
+		i := len(pool) - 1 // the most recently pooled, by default
+		if once && !lp.batchFull {
+			for j := i; j >= 0; j-- {
+				if pool[j].pooledIn != lp.batch {
+					i = j
+					break
+				}
+			}
+		}
+		u := pool[i]
+		pool = append(pool[:i], pool[i+1:]...)
 		lp.idle[t] = pool
-		if lp.nowNs-u.lastUsed < int64(idleConnTimeout) {
+		switch {
+		case lp.nowNs-u.lastUsed >= int64(idleConnTimeout):
+		case once && (lp.batchFull || u.pooledIn == lp.batch) && !upstreamAlive(u.fd):
+		default:
 			return u, true, nil
 		}
 		lp.closeUpstream(u)
+		pool = lp.idle[t]
 	}
 	sa := sockaddrOf(t.ap)
 	fd, err := unix.Socket(sockFamily(t.ap), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
@@ -79,7 +99,7 @@ func (lp *loop) upstream(t *target, fresh bool) (*uconn, bool, error) {
 		unix.Close(fd)
 		return nil, false, os.NewSyscallError("connect", err)
 	}
-	ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
+	ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET)
 	if u.connecting {
 		ev |= unix.EPOLLOUT
 	}
@@ -147,11 +167,14 @@ func (lp *loop) closeUpstream(u *uconn) {
 func (lp *loop) pool(u *uconn) {
 	u.x = nil
 	u.lastUsed = lp.nowNs
+	u.pooledIn = lp.batch
 	if u.buf != nil {
 		lp.putBuf(u.buf)
 		u.buf = nil
 	}
-	if u.t.retired.Load() || len(lp.idle[u.t]) >= maxIdlePerTarget {
+	// After a read that filled the buffer, whatever else the upstream sent
+	// (beyond the response: it broke the protocol) is not announced again.
+	if u.peerDone || u.full && !upstreamAlive(u.fd) || u.t.retired.Load() || len(lp.idle[u.t]) >= maxIdlePerTarget {
 		lp.closeUpstream(u)
 		return
 	}
@@ -183,6 +206,11 @@ func (u *uconn) event(ev uint32) {
 			lp.upstreamFailed(u, os.NewSyscallError("read", unix.ECONNRESET))
 		}
 		return
+	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		// The upstream's end came with (or after) what there is to read: the
+		// connection serves out its exchange and is not pooled.
+		u.peerDone = true
 	}
 	if ev&unix.EPOLLOUT != 0 && len(u.out) > 0 {
 		lp.sendRest(u)
@@ -235,34 +263,50 @@ func (lp *loop) resumeUpstream(u *uconn) {
 	lp.readUpstream(u)
 }
 
+// readUpstream reads what the upstream sent, until the socket has nothing more
+// (connections are polled edge-triggered, see loop.modify; as in readClient, a
+// short read says so unless the upstream has closed), the exchange is over, or
+// the client cannot take more for now.
 func (lp *loop) readUpstream(u *uconn) {
-	if u.x == nil {
-		// A pooled connection has nothing to say: the upstream closed it.
-		lp.closeUpstream(u)
+	for {
+		if u.x == nil {
+			// A pooled connection has nothing to say: the upstream closed it.
+			lp.closeUpstream(u)
+			return
+		}
+		if u.buf == nil {
+			u.buf = lp.getBuf()
+		}
+		if u.n == len(u.buf) {
+			lp.upstreamFailed(u, errors.New("response head larger than "+strconv.Itoa(loopBufSize)+" bytes"))
+			return
+		}
+		space := len(u.buf) - u.n
+		m, err := rawRead(u.fd, u.buf[u.n:])
+		if m > 0 {
+			u.n += m
+			u.full = m == space
+			x := u.x
+			lp.onResponse(u)
+			if !u.full && !u.peerDone || u.closed || u.paused || u.x != x {
+				return // all there was, or the exchange is over
+			}
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return
+		}
+		if err == nil {
+			err = io.EOF
+		} else {
+			err = os.NewSyscallError("read", err)
+		}
+		lp.upstreamFailed(u, err)
 		return
 	}
-	if u.buf == nil {
-		u.buf = lp.getBuf()
-	}
-	if u.n == len(u.buf) {
-		lp.upstreamFailed(u, errors.New("response head larger than "+strconv.Itoa(loopBufSize)+" bytes"))
-		return
-	}
-	m, err := rawRead(u.fd, u.buf[u.n:])
-	if m > 0 {
-		u.n += m
-		lp.onResponse(u)
-		return
-	}
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return
-	}
-	if err == nil {
-		err = io.EOF
-	} else {
-		err = os.NewSyscallError("read", err)
-	}
-	lp.upstreamFailed(u, err)
 }
 
 // upstreamFailed ends u after an error or its end of stream, and with it the
@@ -299,6 +343,11 @@ func (lp *loop) upstreamFailed(u *uconn, err error) {
 		lp.retry(x, retryOther, failure{http.StatusBadGateway, "cannot connect to " + t.addr + ": " + shortErr(err)})
 		return
 	}
+	if !x.replay {
+		// The request may have reached the target: it is not sent again.
+		lp.fail(x, f.code, f.msg)
+		return
+	}
 	if x.reused {
 		// The target closed a kept-alive connection: the others it had pooled
 		// then, in every loop and on the fasthttp path, are most likely closed too.
@@ -308,6 +357,14 @@ func (lp *loop) upstreamFailed(u *uconn, err error) {
 	}
 	t.markSuspect()
 	lp.retry(x, retryOther, f)
+}
+
+// upstreamAlive reports whether a pooled connection is still open, by peeking
+// without blocking: nothing to read is what an idle, open connection says.
+func upstreamAlive(fd int) bool {
+	var b [1]byte
+	n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return n <= 0 && err == unix.EAGAIN
 }
 
 // onResponse handles what arrived from the upstream of an exchange.
@@ -419,24 +476,25 @@ func (lp *loop) startResponse(x *lexch, u *uconn, h *respHead) bool {
 		w = append(w, "Connection: close\r\n"...)
 	}
 	w = append(w, "\r\n"...)
-	u.n = copy(u.buf, u.buf[h.size:u.n])
+	body := u.buf[h.size:u.n] // what came of the body with the head
 	if h.mode == bodyChunked || h.mode == bodyUntilEOF || h.sse {
 		x.stream = true
 		x.f.stats.streaming.Add(1)
 		x.t.stats.streaming.Add(1)
 	}
 	if h.mode == bodyNone {
+		u.n = copy(u.buf, body)
 		lp.scratch = w
 		lp.account(x)
 		lp.writeClient(x.c, w)
 		lp.responseDone(x, u, h.keep && u.n == 0)
 		return true
 	}
-	if h.mode == bodyLength && int64(u.n) >= h.length {
+	if h.mode == bodyLength && int64(len(body)) >= h.length {
 		// Head and whole body in one write.
-		w = append(w, u.buf[:h.length]...)
+		w = append(w, body[:h.length]...)
 		x.out = h.length
-		extra := u.n > int(h.length)
+		extra := len(body) > int(h.length)
 		u.n = 0
 		lp.scratch = w
 		lp.account(x)
@@ -444,6 +502,7 @@ func (lp *loop) startResponse(x *lexch, u *uconn, h *respHead) bool {
 		lp.responseDone(x, u, h.keep && !extra)
 		return true
 	}
+	u.n = copy(u.buf, body)
 	lp.scratch = w
 	lp.writeClient(x.c, w)
 	return false
@@ -502,7 +561,8 @@ func (lp *loop) forwardBody(x *lexch, u *uconn) {
 func (lp *loop) responseDone(x *lexch, u *uconn, reusable bool) {
 	x.u = nil
 	if !u.closed {
-		if reusable && u.n == 0 {
+		// A request not all sent (the target answered early) leaves the connection unusable.
+		if reusable && u.n == 0 && len(u.out) == 0 {
 			lp.pool(u)
 		} else {
 			lp.closeUpstream(u)

@@ -674,24 +674,31 @@ func idempotent(method []byte) bool {
 
 // requestID keeps a well-formed incoming ID so that a trace spans proxies, and makes one otherwise.
 func requestID(in []byte) string {
-	if n := len(in); n > 0 && n <= 128 {
+	var b [maxRequestID]byte
+	return string(appendRequestID(b[:0], in))
+}
+
+// maxRequestID is the longest incoming request ID that is kept.
+const maxRequestID = 128
+
+// appendRequestID appends to dst the request ID requestID returns.
+func appendRequestID(dst, in []byte) []byte {
+	if n := len(in); n > 0 && n <= maxRequestID {
 		ok := true
 		for i := 0; i < n && ok; i++ {
 			c := in[i]
 			ok = c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || c == '.' || c == ':'
 		}
 		if ok {
-			return string(in)
+			return append(dst, in...)
 		}
 	}
-	var b [16]byte
 	var raw [8]byte
 	v := rand.Uint64()
 	for i := range raw {
 		raw[i] = byte(v >> (8 * i))
 	}
-	hex.Encode(b[:], raw[:])
-	return string(b[:])
+	return hex.AppendEncode(dst, raw[:])
 }
 
 // plainError answers with a short text the person reading it can act on.

@@ -8,9 +8,10 @@ import (
 // The event loop (loop_linux.go) serves the plain requests that make up almost
 // all traffic itself, and hands every other connection to the fasthttp server
 // before it acts on a single byte. This file holds its parsing: a strict reader
-// of request heads that says "plain" only when the head is one the loop forwards
-// exactly as the fasthttp path would, a reader of response heads, and a scanner
-// of chunked bodies. They are pure functions of bytes, tested and fuzzed alone.
+// of request heads that says "plain" only when the request is one the loop
+// forwards exactly as the fasthttp path would, a reader of response heads, and
+// a scanner of chunked bodies. They are pure functions of bytes, tested and
+// fuzzed alone.
 
 // span is a header field inside a buffer: name and value as offsets.
 type span struct{ k0, k1, v0, v1 int32 }
@@ -25,8 +26,14 @@ type reqHead struct {
 	target []byte
 	host   []byte
 	close  bool // Connection: close
+	length int  // Content-Length: the body follows the head; 0 without one
 	fields []span
 }
+
+// loopRequestMax bounds a request the loop serves, head and body together: it
+// must fit in a connection's read buffer. A longer body goes to the fasthttp
+// path, which streams it.
+const loopRequestMax = 16 << 10
 
 // lookup returns the value of the first field named name (case-insensitive).
 func (h *reqHead) lookup(b []byte, name string) []byte {
@@ -43,41 +50,38 @@ type headVerdictLoop int
 
 const (
 	headIncomplete headVerdictLoop = iota // the blank line has not arrived yet
-	headPlain                             // a GET or HEAD the loop forwards itself
+	headPlain                             // a request the loop forwards itself, its body (if any) all in b
+	headBody                              // as headPlain, but the body has not all arrived yet
 	headOther                             // anything else: the fasthttp server takes the connection
 )
 
 // parseRequestHead reads the request head at the start of b. It says headPlain
-// only for an HTTP/1.1 GET or HEAD in origin form with exactly one Host, no body
-// framing, no Expect or Upgrade, a Connection header (if any) of keep-alive or
-// close, CRLF line ends, and field names and values of plain characters. Every
-// other head, well-formed or not, is headOther: the fasthttp server and the
-// framing guard then answer it exactly as they always have.
+// (or headBody, while the body is still arriving) only for an HTTP/1.1 request
+// of a common method (loopMethod) in origin form with exactly one Host, no
+// framing but at most one Content-Length of plain digits, a body that fits
+// with its head in loopRequestMax, no Transfer-Encoding, Expect or Upgrade, a
+// Connection header (if any) of keep-alive or close, CRLF line ends, and field
+// names and values of plain characters. Every other head, well-formed or not,
+// is headOther: the fasthttp server and the framing guard then answer it
+// exactly as they always have.
 func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
 	h.fields = h.fields[:0]
-	h.host, h.close = nil, false
-	end := bytes.Index(b, crlfcrlf)
-	if end < 0 {
-		if len(b) >= maxHeaderBytes {
-			return headOther
-		}
-		// A bare LF ends lines for lenient servers; the loop does not follow.
-		if hasBareLF(b) {
-			return headOther
-		}
-		return headIncomplete
+	h.host, h.close, h.length = nil, false, 0
+	// One pass over the lines: a head that cannot be plain is known as soon
+	// as the line that says so has arrived.
+	line, pos, state := nextLine(b, 0)
+	switch state {
+	case lineIncomplete:
+		return incompleteHead(b)
+	case lineBareLF:
+		return headOther // a bare LF ends lines for lenient servers; the loop does not follow
 	}
-	if end+4 > maxHeaderBytes {
-		return headOther
-	}
-	h.size = end + 4
-	line, rest := cutLine(b[:end+2])
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 {
 		return headOther
 	}
 	h.method = line[:sp]
-	if string(h.method) != "GET" && string(h.method) != "HEAD" {
+	if !loopMethod(h.method) {
 		return headOther
 	}
 	line = line[sp+1:]
@@ -94,41 +98,45 @@ func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
 			return headOther
 		}
 	}
-	hosts := 0
-	for len(rest) > 0 {
-		var l []byte
-		off := len(b[:end+2]) - len(rest)
-		l, rest = cutLine(rest)
-		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 {
+	hosts, lengths := 0, 0
+	for {
+		off := pos
+		line, pos, state = nextLine(b, pos)
+		switch state {
+		case lineIncomplete:
+			return incompleteHead(b)
+		case lineBareLF:
 			return headOther
 		}
-		for _, c := range l[:colon] {
-			if !isTokenChar(c) {
-				return headOther
-			}
+		if len(line) == 0 {
+			break // the blank line that ends the head
 		}
-		v0, v1 := colon+1, len(l)
-		for v0 < v1 && (l[v0] == ' ' || l[v0] == '\t') {
-			v0++
-		}
-		for v1 > v0 && (l[v1-1] == ' ' || l[v1-1] == '\t') {
-			v1--
-		}
-		if !plainValue(l[v0:v1]) {
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !tokenName(line[:colon]) {
 			return headOther
 		}
-		name, value := l[:colon], l[v0:v1]
+		v0, v1 := trimOWS(line, colon+1)
+		name, value := line[:colon], line[v0:v1]
+		if !plainValue(value) {
+			return headOther
+		}
 		switch {
 		case asciiEqualFold(name, "Host"):
 			hosts++
 			h.host = value
-		case asciiEqualFold(name, "Content-Length"), asciiEqualFold(name, "Transfer-Encoding"),
-			asciiEqualFold(name, "Expect"), asciiEqualFold(name, "Upgrade"):
+		case asciiEqualFold(name, "Content-Length"):
+			// One field of plain digits; anything else is for the framing guard.
+			n, ok := plainLength(value)
+			if lengths++; !ok || lengths > 1 || n > loopRequestMax {
+				return headOther
+			}
+			h.length = int(n)
+		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"), asciiEqualFold(name, "Upgrade"):
 			return headOther
 		case asciiEqualFold(name, "Connection"):
-			for _, tok := range bytes.Split(value, []byte(",")) {
-				tok = bytes.TrimSpace(tok)
+			for list := value; list != nil; {
+				var tok []byte
+				tok, list = nextListItem(list)
 				switch {
 				case asciiEqualFold(tok, "close"):
 					h.close = true
@@ -140,33 +148,98 @@ func parseRequestHead(b []byte, h *reqHead) headVerdictLoop {
 		}
 		h.fields = append(h.fields, span{int32(off), int32(off + colon), int32(off + v0), int32(off + v1)})
 	}
-	if hosts != 1 || len(h.host) == 0 {
+	h.size = pos
+	if h.size > maxHeaderBytes || hosts != 1 || len(h.host) == 0 || h.size+h.length > loopRequestMax {
 		return headOther
+	}
+	if len(b) < h.size+h.length {
+		return headBody
 	}
 	return headPlain
 }
 
-var crlfcrlf = []byte("\r\n\r\n")
-
-// hasBareLF reports whether b has an LF that does not follow a CR.
-func hasBareLF(b []byte) bool {
-	for off := 0; ; {
-		i := bytes.IndexByte(b[off:], '\n')
-		if i < 0 {
-			return false
-		}
-		if off+i == 0 || b[off+i-1] != '\r' {
-			return true
-		}
-		off += i + 1
+// incompleteHead is the verdict on a head whose blank line has not arrived:
+// wait for it, unless it could no longer fit.
+func incompleteHead(b []byte) headVerdictLoop {
+	if len(b) >= maxHeaderBytes {
+		return headOther
 	}
+	return headIncomplete
 }
+
+// What nextLine found.
+const (
+	lineComplete   = iota
+	lineIncomplete // no LF yet
+	lineBareLF     // the line ends in an LF without a CR
+)
+
+// nextLine returns the line of b that starts at pos, without its CRLF, and
+// where the next one starts.
+func nextLine(b []byte, pos int) (line []byte, next, state int) {
+	i := bytes.IndexByte(b[pos:], '\n')
+	if i < 0 {
+		return nil, pos, lineIncomplete
+	}
+	end := pos + i
+	if end == pos || b[end-1] != '\r' {
+		return nil, end + 1, lineBareLF
+	}
+	return b[pos : end-1], end + 1, lineComplete
+}
+
+// trimOWS returns the bounds of a field's value: what follows from in l,
+// without the spaces and tabs around it.
+func trimOWS(l []byte, from int) (v0, v1 int) {
+	v0, v1 = from, len(l)
+	for v0 < v1 && (l[v0] == ' ' || l[v0] == '\t') {
+		v0++
+	}
+	for v1 > v0 && (l[v1-1] == ' ' || l[v1-1] == '\t') {
+		v1--
+	}
+	return v0, v1
+}
+
+// nextListItem splits the first item, without surrounding white space, off
+// a comma-separated field value; rest is nil after the last one.
+func nextListItem(list []byte) (item, rest []byte) {
+	if i := bytes.IndexByte(list, ','); i >= 0 {
+		item, rest = list[:i], list[i+1:]
+	} else {
+		item = list
+	}
+	return bytes.TrimSpace(item), rest
+}
+
+// loopMethod reports whether the loop serves requests of method m: the methods
+// of ordinary web and API traffic. CONNECT, TRACE and the rest go to the
+// fasthttp path.
+func loopMethod(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		return true
+	}
+	return false
+}
+
+// needsLength reports whether a request of method m is sent upstream with a
+// Content-Length even when it has no body, as the fasthttp path does.
+func needsLength(m []byte) bool {
+	switch string(m) {
+	case "POST", "PUT", "PATCH":
+		return true
+	}
+	return false
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
 
 // plainValue reports whether v is a field value (or reason phrase) of visible
 // characters, spaces and tabs: no CR, LF, NUL or other control character.
 func plainValue(v []byte) bool {
 	for _, c := range v {
-		if isCtl(c) {
+		if ctlChars[c] {
 			return false
 		}
 	}
@@ -174,28 +247,37 @@ func plainValue(v []byte) bool {
 }
 
 // isCtl reports whether c is a control character other than a tab.
-func isCtl(c byte) bool { return c < ' ' && c != '\t' || c == 0x7f }
+func isCtl(c byte) bool { return ctlChars[c] }
 
-// cutLine splits off the first CRLF-terminated line.
-func cutLine(b []byte) (line, rest []byte) {
-	i := bytes.Index(b, []byte("\r\n"))
-	if i < 0 {
-		return b, nil
+func isTokenChar(c byte) bool { return tokenChars[c] }
+
+// tokenName reports whether a field name is a non-empty token.
+func tokenName(name []byte) bool {
+	for _, c := range name {
+		if !tokenChars[c] {
+			return false
+		}
 	}
-	return b[:i], b[i+2:]
+	return len(name) > 0
 }
 
-func isTokenChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
+// tokenChars and ctlChars classify bytes for the parsers, by table rather
+// than by comparisons: they run over every byte of every head.
+var tokenChars, ctlChars = func() (token, ctl [256]bool) {
+	for c := range 256 {
+		b := byte(c)
+		switch {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+			token[c] = true
+		}
+		switch b {
+		case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+			token[c] = true
+		}
+		ctl[c] = b < ' ' && b != '\t' || b == 0x7f
 	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
+	return token, ctl
+}()
 
 func asciiEqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {
@@ -248,12 +330,13 @@ var errBadResponse = errors.New("malformed response head")
 // own) are left out of fields.
 func parseResponseHead(b []byte, head bool, reqIDName string, h *respHead) (ok bool, err error) {
 	h.fields = h.fields[:0]
-	end := bytes.Index(b, crlfcrlf)
-	if end < 0 {
+	line, pos, state := nextLine(b, 0)
+	switch state {
+	case lineIncomplete:
 		return false, nil
+	case lineBareLF:
+		return false, errBadResponse
 	}
-	h.size = end + 4
-	line, rest := cutLine(b[:end+2])
 	var proto11 bool
 	switch {
 	case bytes.HasPrefix(line, []byte("HTTP/1.1 ")):
@@ -287,31 +370,28 @@ func parseResponseHead(b []byte, head bool, reqIDName string, h *respHead) (ok b
 	h.length, h.sse, h.hasDate = -1, false, false
 	chunked, closeTok, keepTok := false, false, false
 	var connList [][]byte
-	for len(rest) > 0 {
-		var l []byte
-		off := len(b[:end+2]) - len(rest)
-		l, rest = cutLine(rest)
-		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 {
+	for {
+		off := pos
+		line, pos, state = nextLine(b, pos)
+		switch state {
+		case lineIncomplete:
+			return false, nil
+		case lineBareLF:
 			return false, errBadResponse
 		}
+		if len(line) == 0 {
+			break // the blank line that ends the head
+		}
+		colon := bytes.IndexByte(line, ':')
 		// What is passed on must be what any client reads the same way.
-		for _, c := range l[:colon] {
-			if !isTokenChar(c) {
-				return false, errBadResponse
-			}
-		}
-		v0, v1 := colon+1, len(l)
-		for v0 < v1 && (l[v0] == ' ' || l[v0] == '\t') {
-			v0++
-		}
-		for v1 > v0 && (l[v1-1] == ' ' || l[v1-1] == '\t') {
-			v1--
-		}
-		if !plainValue(l[v0:v1]) {
+		if colon <= 0 || !tokenName(line[:colon]) {
 			return false, errBadResponse
 		}
-		name, value := l[:colon], l[v0:v1]
+		v0, v1 := trimOWS(line, colon+1)
+		name, value := line[:colon], line[v0:v1]
+		if !plainValue(value) {
+			return false, errBadResponse
+		}
 		keepField := true
 		switch {
 		case asciiEqualFold(name, "Content-Length"):
@@ -328,8 +408,9 @@ func parseResponseHead(b []byte, head bool, reqIDName string, h *respHead) (ok b
 			chunked = true
 			keepField = false
 		case asciiEqualFold(name, "Connection"):
-			for _, tok := range bytes.Split(value, []byte(",")) {
-				tok = bytes.TrimSpace(tok)
+			for list := value; list != nil; {
+				var tok []byte
+				tok, list = nextListItem(list)
 				switch {
 				case asciiEqualFold(tok, "close"):
 					closeTok = true
@@ -352,6 +433,7 @@ func parseResponseHead(b []byte, head bool, reqIDName string, h *respHead) (ok b
 			h.fields = append(h.fields, span{int32(off), int32(off + colon), int32(off + v0), int32(off + v1)})
 		}
 	}
+	h.size = pos
 	if len(connList) > 0 {
 		kept := h.fields[:0]
 		for _, f := range h.fields {

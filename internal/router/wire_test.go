@@ -196,9 +196,8 @@ func TestParseRequestHeadIncomplete(t *testing.T) {
 		"GET / HTTP/1.1\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\n\r",
-		// Not yet known to be other: the loop waits for the head to finish.
 		"POST / HTTP/1.1\r\nHost: a\r\n",
-		"\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n",
 	}
 	for _, in := range cases {
 		var h reqHead
@@ -236,9 +235,11 @@ func TestParseRequestHeadSplitAtEveryByte(t *testing.T) {
 func TestParseRequestHeadRefusals(t *testing.T) {
 	big := wirePad(t, maxHeaderBytes+1)
 	cases := []struct{ name, head string }{
-		{"POST", "POST / HTTP/1.1\r\nHost: a\r\n\r\n"},
-		{"PUT", "PUT / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"CONNECT", "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"TRACE", "TRACE / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"another method", "PROPFIND / HTTP/1.1\r\nHost: a\r\n\r\n"},
 		{"lower-case get", "get / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"lower-case post", "post / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx"},
 		{"OPTIONS asterisk", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"},
 		{"HTTP/1.0", "GET / HTTP/1.0\r\nHost: a\r\n\r\n"},
 		{"HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n"},
@@ -260,9 +261,22 @@ func TestParseRequestHeadRefusals(t *testing.T) {
 		{"two Host headers in different case", "GET / HTTP/1.1\r\nHost: a\r\nhOST: b\r\n\r\n"},
 		{"empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n"},
 		{"Host of blanks", "GET / HTTP/1.1\r\nHost: \t \r\n\r\n"},
-		{"Content-Length", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"},
-		{"content-length lower case", "GET / HTTP/1.1\r\nHost: a\r\ncontent-length: 5\r\n\r\nhello"},
+		{"two Content-Length fields", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello"},
+		{"two Content-Length fields in different case", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 6\r\n\r\nhello!"},
+		{"Content-Length list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello"},
+		{"signed Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello"},
+		{"negative Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"},
+		{"hex Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello"},
+		{"empty Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n"},
+		{"Content-Length of 19 digits", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0000000000000000005\r\n\r\nhello"},
+		{"body beyond the loop's buffer", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + strconv.Itoa(loopRequestMax) + "\r\n\r\n"},
+		{"huge Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999999\r\n\r\n"},
 		{"Transfer-Encoding", "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{"Content-Length and Transfer-Encoding", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello"},
+		{"Transfer-Encoding and Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello"},
+		{"Expect with a body", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"},
+		{"Content-Length with whitespace before the colon", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\nhello"},
+		{"Content-Length folded", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n 5\r\n\r\nhello"},
 		{"Expect", "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n"},
 		{"Upgrade", "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"},
 		{"Connection: upgrade", "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n"},
@@ -286,6 +300,10 @@ func TestParseRequestHeadRefusals(t *testing.T) {
 		{"DEL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\x7f\r\n\r\n"},
 		{"control character in Host", "GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n"},
 		{"empty line before the request", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		// Known as soon as the line that says so has arrived, before the head ends.
+		{"empty line alone", "\r\n"},
+		{"HTTP/1.0, head not ended", "GET / HTTP/1.0\r\nHost: a\r\n"},
+		{"bad field name, head not ended", "GET / HTTP/1.1\r\nX(A): 1\r\nHost: a"},
 		{"head one byte over maxHeaderBytes", big},
 		{"incomplete head of maxHeaderBytes", big[:maxHeaderBytes]},
 		{"incomplete head over maxHeaderBytes", wirePad(t, maxHeaderBytes+100)[:maxHeaderBytes+50]},
@@ -297,6 +315,55 @@ func TestParseRequestHeadRefusals(t *testing.T) {
 				t.Errorf("%s: verdict %d, want headOther", wireShort(tc.head), v)
 			}
 		})
+	}
+}
+
+func TestParseRequestHeadWithABody(t *testing.T) {
+	cases := []struct {
+		head, body string
+	}{
+		{"POST /api HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n", `{"id": "one"}`},
+		{"PUT /x HTTP/1.1\r\ncontent-length:\t5 \r\nHost: a\r\n\r\n", "hello"},
+		{"PATCH /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", ""},
+		{"DELETE /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n", "{}"},
+		{"OPTIONS /x HTTP/1.1\r\nHost: a\r\n\r\n", ""},
+		{"POST / HTTP/1.1\r\nHost: a\r\n\r\n", ""},
+		{"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n", "abc"},
+		// The body may hold what looks like a request: it is the body.
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 28\r\n\r\n", "GET /x HTTP/1.1\r\nHost: b\r\n\r\n"},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + strconv.Itoa(loopRequestMax-60) + "\r\n\r\n", strings.Repeat("z", loopRequestMax-60)},
+	}
+	for _, tc := range cases {
+		for _, tail := range []string{"", "GET /next HTTP/1.1\r\nHost: a\r\n\r\n"} {
+			req := tc.head + tc.body
+			b := []byte(req + tail)
+			for i := range len(b) + 1 {
+				var h reqHead
+				v := parseRequestHead(b[:i], &h)
+				want := headPlain
+				switch {
+				case i < len(tc.head):
+					want = headIncomplete
+				case i < len(req):
+					want = headBody
+				}
+				if v != want {
+					t.Fatalf("%s cut at %d: verdict %d, want %d", wireShort(req), i, v, want)
+				}
+				if v == headIncomplete {
+					continue
+				}
+				if h.size != len(tc.head) || h.length != len(tc.body) {
+					t.Fatalf("%s cut at %d: size %d length %d, want %d %d", wireShort(req), i, h.size, h.length, len(tc.head), len(tc.body))
+				}
+			}
+		}
+	}
+	// A head and body that do not fit together in the loop's buffer go to the fasthttp path.
+	var h reqHead
+	head := "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + strconv.Itoa(loopRequestMax-10) + "\r\n\r\n"
+	if v := parseRequestHead([]byte(head), &h); v != headOther {
+		t.Errorf("head and body of %d bytes: verdict %d, want headOther", len(head)+loopRequestMax-10, v)
 	}
 }
 
@@ -892,6 +959,10 @@ func FuzzRequestHeadAgreesWithNetHTTP(f *testing.F) {
 		"GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+		"PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 05\r\n\r\nhello",
 		"GET / HTTP/1.0\r\nHost: a\r\n\r\n",
 		"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
@@ -921,6 +992,11 @@ func FuzzRequestHeadAgreesWithNetHTTP(f *testing.F) {
 			return
 		case headOther:
 			return
+		case headBody:
+			if h.size+h.length <= len(b) || h.length <= 0 {
+				t.Fatalf("headBody with size %d and length %d for %d bytes", h.size, h.length, len(b))
+			}
+			return
 		case headPlain:
 		default:
 			t.Fatalf("verdict %d", v)
@@ -928,18 +1004,22 @@ func FuzzRequestHeadAgreesWithNetHTTP(f *testing.F) {
 		if h.size > len(b) || h.size > maxHeaderBytes || !bytes.HasSuffix(b[:h.size], crlfcrlf) {
 			t.Fatalf("size %d of %d bytes (%q)", h.size, len(b), b)
 		}
+		if h.length < 0 || h.size+h.length > len(b) || h.size+h.length > loopRequestMax {
+			t.Fatalf("size %d and length %d of %d bytes", h.size, h.length, len(b))
+		}
 		head := b[:h.size]
+		whole := b[:h.size+h.length]
 		for _, fl := range h.fields {
 			if fl.k0 < 0 || fl.k0 >= fl.k1 || fl.k1 > fl.v0 || fl.v0 > fl.v1 || int(fl.v1) > h.size {
 				t.Fatalf("field span %+v outside the head of %d bytes", fl, h.size)
 			}
 		}
-		// The head alone, without what follows it, is read the same way.
+		// The request alone, without what follows it, is read the same way.
 		var h2 reqHead
-		if v2 := parseRequestHead(head, &h2); v2 != headPlain || h2.size != h.size || h2.close != h.close {
-			t.Fatalf("head alone: verdict %d size %d close %v", v2, h2.size, h2.close)
+		if v2 := parseRequestHead(whole, &h2); v2 != headPlain || h2.size != h.size || h2.close != h.close || h2.length != h.length {
+			t.Fatalf("request alone: verdict %d size %d close %v length %d", v2, h2.size, h2.close, h2.length)
 		}
-		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(whole)))
 		if err != nil {
 			// The loop forwards the target byte for byte, as the fasthttp path
 			// does; net/http alone also insists that percent-escapes are valid
@@ -958,8 +1038,11 @@ func FuzzRequestHeadAgreesWithNetHTTP(f *testing.F) {
 		if req.Host != string(h.host) || string(h.lookup(head, "Host")) != string(h.host) {
 			t.Fatalf("net/http Host %q, parseRequestHead %q", req.Host, h.host)
 		}
-		if req.ContentLength != 0 || len(req.TransferEncoding) != 0 {
-			t.Fatalf("net/http sees a body: length %d, transfer encoding %q", req.ContentLength, req.TransferEncoding)
+		if req.ContentLength != int64(h.length) || len(req.TransferEncoding) != 0 {
+			t.Fatalf("net/http sees a body of length %d, transfer encoding %q; parseRequestHead length %d", req.ContentLength, req.TransferEncoding, h.length)
+		}
+		if body, err := io.ReadAll(req.Body); err != nil || !bytes.Equal(body, whole[h.size:]) {
+			t.Fatalf("net/http reads the body %q (%v), parseRequestHead %q", body, err, whole[h.size:])
 		}
 		if req.ProtoMajor != 1 || req.ProtoMinor != 1 {
 			t.Fatalf("net/http reads version %d.%d", req.ProtoMajor, req.ProtoMinor)
