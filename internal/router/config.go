@@ -74,6 +74,9 @@ type AppConfig struct {
 	// StripPrefix removes Path from the request target before it is sent
 	// to a target: /api/items goes on as /items.
 	StripPrefix bool `json:"strip_prefix,omitempty" yaml:"strip_prefix"`
+	// TLS, when set, terminates HTTPS for the app's hosts on its production
+	// and test listeners (see AppTLS).
+	TLS *AppTLS `json:"tls,omitempty" yaml:"tls"`
 }
 
 // pathPrefix is the app's path prefix, "/" when it has none.
@@ -360,6 +363,7 @@ func (c *Config) Validate() error {
 			checkHealth(&p, at+".health", a.Health)
 		}
 	}
+	c.checkAppTLS(&p)
 	return p.err()
 }
 
