@@ -146,4 +146,3 @@ func (c *Config) edgeListeners() map[string]bool {
 	}
 	return out
 }
-
