@@ -45,6 +45,7 @@ func (s *Spec) problems() []Problem {
 	s.validateProcess(c)
 	s.validateDocker(c)
 	s.validateRouter(c)
+	s.validateTLS(c)
 	s.validateHealth(c)
 	s.validateHooks(c)
 	s.validateStrategy(c)
