@@ -93,6 +93,7 @@ func (e *Engine) routes(ctx context.Context, app string, p routePlan) (Routes, e
 			cfg.StickyCookie = "bg_" + app
 		}
 		cfg.PreviewSecret = secret
+		cfg.TLS = e.routeTLS(p.front.Spec.Router.TLS)
 		out[name] = cfg
 	}
 

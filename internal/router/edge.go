@@ -209,10 +209,10 @@ func (r *Router) edgeAdmin(mux *http.ServeMux) {
 			return
 		}
 		r.SetChallenge(token, string(bytes.TrimSpace(body)))
-		w.WriteHeader(http.StatusNoContent)
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 	})
 	mux.HandleFunc("DELETE /acme/challenges/{token}", func(w http.ResponseWriter, req *http.Request) {
 		r.DeleteChallenge(req.PathValue("token"))
-		w.WriteHeader(http.StatusNoContent)
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 	})
 }

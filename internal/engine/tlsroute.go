@@ -1,0 +1,23 @@
+package engine
+
+import (
+	"bluegreen/internal/router"
+	"bluegreen/internal/spec"
+)
+
+// routeTLS is the router's view of a spec's router.tls: the files as
+// given, or, for acme, the directory where the server's ACME client keeps
+// a certificate per host. What acme leaves out is the server's setting,
+// filled in by that client, not here, so that changing the server's
+// defaults does not change the routes of running revisions.
+func (e *Engine) routeTLS(t *spec.TLS) *router.AppTLS {
+	if t == nil {
+		return nil
+	}
+	out := &router.AppTLS{CertFile: t.CertFile, KeyFile: t.KeyFile, HTTP: t.HTTP, Redirect: t.Redirect}
+	if t.ACME != nil {
+		out.CertDir = e.opts.CertDir
+		out.ACME = &router.ACMESettings{Email: t.ACME.Email, Directory: t.ACME.Directory, CARoots: t.ACME.CARoots}
+	}
+	return out
+}
