@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bluegreen/internal/certs"
 	"bluegreen/internal/engine"
 	"bluegreen/internal/notify"
 	"bluegreen/internal/server"
@@ -26,6 +27,8 @@ type serverOptions struct {
 	DockerHost string
 	// Prometheus is asked by prometheus check rules whose spec names none.
 	Prometheus string
+	// ACME are the defaults of apps whose router.tls asks for acme.
+	ACME server.ACME
 	// What is kept of revisions no longer run.
 	KeepRevisions int
 	KeepFor       time.Duration
@@ -87,6 +90,9 @@ Prometheus that prometheus check rules ask when their spec names none.`,
 	cmd.Flags().DurationVar(&o.KeepFor, "keep-for", engine.DefaultRetention.For, "revisions younger than this are kept too, and events of this age")
 	cmd.Flags().DurationVar(&o.PruneEvery, "prune-every", time.Hour, "how often what is no longer kept is removed")
 	cmd.Flags().StringVar(&o.DockerHost, "docker-host", "", "Docker engine of apps with platform: docker (default $DOCKER_HOST, else unix:///var/run/docker.sock)")
+	cmd.Flags().StringVar(&o.ACME.Directory, "acme-directory", "", "ACME directory of apps whose router.tls.acme names none (default Let's Encrypt: "+certs.DefaultDirectory+")")
+	cmd.Flags().StringVar(&o.ACME.Email, "acme-email", "", "contact address of the ACME account when router.tls.acme names none")
+	cmd.Flags().StringVar(&o.ACME.CARoots, "acme-ca-roots", "", "PEM file of extra roots trusted when talking to the ACME directory (a private ACME server's)")
 	cmd.Flags().StringVar(&o.Prometheus, "prometheus", "", "Prometheus (base URL, e.g. http://127.0.0.1:9090) that prometheus check rules query when their spec sets no checks.prometheus")
 	cmd.Flags().StringVar(&o.Notify.File, "notifications", "", "file of notification destinations for every app (default DATA/"+server.NotificationsFile+" when it exists)")
 	cmd.Flags().StringSliceVar(&o.Notify.Allow, "notify-allow", nil, "networks notifications may be sent to besides public addresses, e.g. 10.0.0.0/8,127.0.0.1 (comma-separated)")
@@ -124,5 +130,5 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 	}
 	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log, RunAs: o.RunAs, AllowRunAs: o.AllowRun,
 		Retention: engine.Retention{Revisions: o.KeepRevisions, For: o.KeepFor}, PruneEvery: o.PruneEvery, DockerHost: o.DockerHost,
-		Notify: o.Notify, Prometheus: o.Prometheus})
+		Notify: o.Notify, Prometheus: o.Prometheus, ACME: o.ACME})
 }
