@@ -12,7 +12,8 @@ go mod download
 # docker.io brings dockerd, containerd and runc, which the Docker platform's
 # tests start privately (internal/testdocker), never as the system's daemon;
 # prometheus is the real Prometheus that prometheus check rules query and
-# that scrapes the server (internal/testprom runs it in the foreground).
+# that scrapes the server (internal/testprom runs it in the foreground);
+# curl speaks HTTP/2 to the router over TLS (test/e2e/https_test.go).
 missing=()
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
@@ -20,6 +21,7 @@ if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium
 command -v prlimit >/dev/null || missing+=(util-linux)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v prometheus >/dev/null || missing+=(prometheus)
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing; run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
@@ -50,3 +52,6 @@ fi
 # (internal/testregistry): built once from the Go module proxy and cached
 # under ~/.cache/bluegreen (about two minutes the first time).
 ./scripts/build-registry.sh >/dev/null
+# Pebble, the ACME server the HTTPS tests obtain certificates from
+# (internal/testacme): built once from the Go module proxy and cached.
+./scripts/build-pebble.sh >/dev/null

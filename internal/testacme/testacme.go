@@ -137,21 +137,28 @@ func (p *Pebble) Log() string {
 	return p.log.String()
 }
 
-// Roots returns the roots Pebble's certificates chain to (it makes a new
-// root at each start).
+// RootPEM returns the root Pebble's certificates chain to, in PEM (it
+// makes a new root at each start).
+func (p *Pebble) RootPEM(t testing.TB) []byte {
+	t.Helper()
+	resp, err := p.client.Get(p.mgmt + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("pebble's root: %d %v", resp.StatusCode, err)
+	}
+	return b
+}
+
+// Roots is RootPEM as a pool.
 func (p *Pebble) Roots(t testing.TB) *x509.CertPool {
 	t.Helper()
 	pool := x509.NewCertPool()
-	for _, path := range []string{"/roots/0", "/intermediates/0"} {
-		resp, err := p.client.Get(p.mgmt + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if path == "/roots/0" && !pool.AppendCertsFromPEM(b) {
-			t.Fatalf("pebble's root: %q", b)
-		}
+	if !pool.AppendCertsFromPEM(p.RootPEM(t)) {
+		t.Fatal("pebble's root is not PEM")
 	}
 	return pool
 }

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"bluegreen/internal/testacme"
+	"bluegreen/internal/testwait"
+)
+
+// An app served over HTTPS with a certificate the server obtains from an
+// ACME server (Pebble, on loopback), as a user sets it up: router.tls in
+// bluegreen.yaml, `bluegreen server` told where the ACME directory is, a
+// deployment, curl. Then h2 clients (Go's and curl --http2) through a
+// blue/green switch under load, and a restart of the server that orders
+// nothing new.
+func TestHTTPSWithACMEAndH2ThroughASwitch(t *testing.T) {
+	plain := freeAddr(t)
+	_, plainPort, _ := net.SplitHostPort(plain)
+	port, _ := strconv.Atoi(plainPort)
+	pebble := testacme.Start(t, testacme.Options{HTTPPort: port, Hosts: []string{"shop.test"}})
+	e := startDeployEnv(t, bin.bluegreen, func(e *deployEnv) {
+		e.args = append(e.args, "--acme-directory", pebble.Directory, "--acme-ca-roots", pebble.CARoots)
+	})
+	spec := e.spec(specParts{router: fmt.Sprintf(`  hosts: [shop.test]
+  tls:
+    acme: {email: ops@shop.test}
+    http: %s
+    redirect: true
+`, plain), extra: quick + "strategy:\n  steps:\n    - { weight: 50, pause: 2s }\n    - { weight: 100 }\n"})
+	e.deployLive("v1", spec)
+
+	// The certificate Pebble issued verifies with Pebble's root.
+	roots := pebble.Roots(t)
+	rootsFile := filepath.Join(t.TempDir(), "roots.pem")
+	writeRoots(t, rootsFile, pebble)
+	h1 := httpsClient(roots, e.prod, false)
+	testwait.ForOr(t, 60*time.Second, "https://shop.test/ with a certificate from Pebble", func() bool {
+		resp, err := h1.Get("https://shop.test/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, func() string { return e.cli("status", "shop").stdout })
+
+	// curl, as a person would check it.
+	_, prodPort, _ := net.SplitHostPort(e.prod)
+	curl := func(args ...string) (string, error) {
+		base := []string{"-sS", "--max-time", "10", "--resolve", "shop.test:" + prodPort + ":127.0.0.1", "--cacert", rootsFile}
+		out, err := exec.Command("curl", append(base, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := curl("--http2", "-w", " %{http_version}", "https://shop.test:"+prodPort+"/")
+	if err != nil || !strings.Contains(out, "hello from v1") || !strings.HasSuffix(out, " 2") {
+		t.Fatalf("curl --http2: %v\n%s", err, out)
+	}
+	// Plain HTTP is redirected to HTTPS.
+	redir, err := exec.Command("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H", "Host: shop.test", "http://"+plain+"/a?b=1").CombinedOutput()
+	if want := "308 https://shop.test:" + prodPort + "/a?b=1"; err != nil || string(redir) != want {
+		t.Fatalf("redirect: %q, want %q (%v)", redir, want, err)
+	}
+	if st := e.cli("status", "shop").stdout; !strings.Contains(st, "certificates:") || !strings.Contains(st, "shop.test") || !strings.Contains(st, "acme valid") {
+		t.Fatalf("bluegreen status shows no valid certificate:\n%s", st)
+	}
+
+	// h2 streams through a switch to v2, from Go's client and from curl.
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var goOK, goFail, curlOK, curlFail atomic.Int64
+	var sawV2 atomic.Bool
+	var firstErr atomic.Value
+	h2 := httpsClient(roots, e.prod, true)
+	for range 4 {
+		wg.Go(func() {
+			for i := 0; i < 20000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := h2.Get("https://shop.test/")
+				if err != nil {
+					goFail.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+					goFail.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s %d %q", resp.Proto, resp.StatusCode, b))
+					continue
+				}
+				if strings.Contains(string(b), "v2") {
+					sawV2.Store(true)
+				}
+				goOK.Add(1)
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := 0; i < 2000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			out, err := curl("--http2", "-f", "-w", " %{http_version}", "https://shop.test:"+prodPort+"/")
+			if err != nil || !strings.HasSuffix(out, " 2") {
+				curlFail.Add(1)
+				firstErr.CompareAndSwap(nil, fmt.Sprintf("curl: %v %s", err, out))
+				continue
+			}
+			curlOK.Add(1)
+		}
+	})
+	testwait.For(t, 30*time.Second, "h2 load to run", func() bool { return goOK.Load() > 50 && curlOK.Load() > 2 })
+	e.deployLive("v2", spec)
+	testwait.For(t, 30*time.Second, "v2 to answer over h2", sawV2.Load)
+	close(stop)
+	wg.Wait()
+	t.Logf("h2 through the switch: Go client %d ok, %d failed; curl --http2 %d ok, %d failed", goOK.Load(), goFail.Load(), curlOK.Load(), curlFail.Load())
+	if goFail.Load() != 0 || curlFail.Load() != 0 {
+		t.Fatalf("failed h2 streams: Go %d, curl %d; first: %v", goFail.Load(), curlFail.Load(), firstErr.Load())
+	}
+
+	// A restart of the server finds the certificate it stored: no new order.
+	issued := func() int {
+		evs, err := e.api.Events(context.Background(), "shop", "", 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ev := range evs {
+			if ev.Kind == "certificate_issued" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := issued(); n != 1 {
+		t.Fatalf("certificate_issued events before the restart: %d", n)
+	}
+	e.killServer()
+	e.startServer()
+	testwait.For(t, 30*time.Second, "the restarted server to find the certificate", func() bool {
+		return strings.Contains(e.cli("status", "shop").stdout, "acme valid")
+	})
+	if n := issued(); n != 1 {
+		t.Fatalf("the restarted server ordered again: %d certificate_issued events", n)
+	}
+	if resp, err := h1.Get("https://shop.test/"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+// httpsClient trusts roots and dials addr for any host name, sending the
+// URL's host as the server name.
+func httpsClient(roots *x509.CertPool, addr string, h2 bool) *http.Client {
+	cfg := &tls.Config{RootCAs: roots}
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	if h2 {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http2.Transport{TLSClientConfig: cfg,
+			DialTLSContext: func(ctx context.Context, network, a string, c *tls.Config) (net.Conn, error) {
+				raw, err := dial(ctx, network, a)
+				if err != nil {
+					return nil, err
+				}
+				host, _, _ := net.SplitHostPort(a)
+				cc := c.Clone()
+				cc.ServerName = host
+				tc := tls.Client(raw, cc)
+				return tc, tc.HandshakeContext(ctx)
+			}}}
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, DialContext: dial}}
+}
+
+// writeRoots writes Pebble's root for curl.
+func writeRoots(t *testing.T, path string, p *testacme.Pebble) {
+	t.Helper()
+	if err := os.WriteFile(path, p.RootPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
