@@ -22,6 +22,8 @@ type report struct {
 	Target      target            `json:"target"`
 	Failures    map[string]string `json:"failures,omitempty"`
 	Runs        []runResult       `json:"runs"`
+	// HTTPS are the runs of the HTTPS part, every round.
+	HTTPS []tlsRun `json:"https,omitempty"`
 }
 
 type settings struct {
