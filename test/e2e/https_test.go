@@ -1,11 +1,18 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -203,4 +210,46 @@ func writeRoots(t *testing.T, path string, p *testacme.Pebble) {
 	if err := os.WriteFile(path, p.RootPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Certificate files that cannot serve are refused when the revision is
+// created, each problem at its place in bluegreen.yaml.
+func TestHTTPSCertificateFilesRefusedAtUpload(t *testing.T) {
+	e := newDeployEnv(t)
+	dir := t.TempDir()
+	now := time.Now()
+	expired, expiredKey := writeCert(t, dir, "expired", "shop.test", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	other, otherKey := writeCert(t, dir, "other", "elsewhere.test", now.Add(-time.Hour), now.Add(time.Hour))
+	for _, tc := range []struct {
+		name, cert, key, want string
+	}{
+		{"expired", expired, expiredKey, "router.tls.cert_file: the certificate in " + expired + " expired on"},
+		{"not covering the host", other, otherKey, "router.hosts[0]: the certificate in " + other + " does not cover shop.test (it names elsewhere.test)"},
+		{"a key of another certificate", other, expiredKey, "router.tls.key_file: the key in " + expiredKey + " does not match the certificate in " + other},
+		{"missing", filepath.Join(dir, "none.pem"), otherKey, "router.tls.cert_file: cannot load the certificate and key: open " + filepath.Join(dir, "none.pem")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := e.spec(specParts{router: fmt.Sprintf("  hosts: [shop.test]\n  tls:\n    cert_file: %s\n    key_file: %s\n", tc.cert, tc.key)})
+			_, err := e.api.UploadRevision(context.Background(), bytes.NewReader(e.bundle("v1", spec, nil)), "v1")
+			if err == nil || !strings.Contains(err.Error(), "bluegreen.yaml:") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("upload: %v\nwant it to say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// writeCert writes a self-signed certificate for host and its key.
+func writeCert(t *testing.T, dir, name, host string, nb, na time.Time) (certFile, keyFile string) {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host}, NotBefore: nb, NotAfter: na}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(k)
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
 }
