@@ -21,7 +21,7 @@ func renderCertificates(b *strings.Builder, st api.Status, now time.Time) {
 			notes = append(notes, "valid until "+c.NotAfter.UTC().Format(time.RFC3339))
 		}
 		if c.State == "valid" && !c.RenewAt.IsZero() && !now.IsZero() {
-			notes = append(notes, "renewal "+until(c.RenewAt, now))
+			notes = append(notes, "renewal "+untilDays(c.RenewAt, now))
 		}
 		if c.Error != "" {
 			notes = append(notes, c.Error)
@@ -31,4 +31,13 @@ func renderCertificates(b *strings.Builder, st api.Status, now time.Time) {
 		}
 		fmt.Fprintf(b, "  %-30s %-4s %-9s %s\n", c.Host, c.Source, c.State, strings.Join(notes, "; "))
 	}
+}
+
+// untilDays is until, in whole days past two days: certificates live for
+// months.
+func untilDays(t, now time.Time) string {
+	if d := t.Sub(now); d >= 48*time.Hour {
+		return fmt.Sprintf("in %dd", int(d.Hours()/24))
+	}
+	return until(t, now)
 }
