@@ -54,6 +54,7 @@ type listener struct {
 	tls   bool
 	certs atomic.Pointer[certSet] // by server name; replaced when the table or the files change
 	front *tlsFront               // accepts and handshakes on a TLS listener
+	edge  bool                    // named in some app's tls.http when opened
 	srv   *fasthttp.Server
 	// ln is closed by the router itself: fasthttp only learns its listener once
 	// Serve runs, so a shutdown that came first would leave Serve accepting.
@@ -182,7 +183,7 @@ func (r *Router) applyLocked(cfg *Config) (uint64, error) {
 			}
 			return 0, fmt.Errorf("opening listener %s: %w", addr, err)
 		}
-		l := &listener{addr: addr, tls: want[addr].isTLS}
+		l := &listener{addr: addr, tls: want[addr].isTLS, edge: cfg.edgeListeners()[addr]}
 		opened = append(opened, l)
 		lns = append(lns, ln)
 	}
@@ -435,7 +436,7 @@ func (r *Router) serve(l *listener, ln net.Listener) {
 		l.front = newTLSFront(r, l, ln)
 		ln = l.front.h1
 		r.wg.Go(l.front.run)
-	} else if r.table.Load().cfg.edgeListeners()[l.addr] {
+	} else if l.edge {
 		// Challenges and redirects are answered by the goroutine server.
 		ln = guardListener{ln}
 	} else if ll := r.attachLoop(l.addr, ln); ll != nil {

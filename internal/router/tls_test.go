@@ -305,3 +305,17 @@ func TestAppTLSValidation(t *testing.T) {
 		t.Fatalf("plain app on an HTTPS listener: %v", err)
 	}
 }
+
+func TestEdgeHostsClaimedTwice(t *testing.T) {
+	app := func(tls *AppTLS, prod string) *AppConfig {
+		return &AppConfig{Production: prod, Hosts: []string{"shop.test"}, TLS: tls,
+			Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{"127.0.0.1:9"}}}}
+	}
+	cfg := &Config{Apps: map[string]*AppConfig{
+		"a": app(&AppTLS{CertDir: "d", HTTP: "127.0.0.1:1080"}, "127.0.0.1:1443"),
+		"b": app(nil, "127.0.0.1:1080"),
+	}}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `apps.b: host "shop.test" on 127.0.0.1:1080 is claimed by app a and by app b`) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -111,6 +111,36 @@ func (c *Config) checkAppTLS(p *problems) {
 			p.add("%s.acme: set without cert_dir, where its certificates are kept", at)
 		}
 	}
+	c.checkEdgeHosts(p)
+}
+
+// checkEdgeHosts refuses two apps that claim one host and path on a plain
+// listener, one of them through tls.http.
+func (c *Config) checkEdgeHosts(p *problems) {
+	edges := c.edgeListeners()
+	owner := map[string]string{}
+	for _, name := range sortedKeys(c.Apps) {
+		a := c.Apps[name]
+		if a == nil {
+			continue
+		}
+		var addrs []string
+		if a.TLS != nil && a.TLS.HTTP != "" {
+			addrs = append(addrs, a.TLS.HTTP)
+		}
+		if prod := c.listenersOf(a).production; edges[prod] && (a.TLS == nil || a.TLS.HTTP != prod) {
+			addrs = append(addrs, prod)
+		}
+		for _, addr := range addrs {
+			for _, h := range a.Hosts {
+				key := addr + " " + h + " " + a.pathPrefix()
+				if other, ok := owner[key]; ok && other != name {
+					p.add("apps.%s: host %q on %s is claimed by app %s and by app %s", name, h, addr, other, name)
+				}
+				owner[key] = name
+			}
+		}
+	}
 }
 
 // hostsAll lists the hosts of both listeners of the app, without repeats.
