@@ -253,3 +253,34 @@ func writeCert(t *testing.T, dir, name, host string, nb, na time.Time) (certFile
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 	return certFile, keyFile
 }
+
+// The README's HTTPS example, run as written against a server of the
+// test's own (its /tmp paths moved into the test's directory).
+func TestREADMEHTTPS(t *testing.T) {
+	e := newDeployEnv(t)
+	block := readmeBlock(t, readmeBlocks(t), "cat > /tmp/hello-tls/bluegreen.yaml")
+	tmp := t.TempDir()
+	if err := os.MkdirAll(tmp+"/hello", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prog, err := os.ReadFile(bin.hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tmp+"/hello/hello", prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	move := strings.NewReplacer("/tmp/hello-tls", tmp+"/hello-tls", "/tmp/hello/", tmp+"/hello/", "/tmp/certs", tmp+"/certs",
+		"bin/bluegreen", bin.bluegreen)
+	cmd := exec.Command("bash", "-c", "set -e\n"+move.Replace(block))
+	cmd.Env = append(os.Environ(), "BLUEGREEN_DATA="+e.data)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's HTTPS example failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{"succeeded: revision 1 is live", "hello from dev", "308 https://hello.localhost:8443/"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("its output lacks %q:\n%s", want, out)
+		}
+	}
+}
