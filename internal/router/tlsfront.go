@@ -1,6 +1,7 @@
 package router
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -18,10 +19,11 @@ var (
 	// handshakeTimeout is what a client gets to finish its handshake: a
 	// client that sends half a ClientHello, or nothing, holds no more.
 	handshakeTimeout = 10 * time.Second
-	// maxHandshakes caps the handshakes in progress on a listener; past it
-	// new connections are closed at once, so a flood of ClientHellos costs
-	// bounded memory and leaves established connections alone.
-	maxHandshakes int64 = 2048
+	// maxHandshakes caps the handshakes in progress on a listener. Past it
+	// the oldest one is closed to make room: a flood of ClientHellos that
+	// never end costs bounded memory, while a real client, whose handshake
+	// takes a few round trips, still gets through.
+	maxHandshakes = 2048
 )
 
 // tlsFront accepts the connections of a TLS listener. Each handshake runs
@@ -39,9 +41,11 @@ type tlsFront struct {
 	base *http.Server // carries the HTTP/2 server's graceful shutdown
 	h    *handler
 
-	pending atomic.Int64
 	failed  atomic.Uint64 // handshakes that failed or timed out
-	refused atomic.Uint64 // connections closed because too many handshakes were in progress
+	evicted atomic.Uint64 // handshakes closed to make room for newer ones
+
+	pmu     sync.Mutex
+	pending *list.List // the connections in their handshake, oldest first
 
 	mu     sync.Mutex
 	h2open map[net.Conn]struct{}
@@ -51,7 +55,7 @@ type tlsFront struct {
 
 func newTLSFront(r *Router, l *listener, raw net.Listener) *tlsFront {
 	f := &tlsFront{r: r, addr: l.addr, raw: raw, h1: newConnQueue(raw.Addr()), h2open: map[net.Conn]struct{}{},
-		h: &handler{r: r, addr: l.addr}}
+		h: &handler{r: r, addr: l.addr}, pending: list.New()}
 	f.cfg = &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
@@ -93,21 +97,25 @@ func (f *tlsFront) run() {
 			}
 			continue
 		}
-		if f.pending.Add(1) > maxHandshakes {
-			f.pending.Add(-1)
-			f.refused.Add(1)
-			c.Close()
-			continue
+		f.pmu.Lock()
+		if f.pending.Len() >= maxHandshakes {
+			oldest := f.pending.Remove(f.pending.Front()).(net.Conn)
+			oldest.Close()
+			f.evicted.Add(1)
 		}
-		go f.handshake(c)
+		el := f.pending.PushBack(c)
+		f.pmu.Unlock()
+		go f.handshake(c, el)
 	}
 }
 
-func (f *tlsFront) handshake(c net.Conn) {
+func (f *tlsFront) handshake(c net.Conn, el *list.Element) {
 	tc := tls.Server(c, f.cfg)
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	err := tc.HandshakeContext(f.r.ctx)
-	f.pending.Add(-1)
+	f.pmu.Lock()
+	f.pending.Remove(el) // a no-op when it was evicted
+	f.pmu.Unlock()
 	if err != nil {
 		f.failed.Add(1)
 		f.r.log.Debug("TLS handshake failed", "addr", f.addr, "remote", c.RemoteAddr().String(), "err", err)
