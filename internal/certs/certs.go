@@ -224,23 +224,29 @@ func (m *Manager) wanted(ctx context.Context) (map[string]want, error) {
 	out := map[string]want{}
 	for _, name := range sortedKeys(cfg.Apps) {
 		a := cfg.Apps[name]
-		if a == nil || a.TLS == nil || a.TLS.ACME == nil || a.TLS.CertDir != m.CertDir() {
+		if a == nil {
 			continue
 		}
-		s := settings{directory: m.opts.Directory, email: m.opts.Email, caRoots: m.opts.CARoots}
-		if v := a.TLS.ACME.Directory; v != "" {
-			s.directory = v
-		}
-		if v := a.TLS.ACME.Email; v != "" {
-			s.email = v
-		}
-		if v := a.TLS.ACME.CARoots; v != "" {
-			s.caRoots = v
-		}
-		app, _, _ := strings.Cut(name, ".") // a stack's routes are APP.SERVICE
-		for _, h := range append(append([]string(nil), a.Hosts...), a.TestHosts...) {
-			if h != "*" && !strings.HasPrefix(h, "*") {
-				out[h] = want{app, s}
+		// The test listener's own TLS is a candidate's that adds HTTPS.
+		for _, t := range []*router.AppTLS{a.TestListenerTLS, a.TLS} {
+			if t == nil || t.ACME == nil || t.CertDir != m.CertDir() {
+				continue
+			}
+			s := settings{directory: m.opts.Directory, email: m.opts.Email, caRoots: m.opts.CARoots}
+			if v := t.ACME.Directory; v != "" {
+				s.directory = v
+			}
+			if v := t.ACME.Email; v != "" {
+				s.email = v
+			}
+			if v := t.ACME.CARoots; v != "" {
+				s.caRoots = v
+			}
+			app, _, _ := strings.Cut(name, ".") // a stack's routes are APP.SERVICE
+			for _, h := range append(append([]string(nil), a.Hosts...), a.TestHosts...) {
+				if h != "*" && !strings.HasPrefix(h, "*") {
+					out[h] = want{app, s}
+				}
 			}
 		}
 	}

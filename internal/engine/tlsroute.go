@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"reflect"
+
 	"bluegreen/internal/router"
 	"bluegreen/internal/spec"
 )
@@ -20,4 +22,19 @@ func (e *Engine) routeTLS(t *spec.TLS) *router.AppTLS {
 		out.ACME = &router.ACMESettings{Email: t.ACME.Email, Directory: t.ACME.Directory, CARoots: t.ACME.CARoots}
 	}
 	return out
+}
+
+// setTestTLS gives cfg's test listener the test spec's TLS when it is not
+// the front's: a candidate that adds HTTPS (or drops it) is tested as it
+// will serve, on a test listener that does not have to change when it
+// becomes live.
+func setTestTLS(cfg *router.AppConfig, t *router.AppTLS) {
+	if reflect.DeepEqual(t, cfg.TLS) {
+		return
+	}
+	if t == nil {
+		cfg.TestListenerPlain = true
+		return
+	}
+	cfg.TestListenerTLS = t
 }

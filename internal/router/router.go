@@ -302,7 +302,7 @@ func (r *Router) build(cfg *Config) *table {
 			if len(ac.TestHosts) > 0 {
 				hosts = ac.TestHosts
 			}
-			r.route(tbl, l.test, true, l.testTLS != nil || ac.TLS != nil, hosts, a)
+			r.route(tbl, l.test, true, l.testTLS != nil || ac.testTLS() != nil, hosts, a)
 		}
 		r.routeEdge(tbl, ac, a, l.production)
 	}

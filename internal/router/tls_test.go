@@ -327,3 +327,35 @@ func TestEdgeHostsClaimedTwice(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A candidate that adds HTTPS has its test listener served as it will be.
+func TestTestListenerTLSOfACandidate(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	now := time.Now()
+	c, k := ca.issue(t, dir, "shop", []string{"shop.test"}, now.Add(-time.Hour), now.Add(time.Hour))
+	blue, green := newBackend(t, "blue"), newBackend(t, "green")
+	cfg := twoFleets(blue.addr(), green.addr(), 100, 0)
+	cfg.Apps["shop"].Hosts = []string{"shop.test"}
+	cfg.Apps["shop"].TestListenerTLS = &AppTLS{CertFile: c, KeyFile: k}
+	r := startRouter(t, cfg)
+	req, _ := http.NewRequest("GET", prodURL(r)+"/", nil)
+	req.Host = "shop.test"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "blue" {
+		t.Fatalf("plain production: %q", b)
+	}
+	if _, body := get(t, tlsClient(ca, r.Config().Test, true), "https://shop.test/"); body != "green" {
+		t.Fatalf("HTTPS test listener: %q", body)
+	}
+	bad := r.Config()
+	bad.Apps["shop"].TestListenerPlain = true
+	if _, err := r.Apply(bad); err == nil || !strings.Contains(err.Error(), "contradict") {
+		t.Fatalf("both: %v", err)
+	}
+}

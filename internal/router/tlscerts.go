@@ -199,7 +199,8 @@ func (cfg *Config) certSets(now time.Time) map[string]*certSet {
 			addr  string
 			files *TLSFiles
 			hosts []string
-		}{{ls.production, ls.productionTLS, a.Hosts}, {ls.test, ls.testTLS, testHostsOf(a)}} {
+			tls   *AppTLS
+		}{{ls.production, ls.productionTLS, a.Hosts, a.TLS}, {ls.test, ls.testTLS, testHostsOf(a), a.testTLS()}} {
 			if side.addr == "" {
 				continue
 			}
@@ -210,12 +211,12 @@ func (cfg *Config) certSets(now time.Time) map[string]*certSet {
 					s.def = &certEntry{app: "", host: "*", source: side.files.CertFile, cert: c, err: err}
 				}
 			}
-			if a.TLS == nil {
+			if side.tls == nil {
 				continue
 			}
 			s := set(side.addr)
 			for _, h := range side.hosts {
-				e := l.entryFor(name, a.TLS, h)
+				e := l.entryFor(name, side.tls, h)
 				switch {
 				case h == "*":
 					s.any = e

@@ -36,6 +36,17 @@ type ACMESettings struct {
 	CARoots string `json:"ca_roots,omitempty" yaml:"ca_roots"`
 }
 
+// testTLS is the TLS of the app's test listener.
+func (a *AppConfig) testTLS() *AppTLS {
+	switch {
+	case a.TestListenerTLS != nil:
+		return a.TestListenerTLS
+	case a.TestListenerPlain:
+		return nil
+	}
+	return a.TLS
+}
+
 // tlsListeners lists the listeners that speak TLS: those with a listener
 // certificate, and those of apps with TLS of their own.
 func (c *Config) tlsListeners() map[string]bool {
@@ -49,7 +60,7 @@ func (c *Config) tlsListeners() map[string]bool {
 			out[l.production] = out[l.production] || l.productionTLS != nil || a.TLS != nil
 		}
 		if l.test != "" {
-			out[l.test] = out[l.test] || l.testTLS != nil || a.TLS != nil
+			out[l.test] = out[l.test] || l.testTLS != nil || a.testTLS() != nil
 		}
 	}
 	return out
@@ -69,49 +80,58 @@ func (c *Config) checkAppTLS(p *problems) {
 		for _, lt := range []struct {
 			kind, addr string
 			files      *TLSFiles
-		}{{"production", l.production, l.productionTLS}, {"test", l.test, l.testTLS}} {
-			if lt.addr != "" && tlsOn[lt.addr] && a.TLS == nil && lt.files == nil {
+			tls        *AppTLS
+		}{{"production", l.production, l.productionTLS, a.TLS}, {"test", l.test, l.testTLS, a.testTLS()}} {
+			if lt.addr != "" && tlsOn[lt.addr] && lt.tls == nil && lt.files == nil {
 				p.add("%s: the %s listener %s serves other apps over HTTPS, and this app has no certificate (give it tls, or another listener)", at, lt.kind, lt.addr)
 			}
 		}
-		t := a.TLS
-		if t == nil {
-			continue
+		if a.TestListenerTLS != nil && a.TestListenerPlain {
+			p.add("%s: test_listener_tls and test_listener_plain contradict each other", at)
 		}
-		at += ".tls"
-		files := t.CertFile != "" || t.KeyFile != ""
-		switch {
-		case files && t.CertDir != "":
-			p.add("%s: cert_file/key_file and cert_dir are two sources of a certificate: give one", at)
-		case files && (t.CertFile == "" || t.KeyFile == ""):
-			p.add("%s: both cert_file and key_file are required", at)
-		case !files && t.CertDir == "":
-			p.add("%s: give cert_file and key_file, or cert_dir", at)
+		if a.TestListenerTLS != nil {
+			c.checkOneTLS(p, a, at+".test_listener_tls", a.TestListenerTLS, tlsOn)
 		}
-		if t.CertDir != "" {
-			for i, h := range a.hostsAll() {
-				if strings.HasPrefix(h, "*") {
-					p.add("%s: cert_dir holds one certificate per host name, so hosts[%d] %q cannot be a wildcard", at, i, h)
-				}
-			}
-		}
-		if t.Redirect && t.HTTP == "" {
-			p.add("%s.redirect: set without http (the plain listener to redirect from)", at)
-		}
-		if t.HTTP != "" {
-			checkListener(p, at+".http", t.HTTP)
-			if tlsOn[t.HTTP] {
-				p.add("%s.http: %s is an HTTPS listener; http names a plain one", at, t.HTTP)
-			}
-			if c.isTestListener(t.HTTP) {
-				p.add("%s.http: %s is a test listener", at, t.HTTP)
-			}
-		}
-		if t.ACME != nil && t.CertDir == "" {
-			p.add("%s.acme: set without cert_dir, where its certificates are kept", at)
+		if a.TLS != nil {
+			c.checkOneTLS(p, a, at+".tls", a.TLS, tlsOn)
 		}
 	}
 	c.checkEdgeHosts(p)
+}
+
+// checkOneTLS checks one TLS section of app a.
+func (c *Config) checkOneTLS(p *problems, a *AppConfig, at string, t *AppTLS, tlsOn map[string]bool) {
+	files := t.CertFile != "" || t.KeyFile != ""
+	switch {
+	case files && t.CertDir != "":
+		p.add("%s: cert_file/key_file and cert_dir are two sources of a certificate: give one", at)
+	case files && (t.CertFile == "" || t.KeyFile == ""):
+		p.add("%s: both cert_file and key_file are required", at)
+	case !files && t.CertDir == "":
+		p.add("%s: give cert_file and key_file, or cert_dir", at)
+	}
+	if t.CertDir != "" {
+		for i, h := range a.hostsAll() {
+			if strings.HasPrefix(h, "*") {
+				p.add("%s: cert_dir holds one certificate per host name, so hosts[%d] %q cannot be a wildcard", at, i, h)
+			}
+		}
+	}
+	if t.Redirect && t.HTTP == "" {
+		p.add("%s.redirect: set without http (the plain listener to redirect from)", at)
+	}
+	if t.HTTP != "" {
+		checkListener(p, at+".http", t.HTTP)
+		if tlsOn[t.HTTP] {
+			p.add("%s.http: %s is an HTTPS listener; http names a plain one", at, t.HTTP)
+		}
+		if c.isTestListener(t.HTTP) {
+			p.add("%s.http: %s is a test listener", at, t.HTTP)
+		}
+	}
+	if t.ACME != nil && t.CertDir == "" {
+		p.add("%s.acme: set without cert_dir, where its certificates are kept", at)
+	}
 }
 
 // checkEdgeHosts refuses two apps that claim one host and path on a plain

@@ -284,3 +284,49 @@ func TestREADMEHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// HTTPS added to an app that is live over plain HTTP: the candidate names
+// new listeners, its test listener speaks HTTPS from the start, and the old
+// production address becomes the plain listener that redirects.
+func TestHTTPSAddedToALiveApp(t *testing.T) {
+	e := newDeployEnv(t)
+	e.deployLive("v1", e.spec(specParts{router: "  hosts: [shop.test]\n", extra: quick}))
+	dir := t.TempDir()
+	now := time.Now()
+	cert, key := writeCert(t, dir, "shop", "shop.test", now.Add(-time.Hour), now.Add(24*time.Hour))
+	prod, test := freeAddr(t), freeAddr(t)
+	v2 := strings.Replace(e.spec(specParts{extra: quick, router: fmt.Sprintf(
+		"  hosts: [shop.test]\n  tls:\n    cert_file: %s\n    key_file: %s\n    http: %s\n    redirect: true\n", cert, key, e.prod)}),
+		"  production: "+e.prod+"\n  test: "+e.test+"\n", "  production: "+prod+"\n  test: "+test+"\n", 1)
+	d := e.deploy("v2", v2, nil)
+	certPEM, _ := os.ReadFile(cert)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	// Green answers over HTTPS on its test listener before it is live.
+	testwait.For(t, 60*time.Second, "green over HTTPS on its test listener", func() bool {
+		resp, err := httpsClient(roots, test, true).Get("https://shop.test/")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return strings.Contains(string(b), "hello from v2")
+	})
+	if d = e.waitEnd(d.ID, 60*time.Second); d.Outcome != "succeeded" {
+		t.Fatalf("deploying v2: %s (%s)\n%s", d.Outcome, d.Reason, e.eventLog(d.ID))
+	}
+	resp, err := httpsClient(roots, prod, true).Get("https://shop.test/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "hello from v2") || resp.ProtoMajor != 2 {
+		t.Fatalf("v2 over HTTPS: %s %q", resp.Proto, b)
+	}
+	_, port, _ := net.SplitHostPort(prod)
+	redir, err := exec.Command("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H", "Host: shop.test", "http://"+e.prod+"/").CombinedOutput()
+	if want := "308 https://shop.test:" + port + "/"; err != nil || string(redir) != want {
+		t.Fatalf("the old address: %q, want %q (%v)", redir, want, err)
+	}
+}
