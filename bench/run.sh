@@ -26,11 +26,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
-if ! have wrk || ! have haproxy || ! have nginx; then
-  echo "== installing wrk, haproxy, nginx"
+if ! have wrk || ! have haproxy || ! have nginx || ! have h2load; then
+  echo "== installing wrk, haproxy, nginx, h2load"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
-  apt-get install -y --no-install-recommends wrk haproxy nginx
+  apt-get install -y --no-install-recommends wrk haproxy nginx nghttp2-client
 fi
 
 echo "== building"

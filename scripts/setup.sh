@@ -16,6 +16,7 @@ go mod download
 # containernetworking-plugins brings the loopback CNI plugin the test
 # cluster's kubelet needs (internal/testk8s; containerd and runc come with
 # docker.io).
+# curl speaks HTTP/2 to the router over TLS (test/e2e/https_test.go).
 missing=()
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
@@ -24,6 +25,7 @@ command -v prlimit >/dev/null || missing+=(util-linux)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v prometheus >/dev/null || missing+=(prometheus)
 [ -x /usr/lib/cni/loopback ] || missing+=(containernetworking-plugins)
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing; run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
@@ -59,3 +61,6 @@ fi
 # (internal/testk8s): built once from the Go module proxy and cached under
 # ~/.cache/bluegreen (10 to 15 minutes the first time).
 ./scripts/k8s/build.sh >/dev/null
+# Pebble, the ACME server the HTTPS tests obtain certificates from
+# (internal/testacme): built once from the Go module proxy and cached.
+./scripts/build-pebble.sh >/dev/null

@@ -32,6 +32,8 @@ type options struct {
 	mustMeet  bool    // fail when the router misses a target
 	bluegreen string  // path of the bluegreen binary
 	profile   bool    // take CPU profiles of the router after the rounds
+	tls       bool    // measure HAProxy, nginx and the router terminating TLS too
+	plain     bool    // measure plain HTTP
 }
 
 func main() {
@@ -51,6 +53,8 @@ func main() {
 	flag.BoolVar(&o.mustMeet, "require-target", false, "exit 1 when the router misses a target")
 	flag.StringVar(&o.bluegreen, "bluegreen", "", "bluegreen binary (default OUT/bluegreen)")
 	flag.BoolVar(&o.profile, "profile", false, "after the rounds, save CPU profiles of the router to OUT/bluegreen-cC.pprof")
+	flag.BoolVar(&o.tls, "tls", true, "also measure HTTPS (HTTP/1.1 keep-alive, a handshake per request, HTTP/2) for haproxy, nginx and bluegreen")
+	flag.BoolVar(&o.plain, "plain", true, "measure plain HTTP (-plain=false: HTTPS only)")
 	flag.Parse()
 
 	for _, c := range strings.Split(conns, ",") {
@@ -107,14 +111,30 @@ func run(o options) int {
 		fmt.Fprintln(os.Stderr, "proxybench:", err)
 		return 1
 	}
-	interrupted := b.measure(ctx) != nil
+	interrupted := false
+	if o.plain {
+		interrupted = b.measure(ctx) != nil
+	}
 	if !interrupted && o.profile {
 		interrupted = b.profileRouter(ctx) != nil
+	}
+	var tlsRuns []tlsRun
+	if !interrupted && o.tls {
+		var err error
+		tlsRuns, err = b.runTLS(ctx)
+		interrupted = err != nil && ctx.Err() != nil
+		if err != nil && !interrupted {
+			b.failures["https"] = err.Error()
+		}
 	}
 	procs.stopAll()
 
 	rep := b.report(interrupted)
-	rep.print(os.Stdout)
+	rep.HTTPS = tlsRuns
+	if o.plain {
+		rep.print(os.Stdout)
+	}
+	printTLS(os.Stdout, tlsRuns, o.rounds, o.seconds)
 	path := filepath.Join(o.out, "results.json")
 	if err := rep.write(path); err != nil {
 		fmt.Fprintln(os.Stderr, "proxybench: writing results:", err)

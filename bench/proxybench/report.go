@@ -23,6 +23,8 @@ type report struct {
 	Ratio       ratioTarget       `json:"ratio_target"`
 	Failures    map[string]string `json:"failures,omitempty"`
 	Runs        []runResult       `json:"runs"`
+	// HTTPS are the runs of the HTTPS part, every round.
+	HTTPS []tlsRun `json:"https,omitempty"`
 }
 
 type settings struct {

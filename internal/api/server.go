@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,6 +56,8 @@ type Server struct {
 	// zero); uploads past those answer 503 busy.
 	MaxUploads int
 	UploadWait time.Duration
+	// Certificates, when set, reports an app's HTTPS certificates in its status.
+	Certificates func(ctx context.Context, app string) []CertificateStatus
 
 	uploads *uploadSlots
 	pace    uploadPace

@@ -32,6 +32,9 @@ type Status struct {
 	// fleets as the router saw that service (absent for an app of one
 	// service). A stack's Fleets add its services up.
 	Services []ServiceStatus `json:"services,omitempty"`
+	// Certificates are the app's HTTPS certificates, one per host: where
+	// each stands, and why one that cannot be used cannot.
+	Certificates []CertificateStatus `json:"certificates,omitempty"`
 }
 
 // ServiceStatus is one service of a stack: where it answers, each fleet's
@@ -150,6 +153,9 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	assignRoles(&out)
+	if s.Certificates != nil {
+		out.Certificates = s.Certificates(r.Context(), app)
+	}
 	if out.Services, err = s.services(r.Context(), a, span, out.Fleets, checks); err != nil {
 		writeError(w, err)
 		return

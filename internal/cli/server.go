@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"bluegreen/internal/certs"
 	"bluegreen/internal/engine"
 	"bluegreen/internal/notify"
 	"bluegreen/internal/server"
@@ -28,6 +29,8 @@ type serverOptions struct {
 	Kubernetes server.Kubernetes
 	// Prometheus is asked by prometheus check rules whose spec names none.
 	Prometheus string
+	// ACME are the defaults of apps whose router.tls asks for acme.
+	ACME server.ACME
 	// What is kept of revisions no longer run.
 	KeepRevisions int
 	KeepFor       time.Duration
@@ -99,6 +102,9 @@ Prometheus that prometheus check rules ask when their spec names none.`,
 	cmd.Flags().StringVar(&o.Kubernetes.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster of apps with platform: kubernetes (default $KUBECONFIG, else the cluster the server runs in)")
 	cmd.Flags().StringVar(&o.Kubernetes.Namespace, "kubernetes-namespace", "", "namespace of the pods of apps with platform: kubernetes (default: the kubeconfig context's, else default)")
 	cmd.Flags().DurationVar(&o.Kubernetes.StartTimeout, "kubernetes-start-timeout", 2*time.Minute, "how long a pod may take to be scheduled, get its image and start before its deployment rolls back")
+	cmd.Flags().StringVar(&o.ACME.Directory, "acme-directory", "", "ACME directory of apps whose router.tls.acme names none (default Let's Encrypt: "+certs.DefaultDirectory+")")
+	cmd.Flags().StringVar(&o.ACME.Email, "acme-email", "", "contact address of the ACME account when router.tls.acme names none")
+	cmd.Flags().StringVar(&o.ACME.CARoots, "acme-ca-roots", "", "PEM file of extra roots trusted when talking to the ACME directory (a private ACME server's)")
 	cmd.Flags().StringVar(&o.Prometheus, "prometheus", "", "Prometheus (base URL, e.g. http://127.0.0.1:9090) that prometheus check rules query when their spec sets no checks.prometheus")
 	cmd.Flags().StringVar(&o.Notify.File, "notifications", "", "file of notification destinations for every app (default DATA/"+server.NotificationsFile+" when it exists)")
 	cmd.Flags().StringSliceVar(&o.Notify.Allow, "notify-allow", nil, "networks notifications may be sent to besides public addresses, e.g. 10.0.0.0/8,127.0.0.1 (comma-separated)")
@@ -136,5 +142,5 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 	}
 	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log, RunAs: o.RunAs, AllowRunAs: o.AllowRun,
 		Retention: engine.Retention{Revisions: o.KeepRevisions, For: o.KeepFor}, PruneEvery: o.PruneEvery, DockerHost: o.DockerHost,
-		Kubernetes: o.Kubernetes, Notify: o.Notify, Prometheus: o.Prometheus})
+		Kubernetes: o.Kubernetes, Notify: o.Notify, Prometheus: o.Prometheus, ACME: o.ACME})
 }

@@ -204,6 +204,7 @@ func renderStatus(st api.Status, now time.Time) string {
 		}
 	}
 	renderServices(&b, st)
+	renderCertificates(&b, st, now)
 	header := false
 	for _, f := range st.Fleets {
 		role := f.Role // instances are named by their fleet's role, never its slot

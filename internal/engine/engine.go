@@ -65,6 +65,9 @@ type Options struct {
 	// Prometheus is the server's Prometheus (its base URL), asked by
 	// prometheus check rules of specs that name none in checks.prometheus.
 	Prometheus string
+	// CertDir is where the server's ACME client keeps the certificates of
+	// apps whose router.tls asks for acme (HOST.crt and HOST.key).
+	CertDir string
 }
 
 // Engine runs deployments.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"bluegreen/internal/artifact"
 	"bluegreen/internal/audit"
@@ -50,6 +51,9 @@ func (e *Engine) CreateRevision(ctx context.Context, in RevisionInput) (store.Re
 		return store.Revision{}, err
 	}
 	if err := e.checkRunAs(s); err != nil {
+		return store.Revision{}, err
+	}
+	if err := s.CheckTLSFiles(time.Now()); err != nil {
 		return store.Revision{}, err
 	}
 	tmp, err := os.MkdirTemp(e.opts.RevisionsDir, ".check-")

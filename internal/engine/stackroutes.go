@@ -93,6 +93,10 @@ func (e *Engine) routes(ctx context.Context, app string, p routePlan) (Routes, e
 			cfg.StickyCookie = "bg_" + app
 		}
 		cfg.PreviewSecret = secret
+		cfg.TLS = e.routeTLS(p.front.Spec.Router.TLS)
+		if cfg.Test != "" {
+			setTestTLS(cfg, e.routeTLS(test.Router.TLS))
+		}
 		out[name] = cfg
 	}
 

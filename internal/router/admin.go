@@ -73,6 +73,7 @@ func (r *Router) AdminHandler() http.Handler {
 	mux.HandleFunc("PUT /routes", r.putRoutes)
 	mux.HandleFunc("GET /stats", r.getStats)
 	mux.HandleFunc("POST /drain", r.postDrain)
+	r.edgeAdmin(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Profiles of the running router, for operators chasing a slowdown.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

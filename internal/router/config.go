@@ -74,6 +74,14 @@ type AppConfig struct {
 	// StripPrefix removes Path from the request target before it is sent
 	// to a target: /api/items goes on as /items.
 	StripPrefix bool `json:"strip_prefix,omitempty" yaml:"strip_prefix"`
+	// TLS, when set, terminates HTTPS for the app's hosts on its production
+	// and test listeners (see AppTLS).
+	TLS *AppTLS `json:"tls,omitempty" yaml:"tls"`
+	// TestListenerTLS and TestListenerPlain give the test listener another
+	// TLS than TLS: the candidate's, while a deployment adds HTTPS to an
+	// app (or drops it), so that its test listener is what it will be.
+	TestListenerTLS   *AppTLS `json:"test_listener_tls,omitempty" yaml:"test_listener_tls"`
+	TestListenerPlain bool    `json:"test_listener_plain,omitempty" yaml:"test_listener_plain"`
 }
 
 // pathPrefix is the app's path prefix, "/" when it has none.
@@ -360,6 +368,7 @@ func (c *Config) Validate() error {
 			checkHealth(&p, at+".health", a.Health)
 		}
 	}
+	c.checkAppTLS(&p)
 	return p.err()
 }
 

@@ -316,6 +316,8 @@ func (lp *loop) start(c *lconn) bool {
 	switch {
 	case lr == nil:
 		code, msg = http.StatusNotFound, "no routes on this listener"
+	case lr.edge != nil:
+		return false // ACME challenges and redirects are the goroutine server's
 	default:
 		if a = lr.lookup(b2s(h.host), b2s(h.target)); a == nil {
 			code, msg = http.StatusNotFound, "no app for host "+strconv.Quote(string(h.host))

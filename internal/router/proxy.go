@@ -33,7 +33,10 @@ type handler struct {
 // b2s views bytes as a string without copying; the string must not outlive the request.
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-func (h *handler) serve(ctx *fasthttp.RequestCtx) {
+func (h *handler) serve(ctx *fasthttp.RequestCtx) { h.serveAt(ctx, ctx.Time()) }
+
+// serveAt serves a request that arrived at start.
+func (h *handler) serveAt(ctx *fasthttp.RequestCtx, start time.Time) {
 	tbl := h.r.table.Load()
 	refuse := func(code int, msg string) {
 		h.r.unrouted.Add(1)
@@ -55,6 +58,9 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 		refuse(http.StatusNotFound, "no routes on this listener")
 		return
 	}
+	if lr.edge != nil && h.edge(ctx, tbl, lr) {
+		return
+	}
 	if ctx.IsConnect() {
 		// Whatever follows a CONNECT is meant for a tunnel, not for the router.
 		ctx.SetConnectionClose()
@@ -72,7 +78,6 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) {
 		refuse(http.StatusNotFound, "no app for host "+strconv.Quote(string(host)))
 		return
 	}
-	start := ctx.Time() // stamped by the server when the request was read
 	now := start.UnixNano()
 	var f *fleet
 	pin := false

@@ -46,13 +46,16 @@ type Router struct {
 	admin      *http.Server
 	loops      *loopEngine // serves plain listeners; nil until the first, or where there is none
 	loopsErr   error
+	edge       edgeState // ACME challenges and certificate status
 }
 
 type listener struct {
-	addr string
-	tls  bool
-	cert atomic.Pointer[tls.Certificate]
-	srv  *fasthttp.Server
+	addr  string
+	tls   bool
+	certs atomic.Pointer[certSet] // by server name; replaced when the table or the files change
+	front *tlsFront               // accepts and handshakes on a TLS listener
+	edge  bool                    // named in some app's tls.http when opened
+	srv   *fasthttp.Server
 	// ln is closed by the router itself: fasthttp only learns its listener once
 	// Serve runs, so a shutdown that came first would leave Serve accepting.
 	ln net.Listener
@@ -70,6 +73,10 @@ func (l *listener) stop(ctx context.Context) {
 	var wg sync.WaitGroup
 	if l.loop != nil {
 		wg.Go(func() { l.loop.drain(ctx) })
+	}
+	if l.front != nil {
+		l.front.close()
+		wg.Go(func() { l.front.drain(ctx) })
 	}
 	l.srv.ShutdownWithContext(ctx)
 	wg.Wait()
@@ -91,6 +98,7 @@ func New(opts Options) *Router {
 	}
 	r.table.Store(&table{cfg: &Config{Apps: map[string]*AppConfig{}}, listeners: map[string]*listenerRoutes{},
 		apps: map[string]*app{}, reqID: DefaultRequestIDHeader})
+	r.wg.Go(r.reloadCerts)
 	return r
 }
 
@@ -123,8 +131,9 @@ func (r *Router) Config() *Config { return r.table.Load().cfg.clone() }
 func (r *Router) Generation() uint64 { return r.table.Load().gen }
 
 type listenSpec struct {
-	tls *TLSFiles
-	app string
+	tls   *TLSFiles
+	app   string
+	isTLS bool // the listener's own certificate, or apps with certificates of their own
 }
 
 func (r *Router) applyLocked(cfg *Config) (uint64, error) {
@@ -139,23 +148,32 @@ func (r *Router) applyLocked(cfg *Config) (uint64, error) {
 			if prev, ok := want[addr]; ok && !sameTLS(prev.tls, files) {
 				p.add("apps.%s: listener %s has other TLS files in app %s", name, addr, prev.app)
 			}
-			want[addr] = listenSpec{files, name}
+			want[addr] = listenSpec{files, name, false}
 		}
 	}
 	if err := p.err(); err != nil {
 		return 0, err
 	}
-	certs := map[string]*tls.Certificate{}
+	for addr, on := range cfg.tlsListeners() {
+		s := want[addr]
+		s.isTLS = on
+		want[addr] = s
+	}
+	for addr := range cfg.edgeListeners() {
+		if _, ok := want[addr]; !ok {
+			want[addr] = listenSpec{}
+		}
+	}
 	for addr, spec := range want {
-		if l, ok := r.listeners[addr]; ok && l.tls != (spec.tls != nil) {
+		if l, ok := r.listeners[addr]; ok && l.tls != spec.isTLS {
 			return 0, fmt.Errorf("listener %s cannot switch between TLS and plain HTTP while running", addr)
 		}
 		if spec.tls != nil {
-			c, err := tls.LoadX509KeyPair(spec.tls.CertFile, spec.tls.KeyFile)
-			if err != nil {
+			// A listener's own certificate is the route file's, checked as it is
+			// applied; apps' certificates fail alone, for their hosts only.
+			if _, err := tls.LoadX509KeyPair(spec.tls.CertFile, spec.tls.KeyFile); err != nil {
 				return 0, fmt.Errorf("listener %s: loading certificate: %w", addr, err)
 			}
-			certs[addr] = &c
 		}
 	}
 	var opened []*listener
@@ -171,21 +189,23 @@ func (r *Router) applyLocked(cfg *Config) (uint64, error) {
 			}
 			return 0, fmt.Errorf("opening listener %s: %w", addr, err)
 		}
-		l := &listener{addr: addr, tls: want[addr].tls != nil}
+		l := &listener{addr: addr, tls: want[addr].isTLS, edge: cfg.edgeListeners()[addr]}
 		opened = append(opened, l)
 		lns = append(lns, ln)
 	}
 
 	tbl := r.build(cfg)
-	for addr, c := range certs {
-		if l, ok := r.listeners[addr]; ok {
-			l.cert.Store(c)
+	sets := cfg.certSets(time.Now())
+	for addr, l := range r.listeners {
+		if s := sets[addr]; s != nil {
+			l.certs.Store(s)
 		}
 	}
 	for i, l := range opened {
-		l.cert.Store(certs[l.addr])
+		l.certs.Store(sets[l.addr])
 		r.serve(l, lns[i])
 	}
+	r.reportCerts(sets)
 	r.table.Store(tbl)
 	for addr, l := range r.listeners {
 		if _, ok := want[addr]; !ok {
@@ -293,14 +313,15 @@ func (r *Router) build(cfg *Config) *table {
 		a.testFleet = a.byName[ac.TestFleet]
 		tbl.apps[name] = a
 		l := cfg.listenersOf(ac)
-		r.route(tbl, l.production, false, l.productionTLS != nil, ac.Hosts, a)
+		r.route(tbl, l.production, false, l.productionTLS != nil || ac.TLS != nil, ac.Hosts, a)
 		if l.test != "" {
 			hosts := ac.Hosts
 			if len(ac.TestHosts) > 0 {
 				hosts = ac.TestHosts
 			}
-			r.route(tbl, l.test, true, l.testTLS != nil, hosts, a)
+			r.route(tbl, l.test, true, l.testTLS != nil || ac.testTLS() != nil, hosts, a)
 		}
+		r.routeEdge(tbl, ac, a, l.production)
 	}
 	for _, lr := range tbl.listeners {
 		sort.Slice(lr.wild, func(i, j int) bool { return len(lr.wild[i].suffix) > len(lr.wild[j].suffix) })
@@ -429,13 +450,12 @@ func (r *Router) serve(l *listener, ln net.Listener) {
 		KeepHijackedConns: true,
 	}
 	if l.tls {
-		ln = guardListener{tls.NewListener(ln, &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			NextProtos: []string{"http/1.1"},
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return l.cert.Load(), nil
-			},
-		})}
+		l.front = newTLSFront(r, l, ln)
+		ln = l.front.h1
+		r.wg.Go(l.front.run)
+	} else if l.edge {
+		// Challenges and redirects are answered by the goroutine server.
+		ln = guardListener{ln}
 	} else if ll := r.attachLoop(l.addr, ln); ll != nil {
 		l.loop = ll
 		ln = ll.handoff // handed-over connections come wrapped in their guard

@@ -34,6 +34,9 @@ type listenerRoutes struct {
 	// paths: some app on the listener answers a path prefix other than
 	// "/", so a lookup compares paths; otherwise the host alone decides.
 	paths bool
+	// edge is set on the plain listeners apps name in tls.http: they answer
+	// ACME challenges and may redirect to HTTPS.
+	edge *edgeRoutes
 }
 
 // hostRoutes are the apps one host pattern reaches on a listener, by path.

@@ -71,6 +71,11 @@ type Options struct {
 	// Prometheus is the base URL of the Prometheus that prometheus check
 	// rules query when their spec names none (empty: none).
 	Prometheus string
+	// ACME are the defaults of apps whose router.tls asks for acme.
+	ACME ACME
+	// ACMEPoll is how often the routing table is looked at for hosts that
+	// need a certificate (10s when zero).
+	ACMEPoll time.Duration
 }
 
 // Layout of the data directory.
@@ -265,10 +270,15 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	defer notifier.Close()
 	mets := newMetrics(st, sup)
+	certMgr, stopCerts, err := startCerts(ctx, o, sup, st, log.With("part", "certs"))
+	if err != nil {
+		return err
+	}
+	defer stopCerts()
 	eng, err := engine.New(engine.Options{
 		Store: st, Params: ps, Bundles: bundles, Platform: plat, Traffic: traffic, Services: services,
 		RevisionsDir: filepath.Join(o.DataDir, revisionsDir), Logger: log.With("part", "engine"), Tick: o.Tick,
-		RunAs: users, Secrets: secrets, Metrics: mets, Prometheus: o.Prometheus,
+		RunAs: users, Secrets: secrets, Metrics: mets, Prometheus: o.Prometheus, CertDir: certMgr.CertDir(),
 	})
 	if err != nil {
 		return err
@@ -326,7 +336,8 @@ func Run(ctx context.Context, o Options) (err error) {
 	// One listener: the API under /api/, the dashboard everywhere else.
 	mux := http.NewServeMux()
 	mux.Handle("/api/", (&api.Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Params: ps,
-		Tokens: tokens, Logger: log, Stop: stopStreams, Sessions: sessions, Samples: samples, Failures: failures, Metrics: mets}).Handler())
+		Tokens: tokens, Logger: log, Stop: stopStreams, Sessions: sessions, Samples: samples, Failures: failures, Metrics: mets,
+		Certificates: certificateStatus(certMgr, sup)}).Handler())
 	mux.Handle("/", dash.Handler())
 	srv := &http.Server{
 		Handler:           deadlines(mux),

@@ -74,6 +74,8 @@ type Router struct {
 	// as a rule) whose value the preview header must carry: "green;
 	// secret=VALUE". Without it, anyone who knows the header reaches green.
 	PreviewSecretParam string `yaml:"preview_secret_param,omitempty" json:"preview_secret_param,omitempty"`
+	// TLS, when set, serves the app over HTTPS (see TLS).
+	TLS *TLS `yaml:"tls,omitempty" json:"tls,omitempty"`
 }
 
 // Health is the HTTP check every instance must pass before it gets traffic.

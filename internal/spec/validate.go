@@ -46,6 +46,7 @@ func (s *Spec) problems() []Problem {
 	s.validateDocker(c)
 	s.validateKubernetes(c)
 	s.validateRouter(c)
+	s.validateTLS(c)
 	s.validateHealth(c)
 	s.validateHooks(c)
 	s.validateStrategy(c)
