@@ -451,11 +451,18 @@ func (e *Engine) watch(ctx context.Context, s *state) error {
 }
 
 // exitedSoon gives the platform up to a second to report a green instance
-// that exited, and returns greenExited's verdict if one did.
+// that exited (five on Kubernetes, where the kubelet reports a pod's end
+// on its own schedule), and returns greenExited's verdict if one did.
 func (e *Engine) exitedSoon(ctx context.Context, s *state) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for range 10 {
+	looks := 10
+	if s.green.Spec.Platform == spec.PlatformKubernetes {
+		looks = 50
+	}
+	for range looks {
+		// Each look asks the platform afresh, not the pass's memo.
+		forgetListed(ctx, s.d.App)
 		if _, err := e.greenExited(ctx, s); err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ type routeChange struct {
 
 // batchTimeout bounds a push made for several callers, none of whose
 // contexts alone should end it.
-const batchTimeout = time.Minute
+const batchTimeout = routerproc.DefaultCallTimeout
 
 // NewRouterTraffic drives the router that sup runs.
 func NewRouterTraffic(sup *routerproc.Supervisor) *RouterTraffic {

@@ -278,8 +278,13 @@ func TestKubernetesGreenPodKilledAndRollbackTo(t *testing.T) {
 	d = e.waitEnd(d.ID, time.Minute)
 	rolledBackAt := time.Now()
 	id := victim.Annotations["bluegreen.io/instance"]
-	if d.Outcome != "rolled_back" || !strings.Contains(d.Reason, id) || !strings.Contains(d.Reason, "exited") {
-		t.Fatalf("after a pod of green was killed: %s (%s); want rolled_back naming %s and its exit\n%s", d.Outcome, d.Reason, id, e.eventLog(d.ID))
+	// The reason names the pod and its exit, once the kubelet has reported
+	// it; a kubelet slower than the engine's wait leaves the router's own
+	// account: the killed pod's address failing its health check.
+	addr := fmt.Sprintf("green target 127.0.0.1:%d failed its health check", victim.Spec.Containers[0].Ports[0].HostPort)
+	named := strings.Contains(d.Reason, id) && strings.Contains(d.Reason, "exited")
+	if d.Outcome != "rolled_back" || !(named || strings.Contains(d.Reason, addr)) {
+		t.Fatalf("after a pod of green was killed: %s (%s); want rolled_back naming %s and its exit, or %q\n%s", d.Outcome, d.Reason, id, addr, e.eventLog(d.ID))
 	}
 	t.Logf("green pod killed: %s", d.Reason)
 	e.checkAllPods("after green's pod was killed")
