@@ -32,7 +32,7 @@ func TestExitAtStart(t *testing.T) {
 	}
 	// stdout's last lines; the line on stderr may come among them.
 	got := readLogs(t, p, "crash-0", 3)
-	if !strings.Contains(got, "start line 3\nexiting with code 3\n") {
+	if !strings.Contains(got, "start line 3\n") || !strings.Contains(got, "exiting with code 3\n") {
 		t.Errorf("last three lines: %q", got)
 	}
 }
