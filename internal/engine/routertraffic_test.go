@@ -15,6 +15,7 @@ import (
 	"bluegreen/internal/router"
 	"bluegreen/internal/routerproc"
 	"bluegreen/internal/testbin"
+	"bluegreen/internal/testwait"
 )
 
 // bluegreenBin is the real binary, built once for the package: its
@@ -80,18 +81,11 @@ func routeAll(t *testing.T, rt *RouterTraffic, cfgs map[string]*router.AppConfig
 			mu.Unlock()
 		})
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	testwait.For(t, 30*time.Second, fmt.Sprintf("all %d changes to wait for the push", len(cfgs)), func() bool {
 		rt.mu.Lock()
-		n := len(rt.waiting)
-		rt.mu.Unlock()
-		if n == len(cfgs) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d changes wait", n, len(cfgs))
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer rt.mu.Unlock()
+		return len(rt.waiting) == len(cfgs)
+	})
 	rt.pushing.Unlock()
 	wg.Wait()
 	return out

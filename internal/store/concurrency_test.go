@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"bluegreen/internal/testwait"
 )
 
 func TestGenerationsAreUniqueUnderConcurrency(t *testing.T) {
@@ -161,15 +163,11 @@ func TestUpdatesWaitingCommitTogether(t *testing.T) {
 			})
 		})
 	}
-	for {
+	testwait.For(t, 30*time.Second, "every write to wait for the commit", func() bool {
 		s.queueMu.Lock()
-		q := len(s.queue)
-		s.queueMu.Unlock()
-		if q == n {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer s.queueMu.Unlock()
+		return len(s.queue) == n
+	})
 	s.committing.Unlock()
 	wg.Wait()
 	for i := range n {
@@ -227,15 +225,11 @@ func TestCanceledUpdateLeavesItsBatch(t *testing.T) {
 			})
 		})
 	}
-	for {
+	testwait.For(t, 30*time.Second, "every write to wait for the commit", func() bool {
 		s.queueMu.Lock()
-		q := len(s.queue)
-		s.queueMu.Unlock()
-		if q == 3 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer s.queueMu.Unlock()
+		return len(s.queue) == 3
+	})
 	s.committing.Unlock()
 	wg.Wait()
 	if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], context.Canceled) {

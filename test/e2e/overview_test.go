@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"bluegreen/internal/api"
+	"bluegreen/internal/testwait"
 )
 
 // The overview (GET /api/v1/status) says of each app what its own status
@@ -22,7 +24,7 @@ func TestOverviewMatchesEachAppsStatus(t *testing.T) {
 	// Settled: green at its first step, waiting out the pause.
 	var ov api.Overview
 	var st api.Status
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	testwait.ForOr(t, 30*time.Second, "green settled at 30 % in the status and the overview alike", func() bool {
 		var err error
 		if st, err = e.api.Status(ctx, "shop", ""); err != nil {
 			t.Fatal(err)
@@ -32,15 +34,9 @@ func TestOverviewMatchesEachAppsStatus(t *testing.T) {
 		}
 		// The router's weights follow the stored step a moment later: the
 		// two reads agree once the push of that step is through.
-		if st.Progress != nil && st.Progress.Weight == 30 && st.Progress.Waiting == "pause" && len(ov.Apps) == 1 && ov.Apps[0].Progress != nil && ov.Apps[0].Progress.Weight == 30 &&
-			sameWeights(ov.Apps[0].Fleets, st.Fleets) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("green never settled at 30 %%: status %+v, overview %+v", st.Progress, ov.Apps)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return st.Progress != nil && st.Progress.Weight == 30 && st.Progress.Waiting == "pause" && len(ov.Apps) == 1 && ov.Apps[0].Progress != nil && ov.Apps[0].Progress.Weight == 30 &&
+			sameWeights(ov.Apps[0].Fleets, st.Fleets)
+	}, func() string { return fmt.Sprintf("status %+v, overview %+v", st.Progress, ov.Apps) })
 	o := ov.Apps[0]
 	if ov.Window != "10s" || o.Name != "shop" || o.Deployment == nil || o.Deployment.ID != d.ID || o.LiveRevision != st.LiveRevision {
 		t.Fatalf("overview of shop: %+v", o.App)
