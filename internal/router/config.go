@@ -82,6 +82,11 @@ type AppConfig struct {
 	// app (or drops it), so that its test listener is what it will be.
 	TestListenerTLS   *AppTLS `json:"test_listener_tls,omitempty" yaml:"test_listener_tls"`
 	TestListenerPlain bool    `json:"test_listener_plain,omitempty" yaml:"test_listener_plain"`
+	// Pause, when set, holds the app's new production requests until a
+	// table without it is applied; Maintenance answers them with a 503
+	// page. The test listener is not affected by either (see gate.go).
+	Pause       *PauseConfig       `json:"pause,omitempty" yaml:"pause"`
+	Maintenance *MaintenanceConfig `json:"maintenance,omitempty" yaml:"maintenance"`
 }
 
 // pathPrefix is the app's path prefix, "/" when it has none.
@@ -367,6 +372,7 @@ func (c *Config) Validate() error {
 		if a.Health != nil {
 			checkHealth(&p, at+".health", a.Health)
 		}
+		checkGate(&p, at, a)
 	}
 	c.checkAppTLS(&p)
 	return p.err()

@@ -323,6 +323,9 @@ func (lp *loop) start(c *lconn) bool {
 			code, msg = http.StatusNotFound, "no app for host "+strconv.Quote(string(h.host))
 			break
 		}
+		if a.gated() && !lr.test {
+			return false // paused or in maintenance: the goroutine path holds or answers it
+		}
 		if lr.test {
 			if f = a.testFleet; f == nil {
 				code, msg = http.StatusNotFound, "app "+a.name+" has no test fleet"

@@ -53,6 +53,20 @@ func (h *handler) serveAt(ctx *fasthttp.RequestCtx, start time.Time) {
 			return
 		}
 	}
+	h.route(ctx, tbl, start)
+}
+
+// route routes a request by tbl. A request a pause held is routed again by
+// the table that ended the pause.
+func (h *handler) route(ctx *fasthttp.RequestCtx, tbl *table, start time.Time) {
+	refuse := func(code int, msg string) {
+		h.r.unrouted.Add(1)
+		if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
+			// The body is not read: the connection cannot carry another request.
+			ctx.SetConnectionClose()
+		}
+		plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), code, msg)
+	}
 	lr := tbl.listeners[h.addr]
 	if lr == nil {
 		refuse(http.StatusNotFound, "no routes on this listener")
@@ -76,6 +90,12 @@ func (h *handler) serveAt(ctx *fasthttp.RequestCtx, start time.Time) {
 	a := lr.lookup(b2s(host), b2s(target))
 	if a == nil {
 		refuse(http.StatusNotFound, "no app for host "+strconv.Quote(string(host)))
+		return
+	}
+	if a.gated() && !lr.test {
+		if h.hold(ctx, tbl, a, start) {
+			h.route(ctx, h.r.table.Load(), start)
+		}
 		return
 	}
 	now := start.UnixNano()

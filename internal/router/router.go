@@ -47,6 +47,7 @@ type Router struct {
 	loops      *loopEngine // serves plain listeners; nil until the first, or where there is none
 	loopsErr   error
 	edge       edgeState // ACME challenges and certificate status
+	gates      gates     // requests held for paused apps
 }
 
 type listener struct {
@@ -207,6 +208,7 @@ func (r *Router) applyLocked(cfg *Config) (uint64, error) {
 	}
 	r.reportCerts(sets)
 	r.table.Store(tbl)
+	r.gates.applied(tbl)
 	for addr, l := range r.listeners {
 		if _, ok := want[addr]; !ok {
 			delete(r.listeners, addr)
@@ -310,6 +312,7 @@ func (r *Router) build(cfg *Config) *table {
 			}
 		}
 		a.scheds = make([]atomic.Pointer[[]uint8], 1<<(len(a.fleets)+1))
+		r.buildGate(a, ac)
 		a.testFleet = a.byName[ac.TestFleet]
 		tbl.apps[name] = a
 		l := cfg.listenersOf(ac)
@@ -539,6 +542,8 @@ func (r *Router) shutdownListener(l *listener) {
 func (r *Router) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
+	// Held requests are answered now rather than at their max wait.
+	r.gates.stop()
 	listeners := make([]*listener, 0, len(r.listeners))
 	for _, l := range r.listeners {
 		listeners = append(listeners, l)

@@ -22,6 +22,8 @@ type Snapshot struct {
 // AppSnapshot holds the fleets of one app.
 type AppSnapshot struct {
 	Fleets map[string]FleetSnapshot `json:"fleets"`
+	// Held counts the production requests a pause holds now.
+	Held int64 `json:"held,omitempty"`
 }
 
 // FleetSnapshot is one fleet's state and traffic.
@@ -143,7 +145,7 @@ func (r *Router) StatsFor(q StatsQuery) (Snapshot, error) {
 		if q.App != "" && name != q.App {
 			continue
 		}
-		as := AppSnapshot{Fleets: map[string]FleetSnapshot{}}
+		as := AppSnapshot{Fleets: map[string]FleetSnapshot{}, Held: a.gate.held.Load()}
 		for _, f := range a.fleets {
 			fs := FleetSnapshot{
 				Revision: f.revision, Weight: f.weight, Fenced: f.fenced, Test: a.testFleet == f,

@@ -170,6 +170,11 @@ type app struct {
 	previewSum    [32]byte
 	rr            *atomic.Uint64
 	scheds        []atomic.Pointer[[]uint8] // indexed by eligible-fleet mask (+ a bit for equal shares)
+	// gate holds the app's production requests while pause is set; maint
+	// answers them with a page instead (see gate.go).
+	gate  *gate
+	pause *pauseRule
+	maint *maintPage
 }
 
 type fleet struct {
