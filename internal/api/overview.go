@@ -48,9 +48,17 @@ func (s *Server) getOverview(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	gates, err := s.Store.ListGates(ctx)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	out := Overview{Window: window, Apps: make([]Status, 0, len(apps))}
 	for _, a := range apps {
 		st := Status{App: appWith(a, latest), Window: window}
+		if g, ok := gates[a.Name]; ok {
+			st.Gate = gateOf(g, ok)
+		}
 		if st.Deployment != nil {
 			if st.Progress, _, err = s.progress(ctx, st.Deployment.ID); err != nil {
 				writeError(w, err)

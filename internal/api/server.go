@@ -86,6 +86,10 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/apps/{app}/promote", auth.Deployer, s.promote},
 		{"POST /api/v1/apps/{app}/abort", auth.Deployer, s.abort},
 		{"POST /api/v1/apps/{app}/rollback", auth.Deployer, s.rollback},
+		{"POST /api/v1/apps/{app}/pause", auth.Deployer, s.pause},
+		{"POST /api/v1/apps/{app}/resume", auth.Deployer, s.resume},
+		{"PUT /api/v1/apps/{app}/maintenance", auth.Deployer, s.maintenanceOn},
+		{"DELETE /api/v1/apps/{app}/maintenance", auth.Deployer, s.maintenanceOff},
 		{"GET /api/v1/deployments/{id}", auth.Viewer, s.getDeployment},
 		{"GET /api/v1/events", auth.Viewer, s.listEvents},
 		{"GET /api/v1/apps/{app}/status", auth.Viewer, s.getStatus},
@@ -271,6 +275,11 @@ func (s *Server) appOf(r *http.Request, a store.App) (App, error) {
 	case !errors.Is(err, store.ErrNotFound):
 		return out, err
 	}
+	g, ok, err := s.Store.GetGate(r.Context(), a.Name)
+	if err != nil {
+		return out, err
+	}
+	out.Gate = gateOf(g, ok)
 	return out, nil
 }
 
@@ -287,9 +296,17 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	gates, err := s.Store.ListGates(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	out := make([]App, 0, len(apps))
 	for _, a := range apps {
-		out = append(out, appWith(a, latest))
+		x := appWith(a, latest)
+		g, ok := gates[a.Name]
+		x.Gate = gateOf(g, ok)
+		out = append(out, x)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -138,6 +138,12 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := Status{App: x, Window: window, Fleets: []FleetStatus{}}
+	if x.Gate != nil && x.Gate.State == GatePaused {
+		// What the router holds; a router that does not answer leaves it out.
+		if n, err := s.Engine.Held(r.Context(), app); err == nil {
+			out.Gate.Held = &n
+		}
+	}
 	var checks []engine.RuleResult
 	if x.Deployment != nil {
 		if out.Progress, checks, err = s.progress(r.Context(), x.Deployment.ID); err != nil {

@@ -54,7 +54,7 @@ func runApps(ctx context.Context, o appsOptions, out io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tLIVE\tINSTANCES\tDEPLOYMENT")
+	fmt.Fprintln(tw, "NAME\tLIVE\tINSTANCES\tDEPLOYMENT\tTRAFFIC")
 	for _, a := range apps {
 		live, dep := "-", "-"
 		if a.LiveRevision > 0 {
@@ -63,7 +63,11 @@ func runApps(ctx context.Context, o appsOptions, out io.Writer) error {
 		if d := a.Deployment; d != nil {
 			dep = fmt.Sprintf("%s → revision %d: %s", d.ID, d.ToRevision, d.Phase)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", a.Name, live, a.LiveInstances, dep)
+		traffic := "serving"
+		if a.Gate != nil {
+			traffic = a.Gate.State
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", a.Name, live, a.LiveInstances, dep, traffic)
 	}
 	return tw.Flush()
 }

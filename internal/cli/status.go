@@ -139,6 +139,7 @@ func renderStatus(st api.Status, now time.Time) string {
 		live = fmt.Sprintf("revision %d live (%s)", st.LiveRevision, plural(st.LiveInstances, "instance"))
 	}
 	fmt.Fprintf(&b, "%s: %s\n", st.Name, live)
+	b.WriteString(gateLine(st.Gate))
 	if d := st.Deployment; d != nil {
 		rev := fmt.Sprintf("revision %d", d.ToRevision)
 		if d.FromRevision > 0 {

@@ -91,6 +91,8 @@ type Engine struct {
 	unpacking idlock.Locks
 	// addrs are the internal addresses of the services of stacks.
 	addrs  addressBook
+	// gateMu serialises pauses and maintenance (see gate.go).
+	gateMu sync.Mutex
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -174,6 +176,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("engine: %w", err)
 	}
 	e.stopStrays(ctx, apps)
+	if err := e.restoreGates(ctx); err != nil {
+		// Every push of an app's routes carries its gate all the same.
+		e.log.Error("giving the router the apps' pauses and maintenance", "err", err)
+	}
 	busy := map[string]bool{}
 	for _, d := range active {
 		busy[d.App] = true

@@ -14,6 +14,7 @@ import (
 
 	"bluegreen/internal/router"
 	"bluegreen/internal/routerproc"
+	"bluegreen/internal/store"
 )
 
 // RouterTraffic is Traffic on the built-in router, run as its own process
@@ -36,6 +37,9 @@ type RouterTraffic struct {
 	// forgot counts Forget calls: a push that began before one does not
 	// keep its table, which the next Route reads again from the router.
 	forgot int
+	// gates are the apps paused or in maintenance; every push carries
+	// them (see routergate.go).
+	gates map[string]store.Gate
 }
 
 // routeChange is one app's routes asked for by Route, waiting for a push.
@@ -44,6 +48,8 @@ type routeChange struct {
 	routes Routes
 	enc    []byte
 	done   chan error // receives the outcome once
+	// gateOnly changes the app's gate on the routes it has by then.
+	gateOnly bool
 }
 
 // batchTimeout bounds a push made for several callers, none of whose
@@ -80,6 +86,9 @@ func (t *RouterTraffic) Route(ctx context.Context, app string, routes Routes) er
 	if len(routes) == 0 {
 		routes = nil
 	}
+	t.mu.Lock()
+	routes = t.gated(app, routes)
+	t.mu.Unlock()
 	enc, err := json.Marshal(routes)
 	if err != nil {
 		return fmt.Errorf("encoding the routes of app %s: %w", app, err)
@@ -97,7 +106,12 @@ func (t *RouterTraffic) Route(ctx context.Context, app string, routes Routes) er
 	}
 	t.waiting = append(t.waiting, c)
 	t.mu.Unlock()
+	return t.send(ctx, c)
+}
 
+// send pushes c, which waits among t.waiting, with the changes waiting
+// with it, unless a push made by another caller carried it.
+func (t *RouterTraffic) send(ctx context.Context, c *routeChange) error {
 	t.pushing.Lock()
 	defer t.pushing.Unlock()
 	select {
@@ -166,6 +180,10 @@ func (t *RouterTraffic) apply(ctx context.Context, batch []*routeChange) error {
 	next := *t.table
 	next.Apps = maps.Clone(t.table.Apps)
 	for _, c := range batch {
+		if c.gateOnly {
+			t.regate(next.Apps, c.app)
+			continue
+		}
 		replaceApp(next.Apps, c.app, c.routes)
 	}
 	t.mu.Unlock()
@@ -176,6 +194,10 @@ func (t *RouterTraffic) apply(ctx context.Context, batch []*routeChange) error {
 	if t.forgot == forgot {
 		t.table = &next
 		for _, c := range batch {
+			if c.gateOnly {
+				delete(t.pushed, c.app) // the next Route pushes whole
+				continue
+			}
 			t.pushed[c.app] = c.enc
 		}
 	}

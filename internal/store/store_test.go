@@ -323,6 +323,7 @@ func TestOpenUpgradesAnOlderSchema(t *testing.T) {
 	// Make it look like a database written with migration 0001 only.
 	if _, err := s.w.ExecContext(ctx, `DROP TABLE meta;
 		DROP TABLE tokens;
+		DROP TABLE app_gates;
 		ALTER TABLE deployments DROP COLUMN details;
 		ALTER TABLE apps DROP COLUMN live_slot;
 		ALTER TABLE apps DROP COLUMN live_instances;
@@ -340,6 +341,9 @@ func TestOpenUpgradesAnOlderSchema(t *testing.T) {
 	}
 	if _, err := s.CountActiveTokens(ctx, ""); err != nil {
 		t.Fatalf("tokens table missing after upgrade: %v", err)
+	}
+	if _, err := s.ListGates(ctx); err != nil {
+		t.Fatalf("app_gates table missing after upgrade: %v", err)
 	}
 	if evs, err := s.ListEvents(ctx, EventFilter{}); err != nil || len(evs) != 1 {
 		t.Fatalf("data lost in upgrade: %v, %v", evs, err)
