@@ -59,7 +59,7 @@ type App struct {
 	// Gate is set while the app is paused or in maintenance.
 	Gate      *Gate     `json:"gate,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt     time.Time   `json:"updated_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Revision is a stored revision.

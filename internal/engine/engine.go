@@ -90,7 +90,7 @@ type Engine struct {
 	// unpacking serialises the work on one revision's directory.
 	unpacking idlock.Locks
 	// addrs are the internal addresses of the services of stacks.
-	addrs  addressBook
+	addrs addressBook
 	// gateMu serialises pauses and maintenance (see gate.go).
 	gateMu sync.Mutex
 	ctx    context.Context
