@@ -56,10 +56,11 @@ type App struct {
 	LiveFleet     string      `json:"live_fleet,omitempty"`
 	LiveInstances int         `json:"live_instances,omitempty"`
 	Deployment    *Deployment `json:"deployment,omitempty"` // the active one
+	CreatedAt     time.Time   `json:"created_at"`
+	UpdatedAt     time.Time   `json:"updated_at"`
+
 	// Gate is set while the app is paused or in maintenance.
-	Gate      *Gate     `json:"gate,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Gate *Gate `json:"gate,omitempty"`
 }
 
 // Revision is a stored revision.

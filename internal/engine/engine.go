@@ -90,12 +90,13 @@ type Engine struct {
 	// unpacking serialises the work on one revision's directory.
 	unpacking idlock.Locks
 	// addrs are the internal addresses of the services of stacks.
-	addrs addressBook
-	// gateMu serialises pauses and maintenance (see gate.go).
-	gateMu sync.Mutex
+	addrs  addressBook
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// gateMu serialises pauses and maintenance (see gate.go).
+	gateMu sync.Mutex
 }
 
 type runner struct {
