@@ -137,6 +137,9 @@
   // attention says when a person is needed, or null.
   function attention(st, last) {
     const d = st.deployment;
+    const g = st.gate;
+    if (g && g.state === 'paused') return { text: 'Paused: production requests are held' + (g.held != null ? ' (' + g.held + ' now)' : '') + ' until bluegreen resume ' + st.name + (g.by ? ' (by ' + g.by + ')' : ''), bad: false };
+    if (g && g.state === 'maintenance') return { text: 'In maintenance: production requests get a 503 page until bluegreen maintenance ' + st.name + ' off' + (g.by ? ' (by ' + g.by + ')' : ''), bad: true };
     if (d && d.phase === 'AwaitingApproval') return { text: 'Needs you: approval waiting for r' + d.to_revision, bad: false };
     if (d && st.progress && st.progress.waiting === 'promote') return { text: 'Needs you: paused until promote', bad: false };
     if (!d && last && last.outcome === 'rolled_back') return { text: 'Rolled back: r' + last.to_revision + ' (' + (last.reason || 'no reason') + ')', bad: true };
