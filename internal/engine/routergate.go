@@ -13,9 +13,19 @@ import (
 )
 
 // The router learns an app's pause or maintenance from the table, on every
-// router app of the app (a stack's services too). RouterTraffic adds it to
-// every push of the app's routes, so the engine's routes never lose it,
-// and SetGate pushes the app's routes as they are with the new gate.
+// public route of the app (a stack's public services too, not the
+// addresses its services call each other at: a request in flight that
+// calls another service must finish). RouterTraffic adds it to every push
+// of the app's routes, so the engine's routes never lose it, and SetGate
+// pushes the app's routes as they are with the new gate.
+
+// gatedRoute says whether the router app name is a public route of app
+// (APP, or APP.SERVICE for a stack), which its gate stands before; a
+// service's own addresses (APP.SERVICE.SLOT) are not.
+func gatedRoute(name, app string) bool {
+	rest, ok := strings.CutPrefix(name, app+".")
+	return name == app || (ok && !strings.Contains(rest, "."))
+}
 
 // gateConfig is g as the router's table says it; both nil for no gate.
 func gateConfig(g *store.Gate) (*router.PauseConfig, *router.MaintenanceConfig) {
@@ -46,6 +56,10 @@ func (t *RouterTraffic) gated(app string, routes Routes) Routes {
 	p, m := gateConfig(g)
 	out := make(Routes, len(routes))
 	for name, cfg := range routes {
+		if !gatedRoute(name, app) {
+			out[name] = cfg
+			continue
+		}
 		c := *cfg
 		c.Pause, c.Maintenance = p, m
 		out[name] = &c
@@ -58,7 +72,7 @@ func (t *RouterTraffic) gated(app string, routes Routes) Routes {
 func (t *RouterTraffic) regate(apps map[string]*router.AppConfig, app string) {
 	p, m := gateConfig(t.gateOf(app))
 	for name, cfg := range apps {
-		if ownedBy(name, app) {
+		if gatedRoute(name, app) {
 			c := *cfg
 			c.Pause, c.Maintenance = p, m
 			apps[name] = &c
@@ -71,7 +85,7 @@ func (t *RouterTraffic) regate(apps map[string]*router.AppConfig, app string) {
 func (t *RouterTraffic) hasGate(app string) bool {
 	p, m := gateConfig(t.gateOf(app))
 	for name, cfg := range t.table.Apps {
-		if ownedBy(name, app) && (!reflect.DeepEqual(cfg.Pause, p) || !reflect.DeepEqual(cfg.Maintenance, m)) {
+		if gatedRoute(name, app) && (!reflect.DeepEqual(cfg.Pause, p) || !reflect.DeepEqual(cfg.Maintenance, m)) {
 			return false
 		}
 	}

@@ -16,7 +16,9 @@ func TestRouterTrafficCarriesGates(t *testing.T) {
 	rt := NewRouterTraffic(sup)
 	ctx := context.Background()
 	prod := freeportAddr()
-	if err := rt.Route(ctx, "shop", Routes{"shop": hostApp(prod, "shop.test"), "shop.api": hostApp(prod, "api.shop.test")}); err != nil {
+	internal := hostApp(freeportAddr(), "*")
+	if err := rt.Route(ctx, "shop", Routes{"shop": hostApp(prod, "shop.test"), "shop.api": hostApp(prod, "api.shop.test"),
+		"shop.api.blue": internal}); err != nil {
 		t.Fatal(err)
 	}
 	if err := rt.Route(ctx, "blog", Routes{"blog": hostApp(prod, "blog.test")}); err != nil {
@@ -49,6 +51,9 @@ func TestRouterTrafficCarriesGates(t *testing.T) {
 	}
 	if apps["blog"].Pause != nil {
 		t.Fatal("blog was paused too")
+	}
+	if apps["shop.api.blue"].Pause != nil {
+		t.Fatal("a service's own address was paused: calls between services would wait")
 	}
 	// The same gate again pushes nothing.
 	before := gen()
