@@ -256,11 +256,20 @@ func (h *handler) hold(ctx *fasthttp.RequestCtx, tbl *table, a *app, start time.
 			return true
 		}
 	}
+	// An HTTP/2 client that gives up frees its place at once; an HTTP/1
+	// one keeps it until its max wait.
+	var gone <-chan struct{}
+	if sc, ok := ctx.Conn().(*streamConn); ok {
+		gone = sc.gone
+	}
 	timer := time.NewTimer(time.Until(start.Add(p.maxWait)))
 	defer timer.Stop()
 	select {
 	case <-release:
 		return true
+	case <-gone:
+		refuse("paused", "The request was cancelled while the service was paused.", p.retryAfter)
+		return false
 	case <-timer.C:
 		refuse("paused", fmt.Sprintf("This service is paused and the request waited %s. Please try again shortly.", p.maxWait), p.retryAfter)
 		return false

@@ -317,3 +317,31 @@ func TestAcceptKind(t *testing.T) {
 		}
 	}
 }
+
+// An HTTP/2 client that gives up while held frees its place at once.
+func TestPauseH2ClientGivesUp(t *testing.T) {
+	s := newGateSetup(t, true)
+	s.apply(t, func(a *AppConfig) { a.Pause = &PauseConfig{MaxWait: Duration(time.Hour), MaxHeld: 1} })
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.shop, nil)
+		resp, err := s.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		gaveUp <- err
+	}()
+	testwait.For(t, 10*time.Second, "the request held", func() bool { return s.held() == 1 })
+	cancel()
+	if err := <-gaveUp; err == nil {
+		t.Fatal("the cancelled request got an answer")
+	}
+	testwait.For(t, 10*time.Second, "its place freed", func() bool { return s.held() == 0 })
+	done := holdMany(s.client, s.shop, 1)
+	testwait.For(t, 10*time.Second, "the next request held", func() bool { return s.held() == 1 })
+	s.apply(t, func(a *AppConfig) { a.Pause = nil })
+	if a := (<-done)[0]; a.err != nil || a.body != "blue" {
+		t.Fatalf("the next request: %+v", a)
+	}
+}

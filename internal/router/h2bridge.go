@@ -31,7 +31,7 @@ func (f *tlsFront) serveH2Stream(w http.ResponseWriter, req *http.Request) {
 	defer h2ctxPool.Put(ctx)
 	ctx.Request.Reset()
 	ctx.Response.Reset()
-	ctx.Init2(&streamConn{local: f.raw.Addr(), remote: remoteAddr(req.RemoteAddr)}, fastLogger{f.r.log}, true)
+	ctx.Init2(&streamConn{local: f.raw.Addr(), remote: remoteAddr(req.RemoteAddr), gone: req.Context().Done()}, fastLogger{f.r.log}, true)
 	rh := &ctx.Request.Header
 	rh.SetMethod(req.Method)
 	rh.SetRequestURI(req.RequestURI)
@@ -106,7 +106,10 @@ func remoteAddr(s string) net.Addr {
 
 // streamConn stands for the connection of an HTTP/2 stream in a
 // RequestCtx: it has the addresses and nothing to read or write.
-type streamConn struct{ local, remote net.Addr }
+type streamConn struct {
+	local, remote net.Addr
+	gone          <-chan struct{} // closed when the client resets the stream or leaves
+}
 
 var errStreamConn = errors.New("an HTTP/2 stream has no connection of its own")
 
