@@ -60,6 +60,7 @@ type target struct {
 type loopUpstream interface {
 	kill()        // close it, cutting the exchange it carries
 	closeIfIdle() // close it if it is pooled
+	killIfBusy()  // close it if it carries an exchange
 }
 
 func newTarget(app, fleet, addr string) *target {
