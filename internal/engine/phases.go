@@ -625,6 +625,9 @@ func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) 
 	msg := fmt.Sprintf("blue drained in %s", waited.Round(time.Millisecond))
 	if !rep.Complete {
 		msg = fmt.Sprintf("blue's drain deadline (%s) closed %d requests (%d streams) and %d upgraded connections", timeout, rep.OpenRequests, rep.OpenStreams, rep.OpenConnections)
+		if rep.Spread > 0 {
+			msg += fmt.Sprintf(", one after another over %s", rep.Spread.D())
+		}
 	}
 	e.event(ctx, s.d.App, s.d.ID, "drain", msg, map[string]any{
 		"fleet": bf.slot, "role": RoleBlue, "complete": rep.Complete, "waited_seconds": waited.Seconds(),
@@ -682,6 +685,7 @@ func (e *Engine) drain(ctx context.Context, s *state, f fleet, timeout time.Dura
 		total.OpenRequests += rep.OpenRequests
 		total.OpenStreams += rep.OpenStreams
 		total.OpenConnections += rep.OpenConnections
+		total.Spread = max(total.Spread, rep.Spread)
 	}
 	if f.rev.Spec.ServiceTraffic() || s.green.Spec.ServiceTraffic() {
 		// No router saw the fleet's requests: it gets the whole drain.
