@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,5 +138,58 @@ func TestOperatorSettingsAtTheEdge(t *testing.T) {
 		if err := <-reconnected; err != nil {
 			t.Errorf("reconnecting to green: %v", err)
 		}
+	}
+}
+
+// `bluegreen router --access-log FILE` writes the access lines to FILE, not
+// to its log.
+func TestRouterAccessLogFile(t *testing.T) {
+	dir := t.TempDir()
+	prod := freeAddr(t)
+	backend := serveFleet(t, "blue", nil)
+	routes := filepath.Join(dir, "routes.yaml")
+	conf := fmt.Sprintf("production: %s\napps:\n  shop:\n    access_log: true\n    fleets:\n      blue: {weight: 100, targets: [%s]}\n", prod, backend)
+	if err := os.WriteFile(routes, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	accessFile := filepath.Join(dir, "access.log")
+	stderr := &lockedBuffer{}
+	cmd := exec.Command(bin.bluegreen, "router", "--config", routes, "--log-format", "json", "--access-log", accessFile)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("router log:\n%s", stderr)
+		}
+	})
+	var body string
+	testwait.For(t, 10*time.Second, "the router to answer", func() bool {
+		resp, err := http.Get("http://" + prod + "/items?id=7")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	if body != "blue" {
+		t.Fatalf("answer %q", body)
+	}
+	var line map[string]any
+	testwait.For(t, 10*time.Second, "an access line in "+accessFile, func() bool {
+		data, _ := os.ReadFile(accessFile)
+		first, _, _ := strings.Cut(string(data), "\n")
+		return first != "" && json.Unmarshal([]byte(first), &line) == nil
+	})
+	if line["msg"] != "access" || line["app"] != "shop" || line["path"] != "/items" || line["status"] != 200.0 || line["target"] != backend {
+		t.Errorf("access line: %v", line)
+	}
+	if strings.Contains(stderr.String(), `"msg":"access"`) {
+		t.Errorf("access lines in the router's log too:\n%s", stderr)
 	}
 }
