@@ -241,13 +241,23 @@ func (x *exchange) try(t *target, fresh bool) (outcome, failure) {
 	hasBody := cl > 0 || cl == -1
 	replayable := !hasBody && idempotent(ctx.Method())
 
-	uc, reused, err := t.getConn(fresh)
+	a := x.f.app
+	var deadline time.Time // of a dial: the app's timeout, when it has one
+	if a.timeout > 0 {
+		deadline = x.start.Add(a.timeout)
+	}
+	uc, reused, err := t.getConn(fresh, deadline)
 	if err == nil && reused && !replayable && !connAlive(uc.Conn) {
 		t.dropConn(uc)
-		uc, reused, err = t.getConn(true)
+		uc, reused, err = t.getConn(true, deadline)
 	}
 	if err != nil {
 		t.stats.inflight.Add(-1)
+		if a.timeout > 0 && !time.Now().Before(deadline) {
+			// As on the event loop: the app's timeout ended while connecting.
+			x.timeout(t)
+			return done, failure{}
+		}
 		if localDialError(err) {
 			// The router's own shortage: another target would fare no better.
 			f := localFailure(t, err)
@@ -277,9 +287,8 @@ func (x *exchange) try(t *target, fresh bool) (outcome, failure) {
 		return done, f
 	}
 
-	a := x.f.app
 	if a.timeout > 0 {
-		uc.Conn.SetReadDeadline(x.start.Add(a.timeout))
+		uc.Conn.SetReadDeadline(deadline)
 	}
 	if _, err := uc.br.Peek(1); err != nil {
 		t.dropConn(uc)
