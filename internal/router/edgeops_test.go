@@ -333,8 +333,22 @@ func TestDrainSpreadsItsCloses(t *testing.T) {
 			}
 		}()
 	}
-	testwait.For(t, 10*time.Second, "the WebSockets to be counted", func() bool {
-		return r.Stats().Apps["shop"].Fleets["blue"].Upgraded == n
+	// Two event streams too, served by the event loop.
+	streamEnded := make(chan error, 2)
+	for range 2 {
+		resp, err := http.Get("http://" + prod + "/sse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		go func() {
+			_, err := io.Copy(io.Discard, resp.Body)
+			streamEnded <- err
+		}()
+	}
+	testwait.For(t, 10*time.Second, "the WebSockets and streams to be counted", func() bool {
+		fs := r.Stats().Apps["shop"].Fleets["blue"]
+		return fs.Upgraded == n && fs.Streaming == 2
 	})
 	type result struct {
 		rep DrainReport
@@ -352,15 +366,20 @@ func TestDrainSpreadsItsCloses(t *testing.T) {
 		t.Errorf("after the first close, %d WebSockets are open; want most of %d", open, n)
 	}
 	res := <-done
-	if res.err != nil || res.rep.Complete || res.rep.OpenConnections != n || res.rep.Spread.D() != spread {
+	if res.err != nil || res.rep.Complete || res.rep.OpenConnections != n || res.rep.OpenStreams != 2 || res.rep.Spread.D() != spread {
 		t.Fatalf("drain: %+v %v", res.rep, res.err)
 	}
 	// The last close is not due before its place in the spread.
-	if min := 50*time.Millisecond + spreadDelay(n-1, n, spread); res.rep.Waited.D() < min {
+	if min := 50*time.Millisecond + spreadDelay(n+1, n+2, spread); res.rep.Waited.D() < min {
 		t.Errorf("drain waited %s, less than the %s its spread needs", res.rep.Waited.D(), min)
 	}
 	for range n - 1 {
 		<-closed
+	}
+	for range 2 {
+		if err := <-streamEnded; err == nil {
+			t.Error("an event stream ended cleanly; want it cut by the drain")
+		}
 	}
 	if open := r.Stats().Apps["shop"].Fleets["blue"].Upgraded; open != 0 {
 		t.Errorf("%d WebSockets open after the drain", open)
