@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"bluegreen/internal/freeport"
+	"bluegreen/internal/testk8s"
 )
 
 // startPod creates a pod of the app's image with the settings the
@@ -26,6 +27,8 @@ func (e *benchEnv) startPod(ctx context.Context, i int) (started, error) {
 	}
 	_, p, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(p)
+	// The pod is on the node's network, reached at the node's address.
+	addr = net.JoinHostPort(testk8s.NodeIP, p)
 	name := fmt.Sprintf("direct-%d", i)
 	pods := e.kcs.CoreV1().Pods(kubeNamespace)
 	at := time.Now()
@@ -36,7 +39,9 @@ func (e *benchEnv) startPod(ctx context.Context, i int) (started, error) {
 			RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{
 				Name: "app", Image: e.kubeImageID, ImagePullPolicy: corev1.PullNever,
-				Env:   []corev1.EnvVar{{Name: "PORT", Value: p}, {Name: "VERSION", Value: "direct"}, {Name: "BG_INSTANCE", Value: name}},
+				Env: []corev1.EnvVar{{Name: "PORT", Value: p}, {Name: "VERSION", Value: "direct"}, {Name: "BG_INSTANCE", Value: name},
+					// As the platform sets it: where the app listens.
+					{Name: "HOST", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
 				Ports: []corev1.ContainerPort{{ContainerPort: int32(port), HostPort: int32(port)}},
 			}},
 		},
