@@ -144,10 +144,10 @@ func (c *Cluster) boot(bin string, step func(string)) error {
 	if err := c.writePKI(); err != nil {
 		return err
 	}
+	c.netns = true // for Close, even if only part of it is made
 	if err := setupNetns(); err != nil {
 		return err
 	}
-	c.netns = true
 	step("node network namespace " + netnsName + " ready (" + HostIP + " here, " + NodeIP + " the node)")
 
 	etcd, err := c.start("etcd", filepath.Join(bin, "etcd"),
