@@ -27,8 +27,8 @@ import (
 // pods alone, at their addresses; a rollback while blue is warm points shop
 // back at blue's pods. v2 again, to the end: blue's pods run through the
 // whole drain (the after_block_traffic hook, which runs once blue is
-// drained, finds them) and go after it. Weighted steps are refused with the
-// spec.
+// drained, finds them, and the drain took all of drain_timeout) and go
+// after it. Weighted steps are refused with the spec.
 func TestKubernetesServiceTraffic(t *testing.T) {
 	e := newKubeEnv(t, bin.bluegreen)
 	helloPodImages(t, e.kube)
@@ -53,7 +53,7 @@ func TestKubernetesServiceTraffic(t *testing.T) {
 	}
 	hook := "{ run: ./hooks/gate.sh, timeout: 2m }"
 	v2 := e.spec(specParts{run: run, extra: "bake: 1s\nretire:\n  keep_blue: 1h\n  drain_timeout: 2s\n" +
-		"hooks:\n  after_allow_test_traffic: [" + hook + "]\n  before_block_traffic: [" + hook + "]\n  after_block_traffic: [" + hook + "]\n"})
+		"hooks:\n  after_allow_test_traffic: [" + hook + "]\n  after_block_traffic: [" + hook + "]\n"})
 	files := map[string]string{"hooks/gate.sh": startedGateHook(gates)}
 	e.kubeImage = "bluegreen.test/hello:2"
 	d = e.deploy("v2", v2, files)
@@ -86,11 +86,19 @@ func TestKubernetesServiceTraffic(t *testing.T) {
 	e.checkService("after the second switch", "shop", green)
 	uids := e.revisionPodUIDs("1")
 	e.mustCLI("promote", "shop")
-	waitStarted(t, gates, "before_block_traffic")
-	openGate(t, gates, "before_block_traffic")
 	waitStarted(t, gates, "after_block_traffic")
 	if got := e.revisionPodUIDs("1"); !slices.Equal(got, uids) {
 		t.Fatalf("once blue is drained its running pods are %v; want the same %v as before the drain", got, uids)
+	}
+	// No router saw blue's requests: it was given the whole drain.
+	var drained bool
+	for _, ev := range e.events(d.ID) {
+		if w, ok := ev.Fields["waited_seconds"].(float64); ev.Kind == "drain" && ok && w >= 2 {
+			drained = true
+		}
+	}
+	if !drained {
+		t.Fatalf("no drain of blue for the whole drain_timeout (2s) before after_block_traffic:\n%s", e.eventLog(d.ID))
 	}
 	openGate(t, gates, "after_block_traffic")
 	if d = e.waitEnd(d.ID, time.Minute); d.Outcome != "succeeded" {
@@ -171,7 +179,7 @@ func (e *deployEnv) checkService(when, name string, want []string) {
 		}
 	}
 	slices.Sort(got)
-	if fmt.Sprint(got) != fmt.Sprint(want) || (len(want) == 0) != (len(got) == 0) {
+	if fmt.Sprint(got) != fmt.Sprint(want) {
 		e.t.Fatalf("%s: service %s's endpoints are %v; want %v", when, name, got, want)
 	}
 }
