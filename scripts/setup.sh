@@ -15,13 +15,15 @@ go mod download
 # that scrapes the server (internal/testprom runs it in the foreground);
 # containernetworking-plugins brings the loopback CNI plugin the test
 # cluster's kubelet needs (internal/testk8s; containerd and runc come with
-# docker.io).
+# docker.io); iproute2 makes the network namespace its node runs in, and
+# util-linux's nsenter starts the node's processes there.
 # curl speaks HTTP/2 to the router over TLS (test/e2e/https_test.go).
 missing=()
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -x /usr/bin/python3 ] || missing+=(python3)
-command -v prlimit >/dev/null || missing+=(util-linux)
+command -v prlimit >/dev/null && command -v nsenter >/dev/null || missing+=(util-linux)
+command -v ip >/dev/null || missing+=(iproute2)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v prometheus >/dev/null || missing+=(prometheus)
 [ -x /usr/lib/cni/loopback ] || missing+=(containernetworking-plugins)

@@ -15,8 +15,9 @@ import (
 //
 //	VERSION      the version it reports; when unset, the first line of a
 //	             VERSION file in the working directory; otherwise "dev".
-//	PORT         port on 127.0.0.1 to listen on when -listen is not given
-//	             (default 9001).
+//	PORT         port to listen on when -listen is not given (default 9001).
+//	HOST         address to listen on when -listen is not given (default
+//	             127.0.0.1).
 //	BG_INSTANCE  instance name, sent back as header X-Instance when set.
 //	BG_FLEET     the slot the instance runs in (blue or green, which is
 //	             not its role: see docs/engine.md), sent back as header

@@ -4,7 +4,8 @@
 // has to cope with: failing health checks, errors, latency, slow starts,
 // crashes and refusing to stop.
 //
-// Endpoints, all on -listen (default 127.0.0.1:$PORT):
+// Endpoints, all on -listen (default $HOST:$PORT, HOST 127.0.0.1 when
+// unset):
 //
 //	/                     "hello from <version>"
 //	/healthz              200 "ok", or 503 when told to fail (HELLO_HEALTH_PATH moves it)
@@ -44,7 +45,13 @@ func main() {
 	if port == "" {
 		port = "9001"
 	}
-	listen := flag.String("listen", "127.0.0.1:"+port, "address to listen on")
+	// The Kubernetes platform sets HOST to the pod's IP, where the app is
+	// reached from outside the pod's node.
+	host := os.Getenv("HOST")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	listen := flag.String("listen", net.JoinHostPort(host, port), "address to listen on")
 	flag.Parse()
 	cfg, err := loadConfig(os.Getenv)
 	if err == nil && !listenSet() {

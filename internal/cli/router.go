@@ -19,6 +19,7 @@ type routerOptions struct {
 	config          string
 	shutdownTimeout time.Duration
 	logFormat       string
+	accessLog       string
 }
 
 func newRouterCmd() *cobra.Command {
@@ -51,6 +52,7 @@ and GET /metrics.`,
 	cmd.Flags().StringVar(&opts.config, "config", "", "route file (YAML)")
 	cmd.Flags().DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
 	cmd.Flags().StringVar(&opts.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
+	cmd.Flags().StringVar(&opts.accessLog, "access-log", "", "file the access lines of apps with access_log go to, appended (default: the router's output)")
 	return cmd
 }
 
@@ -63,7 +65,16 @@ func runRouter(ctx context.Context, opts routerOptions, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	r := router.New(router.Options{Logger: log})
+	var access io.Writer = stderr
+	if opts.accessLog != "" {
+		f, err := os.OpenFile(opts.accessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("opening the access log: %w", err)
+		}
+		defer f.Close()
+		access = f
+	}
+	r := router.New(router.Options{Logger: log, AccessLog: access})
 	stopNow := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -9,6 +9,7 @@ import (
 
 	"bluegreen/internal/platform"
 	"bluegreen/internal/router"
+	"bluegreen/internal/routerproc"
 	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 )
@@ -624,6 +625,9 @@ func (e *Engine) retiring(ctx context.Context, s *state) (time.Duration, error) 
 	msg := fmt.Sprintf("blue drained in %s", waited.Round(time.Millisecond))
 	if !rep.Complete {
 		msg = fmt.Sprintf("blue's drain deadline (%s) closed %d requests (%d streams) and %d upgraded connections", timeout, rep.OpenRequests, rep.OpenStreams, rep.OpenConnections)
+		if rep.Spread > 0 {
+			msg += fmt.Sprintf(", one after another over %s", rep.Spread.D())
+		}
 	}
 	e.event(ctx, s.d.App, s.d.ID, "drain", msg, map[string]any{
 		"fleet": bf.slot, "role": RoleBlue, "complete": rep.Complete, "waited_seconds": waited.Seconds(),
@@ -672,7 +676,7 @@ func (e *Engine) drain(ctx context.Context, s *state, f fleet, timeout time.Dura
 	total := router.DrainReport{App: s.d.App, Fleet: f.slot, Complete: true}
 	var waited time.Duration
 	for _, name := range drainOrder(s.d.App, f, frontSpec(s)) {
-		rep, err := e.opts.Traffic.Drain(ctx, name, f.slot, max(end.Sub(e.now()), 0))
+		rep, err := e.drainOne(ctx, s, f, name, max(end.Sub(e.now()), 0))
 		if err != nil {
 			return total, timeout - left + waited, err
 		}
@@ -681,6 +685,7 @@ func (e *Engine) drain(ctx context.Context, s *state, f fleet, timeout time.Dura
 		total.OpenRequests += rep.OpenRequests
 		total.OpenStreams += rep.OpenStreams
 		total.OpenConnections += rep.OpenConnections
+		total.Spread = max(total.Spread, rep.Spread)
 	}
 	if f.rev.Spec.ServiceTraffic() || s.green.Spec.ServiceTraffic() {
 		// No router saw the fleet's requests: it gets the whole drain.
@@ -691,6 +696,17 @@ func (e *Engine) drain(ctx context.Context, s *state, f fleet, timeout time.Dura
 	}
 	total.Waited = router.Duration(waited)
 	return total, timeout - left + waited, nil
+}
+
+// drainOne drains one router app of the fleet. A drain whose closes are
+// spread lasts that much past its timeout: the call is given the time.
+func (e *Engine) drainOne(ctx context.Context, s *state, f fleet, name string, timeout time.Duration) (router.DrainReport, error) {
+	if spread := max(s.green.Spec.Retire.DrainSpread.D(), f.rev.Spec.Retire.DrainSpread.D()); spread > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout+spread+routerproc.DefaultCallTimeout)
+		defer cancel()
+	}
+	return e.opts.Traffic.Drain(ctx, name, f.slot, timeout)
 }
 
 // beginRollback starts rolling back: the phase changes first (so a crash

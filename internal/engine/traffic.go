@@ -131,6 +131,10 @@ func appRoute(stack *spec.Spec, front, test spec.Member, fleets []fleetRoute, te
 		Sticky:        stack.Router.Sticky,
 		PreviewHeader: stack.Router.PreviewHeader,
 		Health:        healthConfig(front.Health),
+		AccessLog:     stack.Router.AccessLog,
+		MaxBody:       stack.Router.MaxBodyBytes(),
+		Timeout:       router.Duration(stack.Router.Timeout.D()),
+		DrainSpread:   router.Duration(stack.Retire.DrainSpread.D()),
 	}
 	if p := front.Router.Path; p != "" && p != spec.DefaultPath {
 		cfg.Path, cfg.StripPrefix = p, front.Router.StripPrefix

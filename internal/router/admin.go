@@ -62,7 +62,7 @@ func (r *Router) Routes() RoutesView {
 // admin_token.
 func (r *Router) AdminHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{r})
+	reg.MustRegister(collector{r}, tlsCollector{r})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "generation": r.Generation()})

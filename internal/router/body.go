@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,12 +35,15 @@ type bodyWriter struct {
 	got bool
 }
 
-func startBody(uc *upConn, req *fasthttp.Request, cl int) *bodyWriter {
+func startBody(uc *upConn, req *fasthttp.Request, cl int, maxBody int64) *bodyWriter {
 	b := &bodyWriter{uc: uc, done: make(chan error, 1), fromMemory: cl > 0 && cl <= streamBodiesOver}
 	// Reading Body() of a streamed request would pull it all into memory.
 	var r io.Reader = req.BodyStream()
 	if r == nil {
 		r = bytes.NewReader(req.Body())
+	}
+	if maxBody > 0 {
+		r = &capReader{r: r, left: maxBody}
 	}
 	go b.run(r, cl < 0)
 	return b
@@ -216,8 +220,15 @@ func (x *exchange) upgradeOrRespond(uc *upConn, body *bodyWriter, want string) {
 		if body != nil {
 			body.abort(ctx)
 		}
+		if x.f.app.timeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			x.timeout(t)
+			return
+		}
 		x.fail(http.StatusBadGateway, "bad response from "+t.addr+": "+shortErr(err))
 		return
+	}
+	if x.f.app.timeout > 0 {
+		uc.Conn.SetReadDeadline(time.Time{})
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		rh := &ctx.Response.Header

@@ -82,6 +82,19 @@ type AppConfig struct {
 	// app (or drops it), so that its test listener is what it will be.
 	TestListenerTLS   *AppTLS `json:"test_listener_tls,omitempty" yaml:"test_listener_tls"`
 	TestListenerPlain bool    `json:"test_listener_plain,omitempty" yaml:"test_listener_plain"`
+	// AccessLog writes one JSON line per request of the app to the
+	// router's access log (see Options.AccessLog).
+	AccessLog bool `json:"access_log,omitempty" yaml:"access_log"`
+	// MaxBody, when above zero, is the largest request body in bytes the
+	// app takes: a larger one is answered 413.
+	MaxBody int64 `json:"max_body,omitempty" yaml:"max_body"`
+	// Timeout, when set, is how long a target may take to send the head of
+	// its answer; past it the client gets 504.
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout"`
+	// DrainSpread, when set, is the period over which a drain that reaches
+	// its deadline closes the fleet's open connections one by one, so that
+	// their clients do not all reconnect at once.
+	DrainSpread Duration `json:"drain_spread,omitempty" yaml:"drain_spread"`
 	// Pause, when set, holds the app's new production requests until a
 	// table without it is applied; Maintenance answers them with a 503
 	// page. The test listener is not affected by either (see gate.go).
@@ -372,6 +385,7 @@ func (c *Config) Validate() error {
 		if a.Health != nil {
 			checkHealth(&p, at+".health", a.Health)
 		}
+		checkEdgeOps(&p, at, a)
 		checkGate(&p, at, a)
 	}
 	c.checkAppTLS(&p)

@@ -223,14 +223,18 @@ func (r *Router) buildGate(a *app, ac *AppConfig) {
 // (maintenance, a full or stopped gate, a wait past the pause's max wait)
 // and returns false, or waits for the pause to end and returns true: the
 // request is then routed afresh by the running table.
-func (h *handler) hold(ctx *fasthttp.RequestCtx, tbl *table, a *app, start time.Time) bool {
+func (h *handler) hold(ctx *fasthttp.RequestCtx, tbl *table, lr *listenerRoutes, a *app, start time.Time) bool {
 	refuse := func(code, msg, retryAfter string) {
 		h.r.unrouted.Add(1)
 		if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
 			// The body is not read: the connection cannot carry another request.
 			ctx.SetConnectionClose()
 		}
-		gatePage(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), a.name, code, msg, retryAfter)
+		id := requestID(ctx.Request.Header.Peek(tbl.reqID))
+		n := gatePage(ctx, tbl, id, a.name, code, msg, retryAfter)
+		if a.access != nil {
+			logRefused(ctx, a, lr, start, http.StatusServiceUnavailable, n, id)
+		}
 	}
 	if m := a.maint; m != nil {
 		refuse("maintenance", m.message, m.retryAfter)
@@ -278,7 +282,7 @@ func (h *handler) hold(ctx *fasthttp.RequestCtx, tbl *table, a *app, start time.
 
 // gatePage answers 503 with Retry-After, as JSON when the client asks for
 // JSON, as an HTML page when it asks for HTML (browsers), else as text.
-func gatePage(ctx *fasthttp.RequestCtx, tbl *table, reqID, appName, code, msg, retryAfter string) {
+func gatePage(ctx *fasthttp.RequestCtx, tbl *table, reqID, appName, code, msg, retryAfter string) int {
 	rh := &ctx.Response.Header
 	rh.Set("Retry-After", retryAfter)
 	rh.Set("Cache-Control", "no-store")
@@ -298,4 +302,5 @@ func gatePage(ctx *fasthttp.RequestCtx, tbl *table, reqID, appName, code, msg, r
 		rh.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString(msg + "\n")
 	}
+	return len(ctx.Response.Body())
 }

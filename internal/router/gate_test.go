@@ -345,3 +345,22 @@ func TestPauseH2ClientGivesUp(t *testing.T) {
 		t.Fatalf("the next request: %+v", a)
 	}
 }
+
+// The answers of a gate are in the access log of an app that keeps one.
+func TestGateAnswersAreLogged(t *testing.T) {
+	be := newBackend(t, "blue")
+	var log lockedBuffer
+	prod := freeAddr(t)
+	cfg := &Config{Production: prod, Apps: map[string]*AppConfig{"shop": {Hosts: []string{"shop.test"}, AccessLog: true,
+		Maintenance: &MaintenanceConfig{}, Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{be.addr()}}}}}}
+	startRouterWith(t, cfg, Options{AccessLog: &log})
+	resp, _ := oneExchange(t, prod, "GET /cart HTTP/1.1\r\nHost: shop.test\r\nX-Request-Id: trace-9\r\n\r\n")
+	if resp.StatusCode != 503 {
+		t.Fatalf("maintenance: %s", resp.Status)
+	}
+	testwait.For(t, 10*time.Second, "an access line", func() bool { return len(log.lines(t)) >= 1 })
+	l := log.lines(t)[0]
+	if l["app"] != "shop" || l["status"] != 503.0 || l["fleet"] != "" || l["request_id"] != "trace-9" || l["path"] != "/cart" {
+		t.Fatalf("access line: %v", l)
+	}
+}

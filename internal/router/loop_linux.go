@@ -293,6 +293,7 @@ type loop struct {
 	idle         map[*target][]*uconn
 	free         [][]byte
 	scratch      []byte
+	accessBuf    []byte // an access line on its way to the access log
 	req          reqHead
 	resp         respHead
 	events       []unix.EpollEvent
@@ -566,6 +567,8 @@ func (lp *loop) sweep() {
 	lp.pausedAccept = lp.pausedAccept[:0]
 	for u := range lp.ups {
 		switch {
+		case u.x != nil && u.x.deadline != 0 && !u.x.gotHead && now >= u.x.deadline:
+			lp.upstreamTimedOut(u)
 		case u.connecting && now > u.dialDeadline:
 			lp.upstreamFailed(u, os.NewSyscallError("connect", unix.ETIMEDOUT))
 		case u.x == nil && now-u.lastUsed > int64(idleConnTimeout):

@@ -35,6 +35,7 @@ type lconn struct {
 	bodySince  int64 // when the head of the next request arrived, while its body has not all arrived
 	lastActive int64
 	reqBuf     []byte // the upstream request of the exchange, reused
+	logBuf     []byte // the request's part of its access line, reused
 	xs         lexch  // the exchange, reused
 	idBuf      [maxRequestID]byte
 }
@@ -295,6 +296,9 @@ type lexch struct {
 	stream   bool // counted in the streaming gauges
 	recorded bool
 	finished bool
+	logReq   []byte  // the request's part of its access line; nil when the app logs none
+	deadline int64   // unix nanoseconds: when the app's timeout ends; 0 for none
+	late     *target // the target that did not answer within the app's timeout
 }
 
 // start routes the request whose head lp.req holds. It returns false, having
@@ -325,6 +329,10 @@ func (lp *loop) start(c *lconn) bool {
 		}
 		if a.gated() && !lr.test {
 			return false // paused or in maintenance: the goroutine path holds or answers it
+		}
+		if a.maxBody > 0 && int64(h.length) > a.maxBody {
+			code, msg = tooLarge(a)
+			break
 		}
 		if lr.test {
 			if f = a.testFleet; f == nil {
@@ -368,8 +376,17 @@ func (lp *loop) start(c *lconn) bool {
 			// As on the fasthttp path: a refused request with a body ends its connection.
 			c.closeAfter = true
 		}
+		if a != nil && a.access != nil {
+			c.logBuf = appendAccessRequest(c.logBuf[:0], h.method, h.host, h.target, c.ip, "HTTP/1.1", false, lr.test)
+		}
 		lp.consume(c, h.size+h.length)
-		lp.answerPlain(c, tbl, reqID, code, msg)
+		n := lp.answerPlain(c, tbl, reqID, code, msg)
+		if a != nil && a.access != nil {
+			end := time.Now()
+			lp.accessBuf = appendAccessLine(lp.accessBuf[:0], end, c.logBuf, &accessEnd{app: a.name, status: code,
+				out: int64(n), dur: time.Duration(max(end.UnixNano()-now, 0)), reqID: reqID})
+			a.access.add(lp.accessBuf)
+		}
 		return true
 	}
 	x := &c.xs
@@ -377,6 +394,15 @@ func (lp *loop) start(c *lconn) bool {
 		in: int64(h.length), replay: h.length == 0 && idempotent(h.method)}
 	x.req = lp.requestHead(x, h, b, c.reqBuf[:0])
 	c.reqBuf = x.req
+	if a.access != nil {
+		c.logBuf = appendAccessRequest(c.logBuf[:0], h.method, h.host, h.target, c.ip, "HTTP/1.1", false, lr.test)
+		x.logReq = c.logBuf
+	}
+	if a.timeout > 0 {
+		x.deadline = now + int64(a.timeout)
+		// The sweep that enforces it comes no later than the deadline.
+		lp.nextSweep = min(lp.nextSweep, x.deadline)
+	}
 	lp.consume(c, h.size+h.length)
 	c.x = x
 	f.stats.inflight.Add(1)
@@ -594,9 +620,34 @@ func (lp *loop) account(x *lexch) {
 		in = x.in // a target answered: the body went upstream
 	}
 	x.f.stats.record(end, x.status, d, in, x.out)
-	if x.t != nil {
-		x.t.stats.record(end, x.status, d, in, x.out)
+	t := x.t
+	if t == nil {
+		t = x.late
 	}
+	if t != nil {
+		t.stats.record(end, x.status, d, in, x.out)
+	}
+	if a := x.f.app; a.access != nil {
+		lp.accessBuf = appendAccessLine(lp.accessBuf[:0], end, x.logReq, &accessEnd{app: a.name, fleet: x.f.name, target: t,
+			status: x.status, in: in, out: x.out, dur: d, reqID: x.reqID, timeout: x.late != nil})
+		a.access.add(lp.accessBuf)
+	}
+}
+
+// upstreamTimedOut answers 504 for an exchange whose target has not sent
+// the head of its answer within the app's timeout. The target is not taken
+// for dead (it is alive, only slow), and the request, which it may still be
+// working on, is not sent again.
+func (lp *loop) upstreamTimedOut(u *uconn) {
+	x, t := u.x, u.t
+	x.u = nil
+	lp.closeUpstream(u)
+	t.stats.inflight.Add(-1)
+	x.late = t
+	x.f.stats.timeouts.Add(1)
+	t.stats.timeouts.Add(1)
+	code, msg := timedOut(x.f.app, t)
+	lp.fail(x, code, msg)
 }
 
 // finish ends the exchange and lets the client's next request in.

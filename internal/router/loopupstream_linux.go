@@ -44,6 +44,16 @@ func (u *uconn) kill() {
 	})
 }
 
+// killIfBusy closes u from any goroutine if it carries an exchange: a drain
+// that spreads its closes cuts only what a client would notice.
+func (u *uconn) killIfBusy() {
+	u.lp.post(func() {
+		if !u.closed && u.x != nil {
+			u.lp.upstreamFailed(u, net.ErrClosed)
+		}
+	})
+}
+
 // closeIfIdle closes u from any goroutine if it is pooled.
 func (u *uconn) closeIfIdle() {
 	u.lp.post(func() {

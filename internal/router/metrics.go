@@ -83,6 +83,9 @@ type metrics struct {
 	inflight  atomic.Int64
 	upgraded  atomic.Int64
 	streaming atomic.Int64
+	// timeouts counts requests answered 504 because the target did not
+	// answer within the app's timeout (they are in the 5xx class too).
+	timeouts atomic.Uint64
 }
 
 func statusClass(code int) int {
@@ -193,6 +196,9 @@ type Totals struct {
 	ByClass  map[string]uint64 `json:"by_class"`
 	BytesIn  uint64            `json:"bytes_in"`
 	BytesOut uint64            `json:"bytes_out"`
+	// Timeouts counts the requests a target did not answer within the
+	// app's timeout (answered 504, and counted in 5xx as well).
+	Timeouts uint64 `json:"timeouts,omitempty"`
 }
 
 var classNames = [6]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -285,7 +291,7 @@ func quantile(lat []uint64, n uint64, q float64) float64 {
 }
 
 func (m *metrics) totals() Totals {
-	t := Totals{ByClass: make(map[string]uint64, 5), BytesIn: m.in.Load(), BytesOut: m.out.Load()}
+	t := Totals{ByClass: make(map[string]uint64, 5), BytesIn: m.in.Load(), BytesOut: m.out.Load(), Timeouts: m.timeouts.Load()}
 	for c := 1; c < 6; c++ {
 		v := m.classes[c].Load()
 		t.Requests += v

@@ -22,6 +22,8 @@ var (
 		"Responses being streamed (SSE, unknown length).", targetLabels, nil)
 	descBytes = prometheus.NewDesc("bluegreen_router_bytes_total",
 		"Body bytes, in from clients and out to clients.", append(targetLabels, "direction"), nil)
+	descTimeouts = prometheus.NewDesc("bluegreen_router_timeouts_total",
+		"Requests the target did not answer within the app's timeout (answered 504).", targetLabels, nil)
 	descHealthy = prometheus.NewDesc("bluegreen_router_target_healthy",
 		"1 when the target takes new requests (healthy, not suspect, not fenced).", targetLabels, nil)
 	fleetLabels       = []string{"app", "fleet", "revision"}
@@ -39,7 +41,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descDuration, descInFlight, descUpgraded, descStreaming,
-		descBytes, descHealthy, descFleetRequests, descFleetDuration, descWeight, descGeneration, descUnrouted} {
+		descBytes, descTimeouts, descHealthy, descFleetRequests, descFleetDuration, descWeight, descGeneration, descUnrouted} {
 		ch <- d
 	}
 }
@@ -70,6 +72,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descStreaming, prometheus.GaugeValue, float64(m.streaming.Load()), lv...)
 				ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(m.in.Load()), append(lv, "in")...)
 				ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(m.out.Load()), append(lv, "out")...)
+				ch <- prometheus.MustNewConstMetric(descTimeouts, prometheus.CounterValue, float64(m.timeouts.Load()), lv...)
 				healthy := 0.0
 				if f.takes(i, now) {
 					healthy = 1

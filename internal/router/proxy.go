@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,36 +39,38 @@ func (h *handler) serve(ctx *fasthttp.RequestCtx) { h.serveAt(ctx, ctx.Time()) }
 // serveAt serves a request that arrived at start.
 func (h *handler) serveAt(ctx *fasthttp.RequestCtx, start time.Time) {
 	tbl := h.r.table.Load()
-	refuse := func(code int, msg string) {
-		h.r.unrouted.Add(1)
-		if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
-			// The body is not read: the connection cannot carry another request.
-			ctx.SetConnectionClose()
-		}
-		plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), code, msg)
-	}
 	if g, ok := ctx.Conn().(*guardConn); ok {
 		if v := g.pop(ctx.Method(), ctx.RequestURI()); v.refuse != "" {
 			ctx.SetConnectionClose()
-			refuse(v.code, v.refuse)
+			h.refuse(ctx, tbl, nil, nil, start, v.code, v.refuse)
 			return
 		}
 	}
 	h.route(ctx, tbl, start)
 }
 
+// refuse answers a request the router does not forward; a and lr are its
+// app and listener once known (nil before).
+func (h *handler) refuse(ctx *fasthttp.RequestCtx, tbl *table, a *app, lr *listenerRoutes, start time.Time, code int, msg string) {
+	h.r.unrouted.Add(1)
+	if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
+		// The body is not read: the connection cannot carry another request.
+		ctx.SetConnectionClose()
+	}
+	id := requestID(ctx.Request.Header.Peek(tbl.reqID))
+	n := plainError(ctx, tbl, id, code, msg)
+	if a != nil && a.access != nil {
+		logRefused(ctx, a, lr, start, code, n, id)
+	}
+}
+
 // route routes a request by tbl. A request a pause held is routed again by
 // the table that ended the pause.
 func (h *handler) route(ctx *fasthttp.RequestCtx, tbl *table, start time.Time) {
-	refuse := func(code int, msg string) {
-		h.r.unrouted.Add(1)
-		if cl := ctx.Request.Header.ContentLength(); cl > 0 || cl == -1 {
-			// The body is not read: the connection cannot carry another request.
-			ctx.SetConnectionClose()
-		}
-		plainError(ctx, tbl, requestID(ctx.Request.Header.Peek(tbl.reqID)), code, msg)
-	}
-	lr := tbl.listeners[h.addr]
+	var a *app
+	var lr *listenerRoutes
+	refuse := func(code int, msg string) { h.refuse(ctx, tbl, a, lr, start, code, msg) }
+	lr = tbl.listeners[h.addr]
 	if lr == nil {
 		refuse(http.StatusNotFound, "no routes on this listener")
 		return
@@ -87,15 +90,19 @@ func (h *handler) route(ctx *fasthttp.RequestCtx, tbl *table, start time.Time) {
 		refuse(http.StatusBadRequest, "the request target must be a path (/...), * or an absolute http:// or https:// URL")
 		return
 	}
-	a := lr.lookup(b2s(host), b2s(target))
+	a = lr.lookup(b2s(host), b2s(target))
 	if a == nil {
 		refuse(http.StatusNotFound, "no app for host "+strconv.Quote(string(host)))
 		return
 	}
 	if a.gated() && !lr.test {
-		if h.hold(ctx, tbl, a, start) {
+		if h.hold(ctx, tbl, lr, a, start) {
 			h.route(ctx, h.r.table.Load(), start)
 		}
+		return
+	}
+	if a.maxBody > 0 && overCap(&ctx.Request, a.maxBody) {
+		refuse(tooLarge(a))
 		return
 	}
 	now := start.UnixNano()
@@ -126,6 +133,9 @@ func (h *handler) route(ctx *fasthttp.RequestCtx, tbl *table, start time.Time) {
 	}
 	x := &exchange{ctx: ctx, tbl: tbl, lr: lr, f: f, pin: pin, start: start, host: host, target: a.upstreamTarget(target)}
 	x.reqID = requestID(ctx.Request.Header.Peek(tbl.reqID))
+	if a.access != nil {
+		x.logReq = appendAccessRequest(nil, ctx.Method(), host, target, clientIP(ctx), protoOf(ctx), lr.tls, lr.test)
+	}
 	f.stats.inflight.Add(1)
 	x.run(f.pickTarget(nil, now))
 	if !x.deferred {
@@ -153,6 +163,8 @@ type exchange struct {
 	deferred bool        // the response body or an upgrade finishes the exchange
 	recorded bool
 	once     sync.Once
+	logReq   []byte  // the request's part of its access line; nil when the app logs none
+	late     *target // the target that did not answer within the app's timeout
 }
 
 // finish counts the exchange once it is over.
@@ -162,7 +174,8 @@ func (x *exchange) finish() {
 		if x.t != nil {
 			x.t.stats.inflight.Add(-1)
 		}
-		if x.recorded {
+		a := x.f.app
+		if x.recorded && a.access == nil {
 			return
 		}
 		var in int64
@@ -171,9 +184,21 @@ func (x *exchange) finish() {
 		}
 		end := time.Now()
 		d := end.Sub(x.start)
-		x.f.stats.record(end, x.status, d, in, x.out)
-		if x.t != nil {
-			x.t.stats.record(end, x.status, d, in, x.out)
+		if !x.recorded {
+			x.f.stats.record(end, x.status, d, in, x.out)
+			if x.t != nil {
+				x.t.stats.record(end, x.status, d, in, x.out)
+			} else if x.late != nil {
+				x.late.stats.record(end, x.status, d, in, x.out)
+			}
+		}
+		if a.access != nil {
+			t := x.t
+			if t == nil {
+				t = x.late
+			}
+			a.access.add(appendAccessLine(nil, end, x.logReq, &accessEnd{app: a.name, fleet: x.f.name, target: t,
+				status: x.status, in: in, out: x.out, dur: d, reqID: []byte(x.reqID), timeout: x.late != nil}))
 		}
 	})
 }
@@ -232,13 +257,23 @@ func (x *exchange) try(t *target, fresh bool) (outcome, failure) {
 	hasBody := cl > 0 || cl == -1
 	replayable := !hasBody && idempotent(ctx.Method())
 
-	uc, reused, err := t.getConn(fresh)
+	a := x.f.app
+	var deadline time.Time // of a dial: the app's timeout, when it has one
+	if a.timeout > 0 {
+		deadline = x.start.Add(a.timeout)
+	}
+	uc, reused, err := t.getConn(fresh, deadline)
 	if err == nil && reused && !replayable && !connAlive(uc.Conn) {
 		t.dropConn(uc)
-		uc, reused, err = t.getConn(true)
+		uc, reused, err = t.getConn(true, deadline)
 	}
 	if err != nil {
 		t.stats.inflight.Add(-1)
+		if a.timeout > 0 && !time.Now().Before(deadline) {
+			// As on the event loop: the app's timeout ended while connecting.
+			x.timeout(t)
+			return done, failure{}
+		}
 		if localDialError(err) {
 			// The router's own shortage: another target would fare no better.
 			f := localFailure(t, err)
@@ -255,7 +290,7 @@ func (x *exchange) try(t *target, fresh bool) (outcome, failure) {
 	x.writeHead(uc.bw, t, upgrade, cl)
 	var body *bodyWriter
 	if hasBody {
-		body = startBody(uc, &ctx.Request, cl)
+		body = startBody(uc, &ctx.Request, cl, x.f.app.maxBody)
 		x.body = body
 	} else if err := uc.bw.Flush(); err != nil {
 		t.dropConn(uc)
@@ -268,6 +303,9 @@ func (x *exchange) try(t *target, fresh bool) (outcome, failure) {
 		return done, f
 	}
 
+	if a.timeout > 0 {
+		uc.Conn.SetReadDeadline(deadline)
+	}
 	if _, err := uc.br.Peek(1); err != nil {
 		t.dropConn(uc)
 		t.stats.inflight.Add(-1)
@@ -275,9 +313,20 @@ func (x *exchange) try(t *target, fresh bool) (outcome, failure) {
 			body.abort(ctx)
 		}
 		f := failure{http.StatusBadGateway, "no response from " + t.addr + ": " + shortErr(err)}
-		if body != nil && body.clientErr != nil {
+		switch {
+		case body != nil && errors.Is(body.clientErr, errBodyTooLarge):
+			ctx.SetConnectionClose()
+			f.code, f.msg = tooLarge(a)
+			x.fail(f.code, f.msg)
+			return done, f
+		case body != nil && body.clientErr != nil:
 			ctx.SetConnectionClose()
 			f = failure{http.StatusBadRequest, "reading the request body: " + body.clientErr.Error()}
+		case a.timeout > 0 && errors.Is(err, os.ErrDeadlineExceeded):
+			// The target may still be working on it: it is neither retried
+			// nor taken for dead.
+			x.timeout(t)
+			return done, f
 		}
 		if replayable {
 			if reused {
@@ -304,6 +353,10 @@ func (x *exchange) try(t *target, fresh bool) (outcome, failure) {
 		if body != nil {
 			body.abort(ctx)
 		}
+		if a.timeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			x.timeout(t)
+			return done, failure{}
+		}
 		x.fail(http.StatusBadGateway, "bad response from "+t.addr+": "+shortErr(err))
 	}
 	return done, failure{}
@@ -323,6 +376,9 @@ func (x *exchange) respond(uc *upConn, body *bodyWriter) error {
 			break
 		}
 		// 1xx: the server already answered 100 Continue itself; others are dropped.
+	}
+	if x.f.app.timeout > 0 {
+		uc.Conn.SetReadDeadline(time.Time{}) // the body takes as long as it takes
 	}
 	cleanResponseHeader(rh)
 	rh.Set(x.tbl.reqID, x.reqID)

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +26,9 @@ import (
 // Options configure a Router.
 type Options struct {
 	Logger *slog.Logger
+	// AccessLog receives one JSON line per request of the apps whose
+	// access_log is set, written in batches; nil drops them.
+	AccessLog io.Writer
 }
 
 // Router carries production and test traffic for every app in its table.
@@ -46,8 +50,9 @@ type Router struct {
 	admin      *http.Server
 	loops      *loopEngine // serves plain listeners; nil until the first, or where there is none
 	loopsErr   error
-	edge       edgeState // ACME challenges and certificate status
-	gates      gates     // requests held for paused apps
+	edge       edgeState  // ACME challenges and certificate status
+	access     *accessLog // nil when there is nowhere to write access lines
+	gates      gates      // requests held for paused apps
 }
 
 type listener struct {
@@ -97,9 +102,15 @@ func New(opts Options) *Router {
 		rr:         map[string]*atomic.Uint64{},
 		listeners:  map[string]*listener{},
 	}
+	if opts.AccessLog != nil {
+		r.access = newAccessLog(opts.AccessLog)
+	}
 	r.table.Store(&table{cfg: &Config{Apps: map[string]*AppConfig{}}, listeners: map[string]*listenerRoutes{},
 		apps: map[string]*app{}, reqID: DefaultRequestIDHeader})
 	r.wg.Go(r.reloadCerts)
+	if r.access != nil {
+		r.wg.Go(func() { r.access.run(ctx) })
+	}
 	return r
 }
 
@@ -254,6 +265,10 @@ func (r *Router) build(cfg *Config) *table {
 		if ac.Sticky {
 			a.cookie = ac.StickyCookie
 		}
+		if ac.AccessLog {
+			a.access = r.access
+		}
+		a.maxBody, a.timeout = ac.MaxBody, ac.Timeout.D()
 		for _, fname := range sortedKeys(ac.Fleets) {
 			fc := ac.Fleets[fname]
 			skey := name + "/" + fname + "/" + fc.Revision
@@ -602,6 +617,9 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
+	if r.access != nil {
+		r.access.flush()
+	}
 	return ctx.Err()
 }
 

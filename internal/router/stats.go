@@ -199,11 +199,14 @@ type DrainRequest struct {
 // DrainReport says how a drain ended. The counts are what was still open at the
 // deadline and was closed then; all zero when everything finished in time.
 type DrainReport struct {
-	App             string   `json:"app"`
-	Fleet           string   `json:"fleet"`
-	Target          string   `json:"target,omitempty"`
-	Waited          Duration `json:"waited"`
-	Complete        bool     `json:"complete"`
+	App      string   `json:"app"`
+	Fleet    string   `json:"fleet"`
+	Target   string   `json:"target,omitempty"`
+	Waited   Duration `json:"waited"`
+	Complete bool     `json:"complete"`
+	// Spread is the period over which what was open at the deadline was
+	// closed, one connection after another (the app's drain_spread).
+	Spread          Duration `json:"spread,omitempty"`
 	OpenRequests    int64    `json:"open_requests"`
 	OpenStreams     int64    `json:"open_streams"`
 	OpenConnections int64    `json:"open_connections"`
@@ -217,7 +220,9 @@ const drainPoll = 20 * time.Millisecond
 
 // Drain fences the fleet (or target) so it takes no new requests, waits until its
 // in-flight requests, streams and upgraded connections are done or the timeout
-// passes, and then closes whatever is left.
+// passes, and then closes whatever is left: at once, or one after another
+// over the app's drain_spread, so that its clients do not all reconnect to
+// the other fleet in the same instant.
 func (r *Router) Drain(ctx context.Context, req DrainRequest) (DrainReport, error) {
 	rep := DrainReport{App: req.App, Fleet: req.Fleet, Target: req.Target}
 	if req.Timeout < 0 {
@@ -235,6 +240,7 @@ func (r *Router) Drain(ctx context.Context, req DrainRequest) (DrainReport, erro
 		r.mu.Unlock()
 		return rep, fmt.Errorf("fleet %q of app %q: %w", req.Fleet, req.App, ErrNotInTable)
 	}
+	spread := ac.DrainSpread.D()
 	addrs := fc.Targets
 	if req.Target != "" {
 		if !slices.Contains(fc.Targets, req.Target) {
@@ -281,15 +287,19 @@ func (r *Router) Drain(ctx context.Context, req DrainRequest) (DrainReport, erro
 			return rep, nil
 		}
 		if !now.Before(deadline) {
-			rep.Waited = Duration(now.Sub(start))
 			rep.OpenConnections = upgraded
 			rep.OpenStreams = streams
 			rep.OpenRequests = open - upgraded
+			if spread > 0 {
+				rep.Spread = Duration(spread)
+				closeSpread(ctx, targets, spread)
+			}
 			for _, t := range targets {
 				t.closeAll()
 			}
+			rep.Waited = Duration(time.Since(start))
 			r.log.Warn("drain deadline closed open work", "app", req.App, "fleet", req.Fleet, "target", req.Target,
-				"requests", rep.OpenRequests, "streams", rep.OpenStreams, "connections", rep.OpenConnections)
+				"requests", rep.OpenRequests, "streams", rep.OpenStreams, "connections", rep.OpenConnections, "spread", spread.String())
 			return rep, nil
 		}
 		select {
@@ -297,5 +307,29 @@ func (r *Router) Drain(ctx context.Context, req DrainRequest) (DrainReport, erro
 			return rep, ctx.Err()
 		case <-tick.C:
 		}
+	}
+}
+
+// closeSpread closes the open connections of targets one after another over
+// spread, evenly; it stops early when ctx ends, leaving the rest to the
+// caller.
+func closeSpread(ctx context.Context, targets []*target, spread time.Duration) {
+	var closers []func()
+	for _, t := range targets {
+		closers = append(closers, t.openClosers()...)
+	}
+	begin := time.Now()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for i, closeOne := range closers {
+		if d := time.Until(begin.Add(spreadDelay(i, len(closers), spread))); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		}
+		closeOne()
 	}
 }

@@ -170,6 +170,11 @@ type app struct {
 	previewSum    [32]byte
 	rr            *atomic.Uint64
 	scheds        []atomic.Pointer[[]uint8] // indexed by eligible-fleet mask (+ a bit for equal shares)
+	// The operator's settings (edgeops.go): when off, each costs a
+	// request one comparison with nil or zero.
+	access  *accessLog // nil unless the app's requests are logged
+	maxBody int64
+	timeout time.Duration
 	// gate holds the app's production requests while pause is set; maint
 	// answers them with a page instead (see gate.go).
 	gate  *gate

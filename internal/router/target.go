@@ -60,6 +60,7 @@ type target struct {
 type loopUpstream interface {
 	kill()        // close it, cutting the exchange it carries
 	closeIfIdle() // close it if it is pooled
+	killIfBusy()  // close it if it carries an exchange
 }
 
 func newTarget(app, fleet, addr string) *target {
@@ -121,8 +122,9 @@ type upConn struct {
 	lastUsed time.Time
 }
 
-// getConn returns a pooled connection (reused = true) or dials a new one.
-func (t *target) getConn(fresh bool) (c *upConn, reused bool, err error) {
+// getConn returns a pooled connection (reused = true) or dials a new one,
+// giving up at deadline when it is not zero.
+func (t *target) getConn(fresh bool, deadline time.Time) (c *upConn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
 	for !fresh && len(t.idle) > 0 {
@@ -137,7 +139,7 @@ func (t *target) getConn(fresh bool) (c *upConn, reused bool, err error) {
 	}
 	t.mu.Unlock()
 
-	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	d := net.Dialer{Timeout: dialTimeout, Deadline: deadline, KeepAlive: 30 * time.Second}
 	nc, err := d.Dial("tcp", t.addr)
 	if err != nil {
 		return nil, false, err

@@ -41,8 +41,10 @@ type tlsFront struct {
 	base *http.Server // carries the HTTP/2 server's graceful shutdown
 	h    *handler
 
+	done    atomic.Uint64 // handshakes that succeeded
 	failed  atomic.Uint64 // handshakes that failed or timed out
 	evicted atomic.Uint64 // handshakes closed to make room for newer ones
+	warned  failureWarning
 
 	pmu     sync.Mutex
 	pending *list.List // the connections in their handshake, oldest first
@@ -99,8 +101,10 @@ func (f *tlsFront) run() {
 		}
 		f.pmu.Lock()
 		if f.pending.Len() >= maxHandshakes {
-			oldest := f.pending.Remove(f.pending.Front()).(net.Conn)
-			oldest.Close()
+			e := f.pending.Front()
+			f.pending.Remove(e)
+			e.Value.(net.Conn).Close()
+			e.Value = nil // its handshake learns it was evicted, not failed
 			f.evicted.Add(1)
 		}
 		el := f.pending.PushBack(c)
@@ -114,14 +118,19 @@ func (f *tlsFront) handshake(c net.Conn, el *list.Element) {
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	err := tc.HandshakeContext(f.r.ctx)
 	f.pmu.Lock()
+	evicted := el.Value == nil
 	f.pending.Remove(el) // a no-op when it was evicted
 	f.pmu.Unlock()
 	if err != nil {
-		f.failed.Add(1)
+		if !evicted {
+			f.failed.Add(1)
+		}
 		f.r.log.Debug("TLS handshake failed", "addr", f.addr, "remote", c.RemoteAddr().String(), "err", err)
+		f.warnFailures(err)
 		c.Close()
 		return
 	}
+	f.done.Add(1)
 	_ = c.SetDeadline(time.Time{})
 	if tc.ConnectionState().NegotiatedProtocol != "h2" {
 		f.h1.give(&guardConn{Conn: tc})

@@ -76,6 +76,14 @@ type Router struct {
 	PreviewSecretParam string `yaml:"preview_secret_param,omitempty" json:"preview_secret_param,omitempty"`
 	// TLS, when set, serves the app over HTTPS (see TLS).
 	TLS *TLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// AccessLog writes one JSON line per request to the router's access log.
+	AccessLog bool `yaml:"access_log,omitempty" json:"access_log,omitempty"`
+	// MaxBody caps request bodies ("10MiB", "512KiB"); larger ones are
+	// answered 413. Empty means no cap. See MaxBodyBytes.
+	MaxBody string `yaml:"max_body,omitempty" json:"max_body,omitempty"`
+	// Timeout is how long an instance may take to start its answer; past
+	// it the client gets 504. Zero means no limit.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // Health is the HTTP check every instance must pass before it gets traffic.
@@ -224,7 +232,11 @@ type WebhookRule struct {
 
 // Retire says how the old fleet leaves once green has all the traffic.
 type Retire struct {
-	KeepBlue            Duration `yaml:"keep_blue" json:"keep_blue"`
-	DrainTimeout        Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	KeepBlue     Duration `yaml:"keep_blue" json:"keep_blue"`
+	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// DrainSpread, when set, is the period after the drain timeout over
+	// which the old fleet's connections still open are closed one after
+	// another, so that their clients do not all reconnect at once.
+	DrainSpread         Duration `yaml:"drain_spread,omitempty" json:"drain_spread,omitempty"`
 	KeepGreenOnRollback bool     `yaml:"keep_green_on_rollback" json:"keep_green_on_rollback"`
 }

@@ -55,6 +55,7 @@ func (s *Spec) problems() []Problem {
 	positive(c, "bake", s.Bake, true)
 	positive(c, "retire.keep_blue", s.Retire.KeepBlue, true)
 	positive(c, "retire.drain_timeout", s.Retire.DrainTimeout, true)
+	s.validateEdgeOps(c)
 	s.validateParams(c)
 	s.validateNotifications(c)
 	if s.RunAs != "" && !userName.MatchString(s.RunAs) {

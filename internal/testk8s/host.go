@@ -193,6 +193,7 @@ func cleanHost(dir string, created []string) {
 			}
 		}
 	}
+	releaseNetnsDir(created)
 	for _, d := range created {
 		removeEmptyDirs(d)
 	}
@@ -217,6 +218,10 @@ func removeEmptyDirs(dir string) {
 // their TestMain could. It runs under the machine's cluster lock, so no
 // other cluster runs: every directory of a cluster is a leftover.
 func sweep() {
+	// The node's namespace may outlive its cluster's directory: removing
+	// it, whether or not it is there, is cheap, and the veth pair goes at
+	// once even while processes still hold the namespace.
+	removeNetns()
 	dirs, _ := filepath.Glob("/tmp/bgk8s-*")
 	if len(dirs) == 0 && len(podCgroups()) == 0 {
 		return

@@ -21,11 +21,12 @@ const pauseRef = "bluegreen.test/pause:1"
 
 func (c *Cluster) containerdSocket() string { return filepath.Join(c.Dir, "containerd.sock") }
 
-// startContainerd runs a containerd of the cluster's own: its root, state
-// and socket in the cluster's directory, CRI with the cgroupfs driver, the
-// local pause image, and a network configuration of only the loopback
-// plugin (pods use the host's network; the runtime must still report its
-// network ready for the node to be Ready).
+// startContainerd runs a containerd of the cluster's own in the node's
+// network namespace (its containers on the host's network share it): its
+// root, state and socket in the cluster's directory, CRI with the cgroupfs
+// driver, the local pause image, and a network configuration of only the
+// loopback plugin (pods use the node's network; the runtime must still
+// report its network ready for the node to be Ready).
 func (c *Cluster) startContainerd() (*proc, error) {
 	d := c.Dir
 	conflist := `{"cniVersion":"0.4.0","name":"loopback-only","plugins":[{"type":"loopback"}]}` + "\n"
@@ -45,7 +46,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = %[6]q
   stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
+  stream_server_port = "%[8]d"
   enable_selinux = false
   disable_apparmor = true
   # Root here may lack CAP_SYS_RESOURCE: runc then cannot lower a
@@ -63,20 +64,22 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     conf_dir = %[7]q
 `, filepath.Join(d, "containerd", "root"), filepath.Join(d, "containerd", "state"),
 		c.containerdSocket(), c.containerdSocket()+".ttrpc", filepath.Join(d, "containerd", "opt"),
-		pauseRef, filepath.Join(d, "cni"))
+		pauseRef, filepath.Join(d, "cni"), streamPort)
 	path := filepath.Join(d, "containerd", "config.toml")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
-	return c.start("containerd", "containerd", "--config", path)
+	cmd, args := inNetns("containerd", "--config", path)
+	return c.start("containerd", cmd, args...)
 }
 
-// startKubelet runs the kubelet on 127.0.0.1 with the cgroupfs driver.
-func (c *Cluster) startKubelet(bin string, p ports) (*proc, error) {
+// startKubelet runs the kubelet in the node's network namespace, serving
+// on the node's address, with the cgroupfs driver.
+func (c *Cluster) startKubelet(bin string) (*proc, error) {
 	d := c.Dir
 	config := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+address: %s
 port: %d
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
@@ -103,24 +106,25 @@ nodeStatusReportFrequency: 10s
 syncFrequency: 10s
 fileCheckFrequency: 10s
 maxPods: 100
-`, p.kubelet, p.kubeletHealth, c.containerdSocket(), filepath.Join(d, "pod-logs"), filepath.Join(d, "kubelet-plugins"))
+`, NodeIP, kubeletPort, kubeletHealthPort, c.containerdSocket(), filepath.Join(d, "pod-logs"), filepath.Join(d, "kubelet-plugins"))
 	path := filepath.Join(d, "kubelet.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
-	// The kubelet refuses a loopback node IP; with an external cloud
-	// provider it leaves the node's addresses to someone else, and
-	// waitNode sets 127.0.0.1. It uses the admin's kubeconfig: fine for a
-	// throwaway cluster.
-	return c.start("kubelet", filepath.Join(bin, "kubelet"),
+	// With an external cloud provider the kubelet leaves the node's
+	// addresses to someone else, and waitNode sets NodeIP alone (else the
+	// hostname would be one, which the API server would resolve). It uses
+	// the admin's kubeconfig: fine for a throwaway cluster.
+	cmd, args := inNetns(filepath.Join(bin, "kubelet"),
 		"--config", path, "--kubeconfig", c.Kubeconfig, "--root-dir", filepath.Join(d, "kubelet"),
-		"--hostname-override", c.Node, "--cloud-provider", "external", "--v", "1")
+		"--hostname-override", c.Node, "--node-ip", NodeIP, "--cloud-provider", "external", "--v", "1")
+	return c.start("kubelet", cmd, args...)
 }
 
 // waitNode waits for the kubelet to register the node, gives the node the
-// address 127.0.0.1 alone (no hostname, which the apiserver would resolve;
-// no address of eth0), removes the taint an external cloud provider would
-// lift, and waits until the node is Ready.
+// address NodeIP alone (no hostname, which the apiserver would resolve),
+// removes the taint an external cloud provider would lift, and waits until
+// the node is Ready.
 func (c *Cluster) waitNode(kubelet *proc, step func(string)) error {
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
@@ -140,7 +144,7 @@ func (c *Cluster) waitNode(kubelet *proc, step func(string)) error {
 		return err
 	}
 	step("node registered")
-	patch := []byte(`{"status":{"addresses":[{"type":"InternalIP","address":"127.0.0.1"}]}}`)
+	patch := []byte(`{"status":{"addresses":[{"type":"InternalIP","address":"` + NodeIP + `"}]}}`)
 	if _, err := cs.CoreV1().Nodes().Patch(ctx, c.Node, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
 		return fmt.Errorf("setting the node's address: %w", err)
 	}

@@ -85,14 +85,15 @@ func binaries() (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// ports of the cluster, all on 127.0.0.1.
+// ports of the control plane: etcd's on 127.0.0.1, the API server's on
+// HostIP. The node's are fixed (kubeletPort...): its namespace is its own.
 type ports struct {
-	etcd, etcdPeer, api, kubelet, kubeletHealth int
+	etcd, etcdPeer, api int
 }
 
 func freePorts() (ports, error) {
 	seen := map[int]bool{}
-	var ps [5]int
+	var ps [3]int
 	for i := range ps {
 		for {
 			addr, err := freeport.Addr()
@@ -107,7 +108,7 @@ func freePorts() (ports, error) {
 			}
 		}
 	}
-	return ports{ps[0], ps[1], ps[2], ps[3], ps[4]}, nil
+	return ports{ps[0], ps[1], ps[2]}, nil
 }
 
 // boot starts every part of the cluster in order and waits for each.
@@ -143,6 +144,11 @@ func (c *Cluster) boot(bin string, step func(string)) error {
 	if err := c.writePKI(); err != nil {
 		return err
 	}
+	c.netns = true // for Close, even if only part of it is made
+	if err := setupNetns(); err != nil {
+		return err
+	}
+	step("node network namespace " + netnsName + " ready (" + HostIP + " here, " + NodeIP + " the node)")
 
 	etcd, err := c.start("etcd", filepath.Join(bin, "etcd"),
 		"--name", "node", "--data-dir", filepath.Join(d, "etcd"), "--unsafe-no-fsync",
@@ -164,7 +170,10 @@ func (c *Cluster) boot(bin string, step func(string)) error {
 
 	api, err := c.start("kube-apiserver", filepath.Join(bin, "kube-apiserver"),
 		"--etcd-servers", fmt.Sprintf("http://127.0.0.1:%d", p.etcd),
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		// On the machine's end of the node's veth pair: the kubelet, in
+		// the node's namespace, reaches it there, and so does everyone
+		// else (one address: the API server binds one, or all).
+		"--bind-address", HostIP, "--advertise-address", HostIP,
 		"--secure-port", strconv.Itoa(p.api), "--cert-dir", filepath.Join(d, "pki"),
 		"--token-auth-file", filepath.Join(d, "pki", "tokens.csv"), "--authorization-mode", "RBAC",
 		"--service-account-issuer", "https://kubernetes.default.svc",
@@ -181,7 +190,7 @@ func (c *Cluster) boot(bin string, step func(string)) error {
 		return err
 	}
 	if err := waitFor(api, "kube-apiserver to be ready", func() bool {
-		return httpOK(fmt.Sprintf("https://127.0.0.1:%d/readyz", p.api), c.Token, "ok")
+		return httpOK(fmt.Sprintf("https://%s:%d/readyz", HostIP, p.api), c.Token, "ok")
 	}); err != nil {
 		return err
 	}
@@ -218,7 +227,7 @@ func (c *Cluster) boot(bin string, step func(string)) error {
 	}
 	step("containerd ready, pause image imported")
 
-	kubelet, err := c.startKubelet(bin, p)
+	kubelet, err := c.startKubelet(bin)
 	if err != nil {
 		return err
 	}
@@ -280,11 +289,11 @@ func (c *Cluster) kubeconfigOf(user, token, namespace string) string {
 	}
 	return fmt.Sprintf(`apiVersion: v1
 kind: Config
-clusters: [{name: test, cluster: {server: "https://127.0.0.1:%d", insecure-skip-tls-verify: true}}]
+clusters: [{name: test, cluster: {server: "https://%s:%d", insecure-skip-tls-verify: true}}]
 users: [{name: %q, user: {token: %q}}]
 contexts: [{name: test, context: {cluster: test, user: %q%s}}]
 current-context: test
-`, c.apiPort, user, token, user, ns)
+`, HostIP, c.apiPort, user, token, user, ns)
 }
 
 // waitFor polls ok until it holds, p exits or startTimeout passes.

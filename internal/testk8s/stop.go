@@ -10,8 +10,9 @@ import (
 // Close tears the cluster down and puts the machine back as it was: the
 // kubelet goes first (it would restart what is killed under it), then the
 // pods' processes and containerd's shims, containerd, the control plane;
-// then what they mounted, the kubelet's cgroups, the sysctls it changed
-// and its links in /var/log/containers go, and the cluster's directory.
+// then what they mounted, the kubelet's cgroups, the sysctls it changed,
+// the node's network namespace and veth pair, the kubelet's links in
+// /var/log/containers go, and the cluster's directory.
 // Last, the machine's cluster lock is released for the next test binary.
 func (c *Cluster) Close() error {
 	start := time.Now()
@@ -37,6 +38,9 @@ func (c *Cluster) Close() error {
 	unmountBelow(c.Dir)
 	removePodCgroups()
 	c.saved.restore()
+	if c.netns {
+		removeNetns()
+	}
 	cleanHost(c.Dir, c.created)
 	err := os.RemoveAll(c.Dir)
 	if c.lock != nil {

@@ -1,11 +1,18 @@
 // Package testk8s runs a real single-node Kubernetes cluster for tests:
 // etcd, kube-apiserver (a static admin token, RBAC), kube-controller-manager,
-// kube-scheduler, a containerd of its own and a real kubelet, all on
-// 127.0.0.1 and offline. Pods run for real: they must use the host's
-// network (hostNetwork) and listen on 127.0.0.1, where tests reach them;
-// the node's address is 127.0.0.1, so a pod's IP is too. There is no pod
-// network, no Service traffic and no registry: images are imported into
-// containerd (ImportBinary) and run with imagePullPolicy Never.
+// kube-scheduler, a containerd of its own and a real kubelet, offline.
+// The node (containerd, the kubelet, and so the pods) runs in a network
+// namespace of its own, bgk8s, joined to the machine by a veth pair and
+// nothing else: the node's address is NodeIP (10.233.0.2), the machine's
+// end HostIP (10.233.0.1), where the API server listens. Pods run for real
+// on the node's network (hostNetwork), each on a port of its own: a pod's
+// IP is NodeIP, and tests, the server and its router reach it there. A
+// pod must listen on its IP (HOST, which the Kubernetes platform sets from
+// the downward API) or on every address, not on 127.0.0.1, which is the
+// node's own loopback. There is no pod network, no Service traffic (no
+// kube-proxy; EndpointSlices are computed as on any cluster) and no
+// registry: images are imported into containerd (ImportBinary) and run
+// with imagePullPolicy Never.
 //
 // The binaries come from scripts/k8s/build.sh (built once from the Go
 // module proxy, cached under ~/.cache/bluegreen); containerd, runc and the
@@ -14,7 +21,8 @@
 //
 // Shared starts the cluster at its first call in a test binary; Close,
 // called from TestMain after m.Run, tears it down and puts back what the
-// kubelet changed on the machine (three sysctls, its cgroups). New starts
+// kubelet changed on the machine (three sysctls, its cgroups) and removes
+// the node's network namespace and veth pair. New starts
 // one for a single test. One cluster
 // can run on a machine at a time (the kubelet's /kubepods cgroups are the
 // machine's), so test binaries take turns: a second one waits in Shared
@@ -54,6 +62,7 @@ type Cluster struct {
 	UserToken string
 
 	apiPort int
+	netns   bool    // the node's network namespace was made
 	procs   []*proc // in the order they were started
 	saved   sysctls
 	created []string // host directories that did not exist before

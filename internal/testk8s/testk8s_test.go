@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +24,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// A pod of an imported image, run by its ID on the host's network, answers
-// on 127.0.0.1, and its output reaches the API through the kubelet.
-func TestPodServesOnLoopback(t *testing.T) {
+// A pod of an imported image, run by its ID on the node's network, answers
+// at the node's address (its own IP, which the downward API tells it) from
+// outside the node's network namespace, and its output reaches the API
+// through the kubelet.
+func TestPodServesOnNodeAddress(t *testing.T) {
 	c := Shared(t)
 	cs := c.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -36,6 +39,7 @@ func TestPodServesOnLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	addr = NodeIP + ":" + port
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "smoke", Namespace: "default"},
 		Spec: corev1.PodSpec{
@@ -44,7 +48,9 @@ func TestPodServesOnLoopback(t *testing.T) {
 			TerminationGracePeriodSeconds: new(int64(2)),
 			Containers: []corev1.Container{{
 				Name: "app", Image: id, ImagePullPolicy: corev1.PullNever,
-				Env: []corev1.EnvVar{{Name: "PORT", Value: port}, {Name: "BIND_HOST", Value: "127.0.0.1"}},
+				Env: []corev1.EnvVar{{Name: "PORT", Value: port}, {Name: "HOST", ValueFrom: &corev1.EnvVarSource{
+					FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"},
+				}}},
 			}},
 		},
 	}
@@ -57,7 +63,7 @@ func TestPodServesOnLoopback(t *testing.T) {
 		if err != nil {
 			return err.Error()
 		}
-		if p.Status.PodIP != "127.0.0.1" {
+		if p.Status.PodIP != NodeIP {
 			return fmt.Sprintf("pod IP %q, phase %s: %+v", p.Status.PodIP, p.Status.Phase, p.Status.ContainerStatuses)
 		}
 		if _, err := platformtest.Get(addr, "/healthz"); err != nil {
@@ -72,9 +78,23 @@ func TestPodServesOnLoopback(t *testing.T) {
 		}
 		defer r.Close()
 		b, _ := io.ReadAll(r)
-		if !strings.Contains(string(b), "testapp listening on 127.0.0.1:"+port) {
+		if !strings.Contains(string(b), "testapp listening on "+addr) {
 			return fmt.Sprintf("logs: %q", b)
 		}
 		return ""
 	})
+}
+
+// The node's network namespace reaches the machine's end of its veth pair
+// and nothing else: it has no default route.
+func TestNodeNetworkIsClosed(t *testing.T) {
+	Shared(t)
+	out, err := exec.Command("ip", "-n", netnsName, "-4", "route", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := netPrefix + " dev " + nodeLink + " proto kernel scope link src " + NodeIP
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Fatalf("the node's routes are:\n%s\nwant only %q", got, want)
+	}
 }

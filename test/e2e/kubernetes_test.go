@@ -76,8 +76,8 @@ func TestKubernetesCanaryUnderLoad(t *testing.T) {
 		t.Fatalf("pods run %v, want two of %s", got, v1)
 	}
 	for _, in := range e.instances() {
-		if !strings.HasPrefix(in.Address, "127.0.0.1:") {
-			t.Fatalf("instance %s is at %s, want the node's 127.0.0.1", in.ID, in.Address)
+		if !strings.HasPrefix(in.Address, testk8s.NodeIP+":") {
+			t.Fatalf("instance %s is at %s, want the node's %s", in.ID, in.Address, testk8s.NodeIP)
 		}
 	}
 	l := startLoad(t, "http://"+e.prod+"/", 200)
@@ -281,7 +281,7 @@ func TestKubernetesGreenPodKilledAndRollbackTo(t *testing.T) {
 	// The reason names the pod and its exit, once the kubelet has reported
 	// it; a kubelet slower than the engine's wait leaves the router's own
 	// account: the killed pod's address failing its health check.
-	addr := fmt.Sprintf("green target 127.0.0.1:%d failed its health check", victim.Spec.Containers[0].Ports[0].HostPort)
+	addr := fmt.Sprintf("green target %s:%d failed its health check", testk8s.NodeIP, victim.Spec.Containers[0].Ports[0].HostPort)
 	named := strings.Contains(d.Reason, id) && strings.Contains(d.Reason, "exited")
 	if d.Outcome != "rolled_back" || !(named || strings.Contains(d.Reason, addr)) {
 		t.Fatalf("after a pod of green was killed: %s (%s); want rolled_back naming %s and its exit, or %q\n%s", d.Outcome, d.Reason, id, addr, e.eventLog(d.ID))

@@ -22,9 +22,10 @@
 //
 // A pod runs the image the revision pinned (its ID, with imagePullPolicy
 // Never, for an image imported into the nodes' runtime; its digest for an
-// image from a registry), with PORT, the spec's Vars and its expanded Env
-// (instanceenv; "$" is escaped so that the kubelet's own $(NAME) expansion
-// leaves them be), restartPolicy Never (a pod that exits stays exited, for
+// image from a registry), with HOST (the pod's IP, from the downward API:
+// where the app must listen to be reached), PORT, the spec's Vars and its
+// expanded Env (instanceenv; "$" is escaped so that the kubelet's own
+// $(NAME) expansion leaves them be), restartPolicy Never (a pod that exits stays exited, for
 // the engine to see), no service account token, no privilege escalation,
 // the spec's memory and CPU as limits, tmpfs as memory-backed emptyDirs, and
 // the instance's user (or the spec's numeric container user). A pod is

@@ -44,9 +44,13 @@ type Options struct {
 	// can share a namespace; a server restarted with the same Owner adopts
 	// its pods.
 	Owner string
-	// Host is where the platform checks that a port is free before it
-	// gives it to a pod (default 127.0.0.1): the node's address when the
-	// server runs on the node, as on a single-node cluster.
+	// Host is where the platform asks the kernel for a free port to give
+	// a pod (default 127.0.0.1). Where the server shares its node's
+	// network, a port something else on the node holds is never given;
+	// elsewhere (a cluster of several nodes, a node in a network namespace
+	// of its own) the port is only one of the kernel's ephemeral range
+	// that no pod of the namespace holds, and a pod whose port is taken on
+	// its node fails to start and is launched again.
 	Host string
 	// Timeout bounds each call to the API server (default 30s). A followed
 	// log stream lasts as long as its context.

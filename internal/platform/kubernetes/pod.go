@@ -45,6 +45,9 @@ const (
 
 	// containerName is the name of the app's container in its pod.
 	containerName = "app"
+	// hostEnv is the variable that tells the app the address to listen
+	// on (with PORT).
+	hostEnv = "HOST"
 )
 
 // podName is the pod of instance id: the ID, prefixed with a short form of
@@ -118,6 +121,15 @@ func (p *Platform) podSpec(s platform.InstanceSpec, port int, owner metav1.Owner
 	var envVars []corev1.EnvVar
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		envVars = append(envVars, corev1.EnvVar{Name: k, Value: escape(env[k])})
+	}
+	if _, ok := env[hostEnv]; !ok {
+		// Where the app is reached, so where it must listen: the pod's
+		// IP, its node's on the node's network, which only the kubelet
+		// knows. An app listening on 127.0.0.1 could not be reached from
+		// another pod or node. A spec's own HOST wins.
+		envVars = append(envVars, corev1.EnvVar{Name: hostEnv, ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"},
+		}})
 	}
 	image, pull := ct.Image.ID, corev1.PullNever
 	if ct.Image.Digest != "" {

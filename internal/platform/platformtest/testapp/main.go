@@ -1,7 +1,9 @@
 // Command testapp is the web app the platform conformance suite runs. It
 // answers "/" with its arguments and environment as JSON, "/healthz" with
 // "ok", and "/print?n=N&size=S&tag=T&stream=stderr" by writing N numbered
-// lines. Environment variables change its behaviour:
+// lines. It listens on PORT at HOST, the address a platform that sets one
+// reaches it at (the Kubernetes platform: the pod's IP), else at BIND_HOST.
+// Environment variables change its behaviour:
 //
 //	TESTAPP_IGNORE_TERM=1     ignore SIGTERM
 //	TESTAPP_EXIT_AFTER_MS=N   exit by itself after N ms, with TESTAPP_EXIT_CODE
@@ -53,7 +55,11 @@ func run() error {
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ignoring SIGTERM")
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort(os.Getenv("BIND_HOST"), os.Getenv("PORT")))
+	host := os.Getenv("HOST")
+	if host == "" {
+		host = os.Getenv("BIND_HOST")
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, os.Getenv("PORT")))
 	if err != nil {
 		return err
 	}
