@@ -58,6 +58,8 @@ type Server struct {
 	UploadWait time.Duration
 	// Certificates, when set, reports an app's HTTPS certificates in its status.
 	Certificates func(ctx context.Context, app string) []CertificateStatus
+	// UpgradeRouter, when set, answers POST /api/v1/router/upgrade.
+	UpgradeRouter func(ctx context.Context) (RouterUpgrade, error)
 
 	uploads *uploadSlots
 	pace    uploadPace
@@ -111,6 +113,7 @@ func (s *Server) routes() []route {
 		{"POST /api/v1/tokens", auth.Admin, s.createToken},
 		{"GET /api/v1/tokens", auth.Admin, s.listTokens},
 		{"DELETE /api/v1/tokens/{id}", auth.Admin, s.revokeToken},
+		{"POST /api/v1/router/upgrade", auth.Admin, s.upgradeRouter},
 		// Anything else is a 404, to callers with a token only.
 		{"/", auth.Viewer, func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, &Error{http.StatusNotFound, CodeNotFound, fmt.Sprintf("no such API route: %s %s", r.Method, r.URL.Path)})

@@ -20,6 +20,7 @@ type routerOptions struct {
 	shutdownTimeout time.Duration
 	logFormat       string
 	accessLog       string
+	takeOver        bool
 }
 
 func newRouterCmd() *cobra.Command {
@@ -53,6 +54,8 @@ and GET /metrics.`,
 	cmd.Flags().DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
 	cmd.Flags().StringVar(&opts.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
 	cmd.Flags().StringVar(&opts.accessLog, "access-log", "", "file the access lines of apps with access_log go to, appended (default: the router's output)")
+	cmd.Flags().BoolVar(&opts.takeOver, "take-over", false, "take the listeners over from the router running on the file's admin socket, which then drains and exits")
+	cmd.AddCommand(newRouterUpgradeCmd())
 	return cmd
 }
 
@@ -80,11 +83,16 @@ func runRouter(ctx context.Context, opts routerOptions, stderr io.Writer) error 
 		defer cancel()
 		r.Shutdown(ctx)
 	}
-	if _, err := r.Apply(cfg); err != nil {
+	if opts.takeOver {
+		if err := takeOver(ctx, r, cfg, log); err != nil {
+			stopNow()
+			return fmt.Errorf("%s: %w", opts.config, err)
+		}
+	} else if _, err := r.Apply(cfg); err != nil {
 		stopNow()
 		return fmt.Errorf("%s: %w", opts.config, err)
 	}
-	if cfg.Admin != "" {
+	if cfg.Admin != "" && !opts.takeOver {
 		addr, err := r.ListenAdmin(cfg.Admin)
 		if err != nil {
 			stopNow()
@@ -112,6 +120,15 @@ func runRouter(ctx context.Context, opts routerOptions, stderr io.Writer) error 
 				continue
 			}
 			log.Info("reloaded", "config", opts.config, "generation", r.Generation())
+		case <-r.HandedOver():
+			log.Info("handed over; draining", "successor", r.Successor(), "timeout", opts.shutdownTimeout.String())
+			sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
+			defer cancel()
+			if err := r.Shutdown(sctx); err != nil {
+				log.Warn("requests were still open at the shutdown deadline and were closed")
+			}
+			log.Info("drained; exiting")
+			return nil
 		case <-ctx.Done():
 			log.Info("shutting down", "timeout", opts.shutdownTimeout.String())
 			sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)

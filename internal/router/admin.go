@@ -73,6 +73,8 @@ func (r *Router) AdminHandler() http.Handler {
 	mux.HandleFunc("PUT /routes", r.putRoutes)
 	mux.HandleFunc("GET /stats", r.getStats)
 	mux.HandleFunc("POST /drain", r.postDrain)
+	mux.HandleFunc("POST "+HandoverPath, r.postHandover)
+	mux.HandleFunc("GET /version", r.getVersion)
 	r.edgeAdmin(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Profiles of the running router, for operators chasing a slowdown.
@@ -238,6 +240,11 @@ func (r *Router) ListenAdmin(addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin listener %s: %w", addr, err)
 	}
+	return r.serveAdmin(ln, addr), nil
+}
+
+// serveAdmin serves the admin API on ln, opened for addr.
+func (r *Router) serveAdmin(ln net.Listener, addr string) net.Addr {
 	h := r.AdminHandler()
 	if ln.Addr().Network() == "tcp" {
 		h = loopbackHostOnly(h)
@@ -245,6 +252,7 @@ func (r *Router) ListenAdmin(addr string) (net.Addr, error) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	r.mu.Lock()
 	r.admin = srv
+	r.ho.adminLn = ln
 	r.mu.Unlock()
 	r.wg.Add(1)
 	go func() {
@@ -253,5 +261,5 @@ func (r *Router) ListenAdmin(addr string) (net.Addr, error) {
 			r.log.Error("admin listener stopped", "addr", addr, "err", err)
 		}
 	}()
-	return ln.Addr(), nil
+	return ln.Addr()
 }

@@ -35,6 +35,9 @@ const (
 	// second) for the rest of a request body after its head; a slower client
 	// is handed to the fasthttp path, which gives a body bodyTimeout.
 	loopBodyWait = time.Second
+	// firstRequestGrace is how long a drain waits for the first request of
+	// a connection accepted just before it.
+	firstRequestGrace = 2 * time.Second
 )
 
 // loopEngine is the set of loops of a router, started with its first plain listener.
@@ -124,7 +127,11 @@ func (ll *loopListener) detach() {
 }
 
 // drain closes the listener's idle connections and lets the others finish
-// their request, until ctx ends; then it closes what remains.
+// their request, until ctx ends; then it closes what remains. A connection
+// whose first request has not started yet gets firstRequestGrace to send it:
+// its client has not used it, so it would not send the request again, and
+// after a hand-over another router serves the listener while this one may
+// have accepted the connection last.
 func (ll *loopListener) drain(ctx context.Context) {
 	each := func(f func(lp *loop, c *lconn)) {
 		for _, lp := range ll.e.loops {
@@ -137,12 +144,18 @@ func (ll *loopListener) drain(ctx context.Context) {
 			})
 		}
 	}
-	each(func(lp *loop, c *lconn) {
-		c.closeAfter = true
-		if c.x == nil {
-			lp.closeClient(c)
-		}
-	})
+	grace := time.Now().Add(firstRequestGrace)
+	sweep := func(final bool) {
+		each(func(lp *loop, c *lconn) {
+			switch {
+			case c.x != nil:
+				c.closeAfter = true
+			case c.headSince == 0 && c.bodySince == 0 || final:
+				lp.closeClient(c)
+			}
+		})
+	}
+	sweep(false)
 	tick := time.NewTicker(drainPoll)
 	defer tick.Stop()
 	for ll.open.Load() > 0 {
@@ -151,6 +164,7 @@ func (ll *loopListener) drain(ctx context.Context) {
 			each(func(lp *loop, c *lconn) { lp.closeClient(c) })
 			return
 		case <-tick.C:
+			sweep(time.Now().After(grace))
 		}
 	}
 }

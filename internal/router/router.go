@@ -53,6 +53,7 @@ type Router struct {
 	edge       edgeState  // ACME challenges and certificate status
 	access     *accessLog // nil when there is nowhere to write access lines
 	gates      gates      // requests held for paused apps
+	ho         handoverState
 }
 
 type listener struct {
@@ -74,6 +75,9 @@ type listener struct {
 func (l *listener) stop(ctx context.Context) {
 	if l.loop != nil {
 		l.loop.detach()
+	}
+	if l.front != nil {
+		l.front.stopAccepting(ctx)
 	}
 	l.ln.Close()
 	var wg sync.WaitGroup
@@ -132,6 +136,9 @@ func (r *Router) applyOwned(cfg *Config) (uint64, error) {
 	defer r.mu.Unlock()
 	if r.closed {
 		return 0, errors.New("router is shut down")
+	}
+	if err := r.refuseApply(); err != nil {
+		return 0, err
 	}
 	return r.applyLocked(cfg)
 }
@@ -194,7 +201,7 @@ func (r *Router) applyLocked(cfg *Config) (uint64, error) {
 		if _, ok := r.listeners[addr]; ok {
 			continue
 		}
-		ln, err := net.Listen("tcp", addr)
+		ln, err := r.listen(addr)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -213,13 +220,15 @@ func (r *Router) applyLocked(cfg *Config) (uint64, error) {
 			l.certs.Store(s)
 		}
 	}
+	// The table first: a listener handed over by another router has
+	// clients from its first moment.
+	r.table.Store(tbl)
+	r.gates.applied(tbl)
 	for i, l := range opened {
 		l.certs.Store(sets[l.addr])
 		r.serve(l, lns[i])
 	}
 	r.reportCerts(sets)
-	r.table.Store(tbl)
-	r.gates.applied(tbl)
 	for addr, l := range r.listeners {
 		if _, ok := want[addr]; !ok {
 			delete(r.listeners, addr)

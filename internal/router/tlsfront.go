@@ -49,6 +49,9 @@ type tlsFront struct {
 	pmu     sync.Mutex
 	pending *list.List // the connections in their handshake, oldest first
 
+	handshaking atomic.Int64  // handshakes not yet given to their server
+	runDone     chan struct{} // closed when run returns
+
 	mu     sync.Mutex
 	h2open map[net.Conn]struct{}
 	closed bool
@@ -57,7 +60,7 @@ type tlsFront struct {
 
 func newTLSFront(r *Router, l *listener, raw net.Listener) *tlsFront {
 	f := &tlsFront{r: r, addr: l.addr, raw: raw, h1: newConnQueue(raw.Addr()), h2open: map[net.Conn]struct{}{},
-		h: &handler{r: r, addr: l.addr}, pending: list.New()}
+		h: &handler{r: r, addr: l.addr}, pending: list.New(), runDone: make(chan struct{})}
 	f.cfg = &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
@@ -80,6 +83,7 @@ func newTLSFront(r *Router, l *listener, raw net.Listener) *tlsFront {
 
 // run accepts until the raw listener is closed.
 func (f *tlsFront) run() {
+	defer close(f.runDone)
 	for {
 		c, err := f.raw.Accept()
 		if err != nil {
@@ -109,11 +113,13 @@ func (f *tlsFront) run() {
 		}
 		el := f.pending.PushBack(c)
 		f.pmu.Unlock()
+		f.handshaking.Add(1)
 		go f.handshake(c, el)
 	}
 }
 
 func (f *tlsFront) handshake(c net.Conn, el *list.Element) {
+	defer f.handshaking.Add(-1)
 	tc := tls.Server(c, f.cfg)
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	err := tc.HandshakeContext(f.r.ctx)

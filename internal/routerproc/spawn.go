@@ -86,7 +86,7 @@ func (s *Supervisor) ensureRouteFile() error {
 // the server's terminal or process group do not reach it, with its output
 // going straight to router.log: a pipe to the server would break, and stall
 // or kill the router, when the server goes away.
-func (s *Supervisor) spawn() (int, <-chan struct{}, error) {
+func (s *Supervisor) spawn(extra ...string) (int, <-chan struct{}, error) {
 	if err := capLog(s.logs, s.opts.MaxLogBytes); err != nil {
 		s.log.Warn("rotating the router log", "err", err)
 	}
@@ -97,6 +97,7 @@ func (s *Supervisor) spawn() (int, <-chan struct{}, error) {
 	// The child holds its own copy of the descriptor.
 	defer out.Close()
 	argv := append(append([]string(nil), s.opts.Command...), "--config", s.routes, "--log-format", "json")
+	argv = append(argv, extra...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = s.opts.Dir
 	cmd.Stdout, cmd.Stderr = out, out // *os.File: handed over as is, no copying goroutine

@@ -56,6 +56,10 @@ type Options struct {
 	WatchInterval time.Duration
 	// MaxLogBytes caps router.log; the older part moves to router.log.1.
 	MaxLogBytes int64
+	// UpgradeAdopted has Start hand the listeners of an adopted router that
+	// runs another program than Command to a new router of Command (see
+	// Upgrade), so that upgrading the server upgrades the router.
+	UpgradeAdopted bool
 	// OnRestart, when set, is called from the watch loop after it started a
 	// router in place of one that had died, so the caller can push its state
 	// again. It is called without the supervisor's lock held.
@@ -97,6 +101,9 @@ func Start(ctx context.Context, opts Options) (*Supervisor, error) {
 	s.mu.Lock()
 	adopted, err := s.ensure(ctx)
 	s.adopted = adopted
+	if err == nil && adopted && opts.UpgradeAdopted {
+		s.upgradeIfOtherBuild(ctx)
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err

@@ -238,6 +238,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	var trafficRef atomic.Pointer[engine.RouterTraffic]
 	sup, err := routerproc.Start(ctx, routerproc.Options{
 		Dir: filepath.Join(o.DataDir, routerDir), Command: o.RouterCommand, Logger: log.With("part", "router"),
+		UpgradeAdopted: true,
 		OnRestart: func() {
 			if t := trafficRef.Load(); t != nil {
 				t.Forget()
@@ -337,7 +338,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", (&api.Server{Engine: eng, Store: st, Bundles: bundles, Platform: plat, Params: ps,
 		Tokens: tokens, Logger: log, Stop: stopStreams, Sessions: sessions, Samples: samples, Failures: failures, Metrics: mets,
-		Certificates: certificateStatus(certMgr, sup)}).Handler())
+		Certificates: certificateStatus(certMgr, sup), UpgradeRouter: upgradeRouter(sup)}).Handler())
 	mux.Handle("/", dash.Handler())
 	srv := &http.Server{
 		Handler:           deadlines(mux),
