@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -25,6 +26,7 @@ type Options struct {
 	Concurrency int           // requests in flight at most
 	Header      string        // response header recorded per request (e.g. X-Fleet)
 	Timeout     time.Duration // per request
+	NewConns    bool          // every request on a connection of its own (no keep-alive)
 }
 
 // Record is one request.
@@ -33,6 +35,8 @@ type Record struct {
 	Status     int    // 0 when the request failed without a response
 	Value      string // the recorded response header
 	Err        string
+
+	refused bool
 }
 
 // Failed reports whether the request did not get a 2xx/3xx answer.
@@ -43,6 +47,7 @@ type Summary struct {
 	Sent     int            `json:"sent"`
 	OK       int            `json:"ok"`
 	Failed   int            `json:"failed"`
+	Refused  int            `json:"refused"` // failed because the connection was refused
 	Seconds  float64        `json:"seconds"`
 	Rate     float64        `json:"rate"`
 	ByValue  map[string]int `json:"by_value"`
@@ -72,6 +77,7 @@ func Run(ctx context.Context, o Options, record func(Record)) (Summary, error) {
 			MaxIdleConnsPerHost: o.Concurrency,
 			MaxConnsPerHost:     o.Concurrency,
 			DisableCompression:  true,
+			DisableKeepAlives:   o.NewConns,
 		},
 	}
 	defer client.CloseIdleConnections()
@@ -115,6 +121,9 @@ func Run(ctx context.Context, o Options, record func(Record)) (Summary, error) {
 				s.ByStatus[rec.Status]++
 				if rec.Failed() {
 					s.Failed++
+					if rec.refused {
+						s.Refused++
+					}
 					if len(s.Errors) < 10 {
 						s.Errors = append(s.Errors, fmt.Sprintf("status %d: %s", rec.Status, rec.Err))
 					}
@@ -148,6 +157,7 @@ func do(ctx context.Context, c *http.Client, o Options) Record {
 	resp, err := c.Do(req)
 	if err != nil {
 		rec.End, rec.Err = time.Now(), err.Error()
+		rec.refused = errors.Is(err, syscall.ECONNREFUSED)
 		return rec
 	}
 	body, err := io.ReadAll(resp.Body)

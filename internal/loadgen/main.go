@@ -30,6 +30,7 @@ func Main(name string, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.MaxRequests, "max", 0, "stop after this many requests (default rate × duration)")
 	fs.IntVar(&o.Concurrency, "c", 16, "requests in flight at most")
 	fs.StringVar(&o.Header, "header", "", "response header to record per request")
+	fs.BoolVar(&o.NewConns, "new-conns", false, "open a new connection for every request (no keep-alive)")
 	records := fs.String("records", "", "file for one line per request")
 	if err := fs.Parse(args); err != nil {
 		return 2
