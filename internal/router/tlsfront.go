@@ -119,7 +119,9 @@ func (f *tlsFront) run() {
 }
 
 func (f *tlsFront) handshake(c net.Conn, el *list.Element) {
-	defer f.handshaking.Add(-1)
+	// Counted until the connection is with its server (or closed).
+	handed := sync.OnceFunc(func() { f.handshaking.Add(-1) })
+	defer handed()
 	tc := tls.Server(c, f.cfg)
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	err := tc.HandshakeContext(f.r.ctx)
@@ -151,6 +153,7 @@ func (f *tlsFront) handshake(c net.Conn, el *list.Element) {
 	f.h2open[tc] = struct{}{}
 	f.wg.Add(1)
 	f.mu.Unlock()
+	handed() // a drain that starts now sees it in h2open
 	defer func() {
 		f.mu.Lock()
 		delete(f.h2open, tc)

@@ -109,7 +109,7 @@ func TestUpgradeHandsOverListenersUnderLoad(t *testing.T) {
 	ws.Close(websocket.StatusNormalClosure, "done")
 	testwait.For(t, 20*time.Second, "the old router to exit after its drain", func() bool { return gone(old) })
 	sent, refused, failed := h.stop()
-	t.Logf("upgrade took %s; %d requests on new connections, %d refused, %d failed", rep.Took, sent, refused, failed)
+	t.Logf("upgrade took %s; %d requests (most on a new connection each), %d refused, %d failed", rep.Took, sent, refused, failed)
 	if refused != 0 || failed != 0 {
 		t.Fatalf("%d of %d requests refused and %d failed across the upgrade; first errors: %v", refused, sent, failed, h.errors())
 	}
@@ -346,15 +346,23 @@ type load struct {
 	errs                []string
 }
 
+// hammer loads each URL from two goroutines that open a connection per
+// request and from one that keeps its connection (HTTP/2 over TLS).
 func hammer(t *testing.T, urls []string, tlsCfg *tls.Config) *load {
 	l := &load{quit: make(chan struct{})}
 	const maxRequests = 200000
 	var sent atomic.Int64
 	deadline := time.Now().Add(60 * time.Second)
-	for i := range 8 {
+	for i := range 3 * len(urls) {
 		url := urls[i%len(urls)]
+		// A transport of its own each: one that tries HTTP/2 changes its
+		// TLS configuration (its ALPN protocols).
+		tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsCfg.Clone()}
+		if i >= 2*len(urls) {
+			tr = &http.Transport{TLSClientConfig: tlsCfg.Clone(), ForceAttemptHTTP2: true}
+		}
 		l.wg.Go(func() {
-			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsCfg}}
+			c := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 			for sent.Add(1) <= maxRequests && time.Now().Before(deadline) {
 				select {
 				case <-l.quit:
