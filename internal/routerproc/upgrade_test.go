@@ -440,3 +440,51 @@ func selfSignedFiles(t *testing.T, dir string) (certFile, keyFile string, pool *
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// TestRepeatedUpgradesUnderLoad upgrades the router ten times in a row
+// under load on new connections: none is refused, no request fails, and
+// every replaced router exits.
+func TestRepeatedUpgradesUnderLoad(t *testing.T) {
+	dir := stateDir(t)
+	s, logs := start(t, dir, func(o *Options) { o.WatchInterval = 50 * time.Millisecond })
+	target := upgradeBackend(t, nil, nil)
+	plain, secure := freeAddr(t), freeAddr(t)
+	certFile, keyFile, pool := selfSignedFiles(t, dir)
+	cfg := oneApp(plain, target)
+	cfg.Apps["secure"] = &router.AppConfig{Production: secure, ProductionTLS: &router.TLSFiles{CertFile: certFile, KeyFile: keyFile},
+		Fleets: map[string]*router.FleetConfig{"blue": {Weight: 100, Targets: []string{target}}}}
+	if _, err := s.Apply(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	h := hammer(t, []string{"http://" + plain + "/", "https://" + secure + "/"}, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	var replaced []int
+	var took time.Duration
+	for i := range 10 {
+		mark := h.ok.Load()
+		testwait.For(t, 10*time.Second, "requests through the router", func() bool { return h.ok.Load() > mark+100 })
+		rep, err := s.Upgrade(context.Background())
+		if err != nil {
+			t.Fatalf("upgrade %d: %v\nsupervisor log:\n%s", i+1, err, logs)
+		}
+		replaced = append(replaced, rep.OldPid)
+		took += rep.Took
+	}
+	mark := h.ok.Load()
+	testwait.For(t, 10*time.Second, "requests through the last router", func() bool { return h.ok.Load() > mark+100 })
+	sent, refused, failed := h.stop()
+	t.Logf("10 upgrades, %s each on average; %d requests, %d refused, %d failed", took/10, sent, refused, failed)
+	if refused != 0 || failed != 0 {
+		t.Fatalf("%d of %d requests refused and %d failed across ten upgrades; first errors: %v", refused, sent, failed, h.errors())
+	}
+	testwait.For(t, 20*time.Second, "every replaced router to exit", func() bool {
+		for _, pid := range replaced {
+			if !gone(pid) {
+				return false
+			}
+		}
+		return true
+	})
+	if strings.Contains(logs.String(), "router is gone") {
+		t.Fatalf("the watch loop took an upgrade for a dead router:\n%s", logs)
+	}
+}

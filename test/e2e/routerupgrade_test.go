@@ -31,7 +31,7 @@ func TestRouterUpgradeUnderLoad(t *testing.T) {
 	exe := filepath.Join(t.TempDir(), "bluegreen")
 	copyBinary(t, bin.bluegreen, exe, false)
 	e := startDeployEnv(t, exe)
-	e.deployLive("v1", e.specFor(""))
+	e.deployLive("v1", e.specFor(quick))
 	url := "http://" + e.prod + "/"
 	testwait.For(t, 10*time.Second, "v1 to answer on production", func() bool {
 		resp, err := http.Get(url)
@@ -61,7 +61,7 @@ func TestRouterUpgradeUnderLoad(t *testing.T) {
 		t.Fatalf("after the upgrade router.pid is %d (was %d); the command said %s", second, first, out)
 	}
 	mark := fresh.sent()
-	testwait.For(t, 10*time.Second, "load through the new router", func() bool { return fresh.sent() > mark+200 })
+	testwait.For(t, 10*time.Second, "load through the new router", func() bool { return fresh.sent() > mark+1000 })
 	if !alive(first) {
 		t.Fatalf("the first router (pid %d) exited with a WebSocket open", first)
 	}
@@ -82,7 +82,7 @@ func TestRouterUpgradeUnderLoad(t *testing.T) {
 	})
 	third := routerPid(t, e)
 	mark = fresh.sent()
-	testwait.For(t, 10*time.Second, "load through the router of the new binary", func() bool { return fresh.sent() > mark+200 })
+	testwait.For(t, 10*time.Second, "load through the router of the new binary", func() bool { return fresh.sent() > mark+1000 })
 	if !strings.Contains(e.srvLog.String(), "router upgraded") {
 		t.Fatalf("the server did not say it upgraded the router:\n%s", e.srvLog.String())
 	}
@@ -102,6 +102,20 @@ func TestRouterUpgradeUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("routers: %d → %d (command) → %d (new binary, server restarted in %s)", first, second, third, restart.Round(time.Millisecond))
+
+	// The server drives the router it adopted: a deployment switches it.
+	e.deployLive("v2", e.specFor(quick))
+	testwait.For(t, 10*time.Second, "v2 to answer on production", func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Version") == "v2"
+	})
+	if p := routerPid(t, e); p != third {
+		t.Fatalf("router.pid is %d after the deployment, want %d", p, third)
+	}
 }
 
 // copyBinary writes the program at from to to, through a rename so that a
@@ -225,7 +239,7 @@ type bgloadSummary struct {
 func startBgload(t *testing.T, url string, more ...string) *bgload {
 	t.Helper()
 	l := &bgload{t: t, out: &lockedBuffer{}, records: filepath.Join(t.TempDir(), "records"), done: make(chan struct{})}
-	args := append([]string{"-url", url, "-rate", "400", "-duration", "2m", "-c", "8", "-records", l.records}, more...)
+	args := append([]string{"-url", url, "-rate", "500", "-duration", "2m", "-c", "8", "-records", l.records}, more...)
 	l.cmd = exec.Command(bin.bgload, args...)
 	l.cmd.Stdout, l.cmd.Stderr = l.out, l.out
 	if err := l.cmd.Start(); err != nil {
