@@ -52,6 +52,7 @@ var routeCalls = map[string]struct {
 	"POST /api/v1/tokens":                        {auth.Admin, "POST", "/api/v1/tokens", `{"name": "new", "role": "viewer"}`},
 	"GET /api/v1/tokens":                         {auth.Admin, "GET", "/api/v1/tokens", ""},
 	"DELETE /api/v1/tokens/{id}":                 {auth.Admin, "DELETE", "/api/v1/tokens/t-000000000000", ""},
+	"POST /api/v1/router/upgrade":                {auth.Admin, "POST", "/api/v1/router/upgrade", ""},
 	"/":                                          {auth.Viewer, "GET", "/api/v1/nonsense", ""},
 }
 
