@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -45,6 +46,9 @@ type handoverMsg struct {
 	Pid       int               `json:"pid"`
 	Table     json.RawMessage   `json:"table"` // the running table, admin_token included
 	Listeners []handoverSockets `json:"listeners"`
+	// Challenges are the ACME HTTP-01 answers set, so that an order in
+	// progress is answered by the successor too.
+	Challenges map[string]string `json:"challenges,omitempty"`
 }
 
 type handoverSockets struct {
@@ -189,6 +193,9 @@ func (r *Router) handOver(uc *net.UnixConn, rd *bufio.Reader) error {
 		return err
 	}
 	msg.Table = table
+	r.edge.mu.Lock()
+	msg.Challenges = maps.Clone(r.edge.challenges)
+	r.edge.mu.Unlock()
 	js, _ := json.Marshal(msg)
 	head := "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + handoverUpgrade + "\r\n\r\n"
 	if _, err := io.WriteString(uc, head); err != nil {
@@ -249,6 +256,9 @@ type Predecessor struct {
 	Pid int
 	// Table is the table the running router serves.
 	Table *Config
+	// Challenges are the ACME HTTP-01 answers it gives (token → key
+	// authorization).
+	Challenges map[string]string
 
 	conn      *net.UnixConn
 	rd        *bufio.Reader
@@ -366,7 +376,7 @@ func predecessor(line []byte, fds []int) (*Predecessor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the running router's table: %w", err)
 	}
-	p := &Predecessor{Pid: msg.Pid, Table: cfg, listeners: map[string]net.Listener{}}
+	p := &Predecessor{Pid: msg.Pid, Table: cfg, Challenges: msg.Challenges, listeners: map[string]net.Listener{}}
 	for i, l := range msg.Listeners {
 		f := os.NewFile(uintptr(fds[i]), "listener "+l.Addr)
 		ln, err := net.FileListener(f) // a copy of its own; f is closed just below
@@ -424,12 +434,15 @@ func (p *Predecessor) Finish(r *Router) error {
 }
 
 // Inherit gives r the listening sockets p carries, for the next Apply to
-// serve on in place of opening its own.
+// serve on in place of opening its own, and the ACME challenges p answers.
 func (r *Router) Inherit(p *Predecessor) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ho.inherited = p.listeners
 	p.listeners = nil
+	for token, keyAuth := range p.Challenges {
+		r.SetChallenge(token, keyAuth)
+	}
 }
 
 // CloseUnused closes inherited sockets that the applied table does not name.

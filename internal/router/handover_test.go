@@ -76,11 +76,13 @@ func TestHandoverNeedsTheToken(t *testing.T) {
 }
 
 // TestHandoverBetweenRouters hands the listeners from one router to another
-// in the same process: the new one serves them, the old one stops accepting
-// and says it was handed over.
+// in the same process: the new one serves them and answers the ACME
+// challenges the old one did, the old one stops accepting and says it was
+// handed over.
 func TestHandoverBetweenRouters(t *testing.T) {
 	be := newBackend(t, "blue")
 	old, cfg, sock := handoverRouter(t, be.addr(), "")
+	old.SetChallenge("tok", "tok.thumbprint")
 	p, err := TakeOver(context.Background(), sock, "")
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +98,12 @@ func TestHandoverBetweenRouters(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.CloseUnused()
+	r.edge.mu.Lock()
+	got := r.edge.challenges["tok"]
+	r.edge.mu.Unlock()
+	if got != "tok.thumbprint" {
+		t.Fatalf("the ACME challenge after the hand-over: %q, want it carried over", got)
+	}
 	if _, err := r.ListenAdminReplacing(cfg.Admin); err != nil {
 		t.Fatal(err)
 	}
