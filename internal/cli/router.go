@@ -35,11 +35,17 @@ within --shutdown-timeout, and exits.
 
 The admin listener (admin: in the file) serves GET /routes, PUT /routes (a new
 table as JSON of the file's shape, applied atomically), GET /stats, POST /drain
-and GET /metrics.`,
+and GET /metrics.
+
+With --take-over (and a unix: admin socket), a new router takes the listening
+sockets over from the one running on that socket, which then stops accepting,
+lets what it serves finish and exits: no connection is refused. The router a
+server runs is replaced so by "bluegreen router upgrade".`,
 		Example: `  bluegreen router --config routes.yaml
   curl -s 127.0.0.1:9100/routes
   curl -s -X PUT --data-binary @table.json 127.0.0.1:9100/routes
-  kill -HUP <pid>    # re-read routes.yaml`,
+  kill -HUP <pid>    # re-read routes.yaml
+  bluegreen router --config routes.yaml --take-over    # a new binary, no gap`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.config == "" {
