@@ -488,3 +488,29 @@ func TestRepeatedUpgradesUnderLoad(t *testing.T) {
 		t.Fatalf("the watch loop took an upgrade for a dead router:\n%s", logs)
 	}
 }
+
+// TestUpgradeThatFailsLeavesTheRouterServing runs a "new router" that exits
+// at once: the upgrade fails saying so, and the running router keeps its
+// pid, its listeners and router.pid.
+func TestUpgradeThatFailsLeavesTheRouterServing(t *testing.T) {
+	dir := stateDir(t)
+	s, _ := start(t, dir, func(o *Options) { o.WatchInterval = -1 })
+	prod := freeAddr(t)
+	if _, err := s.Apply(context.Background(), oneApp(prod, backend(t, "blue", nil))); err != nil {
+		t.Fatal(err)
+	}
+	old := s.Pid()
+	s.opts.Command = []string{"/bin/false"}
+	_, err := s.Upgrade(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "exited before it took over") || !strings.Contains(err.Error(), fmt.Sprintf("the router (pid %d) keeps serving", old)) {
+		t.Fatalf("upgrade to a program that exits: %v", err)
+	}
+	if s.Pid() != old || readPidFile(filepath.Join(dir, PidFile)) != old || gone(old) {
+		t.Fatalf("after the failed upgrade: supervisor pid %d, router.pid %d, want the router %d still running", s.Pid(), readPidFile(filepath.Join(dir, PidFile)), old)
+	}
+	mustFetch(t, "http://"+prod+"/", "blue")
+	if _, err := s.Apply(context.Background(), oneApp(prod, backend(t, "green", nil))); err != nil {
+		t.Fatalf("a table after the failed upgrade: %v", err)
+	}
+	mustFetch(t, "http://"+prod+"/", "green")
+}
