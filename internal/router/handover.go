@@ -163,11 +163,21 @@ func (r *Router) postHandover(w http.ResponseWriter, req *http.Request) {
 func (r *Router) handOver(uc *net.UnixConn, rd *bufio.Reader) error {
 	uc.SetWriteDeadline(time.Now().Add(handoverWait))
 	r.mu.Lock()
-	if r.closed || r.ho.busy || r.ho.successor != 0 {
+	conflict := func(msg string) error {
 		r.mu.Unlock()
-		body := `{"code":"conflict","error":"the router is shutting down or handing over already"}` + "\n"
+		body, _ := json.Marshal(apiError{"conflict", msg})
 		fmt.Fprintf(uc, "HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-		return errors.New("a successor asked while the router was shutting down or handing over")
+		return errors.New("a successor was refused: " + msg)
+	}
+	if r.closed || r.ho.busy || r.ho.successor != 0 {
+		return conflict("the router is shutting down or handing over already")
+	}
+	// Requests a pause holds here would be answered 503 when this router
+	// drains: the resume goes to the successor, which does not hold them.
+	for _, name := range sortedKeys(r.table.Load().apps) {
+		if r.table.Load().apps[name].pause != nil {
+			return conflict(fmt.Sprintf("app %s is paused, and the requests held for it would be answered 503; resume it, then upgrade", name))
+		}
 	}
 	msg := handoverMsg{Pid: os.Getpid()}
 	var fds []int

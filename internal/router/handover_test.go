@@ -131,3 +131,28 @@ func TestHandoverBetweenRouters(t *testing.T) {
 	}
 	p2.Abandon()
 }
+
+// TestHandoverRefusedWhilePaused refuses a successor while an app is
+// paused: the requests the pause holds would be answered 503 when the old
+// router drains, since the resume would reach the new one.
+func TestHandoverRefusedWhilePaused(t *testing.T) {
+	be := newBackend(t, "blue")
+	r, cfg, sock := handoverRouter(t, be.addr(), "")
+	cfg.Apps["shop"].Pause = &PauseConfig{MaxWait: Duration(time.Minute)}
+	if _, err := r.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	_, err := TakeOver(context.Background(), sock, "")
+	if err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "app shop is paused") {
+		t.Fatalf("hand-over while paused: %v, want a 409 that names the app", err)
+	}
+	cfg.Apps["shop"].Pause = nil
+	if _, err := r.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	p, err := TakeOver(context.Background(), sock, "")
+	if err != nil {
+		t.Fatalf("hand-over once resumed: %v", err)
+	}
+	p.Abandon()
+}
