@@ -182,8 +182,7 @@ func (c *podCache) live() bool {
 // for longer than cacheWait.
 func (c *podCache) pods(ctx context.Context, app string) ([]*corev1.Pod, bool) {
 	c.run()
-	timeout := time.NewTimer(cacheWait)
-	defer timeout.Stop()
+	var timeout <-chan time.Time
 	for {
 		if !c.live() {
 			return nil, false
@@ -198,11 +197,16 @@ func (c *podCache) pods(ctx context.Context, app string) ([]*corev1.Pod, bool) {
 		if gaveUp {
 			return nil, false
 		}
+		if timeout == nil {
+			t := time.NewTimer(cacheWait)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-changed:
 		case <-time.After(50 * time.Millisecond):
 			// A list or a bookmark moves the cache on without an event.
-		case <-timeout.C:
+		case <-timeout:
 			// Ask the API server, and do not make the next List of
 			// these apps wait again until the cache has caught up.
 			c.mu.Lock()
