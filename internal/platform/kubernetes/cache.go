@@ -15,7 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
-	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/informers/internalinterfaces"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -58,8 +59,8 @@ type podCache struct {
 
 	mu       sync.Mutex
 	informer cache.SharedIndexInformer // nil until started
-	factory  informers.SharedInformerFactory
 	cancel   context.CancelFunc
+	done     chan struct{} // closed once the informer has stopped
 	closed   bool
 	want     map[string]string // app → the resource version List must see
 	missed   map[string]bool   // apps whose want the cache failed to reach in time
@@ -95,23 +96,24 @@ func (c *podCache) run() {
 		// the platform's log, not to klog's standard error.
 		ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logr.FromSlogHandler(c.log.Handler())))
 		sel := c.sel
-		f := informers.NewSharedInformerFactoryWithOptions(c.cs, 0,
-			informers.WithNamespace(c.ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel }),
-			informers.WithTransform(func(obj any) (any, error) {
-				// Nobody reads them: keep a fleet's pods small in memory.
-				if a, err := meta.Accessor(obj); err == nil {
-					a.SetManagedFields(nil)
+		// One informer of one type: client-go's informer factory would
+		// link in the informers of every API group.
+		inf := coreinformers.NewPodInformerWithOptions(c.cs, c.ns, internalinterfaces.InformerOptions{
+			TweakListOptions: func(o *metav1.ListOptions) { o.LabelSelector = sel },
+			Indexers: cache.Indexers{byApp: func(obj any) ([]string, error) {
+				if pod, ok := obj.(*corev1.Pod); ok {
+					return []string{pod.Labels[labelApp]}, nil
 				}
-				return obj, nil
-			}))
-		inf := f.Core().V1().Pods().Informer()
-		_ = inf.AddIndexers(cache.Indexers{byApp: func(obj any) ([]string, error) {
-			if pod, ok := obj.(*corev1.Pod); ok {
-				return []string{pod.Labels[labelApp]}, nil
+				return nil, nil
+			}},
+		})
+		_ = inf.SetTransform(func(obj any) (any, error) {
+			// Nobody reads them: keep a fleet's pods small in memory.
+			if a, err := meta.Accessor(obj); err == nil {
+				a.SetManagedFields(nil)
 			}
-			return nil, nil
-		}})
+			return obj, nil
+		})
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(any) { c.notify() },
 			UpdateFunc: func(any, any) { c.notify() },
@@ -124,8 +126,12 @@ func (c *podCache) run() {
 				c.log.Debug("the watch of pods failed again", "err", err)
 			}
 		})
-		f.StartWithContext(ctx)
-		c.informer, c.factory, c.cancel = inf, f, cancel
+		c.done = make(chan struct{})
+		go func() {
+			defer close(c.done)
+			inf.RunWithContext(ctx)
+		}()
+		c.informer, c.cancel = inf, cancel
 	})
 }
 
@@ -137,15 +143,15 @@ func (c *podCache) notify() {
 	c.mu.Unlock()
 }
 
-// close stops the informer and waits for its goroutines.
+// close stops the informer and waits for it.
 func (c *podCache) close() {
 	c.mu.Lock()
 	c.closed = true
-	f, cancel := c.factory, c.cancel
+	cancel, done := c.cancel, c.done
 	c.mu.Unlock()
-	if f != nil {
+	if cancel != nil {
 		cancel()
-		f.Shutdown()
+		<-done
 	}
 }
 
