@@ -227,6 +227,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	var services engine.ServiceSwitcher
 	if pods != nil {
+		defer pods.Close()
 		plats = append(plats, pods)
 		services = pods
 	}

@@ -78,6 +78,7 @@ func StopAll(ctx context.Context, o StopAllOptions) (stopped int, err error) {
 			return 0, err
 		}
 		if pods != nil {
+			defer pods.Close()
 			plats = append(plats, pods)
 		}
 	}

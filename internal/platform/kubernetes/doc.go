@@ -1,5 +1,6 @@
 // Package kubernetes is the platform that runs instances as pods of a
-// Kubernetes cluster, through the API server (client-go's typed clientset),
+// Kubernetes cluster, through the API server (client-go's typed clientset
+// and a shared informer of its pods),
 // in one namespace. bluegreen's own router carries the traffic to the
 // pods' addresses.
 //
@@ -36,12 +37,26 @@
 // Labels select a server's pods (owner, app, revision, fleet, index,
 // instance, port); annotations hold what labels cannot (the owner's
 // identity, the instance ID in full, the image pinned, the stop timeout).
-// Nothing is kept in memory: List reads the pods from the API server each
-// time, so a new Platform with the same owner (a restarted server) finds
-// every pod the last one left, running or exited. Two servers share a
+// Nothing the cluster does not hold is kept in memory, so a new Platform
+// with the same owner (a restarted server) finds every pod the last one
+// left, running or exited. Two servers share a
 // namespace without touching each other's pods. Every pod of an app is
 // owned by a ConfigMap of the app (bg-OWNER-APP): deleting it (DeleteApp)
 // has the cluster's garbage collector delete the pods.
+//
+// # Reads
+//
+// List reads the owner's pods from one shared informer (a LIST, then a
+// WATCH, of the pods with the owner's label in the namespace, indexed by
+// app), started at the first List and stopped by Close: the engine lists
+// every app every few seconds, which would otherwise be a LIST each. The
+// informer is read only while it is synced, its watch is open, and it
+// shows at least the versions of the pods Launch and Stop read or wrote
+// (a List waits up to 3 seconds for it to catch up); else List asks the
+// API server, which fails with ErrUnavailable when it cannot be reached.
+// What decides a write is read fresh from the API server: the pod Launch
+// or Stop acts on, the ports in use, the ready pods a Service switch
+// checks.
 //
 // # Errors
 //

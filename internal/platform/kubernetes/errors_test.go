@@ -26,6 +26,7 @@ func TestUnreachableAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer p.Close()
 	_, err = p.List(testCtx(t), "")
 	if !errors.Is(err, platform.ErrUnavailable) || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("List with no API server: %v; want ErrUnavailable naming %s", err, addr)
@@ -41,6 +42,7 @@ func TestSpecsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer p.Close()
 	img := platform.Image{Ref: "shop:1", ID: "sha256:" + strings.Repeat("1", 64)}
 	for _, tc := range []struct {
 		name string

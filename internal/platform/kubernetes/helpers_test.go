@@ -50,6 +50,7 @@ func open(t *testing.T, c *testk8s.Cluster, ns, owner string) *Platform {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 

@@ -77,6 +77,7 @@ type Platform struct {
 
 	locks idlock.Locks // serializes Launch and Stop per ID
 	ports *portalloc.Allocator
+	cache *podCache // what List reads, when it can be trusted
 }
 
 var (
@@ -121,7 +122,17 @@ func New(opts Options) (*Platform, error) {
 		ports: portalloc.New(opts.Host),
 	}
 	p.log = opts.Logger.With("platform", "kubernetes", "namespace", ns)
+	if p.cache, err = newPodCache(cfg, ns, p.selector(""), p.log); err != nil {
+		return nil, fmt.Errorf("kubernetes platform: API server %s (from %s): %w", cfg.Host, source, err)
+	}
 	return p, nil
+}
+
+// Close stops the platform's watch of its pods. The platform's calls still
+// work after it, each asking the API server.
+func (p *Platform) Close() error {
+	p.cache.close()
+	return nil
 }
 
 // loadConfig finds the cluster: Options.Config, else the kubeconfig that

@@ -82,7 +82,10 @@ func (p *Platform) launch(ctx context.Context, s platform.InstanceSpec) (platfor
 	}
 	cctx, cancel := p.call(ctx)
 	defer cancel()
-	_, err = p.cs.CoreV1().Pods(p.ns).Create(cctx, spec, metav1.CreateOptions{})
+	created, err := p.cs.CoreV1().Pods(p.ns).Create(cctx, spec, metav1.CreateOptions{})
+	if err == nil {
+		p.saw(created)
+	}
 	if apierrors.IsAlreadyExists(err) {
 		// Another Platform value of this owner (a server restarted while
 		// this one launched) created it first.
@@ -204,10 +207,7 @@ func (p *Platform) deletePod(ctx context.Context, pod *corev1.Pod, grace int64) 
 	cctx, cancel := p.call(ctx)
 	defer cancel()
 	uid := pod.UID
-	err := p.cs.CoreV1().Pods(p.ns).Delete(cctx, pod.Name, metav1.DeleteOptions{
-		GracePeriodSeconds: &grace,
-		Preconditions:      &metav1.Preconditions{UID: &uid},
-	})
+	err := p.deleteNow(cctx, pod, grace)
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil
 	}

@@ -16,19 +16,20 @@ import (
 )
 
 // List returns this owner's pods of app (all apps when app is ""), running
-// and exited, ordered by instance ID. It asks the API server each time:
-// the cluster is the truth, and a restarted server finds there every pod
-// the last one left.
+// and exited, ordered by instance ID. It reads them from the platform's
+// watch of its pods (see podCache) while that is open and shows at least
+// what Launch and Stop saw, else from the API server: the cluster is the
+// truth, and a restarted server finds there every pod the last one left.
 func (p *Platform) List(ctx context.Context, app string) ([]platform.Instance, error) {
-	cctx, cancel := p.call(ctx)
-	defer cancel()
-	pods, err := p.cs.CoreV1().Pods(p.ns).List(cctx, metav1.ListOptions{LabelSelector: p.selector(app)})
-	if err != nil {
-		return nil, p.apiErr(cctx, "listing pods in namespace "+p.ns, err)
+	pods, ok := p.cache.pods(ctx, app)
+	if !ok {
+		var err error
+		if pods, err = p.listPods(ctx, app); err != nil {
+			return nil, err
+		}
 	}
 	out := []platform.Instance{}
-	for i := range pods.Items {
-		pod := &pods.Items[i]
+	for _, pod := range pods {
 		if !p.ours(pod) || pod.Annotations[annoInstance] == "" {
 			continue
 		}
@@ -36,6 +37,21 @@ func (p *Platform) List(ctx context.Context, app string) ([]platform.Instance, e
 	}
 	slices.SortFunc(out, func(a, b platform.Instance) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+// listPods asks the API server for this owner's pods of app (all for "").
+func (p *Platform) listPods(ctx context.Context, app string) ([]*corev1.Pod, error) {
+	cctx, cancel := p.call(ctx)
+	defer cancel()
+	list, err := p.cs.CoreV1().Pods(p.ns).List(cctx, metav1.ListOptions{LabelSelector: p.selector(app)})
+	if err != nil {
+		return nil, p.apiErr(cctx, "listing pods in namespace "+p.ns, err)
+	}
+	pods := make([]*corev1.Pod, len(list.Items))
+	for i := range list.Items {
+		pods[i] = &list.Items[i]
+	}
+	return pods, nil
 }
 
 // stopSlack is how long Stop waits, beyond the grace period, for the
@@ -82,10 +98,7 @@ func (p *Platform) stop(ctx context.Context, pod *corev1.Pod, seconds int64) err
 	cctx, cancel := p.call(ctx)
 	defer cancel()
 	uid := pod.UID
-	err := p.cs.CoreV1().Pods(p.ns).Delete(cctx, pod.Name, metav1.DeleteOptions{
-		GracePeriodSeconds: &seconds,
-		Preconditions:      &metav1.Preconditions{UID: &uid},
-	})
+	err := p.deleteNow(cctx, pod, seconds)
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil
 	}

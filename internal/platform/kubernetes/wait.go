@@ -25,6 +25,28 @@ func (p *Platform) getPod(ctx context.Context, name string) (*corev1.Pod, error)
 	return pod, nil
 }
 
+// saw tells the cache a state of a pod of this owner that the platform
+// read or wrote itself: List of its app must not show an older one.
+func (p *Platform) saw(pod *corev1.Pod) {
+	if pod != nil && pod.Labels[labelOwner] == p.ownerLabel() && pod.Labels[labelRole] == "instance" {
+		p.cache.saw(pod)
+	}
+}
+
+// deleteNow deletes the pod (that very pod, by UID) with the grace period
+// given in seconds, and tells the cache what the API server answered: the
+// pod marked for deletion, or deleted, at the deletion's version.
+func (p *Platform) deleteNow(ctx context.Context, pod *corev1.Pod, seconds int64) error {
+	uid := pod.UID
+	opts := metav1.DeleteOptions{GracePeriodSeconds: &seconds, Preconditions: &metav1.Preconditions{UID: &uid}}
+	obj, err := p.cs.CoreV1().RESTClient().Delete().Namespace(p.ns).Resource("pods").Name(pod.Name).
+		Body(&opts).Do(ctx).Get()
+	if got, ok := obj.(*corev1.Pod); ok && err == nil {
+		p.saw(got)
+	}
+	return err
+}
+
 // watchPod calls done with the pod named name as it is now and after each
 // change (nil once it is gone) until done says so or ctx ends. It watches
 // the pod instead of polling it, and starts again where it left off when
@@ -35,6 +57,7 @@ func (p *Platform) watchPod(ctx context.Context, name string, done func(*corev1.
 		if err != nil {
 			return err
 		}
+		p.saw(pod)
 		if done(pod) {
 			return nil
 		}
@@ -72,10 +95,15 @@ func (p *Platform) follow(ctx context.Context, name string, w watch.Interface, d
 			}
 			switch ev.Type {
 			case watch.Added, watch.Modified:
-				if pod, ok := ev.Object.(*corev1.Pod); ok && done(pod) {
+				pod, ok := ev.Object.(*corev1.Pod)
+				p.saw(pod)
+				if ok && done(pod) {
 					return true, nil
 				}
 			case watch.Deleted:
+				if pod, ok := ev.Object.(*corev1.Pod); ok {
+					p.saw(pod) // its version is the deletion's
+				}
 				if done(nil) {
 					return true, nil
 				}
