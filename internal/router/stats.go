@@ -246,7 +246,7 @@ func (r *Router) Drain(ctx context.Context, req DrainRequest) (DrainReport, erro
 	} else {
 		fc.Fenced = true
 	}
-	if _, err := r.applyLocked(cfg); err != nil {
+	if _, err := r.applyLocked(cfg, nil); err != nil {
 		r.mu.Unlock()
 		return rep, fmt.Errorf("fencing: %w", err)
 	}
