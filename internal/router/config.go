@@ -581,6 +581,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// clone returns a deep copy of one app's routes.
+func (a *AppConfig) clone() *AppConfig {
+	b, err := json.Marshal(a)
+	if err != nil {
+		panic(fmt.Sprintf("app routes do not marshal: %v", err))
+	}
+	var out AppConfig
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(fmt.Sprintf("app routes do not unmarshal: %v", err))
+	}
+	return &out
+}
+
 // clone returns a deep copy, so that the running table is never shared with callers.
 func (c *Config) clone() *Config {
 	b, err := json.Marshal(c)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestAdminPatchRoutesChangesOnlyTheAppsItNames(t *testing.T) {
@@ -242,5 +243,27 @@ func TestPatchKeepsTheOtherAppsTargets(t *testing.T) {
 	}
 	if len(r.targets) != 3 {
 		t.Fatalf("targets after the rename: %v", r.targets)
+	}
+}
+
+// A drain fences its fleet by compiling its app alone: the other apps keep
+// their compiled routes.
+func TestDrainCompilesItsAppOnly(t *testing.T) {
+	r, _, _, green := adminRouter(t, "")
+	if _, err := r.ApplyPatch(&Patch{Apps: map[string]*AppConfig{"cart": {Hosts: []string{"cart.test"},
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{green.addr()}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	cart := r.table.Load().apps["cart"]
+	rep, err := r.Drain(t.Context(), DrainRequest{App: "shop", Fleet: "green", Timeout: Duration(time.Second)})
+	if err != nil || !rep.Complete {
+		t.Fatalf("drain: %+v %v", rep, err)
+	}
+	tbl := r.table.Load()
+	if tbl.apps["cart"] != cart {
+		t.Fatal("draining shop compiled cart again")
+	}
+	if !tbl.cfg.Apps["shop"].Fleets["green"].Fenced || tbl.cfg.Apps["cart"].Fleets["blue"].Fenced {
+		t.Fatalf("after the drain: shop green fenced %v, cart blue fenced %v", tbl.cfg.Apps["shop"].Fleets["green"].Fenced, tbl.cfg.Apps["cart"].Fleets["blue"].Fenced)
 	}
 }
