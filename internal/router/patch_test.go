@@ -90,7 +90,7 @@ func TestAdminPatchRoutesIsCheckedWithTheRunningTable(t *testing.T) {
 		{"an invalid app", `{"apps": {"cart": {"hosts": ["cart.test"], "fleets": {"blue": {"weight": 250, "targets": []}}}}}`, "invalid_table",
 			[]string{"apps.cart.fleets.blue.weight: 250 is out of range 0..100"}},
 		{"a listener that cannot be opened", `{"apps": {"cart": {"hosts": ["cart.test"], "production": "` + busy.Addr().String() + `", ` + fleets + `}}}`, "rejected",
-			[]string{"apps.cart: opening listener " + busy.Addr().String()}},
+			[]string{"opening listener " + busy.Addr().String()}},
 		{"an unknown field", `{"apps": {"cart": {"bogus": 1}}}`, "invalid_table", []string{`unknown field \"bogus\"`}},
 		{"no apps", `{}`, "invalid_table", []string{`\"apps\" is required`}},
 		{"a whole table", `{"production": "127.0.0.1:1", "apps": {}}`, "invalid_table", []string{`unknown field \"production\"`}},

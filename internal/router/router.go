@@ -190,9 +190,6 @@ func (r *Router) applyLocked(cfg *Config, changed map[string]bool) (uint64, erro
 			for _, l := range lns {
 				l.Close()
 			}
-			if app := want[addr].app; app != "" {
-				return 0, fmt.Errorf("apps.%s: opening listener %s: %w", app, addr, err)
-			}
 			return 0, fmt.Errorf("opening listener %s: %w", addr, err)
 		}
 		l := &listener{addr: addr, tls: want[addr].isTLS, edge: cfg.edgeListeners()[addr]}

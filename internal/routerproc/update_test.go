@@ -102,15 +102,20 @@ func TestUpdateRefusedLeavesRouterAndFile(t *testing.T) {
 	}
 	gen, _ := s.Client().Health(ctx)
 
-	for what, app := range map[string]*router.AppConfig{
-		"a host claimed twice": hostApp("shop.test", one),
-		"a busy listener":      {Hosts: []string{"cart.test"}, Production: freeAddrHeld(t), Fleets: map[string]*router.FleetConfig{"blue": {Weight: 100, Targets: []string{one}}}},
+	busy := freeAddrHeld(t)
+	for what, c := range map[string]struct {
+		app  *router.AppConfig
+		want string
+	}{
+		"a host claimed twice": {hostApp("shop.test", one), `host "shop.test" on ` + prod + ` is claimed by app cart and by app shop`},
+		"a busy listener": {&router.AppConfig{Hosts: []string{"cart.test"}, Production: busy,
+			Fleets: map[string]*router.FleetConfig{"blue": {Weight: 100, Targets: []string{one}}}}, "opening listener " + busy},
 	} {
 		bad := tbl
-		bad.Apps = map[string]*router.AppConfig{"shop": tbl.Apps["shop"], "cart": app}
+		bad.Apps = map[string]*router.AppConfig{"shop": tbl.Apps["shop"], "cart": c.app}
 		_, err := s.Update(ctx, bad, []string{"cart"})
-		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "cart") || strings.Contains(err.Error(), "\n") {
-			t.Fatalf("%s: %v", what, err)
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("%s: %v, want a refusal saying %s", what, err, c.want)
 		}
 		if after, _ := os.ReadFile(file); string(after) != string(before) {
 			t.Fatalf("%s: routes.yaml changed:\n%s", what, after)
