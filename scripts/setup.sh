@@ -18,6 +18,8 @@ go mod download
 # docker.io); iproute2 makes the network namespace its node runs in, and
 # util-linux's nsenter starts the node's processes there.
 # curl speaks HTTP/2 to the router over TLS (test/e2e/https_test.go).
+# gcc and libc6-dev build the scale benchmark's instances, a small C program
+# (bench/scale/app/app.c), and its test.
 missing=()
 if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
@@ -28,6 +30,8 @@ command -v dockerd >/dev/null || missing+=(docker.io)
 command -v prometheus >/dev/null || missing+=(prometheus)
 [ -x /usr/lib/cni/loopback ] || missing+=(containernetworking-plugins)
 command -v curl >/dev/null || missing+=(curl)
+command -v gcc >/dev/null || missing+=(gcc)
+[ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing; run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2

@@ -66,7 +66,7 @@ func (e *benchEnv) build(ctx context.Context) error {
 		return err
 	}
 	e.app = filepath.Join(bin, "app")
-	if err := e.goBuild(ctx, e.app, "./bench/scale/app", "CGO_ENABLED=0"); err != nil {
+	if err := buildApp(ctx, filepath.Join(e.o.Root, "bench", "scale", "app", "app.c"), e.app); err != nil {
 		return err
 	}
 	e.bluegreen = e.o.Bluegreen
@@ -76,6 +76,20 @@ func (e *benchEnv) build(ctx context.Context) error {
 	}
 	e.bluegreen, err = filepath.Abs(e.bluegreen)
 	return err
+}
+
+// buildApp compiles the instances' program, a single-threaded C responder
+// of a few hundred KB: ten thousand Go programs of a few MB and a dozen
+// threads each would not fit one machine's memory and process IDs.
+func buildApp(ctx context.Context, src, out string) error {
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		return errors.New("gcc not found: it builds bench/scale/app/app.c (apt-get install gcc libc6-dev, or scripts/setup.sh)")
+	}
+	if b, err := exec.CommandContext(ctx, gcc, "-O2", "-Wall", "-o", out, src).CombinedOutput(); err != nil {
+		return fmt.Errorf("gcc %s: %v\n%s", src, err, b)
+	}
+	return nil
 }
 
 func (e *benchEnv) goBuild(ctx context.Context, out, pkg string, env ...string) error {

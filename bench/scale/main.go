@@ -52,16 +52,19 @@ type options struct {
 
 func main() {
 	var o options
-	flag.IntVar(&o.Apps, "apps", 100, "apps to register")
+	flag.IntVar(&o.Apps, "apps", 1000, "apps to register")
 	flag.IntVar(&o.Instances, "instances", 10, "instances per app")
 	flag.IntVar(&o.Runs, "runs", 3, "measured runs")
 	flag.IntVar(&o.Requests, "requests", 200, "status requests timed per run (the apps list gets a tenth as many)")
 	flag.IntVar(&o.Parallel, "parallel", 25, "deployments a wave runs at once (the next app's starts when one ends)")
 	flag.BoolVar(&o.Browser, "browser", true, "time the dashboard's apps page in headless Chromium (else its HTML and API calls over HTTP only)")
-	flag.StringVar(&o.RunAs, "run-as", "", "the server's --run-as (default: its own default, a user of each app's own, which allows 606 apps)")
+	flag.StringVar(&o.RunAs, "run-as", "", "the server's --run-as (default: its own default, a user of each app's own, which allows 606 apps; nobody for more apps)")
 	flag.StringVar(&o.Out, "out", "", "directory for the binaries, the server's log and results.json (default bench/out/scale of the checkout)")
 	flag.StringVar(&o.Bluegreen, "bluegreen", "", "a bluegreen binary to measure instead of one built from ./cmd/bluegreen")
 	flag.Parse()
+	if o.RunAs == "" && o.Apps > runas.DynamicLast-runas.DynamicFirst+1 {
+		o.RunAs = "nobody" // more apps than the server has user IDs to give each its own
+	}
 	if err := o.check(); err != nil {
 		fmt.Fprintf(os.Stderr, "scale bench: %v\n", err)
 		os.Exit(2)
@@ -80,8 +83,7 @@ func main() {
 }
 
 // maxInstances bounds apps × instances: each instance is two processes
-// (the app and its shim) of a few threads each, and the machine's process
-// IDs (kernel.pid_max) run out long before its memory does.
+// (the app and its shim), and checkRoom says whether the machine has room.
 const maxInstances = 10000
 
 func (o options) check() error {

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,6 +47,9 @@ type runResult struct {
 	TableBytes int             `json:"table_bytes"`
 	TableRead  time.Duration   `json:"table_read_ns"`
 	Swaps      []time.Duration `json:"swaps_ns"`
+	// Patches is one app's routes sent alone (PATCH /routes), as the
+	// server sends a change; none when the router has no PATCH /routes.
+	Patches []time.Duration `json:"patches_ns"`
 	// The dashboard's apps page, every card filled.
 	Dashboard time.Duration `json:"dashboard_ns"`
 	// One deployment while every other app is there, and its events.
@@ -153,7 +159,8 @@ func (e *benchEnv) runOnce(ctx context.Context, br *browser, i int) (runResult, 
 	if err := e.timeSwaps(ctx, &r); err != nil {
 		return r, err
 	}
-	fmt.Printf("   router table: %s, read in %s, swapped in %s (median of %d)\n", mib(int64(r.TableBytes)), ms(r.TableRead), ms(pct(r.Swaps, 50)), len(r.Swaps))
+	fmt.Printf("   router table: %s, read in %s, swapped in %s, one app patched in %s (median of %d)\n",
+		mib(int64(r.TableBytes)), ms(r.TableRead), ms(pct(r.Swaps, 50)), ms(pct(r.Patches, 50)), len(r.Swaps))
 	if r.Dashboard, err = br.appsPage(ctx, len(e.apps)); err != nil {
 		return r, err
 	}
@@ -247,6 +254,23 @@ func (e *benchEnv) timeSwaps(ctx context.Context, r *runResult) error {
 		r.Swaps = append(r.Swaps, time.Since(t))
 	}
 	slices.Sort(r.Swaps)
+	// One app's routes alone: the router parses that app, checks the table
+	// it makes with the others and compiles that app.
+	name := slices.Min(slices.Collect(maps.Keys(cfg.Apps)))
+	for range swaps {
+		t := time.Now()
+		_, err := c.PatchRoutes(ctx, router.Patch{Apps: map[string]*router.AppConfig{name: cfg.Apps[name]}})
+		var ae *routerproc.APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusMethodNotAllowed {
+			r.Patches = nil
+			break // a router without PATCH /routes
+		}
+		if err != nil {
+			return fmt.Errorf("patching app %s in the router's table: %w", name, err)
+		}
+		r.Patches = append(r.Patches, time.Since(t))
+	}
+	slices.Sort(r.Patches)
 	return nil
 }
 

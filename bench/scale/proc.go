@@ -203,11 +203,12 @@ func readLimits() limits {
 }
 
 // Per instance, what the machine must have room for: the app's and its
-// shim's threads (each takes a process ID), and their memory. Measured on
-// the benchmark's app and the shim (4 and 5 threads, under 2 and 3 MB
-// each), with room to spare.
+// shim's threads (each takes a process ID), and their memory. Measured at
+// a thousand instances: the app (bench/scale/app) is one thread and about
+// 0.2 MB; its shim, a Go program, about 8 threads and 7 MB (PSS), nearly
+// all of an instance's cost.
 const (
-	tasksPerInstance  = 12
+	tasksPerInstance  = 10
 	memoryPerInstance = 8 << 20
 )
 
@@ -219,12 +220,12 @@ func checkRoom(o options) error {
 	// A wave runs green beside blue for the apps it deploys at once.
 	n := (o.Apps + min(o.Parallel, o.Apps)) * o.Instances
 	if need := n * tasksPerInstance; l.PidMax > 0 && l.TasksInUse+need > l.PidMax*8/10 {
-		return fmt.Errorf("%d apps × %d instances need about %d process IDs at a wave's peak (%d instances × %d threads), and %d of kernel.pid_max %d are in use: that passes 80 %% of it; raise kernel.pid_max or measure fewer",
+		return fmt.Errorf("%d apps × %d instances need about %d process IDs at a wave's peak (%d instances × %d threads, nearly all their shims'), and %d of kernel.pid_max %d are in use: that passes 80 %% of it; raise kernel.pid_max or measure fewer",
 			o.Apps, o.Instances, need, n, tasksPerInstance, l.TasksInUse, l.PidMax)
 	}
 	if need := int64(n) * memoryPerInstance; l.MemAvailable > 0 && need > l.MemAvailable*8/10 {
-		return fmt.Errorf("%d apps × %d instances need about %d MiB at a wave's peak, and %d MiB are available: measure fewer",
-			o.Apps, o.Instances, need>>20, l.MemAvailable>>20)
+		return fmt.Errorf("%d apps × %d instances need about %d MiB at a wave's peak (%d MiB each, nearly all its shim's), and %d MiB are available: measure fewer",
+			o.Apps, o.Instances, need>>20, memoryPerInstance>>20, l.MemAvailable>>20)
 	}
 	return nil
 }

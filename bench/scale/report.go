@@ -70,6 +70,7 @@ var figureDefs = []struct {
 	{"router table (JSON)", "KiB", func(r runResult) float64 { return float64(r.TableBytes) / 1024 }},
 	{"router table: read through the admin API", "ms", func(r runResult) float64 { return msF(r.TableRead) }},
 	{"router table: swap (push, parse, check, compile, swap)", "ms", func(r runResult) float64 { return msF(pct(r.Swaps, 50)) }},
+	{"router table: one app patched (PATCH /routes)", "ms", func(r runResult) float64 { return msF(pct(r.Patches, 50)) }},
 	{"dashboard: apps page, every card filled", "ms", func(r runResult) float64 { return msF(r.Dashboard) }},
 	{"one deployment among all the apps", "ms", func(r runResult) float64 { return msF(r.One) }},
 	{"wave: every app deployed, all done", "ms", func(r runResult) float64 { return msF(r.WaveWall) }},

@@ -19,11 +19,12 @@ import (
 
 // RouterTraffic is Traffic on the built-in router, run as its own process
 // by a routerproc.Supervisor. The router holds one table for every app;
-// RouterTraffic keeps the app entries it last pushed and pushes the whole
-// table when one of them changes. Changes asked for while a push is on
-// their way go together in the next one: a push costs the size of the whole
-// table, so with many apps deploying at once, one push per change would
-// cost the number of apps squared.
+// RouterTraffic keeps the app entries it last pushed and, when some of them
+// change, sends the router those apps only (the supervisor pushes the whole
+// table the first time). Changes asked for while a push is on their way go
+// together in the next one: each push still costs the router a check and a
+// compilation of the whole table, so with many apps deploying at once, one
+// push per change would cost the number of apps squared.
 type RouterTraffic struct {
 	sup *routerproc.Supervisor
 
@@ -179,15 +180,26 @@ func (t *RouterTraffic) apply(ctx context.Context, batch []*routeChange) error {
 	forgot := t.forgot
 	next := *t.table
 	next.Apps = maps.Clone(t.table.Apps)
+	var changed []string
 	for _, c := range batch {
 		if c.gateOnly {
 			t.regate(next.Apps, c.app)
+			for name := range next.Apps {
+				if ownedBy(name, c.app) {
+					changed = append(changed, name)
+				}
+			}
 			continue
 		}
-		replaceApp(next.Apps, c.app, c.routes)
+		for name := range replaceApp(next.Apps, c.app, c.routes) {
+			changed = append(changed, name)
+		}
+		for name := range c.routes {
+			changed = append(changed, name)
+		}
 	}
 	t.mu.Unlock()
-	if _, err := t.sup.Apply(ctx, next); err != nil {
+	if _, err := t.sup.Update(ctx, next, changed); err != nil {
 		return err
 	}
 	t.mu.Lock()

@@ -2,12 +2,12 @@
 //
 // Asking the kernel for port 0 and closing the listener hands out a port
 // from the ephemeral range, which the kernel also hands to every outgoing
-// connection and to every other `:0` listener on the machine (instances
-// started by the process platform, other test packages running at the same
-// time): the port is often taken again before the test binds it. Ports
-// below the ephemeral range are never handed out by the kernel, so a port
-// picked at random there and found free stays free unless another test
-// picks the same one.
+// connection and to every other `:0` listener on the machine (other test
+// packages running at the same time): the port is often taken again before
+// the test binds it. Ports below the ephemeral range are never handed out
+// by the kernel, so a port picked at random there and found free stays free
+// unless another test, or an instance the platforms start (they pick their
+// ports there the same way, internal/platform/portalloc), picks the same one.
 package freeport
 
 import (

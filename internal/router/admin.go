@@ -56,7 +56,7 @@ func (r *Router) Routes() RoutesView {
 	return v
 }
 
-// AdminHandler serves the admin API: GET/PUT /routes, GET /stats, POST /drain,
+// AdminHandler serves the admin API: GET/PUT/PATCH /routes, GET /stats, POST /drain,
 // GET /metrics and GET /healthz. Requests a web page sent from another origin
 // are refused; every route needs the bearer token when the running table sets
 // admin_token.
@@ -71,6 +71,7 @@ func (r *Router) AdminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, r.Routes())
 	})
 	mux.HandleFunc("PUT /routes", r.putRoutes)
+	mux.HandleFunc("PATCH /routes", r.patchRoutes)
 	mux.HandleFunc("GET /stats", r.getStats)
 	mux.HandleFunc("POST /drain", r.postDrain)
 	mux.HandleFunc("POST "+HandoverPath, r.postHandover)
@@ -141,6 +142,37 @@ func (r *Router) putRoutes(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"generation": gen})
+}
+
+// patchRoutes puts or removes the apps the body names and leaves the rest
+// of the running table as it is: a change of one app among a thousand
+// costs that app's routes on the wire, not the whole table's.
+func (r *Router) patchRoutes(w http.ResponseWriter, req *http.Request) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxTableBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{"too_large", fmt.Sprintf("routes patch over %d bytes", maxTableBytes)})
+		return
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"invalid_request", "reading the routes patch: " + err.Error()})
+		return
+	}
+	p, err := ParsePatchJSON(data)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"invalid_table", err.Error()})
+		return
+	}
+	gen, err := r.ApplyPatch(p)
+	var inv *InvalidTableError
+	switch {
+	case errors.As(err, &inv):
+		writeJSON(w, http.StatusBadRequest, apiError{"invalid_table", err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusBadRequest, apiError{"rejected", err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"generation": gen})
+	}
 }
 
 func (r *Router) getStats(w http.ResponseWriter, req *http.Request) {

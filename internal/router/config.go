@@ -252,7 +252,14 @@ func (p problems) err() error {
 }
 
 // Validate checks the table and fills in defaults; it reports every problem at once.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.ValidateAgainst(nil) }
+
+// ValidateAgainst is Validate of a table made from prev, a table that
+// passed Validate with the same settings: an app that is the very same
+// value as prev's is only checked against the others (hosts, listeners,
+// TLS), not again on its own, so a change of one app among a thousand
+// costs that app's checks and the maps of hosts and listeners.
+func (c *Config) ValidateAgainst(prev *Config) error {
 	var p problems
 	if c.Admin != "" {
 		if err := checkAdminAddr(c.Admin); err != nil {
@@ -279,20 +286,10 @@ func (c *Config) Validate() error {
 			p.add("%s: empty app", at)
 			continue
 		}
-		if !appRe.MatchString(name) || len(name) > maxAppName {
-			p.add("%s: app name must be 1-63 characters of a-z, 0-9 and '-' (or such names joined by dots, %d characters at most)", at, maxAppName)
+		known := prev != nil && prev.Apps[name] == a
+		if !known {
+			c.checkAppAlone(&p, name, a)
 		}
-		if a.Path != "" && a.Path != "/" && (!pathRe.MatchString(a.Path) || strings.Contains(a.Path+"/", "/./") || strings.Contains(a.Path+"/", "/../")) {
-			p.add("%s.path: %q is not a path prefix: want / or /segments without a trailing /, . or .. segments, query or escapes", at, a.Path)
-		}
-		if a.Production != "" {
-			checkListener(&p, at+".production", a.Production)
-		}
-		if a.Test != "" {
-			checkListener(&p, at+".test", a.Test)
-		}
-		checkTLS(&p, at+".production_tls", a.ProductionTLS)
-		checkTLS(&p, at+".test_tls", a.TestTLS)
 		l := c.listenersOf(a)
 		if l.production == "" {
 			p.add("%s: no production listener (set production at the top or in the app)", at)
@@ -303,8 +300,10 @@ func (c *Config) Validate() error {
 		if len(a.Hosts) == 0 {
 			a.Hosts = []string{"*"}
 		}
-		checkHosts(&p, at+".hosts", a.Hosts)
-		checkHosts(&p, at+".test_hosts", a.TestHosts)
+		if !known {
+			checkHosts(&p, at+".hosts", a.Hosts)
+			checkHosts(&p, at+".test_hosts", a.TestHosts)
+		}
 		for _, kind := range []string{"production", "test"} {
 			addr, hosts := l.production, a.Hosts
 			if kind == "test" {
@@ -333,63 +332,92 @@ func (c *Config) Validate() error {
 				hostOwner[key] = name
 			}
 		}
-		if len(a.Fleets) == 0 {
-			p.add("%s.fleets: an app needs at least one fleet", at)
-		}
-		if len(a.Fleets) > maxFleets {
-			p.add("%s.fleets: at most %d fleets per app", at, maxFleets)
-		}
-		roles := map[string]string{}
-		for _, fname := range sortedKeys(a.Fleets) {
-			fat := at + ".fleets." + fname
-			f := a.Fleets[fname]
-			checkFleet(&p, fat, fname, f)
-			if f == nil {
-				continue
-			}
-			if f.Health != nil {
-				checkHealth(&p, fat+".health", f.Health)
-			}
-			if f.Role != "" {
-				if !nameRe.MatchString(f.Role) {
-					p.add("%s.role: must be 1-63 characters of a-z, 0-9 and '-'", fat)
-				} else if other, ok := roles[f.Role]; ok {
-					p.add("%s.role: fleet %s has the role %q too", fat, other, f.Role)
-				}
-				roles[f.Role] = fname
-			}
-		}
-		if a.TestFleet != "" {
-			if _, ok := a.Fleets[a.TestFleet]; !ok {
-				p.add("%s.test_fleet: no fleet named %q", at, a.TestFleet)
-			}
-			if l.test == "" {
-				p.add("%s.test_fleet: set but there is no test listener", at)
-			}
-		}
-		if a.Sticky && a.StickyCookie == "" {
-			a.StickyCookie = "bg_" + name
-		}
-		if !a.Sticky && a.StickyCookie != "" {
-			p.add("%s.sticky_cookie: set while sticky is false (set sticky: true, or remove it)", at)
-		}
-		if a.StickyCookie != "" && !hdrRe.MatchString(a.StickyCookie) {
-			p.add("%s.sticky_cookie: %q is not a valid cookie name", at, a.StickyCookie)
-		}
-		if a.PreviewHeader != "" && !hdrRe.MatchString(a.PreviewHeader) {
-			p.add("%s.preview_header: %q is not a valid header name", at, a.PreviewHeader)
-		}
-		if a.PreviewSecret != "" {
-			checkPreviewSecret(&p, at, a)
-		}
-		if a.Health != nil {
-			checkHealth(&p, at+".health", a.Health)
+		if !known {
+			c.checkFleets(&p, name, a, l)
 		}
 		checkEdgeOps(&p, at, a)
 		checkGate(&p, at, a)
 	}
 	c.checkAppTLS(&p)
 	return p.err()
+}
+
+// checkAppAlone checks what of an app does not depend on the others: its
+// name, path, own listeners and their TLS files.
+func (c *Config) checkAppAlone(p *problems, name string, a *AppConfig) {
+	at := "apps." + name
+	if !appRe.MatchString(name) || len(name) > maxAppName {
+		p.add("%s: app name must be 1-63 characters of a-z, 0-9 and '-' (or such names joined by dots, %d characters at most)", at, maxAppName)
+	}
+	if a.Path != "" && a.Path != "/" && (!pathRe.MatchString(a.Path) || strings.Contains(a.Path+"/", "/./") || strings.Contains(a.Path+"/", "/../")) {
+		p.add("%s.path: %q is not a path prefix: want / or /segments without a trailing /, . or .. segments, query or escapes", at, a.Path)
+	}
+	if a.Production != "" {
+		checkListener(p, at+".production", a.Production)
+	}
+	if a.Test != "" {
+		checkListener(p, at+".test", a.Test)
+	}
+	checkTLS(p, at+".production_tls", a.ProductionTLS)
+	checkTLS(p, at+".test_tls", a.TestTLS)
+}
+
+// checkFleets checks an app's fleets and the settings that are its own
+// (stickiness, preview, health), filling their defaults in.
+func (c *Config) checkFleets(p *problems, name string, a *AppConfig, l appListeners) {
+	at := "apps." + name
+	if len(a.Fleets) == 0 {
+		p.add("%s.fleets: an app needs at least one fleet", at)
+	}
+	if len(a.Fleets) > maxFleets {
+		p.add("%s.fleets: at most %d fleets per app", at, maxFleets)
+	}
+	roles := map[string]string{}
+	for _, fname := range sortedKeys(a.Fleets) {
+		fat := at + ".fleets." + fname
+		f := a.Fleets[fname]
+		checkFleet(p, fat, fname, f)
+		if f == nil {
+			continue
+		}
+		if f.Health != nil {
+			checkHealth(p, fat+".health", f.Health)
+		}
+		if f.Role != "" {
+			if !nameRe.MatchString(f.Role) {
+				p.add("%s.role: must be 1-63 characters of a-z, 0-9 and '-'", fat)
+			} else if other, ok := roles[f.Role]; ok {
+				p.add("%s.role: fleet %s has the role %q too", fat, other, f.Role)
+			}
+			roles[f.Role] = fname
+		}
+	}
+	if a.TestFleet != "" {
+		if _, ok := a.Fleets[a.TestFleet]; !ok {
+			p.add("%s.test_fleet: no fleet named %q", at, a.TestFleet)
+		}
+		if l.test == "" {
+			p.add("%s.test_fleet: set but there is no test listener", at)
+		}
+	}
+	if a.Sticky && a.StickyCookie == "" {
+		a.StickyCookie = "bg_" + name
+	}
+	if !a.Sticky && a.StickyCookie != "" {
+		p.add("%s.sticky_cookie: set while sticky is false (set sticky: true, or remove it)", at)
+	}
+	if a.StickyCookie != "" && !hdrRe.MatchString(a.StickyCookie) {
+		p.add("%s.sticky_cookie: %q is not a valid cookie name", at, a.StickyCookie)
+	}
+	if a.PreviewHeader != "" && !hdrRe.MatchString(a.PreviewHeader) {
+		p.add("%s.preview_header: %q is not a valid header name", at, a.PreviewHeader)
+	}
+	if a.PreviewSecret != "" {
+		checkPreviewSecret(p, at, a)
+	}
+	if a.Health != nil {
+		checkHealth(p, at+".health", a.Health)
+	}
 }
 
 // Bounds of a preview secret: long enough not to be guessed, short enough for a header.
@@ -571,6 +599,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// clone returns a deep copy of one app's routes.
+func (a *AppConfig) clone() *AppConfig {
+	b, err := json.Marshal(a)
+	if err != nil {
+		panic(fmt.Sprintf("app routes do not marshal: %v", err))
+	}
+	var out AppConfig
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(fmt.Sprintf("app routes do not unmarshal: %v", err))
+	}
+	return &out
 }
 
 // clone returns a deep copy, so that the running table is never shared with callers.

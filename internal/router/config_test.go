@@ -123,7 +123,7 @@ func FuzzParseRouteFile(f *testing.F) {
 				t.Fatalf("valid table failed a second validation: %v", err)
 			}
 			r := New(Options{})
-			tbl := r.build(again)
+			tbl := r.build(again, nil)
 			for _, a := range tbl.apps {
 				a.pickFleet(nanotime())
 			}

@@ -140,7 +140,7 @@ func (r *Router) applyOwned(cfg *Config) (uint64, error) {
 	if err := r.refuseApply(); err != nil {
 		return 0, err
 	}
-	return r.applyLocked(cfg)
+	return r.applyLocked(cfg, nil)
 }
 
 // Config returns a copy of the running table.
@@ -155,7 +155,10 @@ type listenSpec struct {
 	isTLS bool // the listener's own certificate, or apps with certificates of their own
 }
 
-func (r *Router) applyLocked(cfg *Config) (uint64, error) {
+// applyLocked puts cfg in place. changed, when not nil, names the only
+// apps that may differ from the running table's (a patch): the others'
+// compiled routes and targets are kept as they are. The caller holds r.mu.
+func (r *Router) applyLocked(cfg *Config, changed map[string]bool) (uint64, error) {
 	want := map[string]listenSpec{}
 	var p problems
 	for _, name := range sortedKeys(cfg.Apps) {
@@ -213,7 +216,7 @@ func (r *Router) applyLocked(cfg *Config) (uint64, error) {
 		lns = append(lns, ln)
 	}
 
-	tbl := r.build(cfg)
+	tbl := r.build(cfg, changed)
 	sets := cfg.certSets(time.Now())
 	for addr, l := range r.listeners {
 		if s := sets[addr]; s != nil {
@@ -247,10 +250,15 @@ func sameTLS(a, b *TLSFiles) bool {
 }
 
 // build compiles cfg into a table, reusing the targets and metrics the running
-// table already has so that health and counters carry over.
-func (r *Router) build(cfg *Config) *table {
+// table already has so that health and counters carry over. changed, when
+// not nil, names the only apps whose routes may differ from the running
+// table's: every other app whose routes are the very same value keeps its
+// compiled routes, and only the changed apps' targets are looked at, so a
+// change of one app costs that app and the host maps, not every target.
+func (r *Router) build(cfg *Config, changed map[string]bool) *table {
+	prev := r.table.Load()
 	tbl := &table{
-		gen:       r.table.Load().gen + 1,
+		gen:       prev.gen + 1,
 		cfg:       cfg,
 		listeners: map[string]*listenerRoutes{},
 		apps:      map[string]*app{},
@@ -258,86 +266,13 @@ func (r *Router) build(cfg *Config) *table {
 		trustXF:   cfg.TrustForwarded,
 	}
 	usedTargets, usedStats := map[string]bool{}, map[string]bool{}
-	renamed := r.renamedTargets(cfg)
+	renamed := r.renamedTargets(cfg, changed)
 	for _, name := range sortedKeys(cfg.Apps) {
 		ac := cfg.Apps[name]
-		rr := r.rr[name]
-		if rr == nil {
-			rr = &atomic.Uint64{}
-			r.rr[name] = rr
+		a := prev.apps[name]
+		if changed == nil || changed[name] || a == nil || prev.cfg.Apps[name] != ac {
+			a = r.compileApp(name, ac, renamed, usedTargets, usedStats)
 		}
-		a := &app{name: name, prefix: ac.pathPrefix(), strip: ac.StripPrefix, byName: map[string]*fleet{}, preview: ac.PreviewHeader, rr: rr}
-		if ac.PreviewSecret != "" {
-			a.previewSecret = ac.PreviewSecret
-			a.previewSum = sha256.Sum256([]byte(ac.PreviewSecret))
-		}
-		if ac.Sticky {
-			a.cookie = ac.StickyCookie
-		}
-		if ac.AccessLog {
-			a.access = r.access
-		}
-		a.maxBody, a.timeout = ac.MaxBody, ac.Timeout.D()
-		for _, fname := range sortedKeys(ac.Fleets) {
-			fc := ac.Fleets[fname]
-			skey := name + "/" + fname + "/" + fc.Revision
-			st := r.fleetStats[skey]
-			if st == nil {
-				st = &metrics{}
-				r.fleetStats[skey] = st
-			}
-			usedStats[skey] = true
-			f := &fleet{app: a, name: fname, revision: fc.Revision, weight: fc.Weight, fenced: fc.Fenced, stats: st}
-			for _, addr := range fc.Targets {
-				// The revision is part of the key so that a new revision's counters start at zero.
-				key := name + "/" + fname + "/" + fc.Revision + "/" + addr
-				t := r.targets[key]
-				if t == nil {
-					// The same instance under a renamed app keeps its
-					// health, pool and the requests it carries.
-					if old := renamed.take(fname + "/" + fc.Revision + "/" + addr); old != "" {
-						t = r.targets[old]
-						delete(r.targets, old)
-						t.app.Store(&name)
-						r.targets[key] = t
-					}
-				}
-				if t == nil {
-					t = newTarget(name, fname, addr)
-					r.targets[key] = t
-				}
-				usedTargets[key] = true
-				hc := ac.Health
-				if fc.Health != nil {
-					hc = fc.Health
-				}
-				t.setHealth(r.ctx, hc, r.log)
-				f.targets = append(f.targets, t)
-				f.fencedT = append(f.fencedT, slices.Contains(fc.FencedTargets, addr))
-			}
-			f.loopReady = true
-			for _, t := range f.targets {
-				f.loopReady = f.loopReady && t.ap.IsValid()
-			}
-			a.fleets = append(a.fleets, f)
-			a.byName[fname] = f
-		}
-		// The preview header names fleets by role when the table gives roles.
-		a.byPreview = a.byName
-		for _, fname := range sortedKeys(ac.Fleets) {
-			if ac.Fleets[fname].Role != "" {
-				a.byPreview = map[string]*fleet{}
-				for _, f := range a.fleets {
-					if role := ac.Fleets[f.name].Role; role != "" {
-						a.byPreview[role] = f
-					}
-				}
-				break
-			}
-		}
-		a.scheds = make([]atomic.Pointer[[]uint8], 1<<(len(a.fleets)+1))
-		r.buildGate(a, ac)
-		a.testFleet = a.byName[ac.TestFleet]
 		tbl.apps[name] = a
 		l := cfg.listenersOf(ac)
 		r.route(tbl, l.production, false, l.productionTLS != nil || ac.TLS != nil, ac.Hosts, a)
@@ -356,11 +291,31 @@ func (r *Router) build(cfg *Config) *table {
 			sort.Slice(h.prefixed, func(i, j int) bool { return len(h.prefixed[i].prefix) > len(h.prefixed[j].prefix) })
 		}
 	}
-	for key, t := range r.targets {
-		if !usedTargets[key] {
+	retire := func(key string) {
+		if t := r.targets[key]; t != nil && !usedTargets[key] {
 			delete(r.targets, key)
 			t.retire()
 			r.retiring = append(r.retiring, t)
+		}
+	}
+	if changed == nil {
+		for key := range r.targets {
+			retire(key)
+		}
+		for key := range r.fleetStats {
+			if !usedStats[key] {
+				delete(r.fleetStats, key)
+			}
+		}
+	} else {
+		// Only the changed apps' targets and counters can have gone.
+		for name := range changed {
+			forEachTarget(name, prev.cfg.Apps[name], func(skey, key string) {
+				retire(key)
+				if !usedStats[skey] {
+					delete(r.fleetStats, skey)
+				}
+			})
 		}
 	}
 	// Retired targets are kept in view (for drains and shutdown) while they still
@@ -373,12 +328,107 @@ func (r *Router) build(cfg *Config) *table {
 	}
 	clear(r.retiring[len(busy):])
 	r.retiring = busy
-	for key := range r.fleetStats {
-		if !usedStats[key] {
-			delete(r.fleetStats, key)
+	return tbl
+}
+
+// forEachTarget calls fn with the key of the counters of each fleet of an
+// app (nil: none) and the key of each of its targets in r.targets.
+func forEachTarget(name string, ac *AppConfig, fn func(statsKey, targetKey string)) {
+	if ac == nil {
+		return
+	}
+	for fname, fc := range ac.Fleets {
+		skey := name + "/" + fname + "/" + fc.Revision
+		for _, addr := range fc.Targets {
+			fn(skey, skey+"/"+addr)
+		}
+		if len(fc.Targets) == 0 {
+			fn(skey, "")
 		}
 	}
-	return tbl
+}
+
+// compileApp compiles one app's routes, taking its targets and counters
+// from the running table where it has them, and marks them used.
+func (r *Router) compileApp(name string, ac *AppConfig, renamed renamed, usedTargets, usedStats map[string]bool) *app {
+	rr := r.rr[name]
+	if rr == nil {
+		rr = &atomic.Uint64{}
+		r.rr[name] = rr
+	}
+	a := &app{name: name, prefix: ac.pathPrefix(), strip: ac.StripPrefix, byName: map[string]*fleet{}, preview: ac.PreviewHeader, rr: rr}
+	if ac.PreviewSecret != "" {
+		a.previewSecret = ac.PreviewSecret
+		a.previewSum = sha256.Sum256([]byte(ac.PreviewSecret))
+	}
+	if ac.Sticky {
+		a.cookie = ac.StickyCookie
+	}
+	if ac.AccessLog {
+		a.access = r.access
+	}
+	a.maxBody, a.timeout = ac.MaxBody, ac.Timeout.D()
+	for _, fname := range sortedKeys(ac.Fleets) {
+		fc := ac.Fleets[fname]
+		skey := name + "/" + fname + "/" + fc.Revision
+		st := r.fleetStats[skey]
+		if st == nil {
+			st = &metrics{}
+			r.fleetStats[skey] = st
+		}
+		usedStats[skey] = true
+		f := &fleet{app: a, name: fname, revision: fc.Revision, weight: fc.Weight, fenced: fc.Fenced, stats: st}
+		for _, addr := range fc.Targets {
+			// The revision is part of the key so that a new revision's counters start at zero.
+			key := name + "/" + fname + "/" + fc.Revision + "/" + addr
+			t := r.targets[key]
+			if t == nil {
+				// The same instance under a renamed app keeps its
+				// health, pool and the requests it carries.
+				if old := renamed.take(fname + "/" + fc.Revision + "/" + addr); old != "" {
+					t = r.targets[old]
+					delete(r.targets, old)
+					t.app.Store(&name)
+					r.targets[key] = t
+				}
+			}
+			if t == nil {
+				t = newTarget(name, fname, addr)
+				r.targets[key] = t
+			}
+			usedTargets[key] = true
+			hc := ac.Health
+			if fc.Health != nil {
+				hc = fc.Health
+			}
+			t.setHealth(r.ctx, hc, r.log)
+			f.targets = append(f.targets, t)
+			f.fencedT = append(f.fencedT, slices.Contains(fc.FencedTargets, addr))
+		}
+		f.loopReady = true
+		for _, t := range f.targets {
+			f.loopReady = f.loopReady && t.ap.IsValid()
+		}
+		a.fleets = append(a.fleets, f)
+		a.byName[fname] = f
+	}
+	// The preview header names fleets by role when the table gives roles.
+	a.byPreview = a.byName
+	for _, fname := range sortedKeys(ac.Fleets) {
+		if ac.Fleets[fname].Role != "" {
+			a.byPreview = map[string]*fleet{}
+			for _, f := range a.fleets {
+				if role := ac.Fleets[f.name].Role; role != "" {
+					a.byPreview[role] = f
+				}
+			}
+			break
+		}
+	}
+	a.scheds = make([]atomic.Pointer[[]uint8], 1<<(len(a.fleets)+1))
+	r.buildGate(a, ac)
+	a.testFleet = a.byName[ac.TestFleet]
+	return a
 }
 
 func (r *Router) route(tbl *table, addr string, test, isTLS bool, hosts []string, a *app) {
@@ -648,21 +698,31 @@ func (r *Router) ListenerAddrs() []string {
 type renamed map[string][]string // "fleet/revision/addr" → keys of r.targets
 
 // renamedTargets finds the targets that cfg drops whose fleet, revision
-// and address it names under another app.
-func (r *Router) renamedTargets(cfg *Config) renamed {
+// and address it names under another app. changed, when not nil, names the
+// only apps whose targets can change (a patch), and only theirs are looked at.
+func (r *Router) renamedTargets(cfg *Config, changed map[string]bool) renamed {
 	kept := map[string]bool{}
 	for name, ac := range cfg.Apps {
-		for fname, fc := range ac.Fleets {
-			for _, addr := range fc.Targets {
-				kept[name+"/"+fname+"/"+fc.Revision+"/"+addr] = true
-			}
+		if changed != nil && !changed[name] {
+			continue
 		}
+		forEachTarget(name, ac, func(_, key string) { kept[key] = true })
 	}
 	out := renamed{}
-	for key, t := range r.targets {
-		if !kept[key] {
+	drop := func(key string) {
+		if t := r.targets[key]; t != nil && !kept[key] {
 			suffix := strings.TrimPrefix(key, t.appName()+"/")
 			out[suffix] = append(out[suffix], key)
+		}
+	}
+	if changed == nil {
+		for key := range r.targets {
+			drop(key)
+		}
+	} else {
+		old := r.table.Load().cfg
+		for name := range changed {
+			forEachTarget(name, old.Apps[name], func(_, key string) { drop(key) })
 		}
 	}
 	for _, keys := range out {

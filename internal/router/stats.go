@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -229,12 +230,18 @@ func (r *Router) Drain(ctx context.Context, req DrainRequest) (DrainReport, erro
 		return rep, errors.New("drain timeout must not be negative")
 	}
 	r.mu.Lock()
-	cfg := r.table.Load().cfg.clone()
-	ac := cfg.Apps[req.App]
-	if ac == nil {
+	// The fence changes one app: a copy of it goes into a table that shares
+	// every other app with the running one, and only it is compiled again,
+	// so that draining with a thousand apps in the table does not cost them all.
+	cur := r.table.Load().cfg
+	if cur.Apps[req.App] == nil {
 		r.mu.Unlock()
 		return rep, fmt.Errorf("app %q: %w", req.App, ErrNotInTable)
 	}
+	ac := cur.Apps[req.App].clone()
+	cfg := *cur
+	cfg.Apps = maps.Clone(cur.Apps)
+	cfg.Apps[req.App] = ac
 	fc := ac.Fleets[req.Fleet]
 	if fc == nil {
 		r.mu.Unlock()
@@ -254,7 +261,7 @@ func (r *Router) Drain(ctx context.Context, req DrainRequest) (DrainReport, erro
 	} else {
 		fc.Fenced = true
 	}
-	if _, err := r.applyLocked(cfg); err != nil {
+	if _, err := r.applyLocked(&cfg, map[string]bool{req.App: true}); err != nil {
 		r.mu.Unlock()
 		return rep, fmt.Errorf("fencing: %w", err)
 	}

@@ -135,6 +135,30 @@ func (c *Client) putRoutesJSON(ctx context.Context, body []byte) (uint64, error)
 	return out.Generation, nil
 }
 
+// PatchRoutes puts the patch's apps into the running table and takes out
+// those it gives as nil, leaving the others and the settings as they run,
+// and returns the new generation. The router checks the table they make
+// whole; one it refuses leaves the running table in place and comes back
+// as an *APIError with code invalid_table or rejected.
+func (c *Client) PatchRoutes(ctx context.Context, p router.Patch) (uint64, error) {
+	body, err := json.Marshal(p)
+	if err != nil {
+		return 0, fmt.Errorf("encoding the routes patch: %w", err)
+	}
+	return c.patchRoutesJSON(ctx, body)
+}
+
+// patchRoutesJSON is PatchRoutes of a patch already encoded in JSON.
+func (c *Client) patchRoutesJSON(ctx context.Context, body []byte) (uint64, error) {
+	var out struct {
+		Generation uint64 `json:"generation"`
+	}
+	if err := c.do(ctx, http.MethodPatch, "/routes", body, &out); err != nil {
+		return 0, err
+	}
+	return out.Generation, nil
+}
+
 // StatsOptions narrows or extends a stats snapshot: Window adds a window of that
 // length (whole seconds, 1s to 5m) named by router.WindowName; App limits the
 // snapshot to one app.

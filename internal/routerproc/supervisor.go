@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,6 +81,11 @@ type Supervisor struct {
 	pid     atomic.Int64
 	exited  <-chan struct{} // closed when the router this supervisor started exits
 	adopted bool
+	// last is the table the router last took from this supervisor, nil
+	// before the first push and after a push whose outcome is unknown.
+	last *pushed
+	// noPatch is set once the router answered that it has no PATCH /routes.
+	noPatch bool
 
 	restarted chan struct{}
 	cancel    context.CancelFunc
@@ -197,53 +201,47 @@ func (s *Supervisor) Restarted() <-chan struct{} { return s.restarted }
 // taken out of the file again. The admin address is filled in; cfg is not
 // changed.
 func (s *Supervisor) Apply(ctx context.Context, cfg router.Config) (uint64, error) {
-	tbl, err := cloneConfig(&cfg)
+	if _, err := s.settings(&cfg); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applyLocked(ctx, &cfg)
+}
+
+// applyLocked is Apply; the caller holds s.mu.
+func (s *Supervisor) applyLocked(ctx context.Context, cfg *router.Config) (uint64, error) {
+	top, err := s.settings(cfg)
 	if err != nil {
 		return 0, err
 	}
-	if tbl.Admin != "" && tbl.Admin != s.admin {
-		return 0, fmt.Errorf("routing table: admin is %q, but this router's admin API is %s", tbl.Admin, s.admin)
-	}
-	if tbl.AdminToken != "" {
-		return 0, errors.New("routing table: admin_token must be empty: the router's admin API is a socket only its owner can open")
+	tbl, err := cloneConfig(cfg)
+	if err != nil {
+		return 0, err
 	}
 	tbl.Admin = s.admin
 	if err := tbl.Validate(); err != nil {
 		return 0, Refused(err.Error())
 	}
-	// One encoding for both the file and the push: a table of a thousand
-	// apps takes milliseconds to encode.
-	js, err := json.Marshal(tbl)
-	if err != nil {
-		return 0, fmt.Errorf("encoding the routing table: %w", err)
-	}
-	data, err := routeFile(js)
+	// One encoding for the file, the push and the patches that follow.
+	now, err := encodePushed(tbl, top)
 	if err != nil {
 		return 0, err
 	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	prev, prevErr := os.ReadFile(s.routes)
-	if err := writeFileAtomic(s.routes, data, 0o600); err != nil {
+	js := tableJSON(now)
+	prev := s.last
+	if prev == nil {
+		// The file's table may not be one this supervisor pushed: keep it
+		// as it is to put it back if the router refuses the new one.
+		if b, err := os.ReadFile(s.routes); err == nil {
+			prev = &pushed{raw: b}
+		}
+	}
+	if err := writeFileAtomic(s.routes, append([]byte(routeFileHeader), js...), 0o600); err != nil {
 		return 0, fmt.Errorf("saving the routing table: %w", err)
 	}
 	gen, err := s.client.putRoutesJSON(ctx, js)
-	var apiErr *APIError
-	if errors.As(err, &apiErr) && prevErr == nil {
-		// The running table stays, so the file must say so too: a restart
-		// must not come back with a table the router refused.
-		if rerr := writeFileAtomic(s.routes, prev, 0o600); rerr != nil {
-			s.log.Error("restoring the route file after a refused table", "file", s.routes, "err", rerr)
-		}
-	}
-	if apiErr != nil && apiErr.Status == http.StatusBadRequest && (apiErr.Code == "invalid_table" || apiErr.Code == "rejected") {
-		return 0, Refused(apiErr.Message)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("pushing the routing table: %w", err)
-	}
-	return gen, nil
+	return s.settle(gen, err, prev, now)
 }
 
 // ErrRefused marks a routing table the router will not take as it is (a

@@ -1,22 +1,37 @@
 // Package portalloc hands out the ports instances listen on.
 //
-// The kernel offers a free port (listen on port 0, close); ports that
-// instances already hold and ports promised to launches still in progress are
-// skipped. Another program could take the port between the close and the
-// instance's bind; the instance then fails to start or to answer its health
-// check, and the engine launches a replacement.
+// Ports are picked at random below the kernel's ephemeral range and found
+// free by listening on them; ports that instances already hold and ports
+// promised to launches still in progress are skipped. The kernel hands
+// ports of the ephemeral range to every outgoing connection (the router's
+// health checks and its connections to targets, thousands a second with
+// thousands of instances): a port of that range found free is often taken
+// by one before the instance binds it, and each instance listening there
+// leaves outgoing connections one port fewer. Another program could still
+// take the port between the check and the instance's bind; the instance
+// then fails to start or to answer its health check, and the engine
+// launches a replacement. Without room below the ephemeral range, the
+// kernel picks (port 0).
 package portalloc
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 )
+
+// lowest is the lowest port handed out: below it live well-known services.
+const lowest = 10000
 
 // Allocator hands out ports on one host address. The zero value is not
 // usable; call New.
 type Allocator struct {
-	host string
+	host   string
+	lo, hi int // ports are picked in [lo, hi); hi == 0: the kernel picks
 
 	mu       sync.Mutex
 	reserved map[int]bool // ports of launches in progress
@@ -24,7 +39,25 @@ type Allocator struct {
 
 // New returns an allocator of ports on host ("127.0.0.1").
 func New(host string) *Allocator {
-	return &Allocator{host: host, reserved: map[int]bool{}}
+	a := &Allocator{host: host, reserved: map[int]bool{}}
+	if hi := ephemeralStart(); hi-lowest >= 1000 {
+		a.lo, a.hi = lowest, hi
+	}
+	return a
+}
+
+// ephemeralStart is where the kernel's ephemeral range begins (32768 when
+// it cannot be read).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // Allocate returns a free port that used does not hold and no other
@@ -34,6 +67,28 @@ func New(host string) *Allocator {
 func (a *Allocator) Allocate(used map[int]bool) (port int, release func(), err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	reserve := func(port int) (int, func(), error) {
+		a.reserved[port] = true
+		return port, func() {
+			a.mu.Lock()
+			delete(a.reserved, port)
+			a.mu.Unlock()
+		}, nil
+	}
+	if a.hi > 0 {
+		for range 200 {
+			port := a.lo + rand.IntN(a.hi-a.lo)
+			if used[port] || a.reserved[port] {
+				continue
+			}
+			l, err := net.Listen("tcp", net.JoinHostPort(a.host, strconv.Itoa(port)))
+			if err != nil {
+				continue // another program's
+			}
+			l.Close()
+			return reserve(port)
+		}
+	}
 	for range 50 {
 		l, err := net.Listen("tcp", net.JoinHostPort(a.host, "0"))
 		if err != nil {
@@ -42,12 +97,7 @@ func (a *Allocator) Allocate(used map[int]bool) (port int, release func(), err e
 		port = l.Addr().(*net.TCPAddr).Port
 		l.Close()
 		if !used[port] && !a.reserved[port] {
-			a.reserved[port] = true
-			return port, func() {
-				a.mu.Lock()
-				delete(a.reserved, port)
-				a.mu.Unlock()
-			}, nil
+			return reserve(port)
 		}
 	}
 	return 0, nil, fmt.Errorf("finding a free port on %s: every port offered is taken by an instance", a.host)
