@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 
+	"bluegreen/internal/platform/portalloc"
 	"bluegreen/internal/spec"
 	"bluegreen/internal/store"
 )
@@ -88,13 +89,14 @@ type addressBook struct {
 
 const addressKeyPrefix = "stack-address/"
 
-// Ports of internal addresses: below the kernel's usual ephemeral range
-// (32768 and up), from which instances get their ports and the router its
-// outgoing connections, so that neither takes an address kept for a
-// service that is not bound at the moment.
+// Ports of internal addresses: the range no platform gives an instance
+// (portalloc.KeptLow to KeptHigh), below the kernel's usual ephemeral range
+// (32768 and up), from which the router's outgoing connections get theirs,
+// so that nothing takes an address kept for a service that is not bound at
+// the moment.
 const (
-	addressPortLow  = 20000
-	addressPortHigh = 30000
+	addressPortLow  = portalloc.KeptLow
+	addressPortHigh = portalloc.KeptHigh
 )
 
 // serviceAddr returns the internal address of service in slot (or

@@ -14,36 +14,27 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
-	"strings"
+
+	"bluegreen/internal/platform/portalloc"
 )
 
 // lowest port considered; below it live well-known services.
 const lowest = 10000
 
-// ephemeralStart is where the kernel's ephemeral range begins (32768 when
-// it cannot be read).
-func ephemeralStart() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				return n
-			}
-		}
-	}
-	return 32768
-}
-
-// Addr returns a free "127.0.0.1:PORT" outside the ephemeral range.
+// Addr returns a free "127.0.0.1:PORT" outside the ephemeral range and
+// outside the ports the engine keeps for stacks' internal addresses
+// (portalloc.Kept), which a listener of a test's must not take either.
 func Addr() (string, error) {
-	hi := ephemeralStart()
+	hi := portalloc.EphemeralStart()
 	if hi-lowest < 1000 {
 		hi = 65536 // no room below: fall back to the whole range
 	}
-	for range 200 {
+	for range 400 {
 		port := lowest + rand.IntN(hi-lowest)
+		if portalloc.Kept(port) {
+			continue
+		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {

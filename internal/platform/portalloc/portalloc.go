@@ -27,6 +27,18 @@ import (
 // lowest is the lowest port handed out: below it live well-known services.
 const lowest = 10000
 
+// KeptLow and KeptHigh bound the ports [KeptLow, KeptHigh) kept for the
+// engine's internal addresses of stacks (internal/engine): chosen once,
+// kept in the store, and bound only while their fleet runs, so no instance
+// may take one meanwhile.
+const (
+	KeptLow  = 20000
+	KeptHigh = 30000
+)
+
+// Kept says whether port is one of those kept for internal addresses.
+func Kept(port int) bool { return port >= KeptLow && port < KeptHigh }
+
 // Allocator hands out ports on one host address. The zero value is not
 // usable; call New.
 type Allocator struct {
@@ -40,15 +52,15 @@ type Allocator struct {
 // New returns an allocator of ports on host ("127.0.0.1").
 func New(host string) *Allocator {
 	a := &Allocator{host: host, reserved: map[int]bool{}}
-	if hi := ephemeralStart(); hi-lowest >= 1000 {
+	if hi := EphemeralStart(); hi-lowest >= 1000 {
 		a.lo, a.hi = lowest, hi
 	}
 	return a
 }
 
-// ephemeralStart is where the kernel's ephemeral range begins (32768 when
+// EphemeralStart is where the kernel's ephemeral range begins (32768 when
 // it cannot be read).
-func ephemeralStart() int {
+func EphemeralStart() int {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
@@ -78,7 +90,7 @@ func (a *Allocator) Allocate(used map[int]bool) (port int, release func(), err e
 	if a.hi > 0 {
 		for range 200 {
 			port := a.lo + rand.IntN(a.hi-a.lo)
-			if used[port] || a.reserved[port] {
+			if used[port] || a.reserved[port] || Kept(port) {
 				continue
 			}
 			l, err := net.Listen("tcp", net.JoinHostPort(a.host, strconv.Itoa(port)))
@@ -96,7 +108,7 @@ func (a *Allocator) Allocate(used map[int]bool) (port int, release func(), err e
 		}
 		port = l.Addr().(*net.TCPAddr).Port
 		l.Close()
-		if !used[port] && !a.reserved[port] {
+		if !used[port] && !a.reserved[port] && !Kept(port) {
 			return reserve(port)
 		}
 	}

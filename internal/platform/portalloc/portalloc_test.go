@@ -24,8 +24,8 @@ func TestAllocateBelowTheEphemeralRange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if port < a.lo || port >= a.hi || used[port] || seen[port] {
-			t.Fatalf("port %d: outside [%d, %d), held by an instance, or handed out twice", port, a.lo, a.hi)
+		if port < a.lo || port >= a.hi || used[port] || seen[port] || Kept(port) {
+			t.Fatalf("port %d: outside [%d, %d), held by an instance, kept for internal addresses, or handed out twice", port, a.lo, a.hi)
 		}
 		seen[port] = true
 		releases = append(releases, release)
