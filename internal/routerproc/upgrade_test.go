@@ -31,6 +31,7 @@ import (
 
 	"bluegreen/internal/router"
 	"bluegreen/internal/testwait"
+	"bluegreen/internal/testws"
 )
 
 // TestUpgradeHandsOverListenersUnderLoad replaces the router process while
@@ -57,8 +58,8 @@ func TestUpgradeHandsOverListenersUnderLoad(t *testing.T) {
 	tlsCfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
 
 	// Work that must finish on the old process.
-	ws, wsConn := openWebSocket(t, plain)
-	echo(t, ws, "before")
+	ws, wsConn := testws.Dial(t, plain)
+	testws.Echo(t, ws, "before")
 	slowPlain := startSlow(t, plain, nil)
 	slowTLS := startSlow(t, secure, tlsCfg)
 	for range 2 {
@@ -96,7 +97,7 @@ func TestUpgradeHandsOverListenersUnderLoad(t *testing.T) {
 	if gone(old) {
 		t.Fatalf("the old router %d exited with a WebSocket and slow requests open", old)
 	}
-	echo(t, ws, "during the drain")
+	testws.Echo(t, ws, "during the drain")
 	if pid := servedBy(t, wsConn, old, rep.Pid); pid != old {
 		t.Fatalf("the WebSocket is served by pid %d after the upgrade, want the old router %d", pid, old)
 	}
@@ -197,37 +198,6 @@ func upgradeBackend(t *testing.T, slowIn chan<- struct{}, release <-chan struct{
 	}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
-}
-
-func openWebSocket(t *testing.T, addr string) (*websocket.Conn, net.Conn) {
-	t.Helper()
-	var raw net.Conn
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, a)
-		raw = c
-		return c, err
-	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
-	if err != nil {
-		t.Fatalf("websocket through the router: %v", err)
-	}
-	t.Cleanup(func() { ws.CloseNow() })
-	return ws, raw
-}
-
-func echo(t *testing.T, ws *websocket.Conn, msg string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-		t.Fatalf("websocket write %q: %v", msg, err)
-	}
-	_, got, err := ws.Read(ctx)
-	if err != nil || string(got) != msg {
-		t.Fatalf("websocket echo of %q: %q %v", msg, got, err)
-	}
 }
 
 // slowReq is a request sent on a connection of its own, answered later.

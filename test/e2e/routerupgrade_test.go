@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"bluegreen/internal/testwait"
+	"bluegreen/internal/testws"
 )
 
 // TestRouterUpgradeUnderLoad replaces the server's router process twice
@@ -42,8 +42,8 @@ func TestRouterUpgradeUnderLoad(t *testing.T) {
 	})
 
 	first := routerPid(t, e)
-	ws, wsConn := dialWebSocket(t, e.prod)
-	wsEcho(t, ws, "before")
+	ws, wsConn := testws.Dial(t, e.prod)
+	testws.Echo(t, ws, "before")
 
 	fresh := startBgload(t, url, "-new-conns")
 	kept := startBgload(t, url)
@@ -65,7 +65,7 @@ func TestRouterUpgradeUnderLoad(t *testing.T) {
 	if !alive(first) {
 		t.Fatalf("the first router (pid %d) exited with a WebSocket open", first)
 	}
-	wsEcho(t, ws, "after the first upgrade")
+	testws.Echo(t, ws, "after the first upgrade")
 	if pid := socketOwner(t, wsConn, first, second); pid != first {
 		t.Fatalf("the WebSocket is served by pid %d, want the router it was opened on, %d", pid, first)
 	}
@@ -87,7 +87,7 @@ func TestRouterUpgradeUnderLoad(t *testing.T) {
 		t.Fatalf("the server did not say it upgraded the router:\n%s", e.srvLog.String())
 	}
 
-	wsEcho(t, ws, "after the second upgrade")
+	testws.Echo(t, ws, "after the second upgrade")
 	if pid := socketOwner(t, wsConn, first, second, third); pid != first {
 		t.Fatalf("the WebSocket is served by pid %d after both upgrades, want %d", pid, first)
 	}
@@ -155,36 +155,6 @@ func alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
-}
-
-func dialWebSocket(t *testing.T, addr string) (*websocket.Conn, net.Conn) {
-	t.Helper()
-	var raw net.Conn
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, a)
-		raw = c
-		return c, err
-	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
-	if err != nil {
-		t.Fatalf("WebSocket: %v", err)
-	}
-	t.Cleanup(func() { ws.CloseNow() })
-	return ws, raw
-}
-
-func wsEcho(t *testing.T, ws *websocket.Conn, msg string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-		t.Fatalf("WebSocket write %q: %v", msg, err)
-	}
-	if _, b, err := ws.Read(ctx); err != nil || string(b) != msg {
-		t.Fatalf("WebSocket echo of %q: %q %v", msg, b, err)
-	}
 }
 
 // socketOwner returns which of pids holds the router's side of the client
