@@ -15,9 +15,18 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"sync"
 
 	"bluegreen/internal/platform/portalloc"
 )
+
+// handedOut are the ports this process's tests were given: a port found
+// free is free until the test binds it, so two calls in a row (a
+// production and a test listener) could otherwise be given the same one.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
 
 // lowest port considered; below it live well-known services.
 const lowest = 10000
@@ -32,7 +41,7 @@ func Addr() (string, error) {
 	}
 	for range 400 {
 		port := lowest + rand.IntN(hi-lowest)
-		if portalloc.Kept(port) {
+		if portalloc.Kept(port) || !handOut(port) {
 			continue
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -57,4 +66,19 @@ func Must(t interface {
 		t.Fatal(err)
 	}
 	return addr
+}
+
+// handOut records port as given and says whether it was not given before.
+// Once most of the range has been handed out, it starts afresh.
+func handOut(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil || len(handedOut.ports) > 8000 {
+		handedOut.ports = map[int]bool{}
+	}
+	if handedOut.ports[port] {
+		return false
+	}
+	handedOut.ports[port] = true
+	return true
 }
