@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"bluegreen/internal/testwait"
+	"bluegreen/internal/testws"
 )
 
 // protoBackend serves what the protocol tests need: echo of headers, streaming
@@ -72,22 +73,7 @@ func protoBackend(t *testing.T) *httptest.Server {
 			}
 		}
 	})
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, msg); err != nil {
-				return
-			}
-		}
-	})
+	mux.HandleFunc("/ws", testws.EchoServer)
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		select {

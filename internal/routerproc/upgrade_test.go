@@ -178,20 +178,7 @@ func upgradeBackend(t *testing.T, slowIn chan<- struct{}, release <-chan struct{
 			<-release
 			io.WriteString(w, "slow")
 		case "/ws":
-			c, err := websocket.Accept(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer c.CloseNow()
-			for {
-				typ, msg, err := c.Read(r.Context())
-				if err != nil {
-					return
-				}
-				if err := c.Write(r.Context(), typ, msg); err != nil {
-					return
-				}
-			}
+			testws.EchoServer(w, r)
 		default:
 			io.WriteString(w, "pong")
 		}

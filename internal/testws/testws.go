@@ -45,3 +45,22 @@ func Echo(t testing.TB, ws *websocket.Conn, msg string) {
 		t.Fatalf("WebSocket echo of %q: %q %v", msg, b, err)
 	}
 }
+
+// EchoServer accepts a WebSocket and sends every message back until the
+// client goes away.
+func EchoServer(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	for {
+		typ, msg, err := c.Read(r.Context())
+		if err != nil {
+			return
+		}
+		if err := c.Write(r.Context(), typ, msg); err != nil {
+			return
+		}
+	}
+}
