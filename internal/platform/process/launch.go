@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -88,6 +89,10 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 	if err != nil {
 		return record{}, err
 	}
+	if p.opts.ShimPerFleet && instanceMarker(env) == "" {
+		// What tells this instance's daemons from its fleet's others.
+		env = append(env, "BG_INSTANCE="+s.ID)
+	}
 	path, err := resolveCommand(argv[0], dir, env)
 	if err != nil {
 		return record{}, fmt.Errorf("command %q: %w", s.Command[0], err)
@@ -111,12 +116,80 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 	return rec, err
 }
 
-// runShim starts the shim in a session of its own, hands it the
-// configuration and waits for its word that the app runs.
+// runShim has a shim start the app: a new shim of its own, or with
+// Options.ShimPerFleet the shim of its fleet, started with the fleet's
+// first instance.
 func (p *Platform) runShim(ctx context.Context, c shimConfig) (record, error) {
 	if err := os.Remove(c.ExitPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return record{}, err
 	}
+	if !p.opts.ShimPerFleet {
+		return p.startShim(ctx, c)
+	}
+	c.Shared = true
+	// One shim start at a time per fleet, so that its instances launched
+	// together share one.
+	unlock := p.locks.Lock("shim:" + fleetKey(c.Record))
+	defer unlock()
+	if pid, ticks, ok := p.fleetShim(c.Record); ok {
+		rec, err := p.launchOnShim(ctx, pid, ticks, c)
+		if !errors.Is(err, errShimClosing) {
+			return rec, err
+		}
+	}
+	return p.startShim(ctx, c)
+}
+
+// fleetKey names the fleet of an instance: its app, revision and fleet.
+func fleetKey(r record) string {
+	return r.App + "/" + strconv.FormatInt(r.Revision, 10) + "/" + r.Fleet
+}
+
+// fleetShim finds the running shim of rec's fleet among the records.
+func (p *Platform) fleetShim(rec record) (pid int, ticks uint64, ok bool) {
+	key := fleetKey(rec)
+	p.mu.Lock()
+	var cands []record
+	for id := range p.byApp[rec.App] {
+		if r := p.recs[id]; r.ShimShared && fleetKey(r) == key {
+			cands = append(cands, r)
+		}
+	}
+	p.mu.Unlock()
+	for _, r := range cands {
+		if alive(r.ShimPID, r.ShimStartTicks) {
+			return r.ShimPID, r.ShimStartTicks, true
+		}
+	}
+	return 0, 0, false
+}
+
+// launchOnShim gives c to the running shim of its fleet. errShimClosing
+// means it took nothing, being gone or about to end.
+func (p *Platform) launchOnShim(ctx context.Context, pid int, ticks uint64, c shimConfig) (record, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.StartTimeout)
+	defer cancel()
+	var msg readyMsg
+	err := askShim(ctx, pid, ticks, shimRequest{Launch: &c}, &msg)
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno) && (errno == syscall.ECONNREFUSED || errno == syscall.ENOENT):
+		return record{}, errShimClosing // it closed its socket
+	case err != nil:
+		return record{}, fmt.Errorf("asking the fleet's shim %d: %w", pid, err)
+	case msg.Closing:
+		return record{}, errShimClosing
+	case msg.Error != "":
+		return record{}, errors.New(msg.Error)
+	case msg.Record == nil:
+		return record{}, fmt.Errorf("the fleet's shim %d sent no record", pid)
+	}
+	return *msg.Record, nil
+}
+
+// startShim starts a shim in a session of its own, hands it the
+// configuration and waits for its word that the app runs.
+func (p *Platform) startShim(ctx context.Context, c shimConfig) (record, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return record{}, err
