@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -87,6 +88,11 @@ func RunShim(args []string) int {
 		return shimFail(ready, fmt.Errorf("reading configuration: %w", err))
 	}
 	os.Stdin.Close()
+	// A shim mostly waits: one thread runs its Go code, and the memory the
+	// bluegreen binary's start-up took goes back to the system, since a
+	// server may run thousands of shims.
+	runtime.GOMAXPROCS(1)
+	debug.FreeOSMemory()
 
 	// Pdeathsig belongs to the thread that started the child: keep this
 	// goroutine on its thread for the shim's whole life, and start every
