@@ -192,7 +192,21 @@ func askShim(ctx context.Context, pid int, ticks uint64, req shimRequest, answer
 	}
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if err != nil {
-		return fmt.Errorf("reading the fleet shim's answer: %w", err)
+		return &shimUnanswered{err: err}
 	}
 	return json.Unmarshal(line, answer)
 }
+
+// shimUnanswered is a request a fleet's shim got but did not answer (in
+// time): it may still carry it out.
+type shimUnanswered struct {
+	err   error
+	pid   int
+	ticks uint64
+}
+
+func (e *shimUnanswered) Error() string {
+	return "no answer: " + e.err.Error()
+}
+
+func (e *shimUnanswered) Unwrap() error { return e.err }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -320,4 +322,74 @@ func runAskShim(args []string) int {
 	}
 	fmt.Printf("%+v\n", answer)
 	return 0
+}
+
+// TestUnansweredLaunchKeepsItsPort: a fleet's shim that takes a launch but
+// does not answer in time may still start the app on the port it was given.
+// The port stays promised until the shim's record of the instance appears,
+// and then the record holds it. The shim here is the test itself, on the
+// socket a shim of its PID and start time would have.
+func TestUnansweredLaunchKeepsItsPort(t *testing.T) {
+	state := t.TempDir()
+	self, err := readStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := layout{state}
+	os.MkdirAll(files.instancesDir(), 0o700)
+	sibling := record{ID: "slow-0", App: "proc", Fleet: "blue", Host: "127.0.0.1", Port: 1,
+		PID: os.Getpid(), StartTicks: self.StartTicks, ShimPID: os.Getpid(), ShimStartTicks: self.StartTicks,
+		ShimShared: true, StopSignal: "SIGTERM"}
+	if err := writeJSON(files.recordPath(sibling.ID), sibling); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: shimSocketName(os.Getpid(), self.StartTicks), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan shimConfig, 1)
+	go func() {
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var req shimRequest
+		if json.NewDecoder(c).Decode(&req) == nil && req.Launch != nil {
+			got <- *req.Launch
+		}
+		io.Copy(io.Discard, c) // no answer, until the platform hangs up
+	}()
+
+	opts := fleetOptions(state)
+	opts.StartTimeout = 300 * time.Millisecond
+	p := newTestPlatform(t, opts)
+	sp := shSpec("slow-1", t.TempDir(), "exec sleep 1000")
+	if _, err := p.Launch(testCtx(t), sp); err == nil || !strings.Contains(err.Error(), "no answer") {
+		t.Fatalf("Launch = %v, want no answer from the fleet's shim", err)
+	}
+	c := <-got
+	port := c.Record.Port
+	if !p.ports.Reserved(port) {
+		t.Fatalf("port %d, given to the unanswered launch, is free to hand out again", port)
+	}
+
+	// The shim starts the app after all: its record shows up and holds the port.
+	rec := c.Record
+	rec.PID, rec.StartTicks, rec.ShimPID, rec.ShimStartTicks, rec.ShimShared = os.Getpid(), self.StartTicks, os.Getpid(), self.StartTicks, true
+	if err := writeJSON(c.RecordPath, rec); err != nil {
+		t.Fatal(err)
+	}
+	platformtest.Eventually(t, 10*time.Second, func() string {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.portsHeld[port] || p.ports.Reserved(port) {
+			return fmt.Sprintf("port %d: held by a record %v, still promised %v", port, p.portsHeld[port], p.ports.Reserved(port))
+		}
+		return ""
+	})
+	if in, ok := findInstance(t, p, "slow-1"); !ok || in.State != platform.StateRunning {
+		t.Fatalf("the instance the shim started late is %+v (listed %v)", in, ok)
+	}
 }

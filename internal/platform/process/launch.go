@@ -84,7 +84,7 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 	if err != nil {
 		return record{}, err
 	}
-	defer release() // once the record exists, it holds the port
+	defer func() { release() }() // once the record exists, it holds the port
 	argv, env, err := environment(s, port, os.LookupEnv, os.Environ())
 	if err != nil {
 		return record{}, err
@@ -110,8 +110,16 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 		RecordPath: p.files.recordPath(s.ID), ExitPath: p.files.exitPath(s.ID),
 		LogPath: p.files.logPath(s.ID), LogMaxBytes: p.opts.LogMaxBytes, LogKeep: p.opts.LogKeep,
 	})
-	if err == nil {
+	var unanswered *shimUnanswered
+	switch {
+	case err == nil:
 		p.index(rec) // before the port is released: the record now holds it
+	case errors.As(err, &unanswered):
+		// The fleet's shim may still start the app on this port: it stays
+		// promised until the shim's record or its end says what became
+		// of the launch.
+		go p.settle(s.ID, unanswered.pid, unanswered.ticks, release)
+		release = func() {}
 	}
 	return rec, err
 }
@@ -172,9 +180,13 @@ func (p *Platform) launchOnShim(ctx context.Context, pid int, ticks uint64, c sh
 	var msg readyMsg
 	err := askShim(ctx, pid, ticks, shimRequest{Launch: &c}, &msg)
 	var errno syscall.Errno
+	var unanswered *shimUnanswered
 	switch {
 	case errors.As(err, &errno) && (errno == syscall.ECONNREFUSED || errno == syscall.ENOENT):
 		return record{}, errShimClosing // it closed its socket
+	case errors.As(err, &unanswered):
+		unanswered.pid, unanswered.ticks = pid, ticks
+		return record{}, fmt.Errorf("asking the fleet's shim %d: %w", pid, err)
 	case err != nil:
 		return record{}, fmt.Errorf("asking the fleet's shim %d: %w", pid, err)
 	case msg.Closing:
@@ -185,6 +197,29 @@ func (p *Platform) launchOnShim(ctx context.Context, pid int, ticks uint64, c sh
 		return record{}, fmt.Errorf("the fleet's shim %d sent no record", pid)
 	}
 	return *msg.Record, nil
+}
+
+// settle waits, for a launch the fleet's shim was asked for but did not
+// answer in time, until the shim has written the instance's record (which
+// then holds its port) or has ended, and only then releases the port.
+func (p *Platform) settle(id string, shimPID int, shimTicks uint64, release func()) {
+	defer release()
+	deadline := time.Now().Add(2 * p.opts.StartTimeout)
+	tick := time.NewTicker(p.opts.Poll)
+	defer tick.Stop()
+	for time.Now().Before(deadline) && alive(shimPID, shimTicks) {
+		if rec, err := p.files.readRecord(id); err == nil && rec.ShimPID == shimPID {
+			unlock := p.lockID(id)
+			p.track(id)
+			unlock()
+			return
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // startShim starts a shim in a session of its own, hands it the
