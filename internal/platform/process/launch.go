@@ -118,8 +118,13 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 		// The fleet's shim may still start the app on this port: it stays
 		// promised until the shim's record or its end says what became
 		// of the launch.
-		go p.settle(s.ID, unanswered.pid, unanswered.ticks, release)
+		keep := release
 		release = func() {}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.settle(s.ID, unanswered.pid, unanswered.ticks, keep)
+		}()
 	}
 	return rec, err
 }
