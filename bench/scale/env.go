@@ -117,7 +117,7 @@ func (e *benchEnv) startServer(ctx context.Context) error {
 		return err
 	}
 	defer logf.Close()
-	args := []string{"server", "--data", e.data, "--api", e.apiAddr, "--log-format", "json"}
+	args := []string{"server", "--data", e.data, "--api", e.apiAddr, "--log-format", "json", "--shim-per", e.o.ShimPer}
 	if e.o.RunAs != "" {
 		args = append(args, "--run-as", e.o.RunAs)
 	}

@@ -44,7 +44,10 @@ type options struct {
 	Browser  bool
 	// RunAs is the server's --run-as ("": its default, a user of each
 	// app's own).
-	RunAs     string
+	RunAs string
+	// ShimPer is the server's --shim-per: "fleet" (one shim watches an
+	// app's fleet of instances) or "instance" (a shim each).
+	ShimPer   string
 	Out       string
 	Bluegreen string
 	Root      string `json:"-"`
@@ -59,6 +62,7 @@ func main() {
 	flag.IntVar(&o.Parallel, "parallel", 25, "deployments a wave runs at once (the next app's starts when one ends)")
 	flag.BoolVar(&o.Browser, "browser", true, "time the dashboard's apps page in headless Chromium (else its HTML and API calls over HTTP only)")
 	flag.StringVar(&o.RunAs, "run-as", "", "the server's --run-as (default: its own default, a user of each app's own, which allows 606 apps; nobody for more apps)")
+	flag.StringVar(&o.ShimPer, "shim-per", "fleet", "the server's --shim-per: fleet (one shim for each fleet's instances) or instance (a shim each: about 8 threads and 7 MB per instance)")
 	flag.StringVar(&o.Out, "out", "", "directory for the binaries, the server's log and results.json (default bench/out/scale of the checkout)")
 	flag.StringVar(&o.Bluegreen, "bluegreen", "", "a bluegreen binary to measure instead of one built from ./cmd/bluegreen")
 	flag.Parse()
@@ -82,8 +86,8 @@ func main() {
 	}
 }
 
-// maxInstances bounds apps × instances: each instance is two processes
-// (the app and its shim), and checkRoom says whether the machine has room.
+// maxInstances bounds apps × instances; checkRoom says whether the machine
+// has room for them and their shims.
 const maxInstances = 10000
 
 func (o options) check() error {
@@ -94,6 +98,8 @@ func (o options) check() error {
 		return fmt.Errorf("-instances must be 1 to 20, got %d", o.Instances)
 	case o.Apps*o.Instances > maxInstances:
 		return fmt.Errorf("-apps × -instances is %d; at most %d", o.Apps*o.Instances, maxInstances)
+	case o.ShimPer != "fleet" && o.ShimPer != "instance":
+		return fmt.Errorf("-shim-per must be fleet or instance, got %q", o.ShimPer)
 	case o.Runs < 1:
 		return fmt.Errorf("-runs must be at least 1, got %d", o.Runs)
 	case o.Requests < 10:

@@ -202,14 +202,17 @@ func readLimits() limits {
 	return l
 }
 
-// Per instance, what the machine must have room for: the app's and its
-// shim's threads (each takes a process ID), and their memory. Measured at
-// a thousand instances: the app (bench/scale/app) is one thread and about
-// 0.2 MB; its shim, a Go program, about 8 threads and 7 MB (PSS), nearly
-// all of an instance's cost.
+// What the machine must have room for: the apps' and the shims' threads
+// (each takes a process ID), and their memory. Measured at a thousand
+// instances: the app (bench/scale/app) is one thread and about 0.35 MB; a
+// shim, a Go program, about 7 threads and 6.5 MB (PSS). With a shim per
+// instance, the shims are nearly all of the cost; with a shim per fleet,
+// one per app (two for an app being deployed).
 const (
-	tasksPerInstance  = 10
-	memoryPerInstance = 8 << 20
+	tasksPerApp  = 1
+	memoryPerApp = 512 << 10
+	tasksPerShim = 8
+	memoryOfShim = 8 << 20
 )
 
 // checkRoom refuses a size the machine cannot hold, naming the limit,
@@ -218,14 +221,19 @@ const (
 func checkRoom(o options) error {
 	l := readLimits()
 	// A wave runs green beside blue for the apps it deploys at once.
-	n := (o.Apps + min(o.Parallel, o.Apps)) * o.Instances
-	if need := n * tasksPerInstance; l.PidMax > 0 && l.TasksInUse+need > l.PidMax*8/10 {
-		return fmt.Errorf("%d apps × %d instances need about %d process IDs at a wave's peak (%d instances × %d threads, nearly all their shims'), and %d of kernel.pid_max %d are in use: that passes 80 %% of it; raise kernel.pid_max or measure fewer",
-			o.Apps, o.Instances, need, n, tasksPerInstance, l.TasksInUse, l.PidMax)
+	fleets := o.Apps + min(o.Parallel, o.Apps)
+	n := fleets * o.Instances
+	shims := n
+	if o.ShimPer == "fleet" {
+		shims = fleets
 	}
-	if need := int64(n) * memoryPerInstance; l.MemAvailable > 0 && need > l.MemAvailable*8/10 {
-		return fmt.Errorf("%d apps × %d instances need about %d MiB at a wave's peak (%d MiB each, nearly all its shim's), and %d MiB are available: measure fewer",
-			o.Apps, o.Instances, need>>20, memoryPerInstance>>20, l.MemAvailable>>20)
+	if need := n*tasksPerApp + shims*tasksPerShim; l.PidMax > 0 && l.TasksInUse+need > l.PidMax*8/10 {
+		return fmt.Errorf("%d apps × %d instances need about %d process IDs at a wave's peak (%d instances, %d shims of %d threads, with -shim-per %s), and %d of kernel.pid_max %d are in use: that passes 80 %% of it; raise kernel.pid_max, measure fewer or use -shim-per fleet",
+			o.Apps, o.Instances, need, n, shims, tasksPerShim, o.ShimPer, l.TasksInUse, l.PidMax)
+	}
+	if need := int64(n)*memoryPerApp + int64(shims)*memoryOfShim; l.MemAvailable > 0 && need > l.MemAvailable*8/10 {
+		return fmt.Errorf("%d apps × %d instances need about %d MiB at a wave's peak (%d instances, %d shims of %d MiB, with -shim-per %s), and %d MiB are available: measure fewer or use -shim-per fleet",
+			o.Apps, o.Instances, need>>20, n, shims, memoryOfShim>>20, o.ShimPer, l.MemAvailable>>20)
 	}
 	return nil
 }

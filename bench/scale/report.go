@@ -56,12 +56,13 @@ var figureDefs = []struct {
 	{"router CPU, idle (health checks)", "%", func(r runResult) float64 { return r.RouterIdleCPU * 100 }},
 	{"router CPU, during a wave", "%", func(r runResult) float64 { return r.WaveRouterCPU * 100 }},
 	{"instances' CPU, idle (answering checks)", "%", func(r runResult) float64 { return r.InstancesIdleCPU * 100 }},
-	{"instance memory (PSS: app + shim), each", "KiB", func(r runResult) float64 {
-		return float64(r.Instances.AppPSS+r.Instances.ShimPSS) / 1024 / float64(max(r.Instances.Shims, 1))
+	{"instance memory (PSS: app + its share of a shim), each", "KiB", func(r runResult) float64 {
+		return float64(r.Instances.AppPSS+r.Instances.ShimPSS) / 1024 / float64(max(r.Instances.Apps, 1))
 	}},
-	{"threads per instance (app + shim)", "", func(r runResult) float64 {
-		return float64(r.Instances.Threads) / float64(max(r.Instances.Shims, 1))
+	{"threads per instance (app + its share of a shim)", "", func(r runResult) float64 {
+		return float64(r.Instances.Threads) / float64(max(r.Instances.Apps, 1))
 	}},
+	{"shims", "", func(r runResult) float64 { return float64(r.Instances.Shims) }},
 	{"store size", "MiB", func(r runResult) float64 { return mibF(r.StoreSize) }},
 	{"API: an app's status, p50", "ms", func(r runResult) float64 { return msF(pct(r.Status, 50)) }},
 	{"API: an app's status, p99", "ms", func(r runResult) float64 { return msF(pct(r.Status, 99)) }},
@@ -111,8 +112,8 @@ func median(sorted []float64) float64 {
 func (r *results) print(w io.Writer) {
 	r.medians()
 	o := r.Options
-	fmt.Fprintf(w, "\n== %d apps × %d instances (%d instances, %d processes with their shims) on %d cores, waves of %d deployments at a time: median of %d runs (lowest–highest)\n",
-		o.Apps, o.Instances, o.Apps*o.Instances, 2*o.Apps*o.Instances, runtime.NumCPU(), o.Parallel, len(r.Runs))
+	fmt.Fprintf(w, "\n== %d apps × %d instances (%d instances, a shim per %s) on %d cores, waves of %d deployments at a time: median of %d runs (lowest–highest)\n",
+		o.Apps, o.Instances, o.Apps*o.Instances, o.ShimPer, runtime.NumCPU(), o.Parallel, len(r.Runs))
 	fmt.Fprintf(w, "registering (every app's first deployment, %d at a time): all done in %s; each deployment %s median, %s p99%s\n\n",
 		o.Parallel, ms(r.RegisterWall), ms(pct(r.Register, 50)), ms(pct(r.Register, 99)), failedNote(r.RegisterFailed))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -28,7 +28,7 @@ func TestPercentiles(t *testing.T) {
 }
 
 func TestOptionsNameWhatIsWrong(t *testing.T) {
-	ok := options{Apps: 100, Instances: 10, Runs: 3, Requests: 200, Parallel: 25}
+	ok := options{Apps: 100, Instances: 10, Runs: 3, Requests: 200, Parallel: 25, ShimPer: "fleet"}
 	if err := ok.check(); err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +40,7 @@ func TestOptionsNameWhatIsWrong(t *testing.T) {
 		{func(o *options) { o.Apps, o.Instances = 2000, 10 }, "-apps × -instances"},
 		{func(o *options) { o.Apps, o.Instances = 700, 1 }, "-run-as USER"},
 		{func(o *options) { o.Parallel = 0 }, "-parallel"},
+		{func(o *options) { o.ShimPer = "app" }, "-shim-per"},
 	} {
 		o := ok
 		c.edit(&o)

@@ -23,6 +23,8 @@ type serverOptions struct {
 	StopAll   bool
 	RunAs     string
 	AllowRun  []string
+	// ShimPer is "instance" or "fleet": what one process-platform shim watches.
+	ShimPer string
 	// DockerHost is the Docker engine of apps with platform: docker.
 	DockerHost string
 	// Kubernetes is the cluster of apps with platform: kubernetes.
@@ -95,6 +97,7 @@ Prometheus that prometheus check rules ask when their spec names none.`,
 	cmd.Flags().StringVar(&o.LogFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal)")
 	cmd.Flags().StringVar(&o.RunAs, "run-as", "", "user apps and hooks run as: dynamic (a user of each app's own), a user name or ID, or root (default: dynamic when the server runs as root, else the server's user)")
 	cmd.Flags().StringSliceVar(&o.AllowRun, "allow-run-as", nil, "users an app's run_as may name (comma-separated)")
+	cmd.Flags().StringVar(&o.ShimPer, "shim-per", "instance", "what one shim of the process platform watches: instance (a shim each), or fleet (one for a fleet's instances: a few threads and MB per fleet rather than per instance, for thousands of instances)")
 	cmd.Flags().IntVar(&o.KeepRevisions, "keep-revisions", engine.DefaultRetention.Revisions, "revisions of each app kept with their bundles, files, instance output and events (at least 1)")
 	cmd.Flags().DurationVar(&o.KeepFor, "keep-for", engine.DefaultRetention.For, "revisions younger than this are kept too, and events of this age")
 	cmd.Flags().DurationVar(&o.PruneEvery, "prune-every", time.Hour, "how often what is no longer kept is removed")
@@ -131,6 +134,9 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "stopped %d instances and the router of %s\n", n, o.DataDir)
 		return nil
 	}
+	if o.ShimPer != "instance" && o.ShimPer != "fleet" {
+		return usageError{fmt.Errorf("server: --shim-per must be instance or fleet, got %q", o.ShimPer)}
+	}
 	if o.KeepRevisions < 1 {
 		return usageError{fmt.Errorf("server: --keep-revisions must be at least 1, got %d", o.KeepRevisions)}
 	}
@@ -142,5 +148,5 @@ func runServer(ctx context.Context, o serverOptions, stdout, stderr io.Writer) e
 	}
 	return server.Run(ctx, server.Options{DataDir: o.DataDir, APIAddr: o.API, Logger: log, RunAs: o.RunAs, AllowRunAs: o.AllowRun,
 		Retention: engine.Retention{Revisions: o.KeepRevisions, For: o.KeepFor}, PruneEvery: o.PruneEvery, DockerHost: o.DockerHost,
-		Kubernetes: o.Kubernetes, Notify: o.Notify, Prometheus: o.Prometheus, ACME: o.ACME})
+		Kubernetes: o.Kubernetes, Notify: o.Notify, Prometheus: o.Prometheus, ACME: o.ACME, ShimPerFleet: o.ShimPer == "fleet"})
 }

@@ -47,6 +47,9 @@ type Options struct {
 	// router` and `bluegreen instance-shim` (default: this executable).
 	RouterCommand []string
 	ShimCommand   []string
+	// ShimPerFleet has one shim watch all the instances of a fleet on the
+	// process platform (process.Options.ShimPerFleet).
+	ShimPerFleet bool
 	// Tick is how often active deployments look at their fleets (engine
 	// default when zero).
 	Tick time.Duration
@@ -210,7 +213,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	redact := outputRedactor(ps, secrets, log)
 	procs, err := process.New(process.Options{StateDir: filepath.Join(o.DataDir, instancesDir), Shim: o.ShimCommand,
-		Logger: log.With("part", "platform"), Redact: redact})
+		ShimPerFleet: o.ShimPerFleet, Logger: log.With("part", "platform"), Redact: redact})
 	if err != nil {
 		return err
 	}

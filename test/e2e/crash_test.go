@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -209,6 +210,32 @@ func TestServerKilledInEachPhaseKubernetes(t *testing.T) {
 	e := newKubeEnv(t, bin.bluegreenRace)
 	helloPodImages(t, e.kube)
 	serverKilledInEachPhase(t, e)
+}
+
+// The same with a shim per fleet (server --shim-per fleet): one shim
+// watches every instance of a fleet, through every kill, and the live
+// fleet's two instances (one of them a replacement) end under one shim.
+func TestServerKilledInEachPhaseShimPerFleet(t *testing.T) {
+	e := startDeployEnv(t, bin.bluegreenRace, func(e *deployEnv) { e.args = append(e.args, "--shim-per", "fleet") })
+	serverKilledInEachPhase(t, e)
+	parents := map[int]bool{}
+	for _, u := range e.units() {
+		pid, _ := strconv.Atoi(u)
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+		ppid, _ := strconv.Atoi(f[1])
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ppid))
+		if !strings.Contains(string(cmd), "instance-shim") {
+			t.Fatalf("the parent %d of instance process %d is %q, not a shim", ppid, pid, cmd)
+		}
+		parents[ppid] = true
+	}
+	if len(parents) != 1 {
+		t.Fatalf("the live fleet's instances have shims %v, want one", parents)
+	}
 }
 
 func serverKilledInEachPhase(t *testing.T, e *deployEnv) {

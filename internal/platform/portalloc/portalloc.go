@@ -114,3 +114,10 @@ func (a *Allocator) Allocate(used map[int]bool) (port int, release func(), err e
 	}
 	return 0, nil, fmt.Errorf("finding a free port on %s: every port offered is taken by an instance", a.host)
 }
+
+// Reserved reports whether port is promised to a launch in progress.
+func (a *Allocator) Reserved(port int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reserved[port]
+}

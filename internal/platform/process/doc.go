@@ -28,6 +28,10 @@
 // group only while the app is its unreaped child, so a process group ID
 // reused after the app is gone can never be hit.
 //
+// With Options.ShimPerFleet, one shim watches every instance of a fleet
+// instead (fleetshim.go): further instances, stop and kill requests reach
+// it on its socket rather than by signals, and it ends after its last.
+//
 // # User
 //
 // The shim stays the server's user; the app runs as InstanceSpec.User (its

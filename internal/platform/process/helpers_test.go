@@ -63,7 +63,13 @@ func launch(t *testing.T, p *Platform, sp platform.InstanceSpec) platform.Instan
 // that no reused PID is hit. The shim is asked first, as it alone can reach
 // the daemons below the app; SIGKILL is for a shim that does not answer.
 func killRecord(rec record) {
-	if alive(rec.ShimPID, rec.ShimStartTicks) {
+	if rec.ShimShared && alive(rec.ShimPID, rec.ShimStartTicks) {
+		// The fleet's shim is asked to kill this one app; it ends by
+		// itself after its last.
+		var answer shimAnswer
+		askShim(context.Background(), rec.ShimPID, rec.ShimStartTicks, shimRequest{Kill: rec.ID}, &answer)
+		waitFor(context.Background(), 5*time.Second, func() bool { return !alive(rec.PID, rec.StartTicks) })
+	} else if alive(rec.ShimPID, rec.ShimStartTicks) {
 		syscall.Kill(rec.ShimPID, shimKill)
 		gone := func() bool { return !alive(rec.ShimPID, rec.ShimStartTicks) }
 		if !waitFor(context.Background(), 5*time.Second, gone) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -83,10 +84,14 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 	if err != nil {
 		return record{}, err
 	}
-	defer release() // once the record exists, it holds the port
+	defer func() { release() }() // once the record exists, it holds the port
 	argv, env, err := environment(s, port, os.LookupEnv, os.Environ())
 	if err != nil {
 		return record{}, err
+	}
+	if p.opts.ShimPerFleet && instanceMarker(env) == "" {
+		// What tells this instance's daemons from its fleet's others.
+		env = append(env, "BG_INSTANCE="+s.ID)
 	}
 	path, err := resolveCommand(argv[0], dir, env)
 	if err != nil {
@@ -105,18 +110,126 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec) (record, 
 		RecordPath: p.files.recordPath(s.ID), ExitPath: p.files.exitPath(s.ID),
 		LogPath: p.files.logPath(s.ID), LogMaxBytes: p.opts.LogMaxBytes, LogKeep: p.opts.LogKeep,
 	})
-	if err == nil {
+	var unanswered *shimUnanswered
+	switch {
+	case err == nil:
 		p.index(rec) // before the port is released: the record now holds it
+	case errors.As(err, &unanswered):
+		// The fleet's shim may still start the app on this port: it stays
+		// promised until the shim's record or its end says what became
+		// of the launch.
+		keep := release
+		release = func() {}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.settle(s.ID, unanswered.pid, unanswered.ticks, keep)
+		}()
 	}
 	return rec, err
 }
 
-// runShim starts the shim in a session of its own, hands it the
-// configuration and waits for its word that the app runs.
+// runShim has a shim start the app: a new shim of its own, or with
+// Options.ShimPerFleet the shim of its fleet, started with the fleet's
+// first instance.
 func (p *Platform) runShim(ctx context.Context, c shimConfig) (record, error) {
 	if err := os.Remove(c.ExitPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return record{}, err
 	}
+	if !p.opts.ShimPerFleet {
+		return p.startShim(ctx, c)
+	}
+	c.Shared = true
+	// One shim start at a time per fleet, so that its instances launched
+	// together share one.
+	unlock := p.locks.Lock("shim:" + fleetKey(c.Record))
+	defer unlock()
+	if pid, ticks, ok := p.fleetShim(c.Record); ok {
+		rec, err := p.launchOnShim(ctx, pid, ticks, c)
+		if !errors.Is(err, errShimClosing) {
+			return rec, err
+		}
+	}
+	return p.startShim(ctx, c)
+}
+
+// fleetKey names the fleet of an instance: its app, revision and fleet.
+func fleetKey(r record) string {
+	return r.App + "/" + strconv.FormatInt(r.Revision, 10) + "/" + r.Fleet
+}
+
+// fleetShim finds the running shim of rec's fleet among the records.
+func (p *Platform) fleetShim(rec record) (pid int, ticks uint64, ok bool) {
+	key := fleetKey(rec)
+	p.mu.Lock()
+	var cands []record
+	for id := range p.byApp[rec.App] {
+		if r := p.recs[id]; r.ShimShared && fleetKey(r) == key {
+			cands = append(cands, r)
+		}
+	}
+	p.mu.Unlock()
+	for _, r := range cands {
+		if alive(r.ShimPID, r.ShimStartTicks) {
+			return r.ShimPID, r.ShimStartTicks, true
+		}
+	}
+	return 0, 0, false
+}
+
+// launchOnShim gives c to the running shim of its fleet. errShimClosing
+// means it took nothing, being gone or about to end.
+func (p *Platform) launchOnShim(ctx context.Context, pid int, ticks uint64, c shimConfig) (record, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.StartTimeout)
+	defer cancel()
+	var msg readyMsg
+	err := askShim(ctx, pid, ticks, shimRequest{Launch: &c}, &msg)
+	var errno syscall.Errno
+	var unanswered *shimUnanswered
+	switch {
+	case errors.As(err, &errno) && (errno == syscall.ECONNREFUSED || errno == syscall.ENOENT):
+		return record{}, errShimClosing // it closed its socket
+	case errors.As(err, &unanswered):
+		unanswered.pid, unanswered.ticks = pid, ticks
+		return record{}, fmt.Errorf("asking the fleet's shim %d: %w", pid, err)
+	case err != nil:
+		return record{}, fmt.Errorf("asking the fleet's shim %d: %w", pid, err)
+	case msg.Closing:
+		return record{}, errShimClosing
+	case msg.Error != "":
+		return record{}, errors.New(msg.Error)
+	case msg.Record == nil:
+		return record{}, fmt.Errorf("the fleet's shim %d sent no record", pid)
+	}
+	return *msg.Record, nil
+}
+
+// settle waits, for a launch the fleet's shim was asked for but did not
+// answer in time, until the shim has written the instance's record (which
+// then holds its port) or has ended, and only then releases the port.
+func (p *Platform) settle(id string, shimPID int, shimTicks uint64, release func()) {
+	defer release()
+	deadline := time.Now().Add(2 * p.opts.StartTimeout)
+	tick := time.NewTicker(p.opts.Poll)
+	defer tick.Stop()
+	for time.Now().Before(deadline) && alive(shimPID, shimTicks) {
+		if rec, err := p.files.readRecord(id); err == nil && rec.ShimPID == shimPID {
+			unlock := p.lockID(id)
+			p.track(id)
+			unlock()
+			return
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// startShim starts a shim in a session of its own, hands it the
+// configuration and waits for its word that the app runs.
+func (p *Platform) startShim(ctx context.Context, c shimConfig) (record, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return record{}, err

@@ -21,51 +21,68 @@ setsid sh -c 'echo $$$$ >> pids; exec sleep 1000' &
 ( sh -c 'echo $$$$ >> pids; exec sleep 1000' & )
 `
 
+// shimModes are the two ways of watching instances: a shim each, or a
+// shim per fleet.
+var shimModes = []struct {
+	name     string
+	perFleet bool
+}{{"shim per instance", false}, {"shim per fleet", true}}
+
 func TestStopLeavesNoOrphans(t *testing.T) {
-	for _, tc := range []struct {
-		name, prelude string
-		grace         time.Duration
-		minTook       time.Duration
-	}{
-		{"graceful", "", 10 * time.Second, 0},
-		{"ignores SIGTERM", "trap '' TERM\n", 300 * time.Millisecond, 300 * time.Millisecond},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p := newTestPlatform(t, testOptions(t.TempDir()))
-			dir := t.TempDir()
-			in := launch(t, p, shSpec("forks-0", dir, tc.prelude+forkScript+"echo ready\nwait\n"))
-			pidfile := filepath.Join(dir, "pids")
-			platformtest.Eventually(t, 10*time.Second, func() string {
-				if n := len(readPids(pidfile)); n < 5 {
-					return fmt.Sprintf("%d of 5 processes started; output:\n%s", n, readLogs(t, p, in.ID, 0))
+	for _, mode := range shimModes {
+		for _, tc := range []struct {
+			name, prelude string
+			grace         time.Duration
+			minTook       time.Duration
+		}{
+			{"graceful", "", 10 * time.Second, 0},
+			{"ignores SIGTERM", "trap '' TERM\n", 300 * time.Millisecond, 300 * time.Millisecond},
+		} {
+			t.Run(mode.name+"/"+tc.name, func(t *testing.T) {
+				opts := testOptions(t.TempDir())
+				opts.ShimPerFleet = mode.perFleet
+				p := newTestPlatform(t, opts)
+				dir := t.TempDir()
+				in := launch(t, p, shSpec("forks-0", dir, tc.prelude+forkScript+"echo ready\nwait\n"))
+				pidfile := filepath.Join(dir, "pids")
+				platformtest.Eventually(t, 10*time.Second, func() string {
+					if n := len(readPids(pidfile)); n < 5 {
+						return fmt.Sprintf("%d of 5 processes started; output:\n%s", n, readLogs(t, p, in.ID, 0))
+					}
+					return ""
+				})
+				waitLogs(t, p, in.ID, "ready")
+				start := time.Now()
+				if err := p.Stop(testCtx(t), in.ID, tc.grace); err != nil {
+					t.Fatal(err)
 				}
-				return ""
+				if took := time.Since(start); took < tc.minTook {
+					t.Errorf("Stop took %v, before the grace of %v was over", took, tc.grace)
+				}
+				checkAllGone(t, in.PID, readPids(pidfile))
 			})
-			waitLogs(t, p, in.ID, "ready")
-			start := time.Now()
-			if err := p.Stop(testCtx(t), in.ID, tc.grace); err != nil {
-				t.Fatal(err)
-			}
-			if took := time.Since(start); took < tc.minTook {
-				t.Errorf("Stop took %v, before the grace of %v was over", took, tc.grace)
-			}
-			checkAllGone(t, in.PID, readPids(pidfile))
-		})
+		}
 	}
 }
 
 func TestExitKillsLeftovers(t *testing.T) {
-	p := newTestPlatform(t, testOptions(t.TempDir()))
-	dir := t.TempDir()
-	in := launch(t, p, shSpec("leftovers-0", dir, forkScript+"while [ $(wc -l < pids) -lt 5 ]; do sleep 0.01; done\nexit 3\n"))
-	platformtest.Eventually(t, 10*time.Second, func() string {
-		got, _ := findInstance(t, p, in.ID)
-		if got.State != platform.StateExited || got.ExitCode != 3 {
-			return fmt.Sprintf("instance is %+v, want exited with code 3", got)
-		}
-		return ""
-	})
-	checkAllGone(t, in.PID, readPids(filepath.Join(dir, "pids")))
+	for _, mode := range shimModes {
+		t.Run(mode.name, func(t *testing.T) {
+			opts := testOptions(t.TempDir())
+			opts.ShimPerFleet = mode.perFleet
+			p := newTestPlatform(t, opts)
+			dir := t.TempDir()
+			in := launch(t, p, shSpec("leftovers-0", dir, forkScript+"while [ $(wc -l < pids) -lt 5 ]; do sleep 0.01; done\nexit 3\n"))
+			platformtest.Eventually(t, 10*time.Second, func() string {
+				got, _ := findInstance(t, p, in.ID)
+				if got.State != platform.StateExited || got.ExitCode != 3 {
+					return fmt.Sprintf("instance is %+v, want exited with code 3", got)
+				}
+				return ""
+			})
+			checkAllGone(t, in.PID, readPids(filepath.Join(dir, "pids")))
+		})
+	}
 }
 
 // checkAllGone fails unless every PID and every member of the app's process

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"syscall"
@@ -122,4 +123,59 @@ func startedAt(ticks uint64) time.Time {
 func GroupOf(pid int) (pgid int, startTicks uint64, err error) {
 	s, err := readStat(pid)
 	return s.PGID, s.StartTicks, err
+}
+
+// child is a child process of this one, as the shim sees it.
+type child struct {
+	pid, pgid int
+}
+
+// liveChildren lists this process's children that have not exited (zombies
+// are left out: they run nothing, and the shim's loop reaps them). It reads
+// each thread's children file, cheap whatever the number of processes on
+// the machine, and scans /proc where the kernel has no such file.
+func liveChildren() []child {
+	var pids []int
+	tasks, err := os.ReadDir("/proc/self/task")
+	ok := err == nil
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat("/proc/self/task/" + t.Name()); serr == nil {
+				ok = false // the thread is there, its children file is not
+				break
+			}
+			continue // the thread ended meanwhile
+		}
+		for _, f := range bytes.Fields(b) {
+			if pid, err := strconv.Atoi(string(f)); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	if !ok {
+		pids = childrenOf(os.Getpid())
+	}
+	out := make([]child, 0, len(pids))
+	for _, pid := range pids {
+		if s, err := readStat(pid); err == nil && s.State != 'Z' {
+			out = append(out, child{pid: pid, pgid: s.PGID})
+		}
+	}
+	return out
+}
+
+// hasEnv reports whether the environment pid started with holds entry
+// ("NAME=value").
+func hasEnv(pid int, entry string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return false
+	}
+	for e := range bytes.SplitSeq(b, []byte{0}) {
+		if string(e) == entry {
+			return true
+		}
+	}
+	return false
 }

@@ -32,6 +32,12 @@ type Options struct {
 	// appended. Default: this executable with "instance-shim", which is what
 	// the bluegreen binary provides.
 	Shim []string
+	// ShimPerFleet has one shim watch every instance of a fleet (see
+	// fleetshim.go) instead of one shim per instance: a few processes and
+	// megabytes per fleet rather than per instance, for servers with
+	// thousands of instances. Instances launched before a change keep the
+	// shims they have.
+	ShimPerFleet bool
 	// LogMaxBytes is the size at which an instance's log file is rotated
 	// (default 10 MiB); LogKeep is how many rotated files are kept (default 3).
 	LogMaxBytes int64

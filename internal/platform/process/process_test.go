@@ -18,6 +18,8 @@ func TestMain(m *testing.M) {
 			os.Exit(RunShim(os.Args[2:]))
 		case "test-server":
 			os.Exit(runTestServer(os.Args[2:]))
+		case "ask-shim":
+			os.Exit(runAskShim(os.Args[2:]))
 		}
 	}
 	code := m.Run()
@@ -41,9 +43,17 @@ func newTestPlatform(t *testing.T, opts Options) *Platform {
 }
 
 func TestConformance(t *testing.T) {
+	for _, mode := range shimModes {
+		t.Run(mode.name, func(t *testing.T) { conformance(t, mode.perFleet) })
+	}
+}
+
+func conformance(t *testing.T, perFleet bool) {
 	platformtest.Run(t, platformtest.Config{
 		New: func(t *testing.T, stateDir string) platform.Platform {
-			p, err := New(testOptions(stateDir))
+			opts := testOptions(stateDir)
+			opts.ShimPerFleet = perFleet
+			p, err := New(opts)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -36,6 +36,9 @@ type record struct {
 	// ShimPID and ShimStartTicks identify the shim that watches the app.
 	ShimPID        int    `json:"shim_pid"`
 	ShimStartTicks uint64 `json:"shim_start_ticks"`
+	// ShimShared says the shim is its fleet's, shared with the fleet's
+	// other instances: the server asks it on its socket, not with signals.
+	ShimShared bool `json:"shim_shared,omitempty"`
 
 	StopSignal  string        `json:"stop_signal"`
 	StopTimeout time.Duration `json:"stop_timeout"`

@@ -18,15 +18,17 @@ import (
 )
 
 // runTestServer is a stand-in bluegreen server, run as "test-server
-// STATEDIR SPEC-JSON" by the test binary: it launches the instance, prints
-// it as JSON and waits to be killed.
+// STATEDIR SPEC-JSON [per-fleet]" by the test binary: it launches the
+// instance, prints it as JSON and waits to be killed.
 func runTestServer(args []string) int {
 	var sp platform.InstanceSpec
-	if len(args) != 2 || json.Unmarshal([]byte(args[1]), &sp) != nil {
-		fmt.Fprintln(os.Stderr, "usage: test-server STATEDIR SPEC-JSON")
+	if len(args) < 2 || len(args) > 3 || json.Unmarshal([]byte(args[1]), &sp) != nil {
+		fmt.Fprintln(os.Stderr, "usage: test-server STATEDIR SPEC-JSON [per-fleet]")
 		return 2
 	}
-	p, err := New(testOptions(args[0]))
+	opts := testOptions(args[0])
+	opts.ShimPerFleet = len(args) == 3 && args[2] == "per-fleet"
+	p, err := New(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

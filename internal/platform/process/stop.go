@@ -46,19 +46,43 @@ func (p *Platform) Stop(ctx context.Context, id string, grace time.Duration) err
 // stopRecord ends whatever is left of rec's instance and forgets it. If ctx
 // ends during the grace period, the instance is killed at once.
 func (p *Platform) stopRecord(ctx context.Context, rec record, grace time.Duration) error {
-	shimGone := func() bool { p.reapPID(rec.ShimPID); return !alive(rec.ShimPID, rec.ShimStartTicks) }
+	shimUp := func() bool { p.reapPID(rec.ShimPID); return alive(rec.ShimPID, rec.ShimStartTicks) }
+	// A shim of one instance ends once nothing of it is left; a fleet's
+	// shim says so with the exit status it writes.
+	finished := func() bool { return !shimUp() }
+	ask := func(req syscall.Signal) { syscall.Kill(rec.ShimPID, req) }
+	if rec.ShimShared {
+		finished = func() bool {
+			_, exited := p.files.readExit(rec.ID)
+			return exited || !shimUp()
+		}
+		ask = func(req syscall.Signal) { p.askFleetShim(rec, req) }
+	}
 	groupGone := func() bool { return !groupExists(rec.PID) }
 	appUp := alive(rec.PID, rec.StartTicks)
 	switch {
-	case !shimGone():
+	case !finished():
 		if appUp {
-			syscall.Kill(rec.ShimPID, shimStop)
+			ask(shimStop)
 		}
-		if waitFor(ctx, grace, shimGone) {
+		if waitFor(ctx, grace, finished) {
 			break
 		}
-		syscall.Kill(rec.ShimPID, shimKill)
-		if waitFor(context.Background(), killWait, shimGone) {
+		ask(shimKill)
+		if waitFor(context.Background(), killWait, finished) {
+			break
+		}
+		if rec.ShimShared {
+			// The fleet's other instances still need their shim: end
+			// this app's group directly, having just checked that its
+			// leader is still the app.
+			p.log.Warn("the fleet's shim did not end the instance; killing its process group", "instance", rec.ID, "shim_pid", rec.ShimPID)
+			if alive(rec.PID, rec.StartTicks) {
+				syscall.Kill(-rec.PID, syscall.SIGKILL)
+			}
+			if !waitFor(context.Background(), killWait, groupGone) {
+				return fmt.Errorf("process group %d survived SIGKILL", rec.PID)
+			}
 			break
 		}
 		// A shim that does not end after its app was killed is broken:
@@ -68,7 +92,7 @@ func (p *Platform) stopRecord(ctx context.Context, rec record, grace time.Durati
 		if alive(rec.PID, rec.StartTicks) {
 			syscall.Kill(-rec.PID, syscall.SIGKILL)
 		}
-		if !waitFor(context.Background(), killWait, shimGone) {
+		if !waitFor(context.Background(), killWait, func() bool { return !shimUp() }) {
 			return fmt.Errorf("shim %d survived SIGKILL", rec.ShimPID)
 		}
 	case appUp:
@@ -89,6 +113,26 @@ func (p *Platform) stopRecord(ctx context.Context, rec record, grace time.Durati
 		return fmt.Errorf("removing the record: %w", err)
 	}
 	return nil
+}
+
+// askFleetShim relays a stop (shimStop) or kill (shimKill) request for rec
+// to its fleet's shim. A shim that cannot be asked is left to the waits
+// that follow.
+func (p *Platform) askFleetShim(rec record, req syscall.Signal) {
+	ctx, cancel := context.WithTimeout(context.Background(), killWait)
+	defer cancel()
+	r := shimRequest{Stop: rec.ID}
+	if req == shimKill {
+		r = shimRequest{Kill: rec.ID}
+	}
+	var answer shimAnswer
+	err := askShim(ctx, rec.ShimPID, rec.ShimStartTicks, r, &answer)
+	if err == nil && answer.Error != "" {
+		err = errors.New(answer.Error)
+	}
+	if err != nil {
+		p.log.Warn("asking the fleet's shim", "instance", rec.ID, "shim_pid", rec.ShimPID, "err", err)
+	}
 }
 
 // waitFor polls cond until it holds (true), d has passed or ctx has ended
