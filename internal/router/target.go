@@ -294,7 +294,11 @@ func (t *target) setHealth(parent context.Context, hc *HealthConfig, log *slog.L
 func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logger) {
 	defer close(t.done)
 	client := &http.Client{
-		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+		// One connection kept open between checks, as Envoy's checks do:
+		// a new connection every interval to each of thousands of targets
+		// was most of an idle router's CPU. A target whose process ends
+		// closes it, and the next check connects anew and finds it gone.
+		Transport: &http.Transport{Proxy: nil, MaxIdleConns: 1, MaxIdleConnsPerHost: 1, IdleConnTimeout: 5 * time.Minute},
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
