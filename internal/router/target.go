@@ -298,7 +298,10 @@ func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logg
 		// a new connection every interval to each of thousands of targets
 		// was most of an idle router's CPU. A target whose process ends
 		// closes it, and the next check connects anew and finds it gone.
-		Transport: &http.Transport{Proxy: nil, MaxIdleConns: 1, MaxIdleConnsPerHost: 1, IdleConnTimeout: 5 * time.Minute},
+		// Small buffers: an answer to a check is short, and thousands of
+		// these connections stay open.
+		Transport: &http.Transport{Proxy: nil, MaxIdleConns: 1, MaxIdleConnsPerHost: 1, IdleConnTimeout: 5 * time.Minute,
+			ReadBufferSize: 1 << 10, WriteBufferSize: 1 << 10},
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
