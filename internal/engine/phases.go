@@ -438,7 +438,12 @@ func (e *Engine) watch(ctx context.Context, s *state) error {
 					return err
 				}
 				why := ""
-				if t.LastCheck != "" {
+				switch {
+				case t.LastCheck != "" && t.LastCheckPassed:
+					// Turned unhealthy, then passed again, not yet
+					// enough times in a row to count as healthy.
+					why = " (the last one passed, not yet enough times in a row: " + t.LastCheck + ")"
+				case t.LastCheck != "":
 					why = ": " + t.LastCheck
 				}
 				if m.Name != "" {

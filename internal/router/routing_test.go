@@ -416,3 +416,46 @@ func TestStatsCountHealthChecks(t *testing.T) {
 		t.Fatalf("after the first check: up %+v, dead %+v", target(up.addr()), target(dead))
 	}
 }
+
+// TestHealthChecksKeepTheirConnection: the checks of a target go over one
+// connection kept open between them, not a new one each (with thousands of
+// targets, new connections were most of an idle router's CPU and filled
+// the kernel's table of closed connections); when the target closes it, the
+// next check connects anew.
+func TestHealthChecksKeepTheirConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int64
+	s := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				conns.Add(1)
+			}
+		},
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	addr := ln.Addr().String()
+	cfg := &Config{Apps: map[string]*AppConfig{"shop": {
+		Fleets: map[string]*FleetConfig{"blue": {Weight: 100, Targets: []string{addr}}},
+		Health: &HealthConfig{Path: "/healthz", Interval: Duration(10 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 3},
+	}}}
+	r := startRouter(t, cfg)
+	checks := func() uint64 { return r.Stats().Apps["shop"].Fleets["blue"].Targets[0].Checks }
+	testwait.For(t, 10*time.Second, "20 checks", func() bool { return checks() >= 20 })
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("20 checks opened %d connections, want 1", n)
+	}
+	// The target closes its idle connections (as at a graceful shutdown
+	// that then goes on serving): the checks carry on over a new one.
+	s.SetKeepAlivesEnabled(false)
+	s.SetKeepAlivesEnabled(true)
+	from := checks()
+	testwait.For(t, 10*time.Second, "20 more checks", func() bool { return checks() >= from+20 })
+	if !routesHealth(r, addr) {
+		t.Fatal("the target turned unhealthy when it closed an idle connection")
+	}
+}

@@ -294,7 +294,14 @@ func (t *target) setHealth(parent context.Context, hc *HealthConfig, log *slog.L
 func (t *target) runHealth(ctx context.Context, hc *HealthConfig, log *slog.Logger) {
 	defer close(t.done)
 	client := &http.Client{
-		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+		// One connection kept open between checks, as Envoy's checks do:
+		// a new connection every interval to each of thousands of targets
+		// was most of an idle router's CPU. A target whose process ends
+		// closes it, and the next check connects anew and finds it gone.
+		// Small buffers: an answer to a check is short, and thousands of
+		// these connections stay open.
+		Transport: &http.Transport{Proxy: nil, MaxIdleConns: 1, MaxIdleConnsPerHost: 1, IdleConnTimeout: 5 * time.Minute,
+			ReadBufferSize: 1 << 10, WriteBufferSize: 1 << 10},
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},

@@ -296,6 +296,12 @@ func (s *shim) owns(in *shimInstance, k child) bool {
 	if !s.shared {
 		return true
 	}
+	if _, app := s.apps[k.pid]; app {
+		// Another instance's app, even one started since with the
+		// reaped app's PID (a PID, and so a group ID, is reused once the
+		// group is empty).
+		return false
+	}
 	return k.pgid == in.pid || (in.marker != "" && hasEnv(k.pid, in.marker))
 }
 
