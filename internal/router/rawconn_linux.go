@@ -94,6 +94,8 @@ func (c *rawTCPConn) Write(p []byte) (int, error) {
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
+	case errno == io.ErrUnexpectedEOF:
+		return n, c.opError("write", errno)
 	case errno != nil:
 		return n, c.opError("write", os.NewSyscallError("write", errno))
 	}
@@ -105,6 +107,10 @@ func (c *rawTCPConn) writeFD(fd uintptr) bool {
 		n, err := rawWrite(int(fd), c.wp[c.wn:])
 		switch err {
 		case nil:
+			if n == 0 {
+				c.werr = io.ErrUnexpectedEOF // as net.TCPConn: a write that took nothing
+				return true
+			}
 			c.wn += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
