@@ -132,7 +132,9 @@ func (h *handler) route(ctx *fasthttp.RequestCtx, tbl *table, start time.Time) {
 		}
 	}
 	x := &exchange{ctx: ctx, tbl: tbl, lr: lr, f: f, pin: pin, start: start, host: host, target: a.upstreamTarget(target)}
-	x.reqID = requestID(ctx.Request.Header.Peek(tbl.reqID))
+	// The ID is kept in the exchange itself: one allocation less per request.
+	id := appendRequestID(x.idBuf[:0], ctx.Request.Header.Peek(tbl.reqID))
+	x.reqID = unsafe.String(unsafe.SliceData(id), len(id))
 	if a.access != nil {
 		x.logReq = appendAccessRequest(nil, ctx.Method(), host, target, clientIP(ctx), protoOf(ctx), lr.tls, lr.test)
 	}
@@ -155,7 +157,8 @@ type exchange struct {
 	f        *fleet
 	t        *target // the target that answered; nil when none did
 	pin      bool
-	reqID    string
+	reqID    string // in idBuf, which no one writes after
+	idBuf    [maxRequestID]byte
 	start    time.Time
 	status   int
 	out      int64
@@ -395,7 +398,12 @@ func (x *exchange) respond(uc *upConn, body *bodyWriter) error {
 	if length >= 0 && length <= smallBody && !sse && !noBody && (body == nil || body.fromMemory || !body.running()) {
 		// A small body is read now, in one piece: the upstream connection goes
 		// back to the pool at once and the server writes head and body together.
-		if _, err := io.CopyN(ctx.Response.BodyWriter(), uc.br, int64(length)); err != nil {
+		if uc.br.Buffered() >= length {
+			// Usually it came with the head: copied without io.CopyN's allocations.
+			b, _ := uc.br.Peek(length)
+			ctx.Response.AppendBody(b)
+			uc.br.Discard(length)
+		} else if _, err := io.CopyN(ctx.Response.BodyWriter(), uc.br, int64(length)); err != nil {
 			return err
 		}
 		bodyOK := body == nil || body.finish(ctx) // settles the body first, so its bytes are counted

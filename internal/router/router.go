@@ -518,8 +518,13 @@ func (r *Router) serve(l *listener, ln net.Listener) {
 		// bodyTimeout, so that slow clients cannot hold connections forever
 		// while long uploads still pass.
 		ReadTimeout: headTimeout,
-		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-			return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if cl := h.ContentLength(); cl > 0 || cl == -1 {
+				return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
+			}
+			// No body: nothing more is read before the next request's idle
+			// deadline, and a deadline not moved is a runtime timer not moved.
+			return fasthttp.RequestConfig{}
 		},
 		CloseOnShutdown: true,
 		// Upgraded connections belong to the router, which closes them itself

@@ -144,6 +144,7 @@ func (t *target) getConn(fresh bool, deadline time.Time) (c *upConn, reused bool
 	if err != nil {
 		return nil, false, err
 	}
+	nc = rawSyscallConn(nc)
 	c = &upConn{Conn: nc, br: bufio.NewReaderSize(nc, 8<<10), bw: bufio.NewWriterSize(nc, 8<<10), t: t}
 	t.mu.Lock()
 	if t.removed {

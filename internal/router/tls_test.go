@@ -30,7 +30,7 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bluegreen test CA"},
@@ -47,7 +47,7 @@ func newTestCA(t *testing.T) *testCA {
 }
 
 // issue writes DIR/NAME.crt and DIR/NAME.key for hosts, valid from nb to na.
-func (ca *testCA) issue(t *testing.T, dir, name string, hosts []string, nb, na time.Time) (certFile, keyFile string) {
+func (ca *testCA) issue(t testing.TB, dir, name string, hosts []string, nb, na time.Time) (certFile, keyFile string) {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
@@ -64,7 +64,7 @@ func (ca *testCA) issue(t *testing.T, dir, name string, hosts []string, nb, na t
 	return certFile, keyFile
 }
 
-func writeFile(t *testing.T, path string, data []byte) {
+func writeFile(t testing.TB, path string, data []byte) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
@@ -236,7 +236,10 @@ func TestEdgeListenerRedirectsAndAnswersChallenges(t *testing.T) {
 }
 
 func TestTLSGarbageAndHandshakeFlood(t *testing.T) {
-	defer func(d time.Duration, n int) { handshakeTimeout, maxHandshakes = d, n }(handshakeTimeout, maxHandshakes)
+	d, n := handshakeTimeout, maxHandshakes
+	// Restored once the router (stopped by a cleanup registered later, so
+	// run earlier) has no handshake left to read them.
+	t.Cleanup(func() { handshakeTimeout, maxHandshakes = d, n })
 	handshakeTimeout, maxHandshakes = 2*time.Second, 8
 	dir := t.TempDir()
 	ca := newTestCA(t)

@@ -122,7 +122,7 @@ func (f *tlsFront) handshake(c net.Conn, el *list.Element) {
 	// Counted until the connection is with its server (or closed).
 	handed := sync.OnceFunc(func() { f.handshaking.Add(-1) })
 	defer handed()
-	tc := tls.Server(c, f.cfg)
+	tc := tls.Server(rawSyscallConn(c), f.cfg)
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	err := tc.HandshakeContext(f.r.ctx)
 	f.pmu.Lock()
