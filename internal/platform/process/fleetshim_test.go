@@ -1,7 +1,6 @@
 package process
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -191,36 +190,7 @@ func TestFleetShimAfterServerKill9(t *testing.T) {
 	state := t.TempDir()
 	var ins []platform.Instance
 	for i := range 2 {
-		sp := appSpec(t, fmt.Sprintf("k9fleet-%d", i), nil)
-		spJSON, _ := json.Marshal(sp)
-		server := exec.Command(os.Args[0], "test-server", state, string(spJSON), "per-fleet")
-		server.Stderr = os.Stderr
-		stdin, _ := server.StdinPipe()
-		stdout, _ := server.StdoutPipe()
-		if err := server.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			stdin.Close()
-			server.Process.Kill()
-			server.Wait()
-			if rec, err := (layout{state}).readRecord(sp.ID); err == nil {
-				killRecord(rec)
-			}
-		})
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err != nil {
-			t.Fatalf("the server did not launch the instance: %v", err)
-		}
-		var in platform.Instance
-		if err := json.Unmarshal([]byte(line), &in); err != nil {
-			t.Fatal(err)
-		}
-		ins = append(ins, in)
-		if err := server.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		server.Wait()
+		ins = append(ins, launchFromServer(t, state, appSpec(t, fmt.Sprintf("k9fleet-%d", i), nil), true))
 	}
 	p := newTestPlatform(t, fleetOptions(state))
 	third := launch(t, p, appSpec(t, "k9fleet-2", nil))

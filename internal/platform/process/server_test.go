@@ -43,15 +43,16 @@ func runTestServer(args []string) int {
 	return 0
 }
 
-// TestAdoptAfterServerKill9 launches an instance from a server process,
-// kills that server with SIGKILL, and checks that a new Platform on the same
-// state directory adopts the instance: same process, output still captured,
-// Logs and Stop working.
-func TestAdoptAfterServerKill9(t *testing.T) {
-	state := t.TempDir()
-	sp := appSpec(t, "k9-0", nil)
+// launchFromServer launches sp from a stand-in server process over state,
+// waits for the instance to serve, then kills that server with SIGKILL.
+func launchFromServer(t *testing.T, state string, sp platform.InstanceSpec, perFleet bool) platform.Instance {
+	t.Helper()
 	spJSON, _ := json.Marshal(sp)
-	server := exec.Command(os.Args[0], "test-server", state, string(spJSON))
+	args := []string{"test-server", state, string(spJSON)}
+	if perFleet {
+		args = append(args, "per-fleet")
+	}
+	server := exec.Command(os.Args[0], args...)
 	server.Stderr = os.Stderr
 	stdin, _ := server.StdinPipe()
 	stdout, _ := server.StdoutPipe()
@@ -59,13 +60,15 @@ func TestAdoptAfterServerKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		stdin.Close()
-		server.Process.Kill()
-		server.Wait()
 		if rec, err := (layout{state}).readRecord(sp.ID); err == nil {
 			killRecord(rec)
 		}
 	})
+	defer func() {
+		stdin.Close()
+		server.Process.Signal(syscall.SIGKILL)
+		server.Wait()
+	}()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		t.Fatalf("the server did not launch the instance: %v", err)
@@ -75,11 +78,17 @@ func TestAdoptAfterServerKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	platformtest.WaitServing(t, in)
+	return in
+}
 
-	if err := server.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	server.Wait()
+// TestAdoptAfterServerKill9 launches an instance from a server process,
+// kills that server with SIGKILL, and checks that a new Platform on the same
+// state directory adopts the instance: same process, output still captured,
+// Logs and Stop working.
+func TestAdoptAfterServerKill9(t *testing.T) {
+	state := t.TempDir()
+	in := launchFromServer(t, state, appSpec(t, "k9-0", nil), false)
+	platformtest.WaitServing(t, in)
 	// The app lives on, and its output still reaches the log.
 	if _, err := platformtest.Get(in.Address, "/print?n=2&tag=orphaned"); err != nil {
 		t.Fatalf("the instance died with its server: %v", err)
