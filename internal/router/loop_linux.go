@@ -58,7 +58,7 @@ const LoopsEnv = "BLUEGREEN_ROUTER_LOOPS"
 // at least one. The router shares its machine with the apps it serves and
 // their load: on two cores, one loop took 0.63–0.68× HAProxy's CPU per
 // request with a p99 below HAProxy's, two loops 0.63–0.72× with a p99
-// up to 1.10× (busier loops park and wake less), for 4–13 % less throughput
+// up to 1.10× (busier loops park and wake less), for 4–10 % less throughput
 // at 256 connections (docs/decisions/0002-event-loop.md).
 func loopCount(getenv func(string) string, procs int) (int, error) {
 	if v := getenv(LoopsEnv); v != "" {
