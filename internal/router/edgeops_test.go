@@ -52,24 +52,6 @@ func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
 	return out
 }
 
-// startRouterWith is startRouter with options.
-func startRouterWith(t *testing.T, cfg *Config, opts Options) *Router {
-	t.Helper()
-	if cfg.Production == "" {
-		cfg.Production = freeAddr(t)
-	}
-	r := New(opts)
-	if _, err := r.Apply(cfg); err != nil {
-		t.Fatalf("apply: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		r.Shutdown(ctx)
-	})
-	return r
-}
-
 // oneExchange writes req on a new connection and reads one response.
 func oneExchange(t *testing.T, addr, req string) (*http.Response, string) {
 	t.Helper()

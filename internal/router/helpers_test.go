@@ -53,13 +53,19 @@ func (b *fleetBackend) addr() string { return strings.TrimPrefix(b.URL, "http://
 // startRouter applies cfg to a new router listening on fresh loopback ports.
 func startRouter(t *testing.T, cfg *Config) *Router {
 	t.Helper()
-	if cfg.Production == "" {
-		cfg.Production = freeAddr(t)
-	}
 	if cfg.Test == "" {
 		cfg.Test = freeAddr(t)
 	}
-	r := New(Options{})
+	return startRouterWith(t, cfg, Options{})
+}
+
+// startRouterWith is startRouter with options.
+func startRouterWith(t *testing.T, cfg *Config, opts Options) *Router {
+	t.Helper()
+	if cfg.Production == "" {
+		cfg.Production = freeAddr(t)
+	}
+	r := New(opts)
 	if _, err := r.Apply(cfg); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -122,7 +128,7 @@ func rawUpstream(t *testing.T, onRequest func(c net.Conn, br *bufio.Reader)) str
 }
 
 // upstreamServer is a TCP server that runs serve on each connection it accepts.
-func upstreamServer(t *testing.T, serve func(c net.Conn)) string {
+func upstreamServer(t testing.TB, serve func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

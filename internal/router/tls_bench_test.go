@@ -76,34 +76,19 @@ func readBenchResponse(br *bufio.Reader) error {
 // fixedUpstream answers every request head it reads with head and body; it
 // takes requests without a body only.
 func fixedUpstream(b *testing.B, head, body []byte) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
 	resp := append(append([]byte(nil), head...), body...)
-	go func() {
+	return upstreamServer(b, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadSlice('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadSlice('\n')
-					if err != nil {
-						return
-					}
-					if len(line) == 2 {
-						if _, err := c.Write(resp); err != nil {
-							return
-						}
-					}
+			if len(line) == 2 {
+				if _, err := c.Write(resp); err != nil {
+					return
 				}
-			}()
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }

@@ -187,7 +187,7 @@ func (p *Platform) launchOnShim(ctx context.Context, pid int, ticks uint64, c sh
 	var errno syscall.Errno
 	var unanswered *shimUnanswered
 	switch {
-	case errors.As(err, &errno) && (errno == syscall.ECONNREFUSED || errno == syscall.ENOENT):
+	case errors.As(err, &errno) && errno == syscall.ECONNREFUSED:
 		return record{}, errShimClosing // it closed its socket
 	case errors.As(err, &unanswered):
 		unanswered.pid, unanswered.ticks = pid, ticks
